@@ -1,0 +1,1 @@
+//! Placeholder: the bench load generator is not built yet (issue 4).

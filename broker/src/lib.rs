@@ -1,0 +1,1 @@
+//! Placeholder: the broker is not built yet (issue 3).

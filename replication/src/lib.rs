@@ -1,0 +1,1 @@
+//! Placeholder: replication is not built yet.

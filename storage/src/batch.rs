@@ -1,0 +1,436 @@
+//! RecordBatch v2: a zero-copy view of the 61-byte header, validation of a
+//! produced batch, and the in-place rewrites the log does (base offset,
+//! LogAppendTime). Layout (big-endian, as on the wire and on disk):
+//!
+//! ```text
+//! 0  baseOffset i64        | outside the CRC, rewritten on append
+//! 8  batchLength i32       | bytes after this field
+//! 12 partitionLeaderEpoch  | outside the CRC
+//! 16 magic i8 (= 2)
+//! 17 crc u32 (CRC-32C of attributes..end)
+//! 21 attributes i16, 23 lastOffsetDelta i32, 27 baseTimestamp i64,
+//! 35 maxTimestamp i64, 43 producerId i64, 51 producerEpoch i16,
+//! 53 baseSequence i32, 57 recordsCount i32, 61 records...
+//! ```
+
+use crate::error::BatchError;
+use crate::limits::{BATCH_HEADER_BYTES, BATCH_LENGTH_PREFIX_BYTES};
+use zerocopy::byteorder::big_endian::{I16, I32, I64, U32};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+/// Offset of the first byte the CRC covers (attributes).
+const CRC_START: usize = 21;
+const ATTR_COMPRESSION_MASK: i16 = 0x07;
+const ATTR_TIMESTAMP_TYPE_LOG_APPEND: i16 = 0x08;
+const ATTR_TRANSACTIONAL: i16 = 0x10;
+const ATTR_CONTROL: i16 = 0x20;
+
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Debug)]
+#[repr(C)]
+pub struct BatchHeader {
+    pub base_offset: I64,
+    pub batch_length: I32,
+    pub partition_leader_epoch: I32,
+    pub magic: i8,
+    pub crc: U32,
+    pub attributes: I16,
+    pub last_offset_delta: I32,
+    pub base_timestamp: I64,
+    pub max_timestamp: I64,
+    pub producer_id: I64,
+    pub producer_epoch: I16,
+    pub base_sequence: I32,
+    pub records_count: I32,
+}
+
+const _: () = assert!(std::mem::size_of::<BatchHeader>() == BATCH_HEADER_BYTES);
+
+impl BatchHeader {
+    /// Header view of the first 61 bytes, without checking anything else.
+    pub fn parse(bytes: &[u8]) -> Result<&BatchHeader, BatchError> {
+        BatchHeader::ref_from_prefix(bytes)
+            .map(|(header, _)| header)
+            .map_err(|_| BatchError::Truncated {
+                needed: BATCH_HEADER_BYTES,
+                got: bytes.len(),
+            })
+    }
+
+    fn parse_mut(bytes: &mut [u8]) -> Result<&mut BatchHeader, BatchError> {
+        let got = bytes.len();
+        BatchHeader::mut_from_prefix(bytes)
+            .map(|(header, _)| header)
+            .map_err(|_| BatchError::Truncated {
+                needed: BATCH_HEADER_BYTES,
+                got,
+            })
+    }
+
+    /// Total bytes of the batch including the 12-byte prefix, if the length
+    /// field is sane (at least a header).
+    pub fn total_bytes(&self) -> Option<usize> {
+        let length = usize::try_from(self.batch_length.get()).ok()?;
+        let total = length.checked_add(BATCH_LENGTH_PREFIX_BYTES)?;
+        (total >= BATCH_HEADER_BYTES).then_some(total)
+    }
+
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset.get()
+    }
+
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset
+            .get()
+            .saturating_add(i64::from(self.last_offset_delta.get()))
+    }
+
+    pub fn compression(&self) -> i16 {
+        self.attributes.get() & ATTR_COMPRESSION_MASK
+    }
+
+    pub fn is_control(&self) -> bool {
+        self.attributes.get() & ATTR_CONTROL != 0
+    }
+
+    pub fn is_transactional(&self) -> bool {
+        self.attributes.get() & ATTR_TRANSACTIONAL != 0
+    }
+
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes.get() & ATTR_TIMESTAMP_TYPE_LOG_APPEND != 0
+    }
+}
+
+/// CRC-32C over attributes..end, as stored in the header.
+pub fn compute_crc(batch: &[u8]) -> u32 {
+    batch.get(CRC_START..).map(crc32c::crc32c).unwrap_or(0)
+}
+
+/// Checks a batch that is exactly `bytes` long as it must be on disk:
+/// magic 2, length field equal to the slice, CRC, offset delta sane.
+/// Used by recovery and by readers; it does not look inside records.
+pub fn check_stored(bytes: &[u8]) -> Result<&BatchHeader, BatchError> {
+    let header = BatchHeader::parse(bytes)?;
+    if header.magic != 2 {
+        return Err(BatchError::UnsupportedMagic(header.magic));
+    }
+    let total = header
+        .total_bytes()
+        .ok_or(BatchError::CorruptRecord("batch length below header size"))?;
+    if total != bytes.len() {
+        return Err(BatchError::CorruptRecord(
+            "batch length disagrees with its bytes",
+        ));
+    }
+    if header.last_offset_delta.get() < 0 {
+        return Err(BatchError::CorruptRecord("negative lastOffsetDelta"));
+    }
+    let computed = compute_crc(bytes);
+    if computed != header.crc.get() {
+        return Err(BatchError::CrcMismatch {
+            stored: header.crc.get(),
+            computed,
+        });
+    }
+    Ok(header)
+}
+
+/// Validates one batch as produced by a client (Kafka's LogValidator rules
+/// that need no decompression). `max_bytes` is `max.message.bytes`.
+pub fn validate_produced(bytes: &[u8], max_bytes: usize) -> Result<(), BatchError> {
+    if bytes.len() > max_bytes {
+        return Err(BatchError::RecordTooLarge {
+            size: bytes.len(),
+            max: max_bytes,
+        });
+    }
+    let header = check_stored(bytes)?;
+    if header.is_control() {
+        return Err(BatchError::ControlBatch);
+    }
+    let count = header.records_count.get();
+    if count <= 0 {
+        return Err(BatchError::CorruptRecord("batch without records"));
+    }
+    if i64::from(header.last_offset_delta.get()) + 1 != i64::from(count) {
+        return Err(BatchError::CorruptRecord(
+            "lastOffsetDelta + 1 differs from recordsCount",
+        ));
+    }
+    if header.producer_id.get() >= 0 && header.base_sequence.get() < 0 {
+        return Err(BatchError::CorruptRecord(
+            "producer id without a base sequence",
+        ));
+    }
+    if header.compression() == 0 {
+        check_record_framing(&bytes[BATCH_HEADER_BYTES..], count)?;
+    } else if header.compression() > 4 {
+        return Err(BatchError::CorruptRecord("unknown compression codec"));
+    }
+    Ok(())
+}
+
+/// For an uncompressed batch, walks only the varint length prefixes of the
+/// records: their count must equal the header's and they must fill the batch
+/// exactly. Compressed batches are not inflated (see docs/storage-format.md).
+fn check_record_framing(mut records: &[u8], count: i32) -> Result<(), BatchError> {
+    let mut seen: i32 = 0;
+    while !records.is_empty() {
+        let (length, used) =
+            read_varint(records).ok_or(BatchError::CorruptRecord("bad record length varint"))?;
+        let length = usize::try_from(length)
+            .map_err(|_| BatchError::CorruptRecord("negative record length"))?;
+        let end = used
+            .checked_add(length)
+            .filter(|end| *end <= records.len())
+            .ok_or(BatchError::CorruptRecord("record overruns its batch"))?;
+        records = &records[end..];
+        seen = seen.saturating_add(1);
+    }
+    if seen != count {
+        return Err(BatchError::CorruptRecord(
+            "recordsCount differs from the records present",
+        ));
+    }
+    Ok(())
+}
+
+/// Zig-zag varint (as Kafka's records use), at most 5 bytes.
+pub(crate) fn read_varint(bytes: &[u8]) -> Option<(i32, usize)> {
+    let (raw, used) = read_unsigned_varint(bytes, 5)?;
+    let raw = u32::try_from(raw).ok()?;
+    Some((((raw >> 1) as i32) ^ -((raw & 1) as i32), used))
+}
+
+/// Zig-zag varlong, at most 10 bytes.
+pub(crate) fn read_varlong(bytes: &[u8]) -> Option<(i64, usize)> {
+    let (raw, used) = read_unsigned_varint(bytes, 10)?;
+    Some((((raw >> 1) as i64) ^ -((raw & 1) as i64), used))
+}
+
+fn read_unsigned_varint(bytes: &[u8], max_len: usize) -> Option<(u64, usize)> {
+    let mut value: u64 = 0;
+    for (i, byte) in bytes.iter().take(max_len).enumerate() {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+/// Assigns `base_offset` in place. The CRC does not cover it, so nothing
+/// else changes. With `log_append_time_ms` the timestamp type bit and
+/// maxTimestamp are rewritten and the CRC recomputed, as Kafka does.
+pub fn assign_offsets(
+    bytes: &mut [u8],
+    base_offset: i64,
+    log_append_time_ms: Option<i64>,
+) -> Result<(), BatchError> {
+    let header = BatchHeader::parse_mut(bytes)?;
+    header.base_offset.set(base_offset);
+    if let Some(now_ms) = log_append_time_ms {
+        let attributes = header.attributes.get() | ATTR_TIMESTAMP_TYPE_LOG_APPEND;
+        header.attributes.set(attributes);
+        header.max_timestamp.set(now_ms);
+        let crc = compute_crc(bytes);
+        BatchHeader::parse_mut(bytes)?.crc.set(crc);
+    }
+    Ok(())
+}
+
+/// Timestamp of every record of an uncompressed batch, in order, paired with
+/// its offset. None for a compressed batch (its records are not inflated).
+pub fn record_timestamps(bytes: &[u8]) -> Option<Vec<(i64, i64)>> {
+    let header = BatchHeader::parse(bytes).ok()?;
+    if header.compression() != 0 {
+        return None;
+    }
+    if header.is_log_append_time() {
+        let ts = header.max_timestamp.get();
+        return Some(
+            (header.base_offset()..=header.last_offset())
+                .map(|o| (o, ts))
+                .collect(),
+        );
+    }
+    let mut records = bytes.get(BATCH_HEADER_BYTES..)?;
+    let mut out = Vec::new();
+    while !records.is_empty() {
+        let (length, used) = read_varint(records)?;
+        let body = records.get(used..used.checked_add(usize::try_from(length).ok()?)?)?;
+        // body: attributes i8, timestampDelta varlong, offsetDelta varint, ...
+        let (ts_delta, ts_used) = read_varlong(body.get(1..)?)?;
+        let (offset_delta, _) = read_varint(body.get(1 + ts_used..)?)?;
+        out.push((
+            header.base_offset() + i64::from(offset_delta),
+            header.base_timestamp.get().saturating_add(ts_delta),
+        ));
+        records = &records[used + body.len()..];
+    }
+    Some(out)
+}
+
+/// Test and benchmark support: builds a valid uncompressed batch with
+/// `values` as records (null keys, no headers), base offset 0.
+pub fn build_batch(values: &[&[u8]], base_timestamp_ms: i64) -> Vec<u8> {
+    let mut records = Vec::new();
+    for (delta, value) in values.iter().enumerate() {
+        let mut body = vec![0u8]; // attributes
+        put_varlong(&mut body, delta as i64); // timestampDelta: one ms per record
+        put_varlong(&mut body, delta as i64); // offsetDelta
+        put_varlong(&mut body, -1); // key: null
+        put_varlong(&mut body, value.len() as i64);
+        body.extend_from_slice(value);
+        put_varlong(&mut body, 0); // headers
+        put_varlong(&mut records, body.len() as i64);
+        records.extend_from_slice(&body);
+    }
+    let count = values.len() as i32;
+    let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + records.len());
+    out.extend_from_slice(&0i64.to_be_bytes());
+    let length = (BATCH_HEADER_BYTES - BATCH_LENGTH_PREFIX_BYTES + records.len()) as i32;
+    out.extend_from_slice(&length.to_be_bytes());
+    out.extend_from_slice(&0i32.to_be_bytes()); // partitionLeaderEpoch
+    out.push(2);
+    out.extend_from_slice(&0u32.to_be_bytes()); // crc, set below
+    out.extend_from_slice(&0i16.to_be_bytes()); // attributes
+    out.extend_from_slice(&(count - 1).to_be_bytes());
+    out.extend_from_slice(&base_timestamp_ms.to_be_bytes());
+    let max_ts = base_timestamp_ms + i64::from(count - 1);
+    out.extend_from_slice(&max_ts.to_be_bytes());
+    out.extend_from_slice(&(-1i64).to_be_bytes()); // producerId
+    out.extend_from_slice(&(-1i16).to_be_bytes());
+    out.extend_from_slice(&(-1i32).to_be_bytes());
+    out.extend_from_slice(&count.to_be_bytes());
+    out.extend_from_slice(&records);
+    let crc = compute_crc(&out);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
+fn put_varlong(out: &mut Vec<u8>, value: i64) {
+    let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
+    while zigzag >= 0x80 {
+        out.push((zigzag as u8 & 0x7f) | 0x80);
+        zigzag >>= 7;
+    }
+    out.push(zigzag as u8);
+}
+
+/// Iterates over consecutive stored batches in `bytes`; stops at the first
+/// that is incomplete or invalid and reports where.
+pub struct BatchScan<'a> {
+    bytes: &'a [u8],
+    position: usize,
+}
+
+/// Where and why a scan stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanEnd {
+    /// All bytes were whole valid batches.
+    Clean,
+    /// The remaining bytes hold the start of a batch that does not fit.
+    Incomplete { position: usize },
+    /// The remaining bytes are not a valid batch.
+    Invalid { position: usize, error: BatchError },
+}
+
+impl<'a> BatchScan<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        BatchScan { bytes, position: 0 }
+    }
+
+    pub fn position(&self) -> usize {
+        self.position
+    }
+
+    /// The next valid batch as (position, bytes), or why scanning ends.
+    pub fn next_batch(&mut self) -> Result<(usize, &'a [u8]), ScanEnd> {
+        let rest = &self.bytes[self.position..];
+        if rest.is_empty() {
+            return Err(ScanEnd::Clean);
+        }
+        let position = self.position;
+        let header = match BatchHeader::parse(rest) {
+            Ok(header) => header,
+            Err(_) => return Err(ScanEnd::Incomplete { position }),
+        };
+        let Some(total) = header.total_bytes() else {
+            return Err(ScanEnd::Invalid {
+                position,
+                error: BatchError::CorruptRecord("batch length below header size"),
+            });
+        };
+        if total > rest.len() {
+            return Err(ScanEnd::Incomplete { position });
+        }
+        let batch = &rest[..total];
+        check_stored(batch).map_err(|error| ScanEnd::Invalid { position, error })?;
+        self.position += total;
+        Ok((position, batch))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_batch_validates_and_round_trips_offsets() {
+        let mut batch = build_batch(&[b"a", b"bc", b""], 1000);
+        validate_produced(&batch, 1 << 20).expect("valid");
+        assign_offsets(&mut batch, 42, None).expect("assign");
+        let header = check_stored(&batch).expect("crc still valid");
+        assert_eq!(header.base_offset(), 42);
+        assert_eq!(header.last_offset(), 44);
+        assert_eq!(
+            record_timestamps(&batch),
+            Some(vec![(42, 1000), (43, 1001), (44, 1002)])
+        );
+    }
+
+    #[test]
+    fn log_append_time_rewrites_crc() {
+        let mut batch = build_batch(&[b"x"], 5);
+        assign_offsets(&mut batch, 7, Some(99)).expect("assign");
+        let header = check_stored(&batch).expect("crc recomputed");
+        assert!(header.is_log_append_time());
+        assert_eq!(header.max_timestamp.get(), 99);
+    }
+
+    #[test]
+    fn lying_record_count_is_rejected() {
+        let mut batch = build_batch(&[b"a", b"b"], 0);
+        batch[57..61].copy_from_slice(&3i32.to_be_bytes());
+        batch[23..27].copy_from_slice(&2i32.to_be_bytes());
+        let crc = compute_crc(&batch);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(
+            validate_produced(&batch, 1 << 20),
+            Err(BatchError::CorruptRecord(
+                "recordsCount differs from the records present"
+            ))
+        );
+    }
+
+    #[test]
+    fn flipped_byte_fails_crc() {
+        let mut batch = build_batch(&[b"hello"], 0);
+        let last = batch.len() - 1;
+        batch[last] ^= 1;
+        assert!(matches!(
+            validate_produced(&batch, 1 << 20),
+            Err(BatchError::CrcMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn oversized_batch_is_too_large() {
+        let batch = build_batch(&[&[0u8; 100]], 0);
+        assert!(matches!(
+            validate_produced(&batch, 50),
+            Err(BatchError::RecordTooLarge { .. })
+        ));
+    }
+}

@@ -1,0 +1,62 @@
+//! Typed errors of the storage crate. The broker maps each to a Kafka error
+//! code in one place; here they only say what went wrong.
+
+use std::io;
+
+/// Why a batch handed to [`crate::Log::append`] was refused. Each maps to one
+/// Kafka error code (see `docs/storage-format.md`).
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum BatchError {
+    #[error("batch shorter than the {needed}-byte header: {got} bytes")]
+    Truncated { needed: usize, got: usize },
+    #[error("unsupported record batch magic {0} (only magic 2 is stored)")]
+    UnsupportedMagic(i8),
+    #[error("corrupt record batch: {0}")]
+    CorruptRecord(&'static str),
+    #[error("crc mismatch: header says {stored:#010x}, bytes give {computed:#010x}")]
+    CrcMismatch { stored: u32, computed: u32 },
+    #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
+    RecordTooLarge { size: usize, max: usize },
+    #[error("control batches may not be produced by clients")]
+    ControlBatch,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error(transparent)]
+    InvalidBatch(#[from] BatchError),
+    #[error("offset {offset} is out of range [{log_start}, {log_end}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start: i64,
+        log_end: i64,
+    },
+    /// A write or fdatasync failed earlier: the log is read-only until the
+    /// process restarts and recovery runs. Retrying an fsync after a failure
+    /// can report success for data the kernel already dropped, so we never do.
+    #[error("log {dir} is poisoned after an I/O error ({cause}); it is read-only")]
+    Poisoned { dir: String, cause: String },
+    #[error("log directory {0} is closed")]
+    Closed(String),
+    #[error("bad log directory name {0:?}: expected <topic>-<partition>")]
+    BadDirName(String),
+    #[error("bad checkpoint file {path}: {reason}")]
+    BadCheckpoint { path: String, reason: String },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl StorageError {
+    pub(crate) fn io(context: impl Into<String>, source: impl Into<io::Error>) -> Self {
+        StorageError::Io {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -1,0 +1,26 @@
+//! Sluice's storage: the durable, crash-safe log behind every partition.
+//!
+//! A [`Log`] is one partition's directory of segments in Kafka's file
+//! layout, written with O_DIRECT through glommio's DMA files. It must be used
+//! from inside a glommio executor, on one core; it holds no global state.
+//! See docs/storage-format.md for the byte layout and the durability
+//! argument.
+
+pub mod batch;
+pub mod cache;
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod index;
+pub mod io;
+pub mod limits;
+pub mod log;
+pub mod read;
+pub mod segment;
+
+pub use cache::CoreMemory;
+pub use config::{LogConfig, TimestampType};
+pub use error::{BatchError, Result, StorageError};
+pub use io::Faults;
+pub use log::{AppendInfo, Log, LogOptions, LogStats, RecoveryReport};
+pub use read::{Chunk, ReadBatches};

@@ -1,0 +1,333 @@
+use crate::common::{batch, open, options, read_all, run, small_segments};
+use storage::batch::BatchHeader;
+use storage::{BatchError, CoreMemory, Faults, Log, LogConfig, StorageError, TimestampType};
+
+#[test]
+fn append_assigns_dense_offsets_and_read_returns_the_bytes() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (log, _) = open(dir.path(), LogConfig::default()).await;
+        let mut expected = Vec::new();
+        for i in 0..50 {
+            let info = log
+                .append(batch("a", 1 + i % 4, 100))
+                .await
+                .expect("append");
+            assert_eq!(
+                info.base_offset,
+                expected.iter().map(|(_, n)| n).sum::<i64>()
+            );
+            expected.push((info.base_offset, (1 + i % 4) as i64));
+        }
+        assert_eq!(log.log_end_offset(), log.durable_end_offset());
+        let all = read_all(&log, 0).await;
+        assert_eq!(all.len(), 50);
+        for (stored, (base, count)) in all.iter().zip(&expected) {
+            let header = storage::batch::check_stored(stored).expect("valid stored batch");
+            assert_eq!(header.base_offset(), *base);
+            assert_eq!(header.last_offset() - header.base_offset() + 1, *count);
+        }
+        // A read from inside a batch starts with the batch that holds it.
+        let (base, _) = expected[10];
+        let read = log.read(base + 1, 1).await.expect("read");
+        let first = read.batches().next().expect("one batch");
+        assert_eq!(
+            BatchHeader::parse(first).expect("header").base_offset(),
+            base
+        );
+        assert_eq!(
+            read.batches().count(),
+            1,
+            "max_bytes=1 still gives one whole batch"
+        );
+    });
+}
+
+#[test]
+fn reopen_after_close_reads_everything_from_disk() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let written: Vec<Vec<u8>> = {
+            let (log, _) = open(dir.path(), small_segments()).await;
+            for i in 0..200 {
+                log.append(batch(&format!("r{i}"), 3, 200))
+                    .await
+                    .expect("append");
+            }
+            assert!(log.segment_base_offsets().len() > 5, "segments rolled");
+            let all = read_all(&log, 0).await;
+            log.close().await.expect("close");
+            all
+        };
+        let (log, report) = open(dir.path(), small_segments()).await;
+        assert_eq!(report.truncated_bytes(), 0);
+        assert_eq!(log.log_end_offset(), 600);
+        assert_eq!(read_all(&log, 0).await, written);
+        for offset in [0, 1, 299, 300, 599] {
+            let read = log.read(offset, 1).await.expect("read");
+            let header = BatchHeader::parse(read.batches().next().expect("batch")).expect("h");
+            assert!(header.base_offset() <= offset && offset <= header.last_offset());
+        }
+        // Appends continue after the reopened tail.
+        let info = log.append(batch("after", 2, 10)).await.expect("append");
+        assert_eq!(info.base_offset, 600);
+    });
+}
+
+#[test]
+fn files_are_named_like_kafka() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (log, _) = open(dir.path(), small_segments()).await;
+        for _ in 0..100 {
+            log.append(batch("n", 2, 300)).await.expect("append");
+        }
+        log.close().await.expect("close");
+        let second = log.segment_base_offsets()[1];
+        for name in [
+            "00000000000000000000.log".to_string(),
+            "00000000000000000000.index".to_string(),
+            "00000000000000000000.timeindex".to_string(),
+            format!("{second:020}.log"),
+            "recovery-point.checkpoint".to_string(),
+        ] {
+            assert!(dir.path().join(&name).exists(), "{name} missing");
+        }
+    });
+}
+
+#[test]
+fn evicted_tail_cache_reads_come_from_disk() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut opts = options(small_segments());
+        opts.memory = CoreMemory::new(8 * 1024);
+        let memory = opts.memory.clone();
+        let (log, _) = Log::open(dir.path(), opts).await.expect("open");
+        let mut appended = Vec::new();
+        for i in 0..100 {
+            let info = log
+                .append(batch(&format!("e{i}"), 2, 500))
+                .await
+                .expect("append");
+            appended.push(info.base_offset);
+        }
+        assert!(
+            memory.tail_cache_bytes() <= 8 * 1024 + 2048,
+            "cache stays near its budget"
+        );
+        let all = read_all(&log, 0).await;
+        assert_eq!(all.len(), 100);
+        let read = log.read(0, 1).await.expect("read");
+        assert!(
+            matches!(read.chunks[0], storage::Chunk::Disk(_)),
+            "old data comes from disk"
+        );
+    });
+}
+
+#[test]
+fn out_of_range_and_bad_batches_are_typed_errors() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            max_message_bytes: 2000,
+            ..LogConfig::default()
+        };
+        let (log, _) = open(dir.path(), config).await;
+        log.append(batch("x", 1, 10)).await.expect("append");
+        assert!(matches!(
+            log.read(5, 100).await,
+            Err(StorageError::OffsetOutOfRange { offset: 5, .. })
+        ));
+        assert!(log.read(1, 100).await.expect("read at end").is_empty());
+        let err = log
+            .append(batch("big", 1, 5000))
+            .await
+            .expect_err("too large");
+        assert!(matches!(
+            err,
+            StorageError::InvalidBatch(BatchError::RecordTooLarge { .. })
+        ));
+        let mut corrupt = batch("c", 2, 10);
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 0xff;
+        let err = log.append(corrupt).await.expect_err("bad crc");
+        assert!(matches!(
+            err,
+            StorageError::InvalidBatch(BatchError::CrcMismatch { .. })
+        ));
+        assert_eq!(log.log_end_offset(), 1, "rejected batches take no offsets");
+    });
+}
+
+#[test]
+fn concurrent_appends_share_fdatasyncs() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (log, _) = open(dir.path(), LogConfig::default()).await;
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let log = log.clone();
+                glommio::spawn_local(async move {
+                    log.append(batch(&format!("g{i}"), 1, 100))
+                        .await
+                        .expect("append")
+                })
+            })
+            .collect();
+        let mut bases = Vec::new();
+        for task in tasks {
+            bases.push(task.await.base_offset);
+        }
+        bases.sort_unstable();
+        assert_eq!(bases, (0..64).collect::<Vec<i64>>());
+        let flushes = log.stats().flushes;
+        assert!(
+            flushes < 64,
+            "group commit: {flushes} fdatasyncs for 64 appends"
+        );
+        assert_eq!(log.durable_end_offset(), 64);
+    });
+}
+
+#[test]
+fn fdatasync_error_poisons_the_log() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut opts = options(LogConfig::default());
+        let faults = Faults::new();
+        opts.faults = faults.clone();
+        let (log, _) = Log::open(dir.path(), opts).await.expect("open");
+        log.append(batch("ok", 1, 10)).await.expect("append");
+        faults.fail_next_fdatasync();
+        let err = log
+            .append(batch("fails", 1, 10))
+            .await
+            .expect_err("sync fails");
+        assert!(matches!(err, StorageError::Poisoned { .. }), "{err}");
+        assert!(log.is_poisoned());
+        // Never retried: later appends fail too, reads still work.
+        let err = log
+            .append(batch("later", 1, 10))
+            .await
+            .expect_err("read-only");
+        assert!(matches!(err, StorageError::Poisoned { .. }));
+        assert_eq!(log.durable_end_offset(), 1);
+        assert!(!log.read(0, 100).await.expect("read").is_empty());
+    });
+}
+
+#[test]
+fn log_append_time_overrides_timestamps() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            timestamp_type: TimestampType::LogAppendTime,
+            ..LogConfig::default()
+        };
+        let (log, _) = open(dir.path(), config).await;
+        let info = log.append(batch("t", 2, 10)).await.expect("append");
+        let now = info.log_append_time_ms.expect("append time");
+        let read = log.read(0, 1000).await.expect("read");
+        let stored = read.batches().next().expect("batch");
+        let header = storage::batch::check_stored(stored).expect("crc valid after rewrite");
+        assert!(header.is_log_append_time());
+        assert_eq!(header.max_timestamp.get(), now);
+    });
+}
+
+#[test]
+fn offset_for_timestamp_finds_the_first_record_at_or_after() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (log, _) = open(dir.path(), small_segments()).await;
+        for i in 0..100i64 {
+            let values: Vec<&[u8]> = vec![b"a", b"b", b"c"];
+            // Record timestamps: 1000*i, 1000*i + 1, 1000*i + 2.
+            let bytes = storage::batch::build_batch(&values, 1000 * i);
+            log.append(bytes::BytesMut::from(&bytes[..]))
+                .await
+                .expect("append");
+        }
+        let cases = [
+            (0, Some((0, 0))),
+            (1, Some((1, 1))),
+            (2500, Some((9, 3000))),
+            (50_001, Some((151, 50_001))),
+            (99_002, Some((299, 99_002))),
+            (99_003, None),
+        ];
+        for (ts, expected) in cases {
+            assert_eq!(
+                log.offset_for_timestamp(ts).await.expect("lookup"),
+                expected,
+                "ts {ts}"
+            );
+        }
+        log.close().await.expect("close");
+        let (log, _) = open(dir.path(), small_segments()).await;
+        assert_eq!(
+            log.offset_for_timestamp(2500).await.expect("lookup"),
+            Some((9, 3000))
+        );
+    });
+}
+
+#[test]
+fn truncate_to_removes_the_tail_and_appends_continue() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (log, _) = open(dir.path(), small_segments()).await;
+        for i in 0..100 {
+            log.append(batch(&format!("t{i}"), 2, 300))
+                .await
+                .expect("append");
+        }
+        let before = read_all(&log, 0).await;
+        log.set_high_watermark(200);
+        // Offset 101 is inside the batch [100, 101]: the whole batch goes.
+        log.truncate_to(101).await.expect("truncate");
+        assert_eq!(log.log_end_offset(), 100);
+        assert_eq!(log.high_watermark(), 100);
+        assert_eq!(read_all(&log, 0).await, before[..50].to_vec());
+        let info = log.append(batch("new", 1, 10)).await.expect("append");
+        assert_eq!(info.base_offset, 100);
+        log.close().await.expect("close");
+        let (log, _) = open(dir.path(), small_segments()).await;
+        assert_eq!(log.log_end_offset(), 101);
+        assert_eq!(read_all(&log, 0).await[..50], before[..50]);
+        log.truncate_to(0).await.expect("truncate fully");
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+    });
+}
+
+#[test]
+fn delete_removes_the_directory() {
+    run(async {
+        let parent = tempfile::tempdir().expect("tempdir");
+        let dir = parent.path().join("topic-0");
+        let (log, _) = open(&dir, LogConfig::default()).await;
+        log.append(batch("d", 1, 1)).await.expect("append");
+        log.delete().await.expect("delete");
+        assert!(!dir.exists());
+    });
+}
+
+#[test]
+fn unsynced_appends_reach_disk_through_the_scheduled_flush() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (log, _) = open(dir.path(), LogConfig::default()).await;
+        for i in 0..10 {
+            log.append_unsynced(batch(&format!("u{i}"), 1, 10))
+                .await
+                .expect("append");
+        }
+        assert_eq!(log.log_end_offset(), 10);
+        // The durable point moves without anyone calling flush: wait on it
+        // with flush_to, which joins (not starts) the scheduled group commit.
+        log.flush_to(10).await.expect("flush");
+        assert_eq!(log.durable_end_offset(), 10);
+    });
+}

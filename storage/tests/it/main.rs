@@ -1,0 +1,8 @@
+//! Storage integration tests: one binary, one module per subject.
+
+mod common;
+mod corruption;
+mod crash;
+mod log_basics;
+mod model;
+mod retention;

@@ -1,0 +1,85 @@
+use crate::common::{batch, open, read_all, run, small_segments};
+use storage::LogConfig;
+
+#[test]
+fn retention_bytes_deletes_oldest_whole_segments() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            retention_bytes: 40 * 1024,
+            ..small_segments()
+        };
+        let (log, _) = open(dir.path(), config).await;
+        for i in 0..200 {
+            log.append(batch(&format!("b{i}"), 2, 300))
+                .await
+                .expect("append");
+        }
+        let before = log.segment_base_offsets();
+        let deleted = log
+            .enforce_retention(i64::MAX / 2)
+            .await
+            .expect("retention");
+        assert!(deleted > 0);
+        let after = log.segment_base_offsets();
+        assert_eq!(after.len(), before.len() - deleted);
+        assert_eq!(log.log_start_offset(), after[0]);
+        assert!(
+            log.size_bytes() <= 40 * 1024 + 16 * 1024,
+            "{} bytes left",
+            log.size_bytes()
+        );
+        assert!(!dir.path().join("00000000000000000000.log").exists());
+        let remaining = read_all(&log, log.log_start_offset()).await;
+        assert_eq!(remaining.len() as i64, (400 - log.log_start_offset()) / 2);
+        assert!(
+            log.read(0, 100).await.is_err(),
+            "deleted offsets are out of range"
+        );
+        log.close().await.expect("close");
+        let (log, _) = open(dir.path(), LogConfig::default()).await;
+        assert_eq!(log.log_start_offset(), after[0]);
+    });
+}
+
+#[test]
+fn retention_ms_deletes_segments_whose_newest_record_is_old() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            retention_ms: 60_000,
+            ..small_segments()
+        };
+        let (log, _) = open(dir.path(), config).await;
+        for i in 0..100i64 {
+            let values: Vec<&[u8]> = vec![&[7u8; 400]; 2];
+            let bytes = storage::batch::build_batch(&values, i * 1000);
+            log.append(bytes::BytesMut::from(&bytes[..]))
+                .await
+                .expect("append");
+        }
+        // At now = 100 s, records older than 40 s have expired: every
+        // segment whose newest timestamp is < 40 s goes, the active one stays.
+        let deleted = log.enforce_retention(100_000).await.expect("retention");
+        assert!(deleted > 0);
+        let start = log.log_start_offset();
+        let first = log.read(start, 1).await.expect("read");
+        let header =
+            storage::batch::BatchHeader::parse(first.batches().next().expect("b")).expect("header");
+        assert!(
+            header.max_timestamp.get() >= 30_000,
+            "kept segment is recent enough"
+        );
+        assert!(
+            log.enforce_retention(i64::MAX / 2)
+                .await
+                .expect("retention")
+                > 0
+        );
+        assert_eq!(
+            log.segment_base_offsets().len(),
+            1,
+            "active segment is never deleted"
+        );
+    });
+}

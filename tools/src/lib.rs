@@ -1,0 +1,1 @@
+//! Placeholder: the sluice CLI is not built yet (issue 6).
