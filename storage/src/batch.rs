@@ -239,36 +239,39 @@ pub fn assign_offsets(
     Ok(())
 }
 
-/// Timestamp of every record of an uncompressed batch, in order, paired with
-/// its offset. None for a compressed batch (its records are not inflated).
-pub fn record_timestamps(bytes: &[u8]) -> Option<Vec<(i64, i64)>> {
+/// The first record at or after `min_offset` whose timestamp is >=
+/// `target_ms`, as (offset, timestamp), walking the records of an
+/// uncompressed batch without allocating. None if no record qualifies or the
+/// batch is compressed (its records are not inflated) or malformed.
+pub fn first_record_at_or_after(
+    bytes: &[u8],
+    min_offset: i64,
+    target_ms: i64,
+) -> Option<(i64, i64)> {
     let header = BatchHeader::parse(bytes).ok()?;
     if header.compression() != 0 {
         return None;
     }
     if header.is_log_append_time() {
         let ts = header.max_timestamp.get();
-        return Some(
-            (header.base_offset()..=header.last_offset())
-                .map(|o| (o, ts))
-                .collect(),
-        );
+        let offset = header.base_offset().max(min_offset);
+        return (ts >= target_ms && offset <= header.last_offset()).then_some((offset, ts));
     }
     let mut records = bytes.get(BATCH_HEADER_BYTES..)?;
-    let mut out = Vec::new();
     while !records.is_empty() {
         let (length, used) = read_varint(records)?;
         let body = records.get(used..used.checked_add(usize::try_from(length).ok()?)?)?;
         // body: attributes i8, timestampDelta varlong, offsetDelta varint, ...
         let (ts_delta, ts_used) = read_varlong(body.get(1..)?)?;
         let (offset_delta, _) = read_varint(body.get(1 + ts_used..)?)?;
-        out.push((
-            header.base_offset() + i64::from(offset_delta),
-            header.base_timestamp.get().saturating_add(ts_delta),
-        ));
+        let offset = header.base_offset() + i64::from(offset_delta);
+        let timestamp = header.base_timestamp.get().saturating_add(ts_delta);
+        if offset >= min_offset && timestamp >= target_ms {
+            return Some((offset, timestamp));
+        }
         records = &records[used + body.len()..];
     }
-    Some(out)
+    None
 }
 
 /// Test and benchmark support: builds a valid uncompressed batch with
@@ -384,10 +387,9 @@ mod tests {
         let header = check_stored(&batch).expect("crc still valid");
         assert_eq!(header.base_offset(), 42);
         assert_eq!(header.last_offset(), 44);
-        assert_eq!(
-            record_timestamps(&batch),
-            Some(vec![(42, 1000), (43, 1001), (44, 1002)])
-        );
+        assert_eq!(first_record_at_or_after(&batch, 0, 1001), Some((43, 1001)));
+        assert_eq!(first_record_at_or_after(&batch, 44, 0), Some((44, 1002)));
+        assert_eq!(first_record_at_or_after(&batch, 0, 1003), None);
     }
 
     #[test]

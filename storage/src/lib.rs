@@ -9,6 +9,7 @@
 pub mod batch;
 pub mod cache;
 pub mod checkpoint;
+mod commit;
 pub mod config;
 pub mod error;
 pub mod index;

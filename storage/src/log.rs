@@ -3,15 +3,16 @@
 //! between that core's tasks and never crosses threads.
 //!
 //! Concurrency: `append_lock` orders appends (offsets are assigned under it)
-//! and `flush_lock` makes flushes one at a time. Waiters for durability queue
-//! on `flush_lock`: whoever gets it writes and fdatasyncs everything pending
-//! at that moment, so one write + one fdatasync serves every append that
-//! arrived while the previous flush was in flight (group commit). State sits
-//! in a `RefCell` that is never borrowed across an `.await`.
+//! and `flush_lock` makes file writes one at a time. A waiter for durability
+//! that finds `flush_lock` free writes and fdatasyncs everything pending at
+//! that moment, so one write + one fdatasync serves every append that arrived
+//! while the previous flush was in flight (group commit, see commit.rs).
+//! State sits in a `RefCell` that is never borrowed across an `.await`.
 
 use crate::batch::{self, BatchHeader, BatchScan};
 use crate::cache::{CachedBatch, CoreMemory, TailCache};
 use crate::checkpoint::{self, Checkpoint};
+use crate::commit::{Event, Turn};
 use crate::config::{LogConfig, TimestampType};
 use crate::error::{Result, StorageError};
 use crate::io::{settle_iopoll_probe, sync_dir, Faults};
@@ -80,6 +81,7 @@ struct Inner {
     state: RefCell<State>,
     append_lock: Semaphore,
     flush_lock: Semaphore,
+    flushed: Event,
     faults: Rc<Faults>,
 }
 
@@ -206,6 +208,7 @@ impl Log {
                 state: RefCell::new(state),
                 append_lock: Semaphore::new(1),
                 flush_lock: Semaphore::new(1),
+                flushed: Event::default(),
                 faults: options.faults,
             }),
         };
@@ -227,6 +230,12 @@ impl Log {
     /// One past the last offset that is fdatasynced.
     pub fn durable_end_offset(&self) -> i64 {
         self.inner.state.borrow().durable_offset
+    }
+
+    /// First offset the tail cache serves (the log end if it is empty).
+    pub fn cache_start_offset(&self) -> i64 {
+        let state = self.inner.state.borrow();
+        state.cache.first_offset().unwrap_or(state.log_end_offset())
     }
 
     pub fn high_watermark(&self) -> i64 {
@@ -412,7 +421,7 @@ impl Log {
     /// group commit: see the module comment.
     pub async fn flush_to(&self, end_offset: i64) -> Result<()> {
         loop {
-            {
+            let flushed = {
                 let state = self.inner.state.borrow();
                 // Offsets truncated away since the caller appended them can
                 // never become durable: stop at the log end.
@@ -420,16 +429,27 @@ impl Log {
                     return Ok(());
                 }
                 self.check_writable(&state)?;
-            }
-            let _turn = self.inner.flush_lock.acquire_permit(1).await;
-            {
-                let state = self.inner.state.borrow();
-                if state.durable_offset >= end_offset.min(state.log_end_offset()) {
-                    return Ok(());
+                self.inner.flushed.listen()
+            };
+            match self.inner.flush_lock.try_acquire_permit(1) {
+                Ok(permit) => {
+                    let _turn = Turn::new(permit, &self.inner.flushed);
+                    self.flush_pending().await?;
                 }
+                Err(_) => flushed.await,
             }
-            self.flush_pending().await?;
         }
+    }
+
+    /// Waits for the exclusive right to write the log's files.
+    async fn turn(&self) -> Result<Turn<'_>> {
+        let permit = self
+            .inner
+            .flush_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| StorageError::Closed(self.inner.dir.display().to_string()))?;
+        Ok(Turn::new(permit, &self.inner.flushed))
     }
 
     /// One write + one fdatasync of everything pending. Caller holds
@@ -483,7 +503,7 @@ impl Log {
 
     /// [`Log::roll`] for a caller that holds `append_lock`.
     async fn roll_locked(&self) -> Result<()> {
-        let _turn = self.inner.flush_lock.acquire_permit(1).await;
+        let _turn = self.turn().await?;
         self.flush_pending().await?;
         let (seal, next_base) = {
             let mut state = self.inner.state.borrow_mut();
@@ -609,11 +629,7 @@ impl Log {
             for batch in read.batches() {
                 let header = BatchHeader::parse(batch)?;
                 if header.max_timestamp.get() >= timestamp_ms {
-                    let hit = batch::record_timestamps(batch).and_then(|records| {
-                        records
-                            .into_iter()
-                            .find(|(o, t)| *o >= offset && *t >= timestamp_ms)
-                    });
+                    let hit = batch::first_record_at_or_after(batch, offset, timestamp_ms);
                     return Ok(Some(hit.unwrap_or((
                         header.base_offset().max(offset),
                         header.max_timestamp.get(),
@@ -628,7 +644,7 @@ impl Log {
     /// batch holding `offset` goes too, so the log end may land below it.
     pub async fn truncate_to(&self, offset: i64) -> Result<()> {
         let _order = self.inner.append_lock.acquire_permit(1).await;
-        let _turn = self.inner.flush_lock.acquire_permit(1).await;
+        let _turn = self.turn().await?;
         self.flush_pending().await?;
         let (start, end) = {
             let state = self.inner.state.borrow();
@@ -821,7 +837,7 @@ impl Log {
     /// log end, so the next open scans nothing but the last segment.
     pub async fn close(&self) -> Result<()> {
         let _order = self.inner.append_lock.acquire_permit(1).await;
-        let _turn = self.inner.flush_lock.acquire_permit(1).await;
+        let _turn = self.turn().await?;
         if self.inner.state.borrow().closed {
             return Ok(());
         }

@@ -147,7 +147,7 @@ proptest! {
         let _ = storage::batch::validate_produced(&bytes, 1 << 20);
         let mut scan = storage::batch::BatchScan::new(&bytes);
         while scan.next_batch().is_ok() {}
-        let _ = storage::batch::record_timestamps(&bytes);
+        let _ = storage::batch::first_record_at_or_after(&bytes, 0, 0);
     }
 
     #[test]

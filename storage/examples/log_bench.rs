@@ -1,0 +1,119 @@
+//! Storage throughput benchmark (not a test): durable appends of 1 KiB
+//! records in batches of a given size from N concurrent appenders, then
+//! sequential reads from the tail cache and from disk. Prints one JSON line
+//! per measurement. Run through scripts/bench-storage.sh, which also measures
+//! the raw disk with fio so every number is a ratio.
+//!
+//! cargo run --release -p storage --example log_bench -- DIR BATCH_BYTES APPENDERS TOTAL_MIB
+
+use bytes::BytesMut;
+use glommio::LocalExecutorBuilder;
+use std::rc::Rc;
+use std::time::Instant;
+use storage::batch::build_batch;
+use storage::{CoreMemory, Faults, Log, LogConfig, LogOptions};
+
+const RECORD_BYTES: usize = 1024;
+
+fn arg(n: usize, default: &str) -> String {
+    std::env::args()
+        .nth(n)
+        .unwrap_or_else(|| default.to_string())
+}
+
+fn main() -> anyhow::Result<()> {
+    let dir = std::path::PathBuf::from(arg(1, "/tmp/sluice-log-bench"));
+    let batch_bytes: usize = arg(2, "1048576").parse()?;
+    let appenders: usize = arg(3, "1").parse()?;
+    let total_mib: usize = arg(4, "512").parse()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    LocalExecutorBuilder::default()
+        .io_memory(64 << 20)
+        .make()
+        .map_err(|e| anyhow::anyhow!("glommio executor: {e}"))?
+        .run(async move { bench(dir, batch_bytes, appenders, total_mib).await })
+}
+
+async fn bench(
+    dir: std::path::PathBuf,
+    batch_bytes: usize,
+    appenders: usize,
+    total_mib: usize,
+) -> anyhow::Result<()> {
+    // Records of 1 KiB each; the batch holds as many as fit batch_bytes.
+    let value = vec![b'v'; RECORD_BYTES - 10];
+    let records = (batch_bytes / RECORD_BYTES).max(1);
+    let values: Vec<&[u8]> = (0..records).map(|_| value.as_slice()).collect();
+    let template = Rc::new(build_batch(&values, 1_700_000_000_000));
+    let config = LogConfig {
+        max_message_bytes: template.len() + 1024,
+        write_buffer_bytes_max: (template.len() * appenders * 2).max(8 << 20),
+        ..LogConfig::default()
+    };
+    let options = LogOptions {
+        config: config.clone(),
+        memory: CoreMemory::new(storage::limits::TAIL_CACHE_BYTES_DEFAULT_MAX),
+        faults: Rc::new(Faults::default()),
+    };
+    let (log, _) = Log::open(&dir, options).await?;
+    let batches_total = (total_mib << 20) / template.len();
+    let per_appender = batches_total.div_ceil(appenders);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..appenders)
+        .map(|_| {
+            let (log, template) = (log.clone(), template.clone());
+            glommio::spawn_local(async move {
+                for _ in 0..per_appender {
+                    log.append(BytesMut::from(&template[..])).await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let bytes = log.size_bytes() as f64;
+    let stats = log.stats();
+    println!(
+        "{{\"test\":\"durable_append\",\"batch_bytes\":{},\"appenders\":{appenders},\"mib_per_s\":{:.1},\"fdatasyncs\":{},\"avg_write_kib\":{:.0}}}",
+        template.len(),
+        bytes / elapsed / 1048576.0,
+        stats.flushes,
+        stats.bytes_written as f64 / stats.flushes.max(1) as f64 / 1024.0
+    );
+
+    let cached = read_all(&log, log.cache_start_offset(), 1 << 20).await?;
+    println!("{{\"test\":\"read_cache\",\"mib_per_s\":{:.1}}}", cached);
+    log.close().await?;
+    let options = LogOptions {
+        config,
+        memory: CoreMemory::new(0),
+        faults: Rc::new(Faults::default()),
+    };
+    let (log, _) = Log::open(&dir, options).await?;
+    let disk = read_all(&log, log.log_start_offset(), 1 << 20).await?;
+    println!(
+        "{{\"test\":\"read_disk\",\"max_bytes\":1048576,\"mib_per_s\":{:.1}}}",
+        disk
+    );
+    log.delete().await?;
+    Ok(())
+}
+
+/// Reads the log from `from` to its end; returns MiB/s.
+async fn read_all(log: &Log, from: i64, max_bytes: usize) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let mut offset = from;
+    let mut bytes = 0usize;
+    while offset < log.log_end_offset() {
+        let read = log.read(offset, max_bytes).await?;
+        for batch in read.batches() {
+            let header = storage::batch::BatchHeader::parse(batch)?;
+            offset = header.last_offset() + 1;
+            bytes += batch.len();
+        }
+    }
+    Ok(bytes as f64 / started.elapsed().as_secs_f64() / 1048576.0)
+}

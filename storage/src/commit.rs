@@ -1,0 +1,76 @@
+//! Group commit plumbing. Appends accumulate in the active segment's pending
+//! list; a waiter that finds no flush running becomes the flusher and writes
+//! + fdatasyncs everything pending in one go, the others wait for the
+//! "flushed" event and re-check whether their offsets are now durable. Waiters
+//! that a flush covered wake together, without taking turns on a lock: taking
+//! turns let one appender re-take the lock before the covered ones had seen
+//! that they were done, degrading group commit to one batch per fdatasync
+//! (measured: 16 appenders, 16,337 fdatasyncs for 16,384 batches).
+
+use glommio::sync::Permit;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+/// A broadcast "something changed" signal for the tasks of one core.
+#[derive(Default)]
+pub(crate) struct Event {
+    generation: Cell<u64>,
+    wakers: RefCell<Vec<Waker>>,
+}
+
+impl Event {
+    pub fn notify_all(&self) {
+        self.generation.set(self.generation.get().wrapping_add(1));
+        for waker in self.wakers.take() {
+            waker.wake();
+        }
+    }
+
+    /// A future resolving at the first notification after this call.
+    pub fn listen(&self) -> Listen<'_> {
+        Listen {
+            event: self,
+            seen: self.generation.get(),
+        }
+    }
+}
+
+pub(crate) struct Listen<'a> {
+    event: &'a Event,
+    seen: u64,
+}
+
+impl Future for Listen<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.event.generation.get() != self.seen {
+            return Poll::Ready(());
+        }
+        self.event.wakers.borrow_mut().push(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// The exclusive right to write to the log's files (flush, roll, truncate,
+/// close). Dropping it tells every waiter to look again.
+pub(crate) struct Turn<'a> {
+    _permit: Permit<'a>,
+    event: &'a Event,
+}
+
+impl<'a> Turn<'a> {
+    pub fn new(permit: Permit<'a>, event: &'a Event) -> Self {
+        Turn {
+            _permit: permit,
+            event,
+        }
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.event.notify_all();
+    }
+}
