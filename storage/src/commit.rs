@@ -1,6 +1,6 @@
 //! Group commit plumbing. Appends accumulate in the active segment's pending
 //! list; a waiter that finds no flush running becomes the flusher and writes
-//! + fdatasyncs everything pending in one go, the others wait for the
+//! and fdatasyncs everything pending in one go, the others wait for the
 //! "flushed" event and re-check whether their offsets are now durable. Waiters
 //! that a flush covered wake together, without taking turns on a lock: taking
 //! turns let one appender re-take the lock before the covered ones had seen
