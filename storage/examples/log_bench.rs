@@ -41,8 +41,10 @@ async fn bench(
     total_mib: usize,
 ) -> anyhow::Result<()> {
     // Records of 1 KiB each; the batch holds as many as fit batch_bytes.
-    let value = vec![b'v'; RECORD_BYTES - 10];
-    let records = (batch_bytes / RECORD_BYTES).max(1);
+    let value = vec![b'v'; RECORD_BYTES];
+    // Each record is its value plus about 10 bytes of framing; keep the
+    // whole batch within batch_bytes (a 1 MiB batch fits message.max.bytes).
+    let records = ((batch_bytes - 61) / (RECORD_BYTES + 12)).max(1);
     let values: Vec<&[u8]> = (0..records).map(|_| value.as_slice()).collect();
     let template = Rc::new(build_batch(&values, 1_700_000_000_000));
     let config = LogConfig {

@@ -538,7 +538,7 @@ impl Log {
     /// least one batch). Recent batches come from the tail cache, older ones
     /// from one direct read located through the offset index.
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadBatches> {
-        let (file, path, mut position, limit, base) = {
+        let (file, path, mut position, limit, base, slack) = {
             let state = self.inner.state.borrow();
             let (start, end) = (state.log_start_offset, state.log_end_offset());
             if offset < start || offset > end {
@@ -572,9 +572,13 @@ impl Log {
                 position,
                 segment.flushed,
                 *base,
+                state.config.index_interval_bytes as usize,
             )
         };
-        let mut want = max_bytes.max(READ_CHUNK_BYTES_MIN);
+        // The read starts at the indexed batch at or before `offset`, up to
+        // `index.interval.bytes` early: read that much more so one read
+        // usually holds all of `max_bytes`.
+        let mut want = max_bytes.max(READ_CHUNK_BYTES_MIN).saturating_add(slack);
         while position < limit {
             let len = (limit - position).min(want as u64) as usize;
             let read = file
