@@ -264,7 +264,7 @@ pub fn first_record_at_or_after(
         // body: attributes i8, timestampDelta varlong, offsetDelta varint, ...
         let (ts_delta, ts_used) = read_varlong(body.get(1..)?)?;
         let (offset_delta, _) = read_varint(body.get(1 + ts_used..)?)?;
-        let offset = header.base_offset() + i64::from(offset_delta);
+        let offset = header.base_offset().saturating_add(i64::from(offset_delta));
         let timestamp = header.base_timestamp.get().saturating_add(ts_delta);
         if offset >= min_offset && timestamp >= target_ms {
             return Some((offset, timestamp));

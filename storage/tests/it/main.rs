@@ -3,6 +3,7 @@
 mod common;
 mod corruption;
 mod crash;
+mod fuzz_regressions;
 mod log_basics;
 mod model;
 mod retention;
