@@ -11,4 +11,8 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy -j2 --workspace --all-targets -- -D warnings
-cargo test -j2 --workspace
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# Doc-tests are skipped (there are none) so the run ends on a real total.
+cargo test -j2 --workspace --lib --bins --tests 2>&1 | tee "$log"
+awk '/^test result:/ { p += $4; f += $6 } END { printf "total: %d passed, %d failed\n", p, f }' "$log"
