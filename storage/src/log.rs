@@ -18,7 +18,7 @@ use crate::error::{Result, StorageError};
 use crate::io::{settle_iopoll_probe, sync_dir, Faults};
 use crate::limits::{READ_CHUNK_BYTES_MIN, TAIL_CACHE_BYTES_DEFAULT_MAX};
 use crate::read::{Chunk, ReadBatches};
-use crate::segment::{cut_file, read_tail_page, Segment, SegmentRecovery};
+use crate::segment::{cut_file, read_tail_page, Segment, SegmentRecovery, Trust};
 use bytes::BytesMut;
 use glommio::io::ReadResult;
 use glommio::sync::Semaphore;
@@ -149,8 +149,15 @@ impl Log {
         let mut segments = BTreeMap::new();
         for (i, base) in bases.iter().enumerate() {
             let next_base = bases.get(i + 1).copied();
-            let trusted = next_base.is_some_and(|next| next <= recovery_point);
-            let (segment, found) = Segment::open(dir, *base, trusted, interval).await?;
+            let trust = match next_base {
+                Some(next) if next <= recovery_point => Trust::Complete,
+                None if checkpoint.is_some() && *base < recovery_point => {
+                    Trust::IfEndsAt(recovery_point)
+                }
+                _ => Trust::None,
+            };
+            let trusted = trust != Trust::None;
+            let (segment, found) = Segment::open(dir, *base, trust, interval).await?;
             let expected_next = next_base.unwrap_or(segment.next_offset);
             let broken = found.corrupt || segment.next_offset != expected_next;
             if found.truncated_bytes > 0 || found.index_rebuilt && trusted {
@@ -160,7 +167,7 @@ impl Log {
                     dropped_bytes = found.truncated_bytes,
                     corrupt = found.corrupt,
                     reason = found.reason.as_deref().unwrap_or("-"),
-                    "recovery cut the segment"
+                    "segment recovered: tail cut or index rebuilt"
                 );
             }
             report.segments.push(found);
@@ -169,7 +176,7 @@ impl Log {
                 // A hole in the middle of the log: keep the consistent
                 // prefix and drop what follows, as Kafka's recovery does.
                 for later in &bases[i + 1..] {
-                    let (segment, _) = Segment::open(dir, *later, false, interval).await?;
+                    let (segment, _) = Segment::open(dir, *later, Trust::None, interval).await?;
                     segment.remove_files().await?;
                     report.segments_deleted.push(*later);
                 }

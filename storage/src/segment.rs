@@ -52,6 +52,18 @@ pub(crate) struct FlushJob {
     pub last_offset: i64,
 }
 
+/// How much recovery may take on trust when opening a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Trust {
+    /// Scan every batch.
+    None,
+    /// The whole segment is below the recovery point (a later segment exists).
+    Complete,
+    /// The last segment after a clean close: trusted only if its batches end
+    /// exactly at this offset (the checkpointed log end).
+    IfEndsAt(i64),
+}
+
 /// What opening a segment found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentRecovery {
@@ -203,14 +215,14 @@ impl Segment {
         self.tail_page = page;
     }
 
-    /// Opens an existing segment. A `trusted` segment (entirely below the
-    /// recovery point) is taken at its file size with its indexes if they are
-    /// valid; otherwise it is scanned, every CRC checked, and cut at the first
-    /// torn or corrupt batch.
+    /// Opens an existing segment. A trusted segment (see [`Trust`]) is taken
+    /// at its file size with its indexes if they are valid, reading only the
+    /// batches after the last index entry; otherwise it is scanned, every CRC
+    /// checked, and cut at the first torn or corrupt batch.
     pub async fn open(
         dir: &Path,
         base_offset: i64,
-        trusted: bool,
+        trust: Trust,
         interval: u64,
     ) -> Result<(Segment, SegmentRecovery)> {
         let path = segment_file(dir, base_offset, "log");
@@ -227,11 +239,18 @@ impl Segment {
             reason: None,
             index_rebuilt: false,
         };
-        if trusted && segment.load_indexes(file_size).await? {
+        if trust != Trust::None && segment.load_indexes(file_size).await? {
             segment.size = file_size;
             segment.flushed = file_size;
             segment.max_timestamp = segment.time_index.last_timestamp().unwrap_or(-1);
-            if let Some(next) = segment.last_batch_next_offset().await? {
+            let last_indexed = segment.index.entries().last().map_or(0, |(_, p)| *p);
+            segment.bytes_since_index = file_size - u64::from(last_indexed);
+            let next = segment.last_batch_next_offset().await?;
+            let ends_where_trusted = match trust {
+                Trust::IfEndsAt(end) => next == Some(end),
+                _ => next.is_some(),
+            };
+            if let (true, Some(next)) = (ends_where_trusted, next) {
                 segment.tail_page = read_tail_page(&segment.file, &path, file_size).await?;
                 segment.next_offset = next;
                 segment.pending_last_offset = next - 1;
@@ -241,6 +260,12 @@ impl Segment {
         report.index_rebuilt = true;
         segment.index = OffsetIndex::default();
         segment.time_index = TimeIndex::default();
+        segment.bytes_since_index = 0;
+        segment.max_timestamp = -1;
+        segment.size = 0;
+        segment.flushed = 0;
+        segment.next_offset = base_offset;
+        segment.pending_last_offset = base_offset - 1;
         let stop = segment.scan(file_size, interval).await?;
         if segment.size < file_size {
             report.truncated_bytes = file_size - segment.size;

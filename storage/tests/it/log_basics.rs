@@ -331,3 +331,39 @@ fn unsynced_appends_reach_disk_through_the_scheduled_flush() {
         assert_eq!(log.durable_end_offset(), 10);
     });
 }
+
+#[test]
+fn clean_close_lets_reopen_skip_the_scan_and_a_crash_after_it_does_not() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (log, _) = open(dir.path(), small_segments()).await;
+        for i in 0..30 {
+            log.append(batch(&format!("c{i}"), 2, 300))
+                .await
+                .expect("append");
+        }
+        let before = read_all(&log, 0).await;
+        log.close().await.expect("close");
+
+        let (log, report) = open(dir.path(), small_segments()).await;
+        let last = report.segments.last().expect("segments");
+        assert!(
+            !last.index_rebuilt,
+            "clean close: last segment taken from its index"
+        );
+        assert_eq!(read_all(&log, 0).await, before);
+        // Appends after the reopen, then a crash (no close): the checkpoint
+        // no longer matches the segment's end, so it must be scanned.
+        for i in 0..5 {
+            log.append(batch(&format!("d{i}"), 2, 300))
+                .await
+                .expect("append");
+        }
+        let after = read_all(&log, 0).await;
+        drop(log);
+        let (log, report) = open(dir.path(), small_segments()).await;
+        assert!(report.segments.last().expect("segments").index_rebuilt);
+        assert_eq!(read_all(&log, 0).await, after);
+        assert_eq!(log.log_end_offset(), 70);
+    });
+}

@@ -136,7 +136,7 @@ async fn apply(ops: Vec<Op>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
     #[test]
     fn log_matches_a_vec_model(ops in prop::collection::vec(op(), 1..40)) {
         run(apply(ops));
