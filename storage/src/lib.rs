@@ -12,6 +12,8 @@ pub mod checkpoint;
 mod commit;
 pub mod config;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod index;
 pub mod io;
 pub mod limits;
