@@ -15,7 +15,7 @@ use std::task::{Context, Poll, Waker};
 
 /// A broadcast "something changed" signal for the tasks of one core.
 #[derive(Default)]
-pub(crate) struct Event {
+pub struct Event {
     generation: Cell<u64>,
     wakers: RefCell<Vec<Waker>>,
 }
@@ -37,7 +37,7 @@ impl Event {
     }
 }
 
-pub(crate) struct Listen<'a> {
+pub struct Listen<'a> {
     event: &'a Event,
     seen: u64,
 }

@@ -9,7 +9,7 @@
 pub mod batch;
 pub mod cache;
 pub mod checkpoint;
-mod commit;
+pub mod commit;
 pub mod config;
 pub mod error;
 #[doc(hidden)]
@@ -22,6 +22,7 @@ pub mod read;
 pub mod segment;
 
 pub use cache::CoreMemory;
+pub use commit::Event;
 pub use config::{LogConfig, TimestampType};
 pub use error::{BatchError, Result, StorageError};
 pub use io::Faults;

@@ -1,0 +1,34 @@
+//! InitProducerId for idempotent producers: a fresh producer id, or the same
+//! id with a bumped epoch when the client asks for one (KIP-360).
+//! Transactions are not served yet: a transactional id is refused.
+
+use crate::shard::Shard;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use std::rc::Rc;
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    request: InitProducerIdRequest,
+    _version: i16,
+) -> InitProducerIdResponse {
+    let response = InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    if request.transactional_id.is_some() {
+        tracing::warn!("InitProducerId with a transactional id: transactions are not supported");
+        return response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+    }
+    let (id, epoch) = if request.producer_id.0 >= 0 && request.producer_epoch >= 0 {
+        if request.producer_epoch == i16::MAX - 1 {
+            (shard.allocate_producer_id(), 0)
+        } else {
+            (request.producer_id.0, request.producer_epoch + 1)
+        }
+    } else {
+        (shard.allocate_producer_id(), 0)
+    };
+    response
+        .with_producer_id(ProducerId(id))
+        .with_producer_epoch(epoch)
+}

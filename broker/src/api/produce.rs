@@ -1,0 +1,208 @@
+//! Produce: one RecordBatch per partition, appended to the partition's log;
+//! acks=-1 waits for the group-commit fdatasync, acks=1 for the in-memory
+//! append, acks=0 answers nothing. Idempotent producers get Kafka's sequence
+//! checks (duplicates answered with the original offset).
+
+use crate::api::topic_name;
+use crate::errors::storage_error_code;
+use crate::shard::{Partition, ProducedBatch, Shard, PRODUCER_BATCHES_MAX};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
+use std::rc::Rc;
+use storage::batch::BatchHeader;
+
+pub async fn handle(shard: &Rc<Shard>, request: ProduceRequest, _version: i16) -> ProduceResponse {
+    let acks = request.acks;
+    let mut pending = Vec::new();
+    for topic in request.topic_data {
+        let name = topic.name.0.to_string();
+        let mut tasks = Vec::new();
+        for data in topic.partition_data {
+            let shard = shard.clone();
+            let name = name.clone();
+            tasks.push(glommio::spawn_local(async move {
+                produce_partition(&shard, &name, data.index, data.records, acks).await
+            }));
+        }
+        pending.push((name, tasks));
+    }
+    let mut responses = Vec::new();
+    for (name, tasks) in pending {
+        let mut partitions = Vec::new();
+        for task in tasks {
+            partitions.push(task.await);
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic_name(&name))
+                .with_partition_responses(partitions),
+        );
+    }
+    ProduceResponse::default().with_responses(responses)
+}
+
+fn failed(index: i32, error: ResponseError, message: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(error.code())
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(message.map(StrBytes::from_string))
+}
+
+async fn produce_partition(
+    shard: &Rc<Shard>,
+    topic: &str,
+    index: i32,
+    records: Option<Bytes>,
+    acks: i16,
+) -> PartitionProduceResponse {
+    if !matches!(acks, -1..=1) {
+        return failed(index, ResponseError::InvalidRequiredAcks, None);
+    }
+    let Some(partition) = shard.partition(topic, index) else {
+        return failed(index, ResponseError::UnknownTopicOrPartition, None);
+    };
+    let Some(records) = records.filter(|r| !r.is_empty()) else {
+        return failed(
+            index,
+            ResponseError::InvalidRecord,
+            Some("no records".into()),
+        );
+    };
+    let Ok(header) = BatchHeader::parse(&records) else {
+        return failed(
+            index,
+            ResponseError::CorruptMessage,
+            Some("truncated batch header".into()),
+        );
+    };
+    if header.total_bytes() != Some(records.len()) {
+        return failed(
+            index,
+            ResponseError::InvalidRecord,
+            Some("exactly one record batch per partition is accepted".into()),
+        );
+    }
+    let producer_id = header.producer_id.get();
+    let epoch = header.producer_epoch.get();
+    let first_sequence = header.base_sequence.get();
+    let count = header.records_count.get();
+    if producer_id >= 0 {
+        match check_sequence(&partition, producer_id, epoch, first_sequence) {
+            Sequence::Duplicate(base_offset) => {
+                return PartitionProduceResponse::default()
+                    .with_index(index)
+                    .with_base_offset(base_offset)
+                    .with_log_append_time_ms(-1)
+                    .with_log_start_offset(partition.log.log_start_offset());
+            }
+            Sequence::Reject(error) => return failed(index, error, None),
+            Sequence::Accept => {}
+        }
+    }
+    let batch = BytesMut::from(&records[..]);
+    let appended = if acks == -1 {
+        partition.log.append(batch).await
+    } else {
+        partition.log.append_unsynced(batch).await
+    };
+    match appended {
+        Ok(info) => {
+            partition
+                .log
+                .set_high_watermark(partition.log.log_end_offset());
+            shard.appended.notify_all();
+            if producer_id >= 0 {
+                remember(
+                    &partition,
+                    producer_id,
+                    epoch,
+                    first_sequence,
+                    count,
+                    info.base_offset,
+                );
+            }
+            PartitionProduceResponse::default()
+                .with_index(index)
+                .with_base_offset(info.base_offset)
+                .with_log_append_time_ms(info.log_append_time_ms.unwrap_or(-1))
+                .with_log_start_offset(info.log_start_offset)
+        }
+        Err(error) => {
+            tracing::debug!(topic, index, %error, "produce refused");
+            PartitionProduceResponse::default()
+                .with_index(index)
+                .with_error_code(storage_error_code(&error))
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1)
+                .with_error_message(Some(StrBytes::from_string(error.to_string())))
+        }
+    }
+}
+
+enum Sequence {
+    Accept,
+    Duplicate(i64),
+    Reject(ResponseError),
+}
+
+/// Kafka's idempotence rules against the last batches of this producer.
+fn check_sequence(partition: &Partition, producer_id: i64, epoch: i16, first: i32) -> Sequence {
+    let producers = partition.producers.borrow();
+    let Some(entry) = producers.get(&producer_id) else {
+        // No state (new producer, or state lost on restart): accept.
+        return Sequence::Accept;
+    };
+    if epoch < entry.epoch {
+        return Sequence::Reject(ResponseError::InvalidProducerEpoch);
+    }
+    if epoch > entry.epoch {
+        return if first == 0 {
+            Sequence::Accept
+        } else {
+            Sequence::Reject(ResponseError::OutOfOrderSequenceNumber)
+        };
+    }
+    if let Some(batch) = entry.batches.iter().find(|b| b.first_sequence == first) {
+        return Sequence::Duplicate(batch.base_offset);
+    }
+    let expected = entry
+        .batches
+        .back()
+        .map_or(first, |b| b.last_sequence.wrapping_add(1) & i32::MAX);
+    if first == expected {
+        Sequence::Accept
+    } else {
+        Sequence::Reject(ResponseError::OutOfOrderSequenceNumber)
+    }
+}
+
+fn remember(
+    partition: &Partition,
+    producer_id: i64,
+    epoch: i16,
+    first: i32,
+    count: i32,
+    base_offset: i64,
+) {
+    let mut producers = partition.producers.borrow_mut();
+    let entry = producers.entry(producer_id).or_default();
+    if epoch != entry.epoch {
+        entry.epoch = epoch;
+        entry.batches.clear();
+    }
+    entry.batches.push_back(ProducedBatch {
+        first_sequence: first,
+        last_sequence: first.wrapping_add(count - 1) & i32::MAX,
+        base_offset,
+    });
+    while entry.batches.len() > PRODUCER_BATCHES_MAX {
+        entry.batches.pop_front();
+    }
+}

@@ -1,0 +1,118 @@
+//! Every broker knob, under its Kafka name where one exists.
+
+use anyhow::{bail, Context, Result};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use storage::LogConfig;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    pub data_dir: PathBuf,
+    pub cores: usize,
+    pub node_id: i32,
+    /// `auto.create.topics.enable`
+    pub auto_create_topics: bool,
+    /// `num.partitions`: partitions of an auto-created topic.
+    pub num_partitions: i32,
+    /// `socket.request.max.bytes`: a larger claimed frame closes the connection.
+    pub request_bytes_max: usize,
+    /// `max.connections`
+    pub connections_max: usize,
+    /// Defaults for every topic's log (`log.segment.bytes`, ...).
+    pub log: LogConfig,
+    /// Tail cache budget of one core, bytes.
+    pub tail_cache_bytes_max: usize,
+}
+
+impl Config {
+    pub fn from_cli(
+        listen: SocketAddr,
+        advertised: Option<String>,
+        data_dir: PathBuf,
+        cores: usize,
+        node_id: i32,
+        settings: &[String],
+    ) -> Result<Config> {
+        if cores != 1 {
+            bail!("--cores {cores}: only 1 core is supported so far (cross-core forwarding is not built)");
+        }
+        let (advertised_host, advertised_port) = match advertised {
+            Some(address) => {
+                let (host, port) = address.rsplit_once(':').with_context(|| {
+                    format!("--advertised-listener {address}: expected host:port")
+                })?;
+                (
+                    host.to_string(),
+                    port.parse()
+                        .with_context(|| format!("bad port in {address}"))?,
+                )
+            }
+            None => (listen.ip().to_string(), listen.port()),
+        };
+        let mut config = Config {
+            listen,
+            advertised_host,
+            advertised_port,
+            data_dir,
+            cores,
+            node_id,
+            auto_create_topics: true,
+            num_partitions: 1,
+            request_bytes_max: 100 * 1024 * 1024,
+            connections_max: 10_000,
+            log: LogConfig::default(),
+            tail_cache_bytes_max: storage::limits::TAIL_CACHE_BYTES_DEFAULT_MAX,
+        };
+        for setting in settings {
+            let (key, value) = setting
+                .split_once('=')
+                .with_context(|| format!("--set {setting}: expected key=value"))?;
+            config.set(key.trim(), value.trim())?;
+        }
+        Ok(config)
+    }
+
+    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        let number = || -> Result<i64> {
+            value
+                .parse::<i64>()
+                .with_context(|| format!("{key}={value}: not an integer"))
+        };
+        match key {
+            "auto.create.topics.enable" => {
+                self.auto_create_topics = value
+                    .parse()
+                    .with_context(|| format!("{key}={value}: not true/false"))?
+            }
+            "num.partitions" => {
+                let n = number()?;
+                if !(1..=100_000).contains(&n) {
+                    bail!("{key}={value}: must be between 1 and 100000");
+                }
+                self.num_partitions = n as i32;
+            }
+            "socket.request.max.bytes" => {
+                let n = number()?;
+                if !(1024..=i32::MAX as i64).contains(&n) {
+                    bail!("{key}={value}: must be between 1024 and 2147483647");
+                }
+                self.request_bytes_max = n as usize;
+            }
+            "max.connections" => self.connections_max = number()?.max(1) as usize,
+            "message.max.bytes" => self.log.set("max.message.bytes", value)?,
+            "log.segment.bytes" => self.log.set("segment.bytes", value)?,
+            "log.roll.ms" => self.log.set("segment.ms", value)?,
+            "log.retention.ms" => self.log.set("retention.ms", value)?,
+            "log.retention.bytes" => self.log.set("retention.bytes", value)?,
+            "log.flush.interval.messages" => self.log.set("flush.messages", value)?,
+            "log.flush.interval.ms" => self.log.set("flush.ms", value)?,
+            "log.index.interval.bytes" => self.log.set("index.interval.bytes", value)?,
+            "log.message.timestamp.type" => self.log.set("message.timestamp.type", value)?,
+            _ => bail!("unknown setting {key}"),
+        }
+        Ok(())
+    }
+}

@@ -1,1 +1,0 @@
-//! Placeholder: the broker is not built yet (issue 3).

@@ -1,0 +1,3 @@
+//! Topics, partitions and their configs.
+
+pub mod topics;
