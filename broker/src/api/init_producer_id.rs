@@ -15,7 +15,11 @@ pub async fn handle(
     let response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    if request.transactional_id.is_some() {
+    if request
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !id.0.is_empty())
+    {
         tracing::warn!("InitProducerId with a transactional id: transactions are not supported");
         return response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
     }

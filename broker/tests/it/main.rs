@@ -1,0 +1,8 @@
+//! Broker integration tests: the real `broker` binary on a free loopback
+//! port with a temp data dir, driven over the Kafka protocol.
+
+mod client;
+mod harness;
+mod produce_fetch;
+mod robustness;
+mod topics;

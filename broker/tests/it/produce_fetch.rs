@@ -1,0 +1,229 @@
+use crate::client::*;
+use crate::harness::Broker;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::Decodable;
+use storage::batch::BatchHeader;
+
+fn fetch_values(client: &mut Client, name: &str, offset: i64) -> (i16, Vec<i64>, i64) {
+    let response: FetchResponse =
+        client.call(ApiKey::Fetch, 12, &fetch_request(name, 0, offset, 0));
+    let partition = &response.responses[0].partitions[0];
+    let mut bases = Vec::new();
+    if let Some(records) = &partition.records {
+        let mut scan = storage::batch::BatchScan::new(records);
+        while let Ok((_, batch)) = scan.next_batch() {
+            bases.push(BatchHeader::parse(batch).expect("header").base_offset());
+        }
+    }
+    (partition.error_code, bases, partition.high_watermark)
+}
+
+#[test]
+fn produce_acks_all_then_fetch_returns_the_batches_with_offsets() {
+    let broker = Broker::start(&[]);
+    let mut client = Client::connect(broker.address);
+    assert_eq!(create_topic(&mut client, "pf", 1), 0);
+    let mut bases = Vec::new();
+    for (i, acks) in [-1i16, 1, -1, 1].into_iter().enumerate() {
+        let request = produce_request(
+            "pf",
+            0,
+            batch(&[b"a", b"b", format!("{i}").as_bytes()]),
+            acks,
+        );
+        let response: ProduceResponse = client.call(ApiKey::Produce, 9, &request);
+        let partition = &response.responses[0].partition_responses[0];
+        assert_eq!(partition.error_code, 0);
+        bases.push(partition.base_offset);
+    }
+    assert_eq!(bases, vec![0, 3, 6, 9]);
+    let (error, fetched, high_watermark) = fetch_values(&mut client, "pf", 4);
+    assert_eq!(error, 0);
+    assert_eq!(
+        fetched,
+        vec![3, 6, 9],
+        "fetch from inside a batch starts with that batch"
+    );
+    assert_eq!(high_watermark, 12);
+    let (error, _, _) = fetch_values(&mut client, "pf", 99);
+    assert_eq!(error, ResponseError::OffsetOutOfRange.code());
+}
+
+#[test]
+fn acks_zero_gets_no_response_and_the_next_request_is_answered() {
+    let broker = Broker::start(&[]);
+    let mut client = Client::connect(broker.address);
+    assert_eq!(create_topic(&mut client, "a0", 1), 0);
+    client.send(
+        ApiKey::Produce,
+        9,
+        &produce_request("a0", 0, batch(&[b"x"]), 0),
+    );
+    // The next response on the wire must be the Metadata answer.
+    let response: MetadataResponse = client.call(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default().with_topics(None),
+    );
+    assert_eq!(response.topics.len(), 1);
+    let (_, fetched, _) = fetch_values(&mut client, "a0", 0);
+    assert_eq!(fetched, vec![0]);
+}
+
+#[test]
+fn bad_batches_get_kafka_error_codes() {
+    let broker = Broker::start(&["message.max.bytes=2000"]);
+    let mut client = Client::connect(broker.address);
+    assert_eq!(create_topic(&mut client, "bad", 1), 0);
+    let mut corrupt = batch(&[b"hello"]).to_vec();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 1;
+    let cases = [
+        (bytes::Bytes::from(corrupt), ResponseError::CorruptMessage),
+        (batch(&[&[0u8; 3000]]), ResponseError::MessageTooLarge),
+    ];
+    for (records, expected) in cases {
+        let response: ProduceResponse =
+            client.call(ApiKey::Produce, 9, &produce_request("bad", 0, records, -1));
+        assert_eq!(
+            response.responses[0].partition_responses[0].error_code,
+            expected.code()
+        );
+    }
+    let response: ProduceResponse = client.call(
+        ApiKey::Produce,
+        9,
+        &produce_request("nope", 0, batch(&[b"x"]), -1),
+    );
+    assert_eq!(
+        response.responses[0].partition_responses[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+}
+
+#[test]
+fn idempotent_retry_is_answered_with_the_original_offset() {
+    let broker = Broker::start(&[]);
+    let mut client = Client::connect(broker.address);
+    assert_eq!(create_topic(&mut client, "idem", 1), 0);
+    let init: InitProducerIdResponse = client.call(
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+    );
+    assert_eq!(init.error_code, 0);
+    let pid = init.producer_id.0;
+    let mut produce = |sequence: i32, count: usize| -> (i16, i64) {
+        let values: Vec<Vec<u8>> = (0..count).map(|i| vec![i as u8]).collect();
+        let refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
+        let records = idempotent_batch(&refs, pid, init.producer_epoch, sequence);
+        let response: ProduceResponse =
+            client.call(ApiKey::Produce, 9, &produce_request("idem", 0, records, -1));
+        let p = &response.responses[0].partition_responses[0];
+        (p.error_code, p.base_offset)
+    };
+    assert_eq!(produce(0, 2), (0, 0));
+    assert_eq!(produce(2, 3), (0, 2));
+    assert_eq!(
+        produce(2, 3),
+        (0, 2),
+        "a retried batch is not appended twice"
+    );
+    assert_eq!(
+        produce(9, 1).0,
+        ResponseError::OutOfOrderSequenceNumber.code()
+    );
+    assert_eq!(produce(5, 1), (0, 5));
+}
+
+#[test]
+fn list_offsets_earliest_latest_and_by_time() {
+    let broker = Broker::start(&[]);
+    let mut client = Client::connect(broker.address);
+    assert_eq!(create_topic(&mut client, "lo", 1), 0);
+    for ts in [1000i64, 2000, 3000] {
+        let records = bytes::Bytes::from(storage::batch::build_batch(&[b"x"], ts));
+        let _: ProduceResponse =
+            client.call(ApiKey::Produce, 9, &produce_request("lo", 0, records, -1));
+    }
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    let ask = |timestamp: i64| {
+        ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(topic("lo"))
+                .with_partitions(vec![
+                    ListOffsetsPartition::default().with_timestamp(timestamp)
+                ])])
+    };
+    let mut offset_at = |timestamp: i64| {
+        let response: ListOffsetsResponse = client.call(ApiKey::ListOffsets, 7, &ask(timestamp));
+        response.topics[0].partitions[0].offset
+    };
+    assert_eq!(offset_at(-2), 0);
+    assert_eq!(offset_at(-1), 3);
+    assert_eq!(offset_at(1500), 1);
+    assert_eq!(offset_at(9999), -1);
+}
+
+#[test]
+fn long_poll_fetch_wakes_on_a_new_message() {
+    let broker = Broker::start(&[]);
+    let mut consumer = Client::connect(broker.address);
+    assert_eq!(create_topic(&mut consumer, "lp", 1), 0);
+    // A fetch at the log end with a long max_wait is parked by the broker...
+    let id = consumer.send(ApiKey::Fetch, 12, &fetch_request("lp", 0, 0, 60_000));
+    // ...until a producer on another connection appends.
+    let mut producer = Client::connect(broker.address);
+    let _: ProduceResponse = producer.call(
+        ApiKey::Produce,
+        9,
+        &produce_request("lp", 0, batch(&[b"wake"]), -1),
+    );
+    let mut frame = consumer.read_frame().expect("fetch answered");
+    let header = ResponseHeader::decode(&mut frame, 1).expect("header");
+    assert_eq!(header.correlation_id, id);
+    let response = FetchResponse::decode(&mut frame, 12).expect("fetch");
+    let records = response.responses[0].partitions[0]
+        .records
+        .clone()
+        .expect("records");
+    assert!(!records.is_empty(), "woken with the new batch");
+}
+
+#[test]
+fn sigkill_and_restart_keep_every_acknowledged_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::start_in(dir.path(), &[]);
+    let mut client = Client::connect(broker.address);
+    assert_eq!(create_topic(&mut client, "crash", 1), 0);
+    let mut acked = Vec::new();
+    for i in 0..50 {
+        let value = format!("v{i}");
+        let response: ProduceResponse = client.call(
+            ApiKey::Produce,
+            9,
+            &produce_request("crash", 0, batch(&[value.as_bytes()]), -1),
+        );
+        let p = &response.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, 0);
+        acked.push(p.base_offset);
+    }
+    broker.kill();
+    let broker = Broker::start_in(dir.path(), &[]);
+    let mut client = Client::connect(broker.address);
+    let mut seen = Vec::new();
+    let mut offset = 0;
+    while offset < 50 {
+        let (error, bases, _) = fetch_values(&mut client, "crash", offset);
+        assert_eq!(error, 0);
+        assert!(!bases.is_empty());
+        offset = bases.last().copied().unwrap_or(offset) + 1;
+        seen.extend(bases);
+    }
+    assert_eq!(seen, acked);
+}
