@@ -17,9 +17,14 @@ const IO_MEMORY_BYTES_MIN: usize = 1024 * 1024;
 /// How often the accept loop looks at the stop flag.
 const STOP_POLL_MS: u64 = 50;
 
-pub fn run(config: Config) -> Result<()> {
+pub fn run(mut config: Config) -> Result<()> {
     let io_memory = raise_memlock_limit()?;
     check_data_dir(&config.data_dir)?;
+    // With a relative data dir ("./data") topic creation failed with a
+    // storage I/O error (not yet pinned down in storage); use the absolute
+    // path throughout.
+    config.data_dir = std::fs::canonicalize(&config.data_dir)
+        .with_context(|| format!("resolve data dir {}", config.data_dir.display()))?;
     // glommio binds with SO_REUSEPORT, which would silently share a port with
     // another broker; a plain bind first turns that into a clear error.
     check_port_free(config.listen).with_context(|| {

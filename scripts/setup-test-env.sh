@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what the client test suite needs, idempotently:
+#   - kcat from Debian (librdkafka 2.0.2: an old client worth testing), when root
+#   - a Python venv in .venv with pinned confluent-kafka, kafka-python, pytest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v kcat >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing kcat (Debian package)" >&2
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null
+    else
+        echo "kcat missing and cannot apt-get install it: the kcat test will be skipped" >&2
+    fi
+fi
+
+if [ ! -x .venv/bin/pytest ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/pip install -q --disable-pip-version-check -r tests/clients/requirements.txt

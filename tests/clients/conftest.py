@@ -1,0 +1,89 @@
+"""Starts the real broker binary on a free loopback port with a temp data
+dir for each test module, and stops it by its PID afterwards."""
+import os
+import socket
+import subprocess
+import tempfile
+import threading
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BROKER = os.environ.get("SLUICE_BROKER_BIN", os.path.join(ROOT, "target", "debug", "broker"))
+READY_TIMEOUT_S = 60
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    def __init__(self, data_dir, settings=()):
+        self.data_dir = data_dir
+        self.settings = list(settings)
+        self.proc = None
+        self.port = None
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        self.port = free_port()
+        cmd = [BROKER, "--listen", self.bootstrap, "--data-dir", self.data_dir]
+        for s in self.settings:
+            cmd += ["--set", s]
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        ready = threading.Event()
+
+        def drain():
+            for line in self.proc.stderr:
+                if os.environ.get("SLUICE_TEST_LOG"):
+                    print(f"[broker] {line}", end="")
+                if "sluice broker ready" in line:
+                    ready.set()
+
+        threading.Thread(target=drain, daemon=True).start()
+        if not ready.wait(READY_TIMEOUT_S):
+            self.kill()
+            raise RuntimeError("broker did not become ready")
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            return self.proc.wait()
+        return None
+
+
+@pytest.fixture
+def broker_factory():
+    started = []
+    dirs = []
+
+    def make(settings=(), data_dir=None):
+        if data_dir is None:
+            d = tempfile.TemporaryDirectory()
+            dirs.append(d)
+            data_dir = d.name
+        b = Broker(data_dir, settings)
+        b.start()
+        started.append(b)
+        return b
+
+    yield make
+    for b in started:
+        b.kill()
+    for d in dirs:
+        d.cleanup()
+
+
+@pytest.fixture
+def broker(broker_factory):
+    return broker_factory(settings=["num.partitions=3", "message.max.bytes=2000000"])
