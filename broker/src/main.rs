@@ -2,13 +2,7 @@
 
 use clap::Parser;
 
-mod api;
-mod config;
-mod errors;
-mod metadata;
-mod protocol;
-mod server;
-mod shard;
+use broker::{config, server};
 
 #[derive(Parser, Debug)]
 #[command(

@@ -80,6 +80,9 @@ impl Shard {
     async fn open_partitions(&self, topic: &Topic) -> Result<()> {
         let config = topic.log_config(&self.config.log)?;
         for partition in 0..topic.partitions {
+            if self.partition(&topic.name, partition).is_some() {
+                continue;
+            }
             let dir = self.partition_dir(&topic.name, partition);
             let options = LogOptions {
                 config: config.clone(),
@@ -165,6 +168,39 @@ impl Shard {
         }
         tracing::info!(topic = name, "deleted topic");
         Ok(())
+    }
+
+    /// Grows a topic to `count` partitions (the caller checked it grows).
+    pub async fn add_partitions(
+        &self,
+        name: &str,
+        count: i32,
+    ) -> Result<(), (ResponseError, String)> {
+        let storage_error = |e: anyhow::Error| (ResponseError::KafkaStorageError, format!("{e:#}"));
+        let Some(mut topic) = self.topic(name) else {
+            return Err((
+                ResponseError::UnknownTopicOrPartition,
+                format!("Topic '{name}' does not exist."),
+            ));
+        };
+        topic.partitions = count;
+        self.open_partitions(&topic).await.map_err(storage_error)?;
+        self.topics
+            .borrow_mut()
+            .insert(topic)
+            .map_err(storage_error)?;
+        tracing::info!(topic = name, partitions = count, "added partitions");
+        Ok(())
+    }
+
+    /// Stores a topic's new config overrides and applies them to its logs.
+    pub fn update_topic(&self, topic: Topic, config: storage::LogConfig) -> Result<()> {
+        for partition in 0..topic.partitions {
+            if let Some(entry) = self.partition(&topic.name, partition) {
+                entry.log.set_config(config.clone());
+            }
+        }
+        self.topics.borrow_mut().insert(topic)
     }
 
     pub fn allocate_producer_id(&self) -> i64 {

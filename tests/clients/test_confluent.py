@@ -181,3 +181,36 @@ def test_sigkill_and_restart_keep_acknowledged_records(broker_factory, tmp_path)
     b2 = broker_factory(data_dir=str(tmp_path))
     got = consume_n(b2, "durable", 1000)
     assert {m.offset(): m.value() for m in got} == acked
+
+
+def test_create_partitions_describe_and_alter_configs_describe_cluster(broker):
+    from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource,
+                                       NewPartitions, ResourceType)
+    a = admin(broker)
+    create(broker, "cfg", 1, config={"segment.bytes": "1048576"})
+    a.create_partitions([NewPartitions("cfg", 3)])["cfg"].result(TIMEOUT_S)
+    assert len(a.list_topics(timeout=TIMEOUT_S).topics["cfg"].partitions) == 3
+    with pytest.raises(KafkaException) as e:
+        a.create_partitions([NewPartitions("cfg", 2)])["cfg"].result(TIMEOUT_S)
+    assert e.value.args[0].code() == KafkaError.INVALID_PARTITIONS
+
+    resource = ConfigResource(ResourceType.TOPIC, "cfg")
+    configs = a.describe_configs([resource])[resource].result(TIMEOUT_S)
+    assert configs["segment.bytes"].value == "1048576"
+    assert configs["retention.ms"].value == "604800000"
+    change = ConfigResource(ResourceType.TOPIC, "cfg", incremental_configs=[
+        ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)])
+    a.incremental_alter_configs([change])[change].result(TIMEOUT_S)
+    configs = a.describe_configs([resource])[resource].result(TIMEOUT_S)
+    assert configs["retention.ms"].value == "1000"
+    bad = ConfigResource(ResourceType.TOPIC, "cfg", incremental_configs=[
+        ConfigEntry("segment.bytes", "tiny", incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(KafkaException) as e:
+        a.incremental_alter_configs([bad])[bad].result(TIMEOUT_S)
+    assert e.value.args[0].code() == KafkaError.INVALID_CONFIG
+
+    broker_resource = ConfigResource(ResourceType.BROKER, "0")
+    broker_configs = a.describe_configs([broker_resource])[broker_resource].result(TIMEOUT_S)
+    assert broker_configs["num.partitions"].value == "3"
+    cluster = a.describe_cluster().result(TIMEOUT_S)
+    assert len(cluster.nodes) == 1 and cluster.controller.id == 0

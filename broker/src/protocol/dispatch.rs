@@ -1,13 +1,13 @@
 //! One request frame in, one response frame (or none, or a closed
-//! connection) out. Decodes the header, enforces the version table, hands the
-//! body to the API's handler and frames its response.
+//! connection) out: decode (decode.rs), call the API's handler, frame its
+//! response.
 
 use crate::api;
-use crate::protocol::versions::{self, PRODUCE_SERVED_MIN};
+use crate::protocol::decode::{decode, Request};
 use crate::shard::Shard;
-use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use bytes::{BufMut, BytesMut};
+use kafka_protocol::messages::{ApiKey, ResponseHeader};
+use kafka_protocol::protocol::Encodable;
 use std::rc::Rc;
 
 pub enum Outcome {
@@ -20,82 +20,89 @@ pub enum Outcome {
 }
 
 pub async fn handle(shard: &Rc<Shard>, frame: BytesMut) -> Outcome {
-    if frame.len() < 8 {
-        return Outcome::Close(format!(
-            "request of {} bytes is shorter than a header",
-            frame.len()
-        ));
-    }
-    let api_key = i16::from_be_bytes([frame[0], frame[1]]);
-    let version = i16::from_be_bytes([frame[2], frame[3]]);
-    let Ok(api) = ApiKey::try_from(api_key) else {
-        return Outcome::Close(format!("unknown api key {api_key}"));
+    let decoded = match decode(frame) {
+        Ok(decoded) => decoded,
+        Err(reason) => return Outcome::Close(reason),
     };
-    let Some((min, max)) = versions::range(api) else {
-        return Outcome::Close(format!("api {api:?} is not supported"));
-    };
-    let mut buf = frame.freeze();
-    if api == ApiKey::ApiVersions && !(min..=max).contains(&version) {
-        // Kafka's contract: answer with our range in a v0 body so the client
-        // can retry with a version we speak.
-        let correlation_id = correlation_id_of(&buf);
-        return encode(api, 0, correlation_id, &api::api_versions::unsupported());
-    }
-    if !(min..=max).contains(&version) || (api == ApiKey::Produce && version < PRODUCE_SERVED_MIN) {
-        return Outcome::Close(format!(
-            "{api:?} v{version} is not served (range {min}..={max})"
-        ));
-    }
-    let header = match RequestHeader::decode(&mut buf, api.request_header_version(version)) {
-        Ok(header) => header,
-        Err(error) => return Outcome::Close(format!("bad request header: {error}")),
-    };
-    let id = header.correlation_id;
-    macro_rules! serve {
-        ($request:ty, $handler:path) => {{
-            let request = match <$request>::decode(&mut buf, version) {
-                Ok(request) => request,
-                Err(error) => {
-                    return Outcome::Close(format!("bad {api:?} v{version} body: {error}"))
-                }
-            };
-            let response = $handler(shard, request, version).await;
-            encode(api, version, id, &response)
-        }};
-    }
-    use kafka_protocol::messages as m;
-    match api {
-        ApiKey::ApiVersions => serve!(m::ApiVersionsRequest, api::api_versions::handle),
-        ApiKey::Metadata => serve!(m::MetadataRequest, api::metadata::handle),
-        ApiKey::Produce => {
-            let request = match m::ProduceRequest::decode(&mut buf, version) {
-                Ok(request) => request,
-                Err(error) => {
-                    return Outcome::Close(format!("bad Produce v{version} body: {error}"))
-                }
-            };
-            let acks = request.acks;
-            let response = api::produce::handle(shard, request, version).await;
+    let (api, version, id) = (decoded.api, decoded.version, decoded.correlation_id);
+    match decoded.request {
+        Request::ApiVersionsUnsupported => encode(api, 0, id, &api::api_versions::unsupported()),
+        Request::ApiVersions(r) => encode(
+            api,
+            version,
+            id,
+            &api::api_versions::handle(shard, r, version).await,
+        ),
+        Request::Metadata(r) => encode(
+            api,
+            version,
+            id,
+            &api::metadata::handle(shard, r, version).await,
+        ),
+        Request::Produce(r) => {
+            let acks = r.acks;
+            let response = api::produce::handle(shard, r, version).await;
             if acks == 0 {
                 Outcome::Silent
             } else {
                 encode(api, version, id, &response)
             }
         }
-        ApiKey::Fetch => serve!(m::FetchRequest, api::fetch::handle),
-        ApiKey::ListOffsets => serve!(m::ListOffsetsRequest, api::list_offsets::handle),
-        ApiKey::CreateTopics => serve!(m::CreateTopicsRequest, api::create_topics::handle),
-        ApiKey::DeleteTopics => serve!(m::DeleteTopicsRequest, api::delete_topics::handle),
-        ApiKey::InitProducerId => serve!(m::InitProducerIdRequest, api::init_producer_id::handle),
-        other => Outcome::Close(format!("api {other:?} has no handler")),
+        Request::Fetch(r) => encode(
+            api,
+            version,
+            id,
+            &api::fetch::handle(shard, r, version).await,
+        ),
+        Request::ListOffsets(r) => encode(
+            api,
+            version,
+            id,
+            &api::list_offsets::handle(shard, r, version).await,
+        ),
+        Request::CreateTopics(r) => encode(
+            api,
+            version,
+            id,
+            &api::create_topics::handle(shard, r, version).await,
+        ),
+        Request::DeleteTopics(r) => encode(
+            api,
+            version,
+            id,
+            &api::delete_topics::handle(shard, r, version).await,
+        ),
+        Request::InitProducerId(r) => encode(
+            api,
+            version,
+            id,
+            &api::init_producer_id::handle(shard, r, version).await,
+        ),
+        Request::CreatePartitions(r) => encode(
+            api,
+            version,
+            id,
+            &api::create_partitions::handle(shard, r, version).await,
+        ),
+        Request::DescribeConfigs(r) => encode(
+            api,
+            version,
+            id,
+            &api::describe_configs::handle(shard, r, version).await,
+        ),
+        Request::IncrementalAlterConfigs(r) => encode(
+            api,
+            version,
+            id,
+            &api::incremental_alter_configs::handle(shard, r, version).await,
+        ),
+        Request::DescribeCluster(r) => encode(
+            api,
+            version,
+            id,
+            &api::describe_cluster::handle(shard, r, version).await,
+        ),
     }
-}
-
-/// The correlation id sits right after api key and version in every header.
-fn correlation_id_of(buf: &Bytes) -> i32 {
-    buf.get(4..8)
-        .and_then(|b| b.try_into().ok())
-        .map_or(0, i32::from_be_bytes)
 }
 
 fn encode<R: Encodable>(api: ApiKey, version: i16, correlation_id: i32, body: &R) -> Outcome {

@@ -1,5 +1,6 @@
-//! Framing, request headers, the supported-version table, dispatch.
+//! Framing, request decoding, the supported-version table, dispatch.
 
+pub mod decode;
 pub mod dispatch;
 pub mod frame;
 pub mod versions;

@@ -73,3 +73,30 @@ fn oversize_and_garbage_frames_close_only_their_connection() {
     );
     assert_eq!(response.brokers.len(), 1, "other clients keep working");
 }
+
+#[test]
+fn regression_huge_array_length_does_not_abort_the_broker() {
+    let broker = Broker::start(&[]);
+    // Metadata v1 and CreateTopics v2 claiming 2^31 - 1 topics in 4 bytes:
+    // the protocol crate used to allocate for the claim and abort.
+    for (api, version) in [(3i16, 1i16), (19, 2)] {
+        let mut body = Vec::new();
+        body.extend_from_slice(&api.to_be_bytes());
+        body.extend_from_slice(&version.to_be_bytes());
+        body.extend_from_slice(&1i32.to_be_bytes());
+        body.extend_from_slice(&(-1i16).to_be_bytes());
+        body.extend_from_slice(&i32::MAX.to_be_bytes());
+        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        let mut attacker = Client::connect(broker.address);
+        attacker.send_raw(&frame).expect("send");
+        assert!(attacker.read_frame().is_none(), "malformed request closes");
+    }
+    let mut client = Client::connect(broker.address);
+    let response: MetadataResponse = client.call(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default().with_topics(None),
+    );
+    assert_eq!(response.brokers.len(), 1, "broker still serving");
+}

@@ -1,4 +1,4 @@
-//! Inputs that once crashed a decoder (found by scripts/fuzz-storage.sh),
+//! Inputs that once crashed a decoder (found by scripts/fuzz.sh storage batch_parse),
 //! replayed through the fuzz target's body.
 
 #[test]

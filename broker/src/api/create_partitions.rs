@@ -1,0 +1,59 @@
+//! CreatePartitions: grow a topic's partition count (never shrink).
+
+use crate::api::topic_name;
+use crate::metadata::topics::PARTITIONS_MAX;
+use crate::shard::Shard;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use kafka_protocol::protocol::StrBytes;
+use std::rc::Rc;
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    request: CreatePartitionsRequest,
+    _version: i16,
+) -> CreatePartitionsResponse {
+    let mut results = Vec::new();
+    for wanted in request.topics {
+        let name = wanted.name.0.to_string();
+        let result = CreatePartitionsTopicResult::default().with_name(topic_name(&name));
+        let outcome = match shard.topic(&name) {
+            None => Err((
+                ResponseError::UnknownTopicOrPartition,
+                format!("Topic '{name}' does not exist."),
+            )),
+            Some(topic) if wanted.count <= topic.partitions => Err((
+                ResponseError::InvalidPartitions,
+                format!(
+                    "Topic currently has {} partitions, which is higher than the requested {}.",
+                    topic.partitions, wanted.count
+                ),
+            )),
+            Some(_) if wanted.count > PARTITIONS_MAX => Err((
+                ResponseError::InvalidPartitions,
+                format!("Number of partitions must be at most {PARTITIONS_MAX}."),
+            )),
+            Some(_)
+                if wanted.assignments.as_ref().is_some_and(|a| {
+                    a.iter()
+                        .any(|p| p.broker_ids.iter().any(|b| b.0 != shard.config.node_id))
+                }) =>
+            {
+                Err((
+                    ResponseError::InvalidReplicaAssignment,
+                    "Only this broker can host replicas.".to_string(),
+                ))
+            }
+            Some(_) if request.validate_only => Ok(()),
+            Some(_) => shard.add_partitions(&name, wanted.count).await,
+        };
+        results.push(match outcome {
+            Ok(()) => result,
+            Err((error, message)) => result
+                .with_error_code(error.code())
+                .with_error_message(Some(StrBytes::from_string(message))),
+        });
+    }
+    CreatePartitionsResponse::default().with_results(results)
+}

@@ -1,0 +1,141 @@
+//! DescribeConfigs for topics (their effective log config, marking
+//! overrides) and for this broker (its static settings).
+
+use crate::config::Config;
+use crate::shard::Shard;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
+use std::rc::Rc;
+use storage::{LogConfig, TimestampType};
+
+pub const RESOURCE_TOPIC: i8 = 2;
+pub const RESOURCE_BROKER: i8 = 4;
+const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+
+/// A topic's configs by Kafka name, as strings.
+pub fn topic_entries(config: &LogConfig) -> Vec<(&'static str, String)> {
+    let timestamp_type = match config.timestamp_type {
+        TimestampType::CreateTime => "CreateTime",
+        TimestampType::LogAppendTime => "LogAppendTime",
+    };
+    vec![
+        ("cleanup.policy", "delete".to_string()),
+        ("flush.messages", config.flush_messages.to_string()),
+        ("flush.ms", config.flush_ms.to_string()),
+        (
+            "index.interval.bytes",
+            config.index_interval_bytes.to_string(),
+        ),
+        ("max.message.bytes", config.max_message_bytes.to_string()),
+        ("message.timestamp.type", timestamp_type.to_string()),
+        ("retention.bytes", config.retention_bytes.to_string()),
+        ("retention.ms", config.retention_ms.to_string()),
+        ("segment.bytes", config.segment_bytes.to_string()),
+        ("segment.ms", config.segment_ms.to_string()),
+    ]
+}
+
+fn broker_entries(config: &Config) -> Vec<(&'static str, String)> {
+    let mut entries = vec![
+        (
+            "auto.create.topics.enable",
+            config.auto_create_topics.to_string(),
+        ),
+        ("num.partitions", config.num_partitions.to_string()),
+        (
+            "socket.request.max.bytes",
+            config.request_bytes_max.to_string(),
+        ),
+        ("max.connections", config.connections_max.to_string()),
+        ("broker.id", config.node_id.to_string()),
+    ];
+    let log = topic_entries(&config.log);
+    let broker_name = |topic_key: &str| match topic_key {
+        "flush.messages" => Some("log.flush.interval.messages"),
+        "flush.ms" => Some("log.flush.interval.ms"),
+        "index.interval.bytes" => Some("log.index.interval.bytes"),
+        "max.message.bytes" => Some("message.max.bytes"),
+        "message.timestamp.type" => Some("log.message.timestamp.type"),
+        "retention.bytes" => Some("log.retention.bytes"),
+        "retention.ms" => Some("log.retention.ms"),
+        "segment.bytes" => Some("log.segment.bytes"),
+        "segment.ms" => Some("log.roll.ms"),
+        _ => None,
+    };
+    for (key, value) in log {
+        if let Some(name) = broker_name(key) {
+            entries.push((name, value));
+        }
+    }
+    entries
+}
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    request: DescribeConfigsRequest,
+    _version: i16,
+) -> DescribeConfigsResponse {
+    let mut results = Vec::new();
+    for resource in request.resources {
+        let name = resource.resource_name.to_string();
+        let result = DescribeConfigsResult::default()
+            .with_resource_type(resource.resource_type)
+            .with_resource_name(resource.resource_name.clone());
+        let entries: Result<Vec<(String, String, i8, bool)>, ResponseError> =
+            match resource.resource_type {
+                RESOURCE_TOPIC => match shard.topic(&name) {
+                    None => Err(ResponseError::UnknownTopicOrPartition),
+                    Some(topic) => match topic.log_config(&shard.config.log) {
+                        Ok(config) => Ok(topic_entries(&config)
+                            .into_iter()
+                            .map(|(k, v)| {
+                                let source = if topic.configs.contains_key(k) {
+                                    SOURCE_DYNAMIC_TOPIC
+                                } else {
+                                    SOURCE_DEFAULT
+                                };
+                                (k.to_string(), v, source, false)
+                            })
+                            .collect()),
+                        Err(_) => Err(ResponseError::InvalidConfig),
+                    },
+                },
+                RESOURCE_BROKER if name.is_empty() || name == shard.config.node_id.to_string() => {
+                    Ok(broker_entries(&shard.config)
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v, SOURCE_STATIC_BROKER, true))
+                        .collect())
+                }
+                RESOURCE_BROKER => Err(ResponseError::InvalidRequest),
+                _ => Err(ResponseError::InvalidRequest),
+            };
+        let result = match entries {
+            Err(error) => result.with_error_code(error.code()),
+            Ok(entries) => {
+                let wanted = resource.configuration_keys.as_ref();
+                let configs = entries
+                    .into_iter()
+                    .filter(|(k, ..)| {
+                        wanted.is_none_or(|keys| keys.iter().any(|w| w.as_str() == k))
+                    })
+                    .map(|(k, v, source, read_only)| {
+                        DescribeConfigsResourceResult::default()
+                            .with_name(StrBytes::from_string(k))
+                            .with_value(Some(StrBytes::from_string(v)))
+                            .with_read_only(read_only)
+                            .with_config_source(source)
+                    })
+                    .collect();
+                result.with_configs(configs)
+            }
+        };
+        results.push(result);
+    }
+    DescribeConfigsResponse::default().with_results(results)
+}

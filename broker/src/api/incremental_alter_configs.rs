@@ -1,0 +1,91 @@
+//! IncrementalAlterConfigs for topics: SET and DELETE of the configs Sluice
+//! honours, checked against the log config, applied to every partition and
+//! persisted. Broker configs are static (set at start-up).
+
+use crate::api::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use crate::shard::Shard;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
+use std::rc::Rc;
+
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    request: IncrementalAlterConfigsRequest,
+    _version: i16,
+) -> IncrementalAlterConfigsResponse {
+    let mut responses = Vec::new();
+    for resource in request.resources {
+        let name = resource.resource_name.to_string();
+        let response = AlterConfigsResourceResponse::default()
+            .with_resource_type(resource.resource_type)
+            .with_resource_name(resource.resource_name.clone());
+        let outcome = match resource.resource_type {
+            RESOURCE_TOPIC => alter_topic(shard, &name, &resource.configs, request.validate_only),
+            RESOURCE_BROKER => Err((
+                ResponseError::InvalidRequest,
+                "Broker configs are static in Sluice: set them with --set at start-up.".to_string(),
+            )),
+            _ => Err((
+                ResponseError::InvalidRequest,
+                "Unsupported resource type.".to_string(),
+            )),
+        };
+        responses.push(match outcome {
+            Ok(()) => response,
+            Err((error, message)) => response
+                .with_error_code(error.code())
+                .with_error_message(Some(StrBytes::from_string(message))),
+        });
+    }
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+fn alter_topic(
+    shard: &Rc<Shard>,
+    name: &str,
+    changes: &[kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig],
+    validate_only: bool,
+) -> Result<(), (ResponseError, String)> {
+    let Some(mut topic) = shard.topic(name) else {
+        return Err((
+            ResponseError::UnknownTopicOrPartition,
+            format!("Topic '{name}' does not exist."),
+        ));
+    };
+    for change in changes {
+        let key = change.name.to_string();
+        match change.config_operation {
+            OP_SET => {
+                let value = change
+                    .value
+                    .as_ref()
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
+                topic.configs.insert(key, value);
+            }
+            OP_DELETE => {
+                topic.configs.remove(&key);
+            }
+            _ => {
+                return Err((
+                    ResponseError::InvalidConfig,
+                    format!("APPEND/SUBTRACT apply to list configs; {key} is not one."),
+                ))
+            }
+        }
+    }
+    let config = topic
+        .log_config(&shard.config.log)
+        .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
+    if validate_only {
+        return Ok(());
+    }
+    shard
+        .update_topic(topic, config)
+        .map_err(|e| (ResponseError::KafkaStorageError, format!("{e:#}")))
+}

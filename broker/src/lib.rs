@@ -1,0 +1,10 @@
+//! The Sluice broker as a library: the binary (main.rs) is its CLI, and the
+//! fuzz target (broker/fuzz) drives `protocol::decode` directly.
+
+pub mod api;
+pub mod config;
+pub mod errors;
+pub mod metadata;
+pub mod protocol;
+pub mod server;
+pub mod shard;

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs a cargo-fuzz (libFuzzer) target. Not part of CI: it needs a nightly
+# toolchain and runs for as long as you ask.
+#
+#   scripts/fuzz.sh storage batch_parse [SECONDS]      # RecordBatch/index decoders
+#   scripts/fuzz.sh broker request_decode [SECONDS]    # request frame decoding
+#
+# Crashes land in <crate>/fuzz/artifacts/<target>/; reproduce one with
+#   (cd <crate> && cargo +nightly fuzz run <target> fuzz/artifacts/<target>/<file>)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+crate=${1:?usage: scripts/fuzz.sh CRATE TARGET [SECONDS]}
+target=${2:?usage: scripts/fuzz.sh CRATE TARGET [SECONDS]}
+seconds=${3:-60}
+if ! rustup toolchain list | grep -q '^nightly'; then
+    rustup toolchain install nightly --profile minimal
+fi
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz
+cd "$crate"
+cargo +nightly fuzz run "$target" -j1 -- -max_total_time="$seconds" -max_len=4096 -rss_limit_mb=2048
