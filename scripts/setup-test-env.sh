@@ -19,3 +19,17 @@ if [ ! -x .venv/bin/pytest ]; then
     python3 -m venv .venv
 fi
 .venv/bin/pip install -q --disable-pip-version-check -r tests/clients/requirements.txt
+
+# The Java client (kafka-clients from Maven Central) for the smoke test.
+if command -v mvn >/dev/null 2>&1 && command -v javac >/dev/null 2>&1; then
+    (
+        cd tests/java
+        if [ ! -f lib/kafka-clients-4.1.1.jar ]; then
+            mvn -q -B dependency:copy-dependencies -DoutputDirectory=lib
+        fi
+        mkdir -p classes
+        javac -cp "lib/*" -d classes src/main/java/sluice/SmokeTest.java
+    )
+else
+    echo "mvn/javac missing: the Java client smoke test will be skipped" >&2
+fi
