@@ -5,6 +5,7 @@
 use crate::config::Config;
 use crate::metadata::topics::{Topic, TopicStore};
 use crate::protocol::dispatch::{self, Outcome};
+use crate::protocol::fetch_response::Part;
 use crate::protocol::frame::{read_frame, FrameError};
 use anyhow::{Context, Result};
 use futures_lite::AsyncWriteExt;
@@ -247,6 +248,12 @@ impl Shard {
                         break;
                     }
                 }
+                Outcome::RespondParts(parts) => {
+                    if let Err(error) = write_parts(&mut stream, &parts).await {
+                        tracing::debug!(%peer, %error, "write failed");
+                        break;
+                    }
+                }
                 Outcome::Silent => {}
                 Outcome::Close(reason) => {
                     tracing::warn!(%peer, %reason, "closing connection");
@@ -256,4 +263,32 @@ impl Shard {
         }
         self.connections.set(self.connections.get() - 1);
     }
+}
+
+/// Parts below this size are gathered into one buffer before writing; larger
+/// record slices are written straight from the storage's memory.
+const COALESCE_BYTES_MAX: usize = 16 * 1024;
+
+async fn write_parts(stream: &mut TcpStream, parts: &[Part]) -> std::io::Result<()> {
+    let mut small = Vec::with_capacity(COALESCE_BYTES_MAX);
+    for part in parts {
+        let bytes = part.as_slice();
+        if bytes.len() < COALESCE_BYTES_MAX && small.len() + bytes.len() <= COALESCE_BYTES_MAX {
+            small.extend_from_slice(bytes);
+            continue;
+        }
+        if !small.is_empty() {
+            stream.write_all(&small).await?;
+            small.clear();
+        }
+        if bytes.len() < COALESCE_BYTES_MAX {
+            small.extend_from_slice(bytes);
+        } else {
+            stream.write_all(bytes).await?;
+        }
+    }
+    if !small.is_empty() {
+        stream.write_all(&small).await?;
+    }
+    Ok(())
 }

@@ -4,6 +4,7 @@
 
 use crate::api;
 use crate::protocol::decode::{decode, Request};
+use crate::protocol::fetch_response::{self, Part};
 use crate::shard::Shard;
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::{ApiKey, ResponseHeader};
@@ -13,6 +14,8 @@ use std::rc::Rc;
 pub enum Outcome {
     /// A whole response frame, size prefix included.
     Respond(BytesMut),
+    /// A frame in parts written in order (Fetch: record slices uncopied).
+    RespondParts(Vec<Part>),
     /// acks=0 produce: nothing is sent back.
     Silent,
     /// Malformed or unsupported: close this connection only.
@@ -48,12 +51,10 @@ pub async fn handle(shard: &Rc<Shard>, frame: BytesMut) -> Outcome {
                 encode(api, version, id, &response)
             }
         }
-        Request::Fetch(r) => encode(
-            api,
-            version,
-            id,
-            &api::fetch::handle(shard, r, version).await,
-        ),
+        Request::Fetch(r) => {
+            let answer = api::fetch::handle(shard, r, version).await;
+            Outcome::RespondParts(fetch_response::encode(version, id, answer))
+        }
         Request::ListOffsets(r) => encode(
             api,
             version,

@@ -2,5 +2,6 @@
 
 pub mod decode;
 pub mod dispatch;
+pub mod fetch_response;
 pub mod frame;
 pub mod versions;
