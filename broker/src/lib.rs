@@ -3,7 +3,9 @@
 
 pub mod api;
 pub mod config;
+pub mod connection;
 pub mod errors;
+pub mod limits;
 pub mod metadata;
 pub mod protocol;
 pub mod server;

@@ -4,11 +4,7 @@
 
 use crate::config::Config;
 use crate::metadata::topics::{Topic, TopicStore};
-use crate::protocol::dispatch::{self, Outcome};
-use crate::protocol::fetch_response::Part;
-use crate::protocol::frame::{read_frame, FrameError};
 use anyhow::{Context, Result};
-use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use kafka_protocol::error::ResponseError;
 use std::cell::{Cell, RefCell};
@@ -37,6 +33,9 @@ pub struct ProducerEntry {
 pub struct Partition {
     pub log: Log,
     pub producers: RefCell<HashMap<i64, ProducerEntry>>,
+    /// Held from the sequence check through the in-memory append, so that
+    /// pipelined requests of one producer are checked and appended in order.
+    pub produce_order: glommio::sync::Semaphore,
 }
 
 pub struct Shard {
@@ -100,6 +99,7 @@ impl Shard {
             let entry = Rc::new(Partition {
                 log,
                 producers: RefCell::new(HashMap::new()),
+                produce_order: glommio::sync::Semaphore::new(1),
             });
             self.partitions
                 .borrow_mut()
@@ -220,9 +220,8 @@ impl Shard {
         }
     }
 
-    /// Serves one client connection until it closes or misbehaves. Requests
-    /// are handled one at a time, so responses go out in request order.
-    pub async fn serve(self: Rc<Self>, mut stream: TcpStream) {
+    /// Serves one client connection until it closes or misbehaves.
+    pub async fn serve(self: Rc<Self>, stream: TcpStream) {
         let peer = stream
             .peer_addr()
             .map_or_else(|_| "?".to_string(), |a| a.to_string());
@@ -232,63 +231,7 @@ impl Shard {
         }
         self.connections.set(self.connections.get() + 1);
         let _ = stream.set_nodelay(true);
-        loop {
-            let frame = match read_frame(&mut stream, self.config.request_bytes_max).await {
-                Ok(frame) => frame,
-                Err(FrameError::Closed) => break,
-                Err(error) => {
-                    tracing::warn!(%peer, %error, "closing connection");
-                    break;
-                }
-            };
-            match dispatch::handle(&self, frame).await {
-                Outcome::Respond(bytes) => {
-                    if let Err(error) = stream.write_all(&bytes).await {
-                        tracing::debug!(%peer, %error, "write failed");
-                        break;
-                    }
-                }
-                Outcome::RespondParts(parts) => {
-                    if let Err(error) = write_parts(&mut stream, &parts).await {
-                        tracing::debug!(%peer, %error, "write failed");
-                        break;
-                    }
-                }
-                Outcome::Silent => {}
-                Outcome::Close(reason) => {
-                    tracing::warn!(%peer, %reason, "closing connection");
-                    break;
-                }
-            }
-        }
+        crate::connection::serve(self.clone(), stream, peer).await;
         self.connections.set(self.connections.get() - 1);
     }
-}
-
-/// Parts below this size are gathered into one buffer before writing; larger
-/// record slices are written straight from the storage's memory.
-const COALESCE_BYTES_MAX: usize = 16 * 1024;
-
-async fn write_parts(stream: &mut TcpStream, parts: &[Part]) -> std::io::Result<()> {
-    let mut small = Vec::with_capacity(COALESCE_BYTES_MAX);
-    for part in parts {
-        let bytes = part.as_slice();
-        if bytes.len() < COALESCE_BYTES_MAX && small.len() + bytes.len() <= COALESCE_BYTES_MAX {
-            small.extend_from_slice(bytes);
-            continue;
-        }
-        if !small.is_empty() {
-            stream.write_all(&small).await?;
-            small.clear();
-        }
-        if bytes.len() < COALESCE_BYTES_MAX {
-            small.extend_from_slice(bytes);
-        } else {
-            stream.write_all(bytes).await?;
-        }
-    }
-    if !small.is_empty() {
-        stream.write_all(&small).await?;
-    }
-    Ok(())
 }

@@ -48,7 +48,14 @@ impl Future for Listen<'_> {
         if self.event.generation.get() != self.seen {
             return Poll::Ready(());
         }
-        self.event.wakers.borrow_mut().push(cx.waker().clone());
+        // One entry per waiting task: a future polled again (or a new Listen
+        // created in a loop) must not stack clones of the same waker. glommio
+        // counts a task's waker clones in an i16, and 32,767 of them panicked
+        // the executor (a connection reader re-polling its "closing" listen).
+        let mut wakers = self.event.wakers.borrow_mut();
+        if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            wakers.push(cx.waker().clone());
+        }
         Poll::Pending
     }
 }
@@ -72,5 +79,31 @@ impl<'a> Turn<'a> {
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
         self.event.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    struct Counter;
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {}
+    }
+
+    #[test]
+    fn repeated_polls_of_one_task_register_one_waker() {
+        let event = Event::default();
+        let waker = Arc::new(Counter).into();
+        let mut cx = Context::from_waker(&waker);
+        for _ in 0..100_000 {
+            let mut listen = std::pin::pin!(event.listen());
+            assert!(listen.as_mut().poll(&mut cx).is_pending());
+        }
+        assert_eq!(event.wakers.borrow().len(), 1);
+        event.notify_all();
+        assert!(event.wakers.borrow().is_empty());
     }
 }

@@ -92,47 +92,69 @@ async fn produce_partition(
     let epoch = header.producer_epoch.get();
     let first_sequence = header.base_sequence.get();
     let count = header.records_count.get();
-    if producer_id >= 0 {
-        match check_sequence(&partition, producer_id, epoch, first_sequence) {
-            Sequence::Duplicate(base_offset) => {
-                return PartitionProduceResponse::default()
-                    .with_index(index)
-                    .with_base_offset(base_offset)
-                    .with_log_append_time_ms(-1)
-                    .with_log_start_offset(partition.log.log_start_offset());
+    let appended = {
+        let Ok(_turn) = partition.produce_order.acquire_permit(1).await else {
+            return failed(index, ResponseError::NotLeaderOrFollower, None);
+        };
+        let mut duplicate = None;
+        if producer_id >= 0 {
+            match check_sequence(&partition, producer_id, epoch, first_sequence) {
+                Sequence::Duplicate(base_offset) => duplicate = Some(base_offset),
+                Sequence::Reject(error) => return failed(index, error, None),
+                Sequence::Accept => {}
             }
-            Sequence::Reject(error) => return failed(index, error, None),
-            Sequence::Accept => {}
         }
-    }
-    let batch = BytesMut::from(&records[..]);
-    let appended = if acks == -1 {
-        partition.log.append(batch).await
-    } else {
-        partition.log.append_unsynced(batch).await
+        match duplicate {
+            Some(base_offset) => Ok((base_offset, base_offset + i64::from(count) - 1, None, true)),
+            None => {
+                let result = partition
+                    .log
+                    .append_unsynced(BytesMut::from(&records[..]))
+                    .await;
+                if let Ok(info) = &result {
+                    if producer_id >= 0 {
+                        remember(
+                            &partition,
+                            producer_id,
+                            epoch,
+                            first_sequence,
+                            count,
+                            info.base_offset,
+                        );
+                    }
+                    partition
+                        .log
+                        .set_high_watermark(partition.log.log_end_offset());
+                    shard.appended.notify_all();
+                }
+                result.map(|info| {
+                    (
+                        info.base_offset,
+                        info.last_offset,
+                        info.log_append_time_ms,
+                        false,
+                    )
+                })
+            }
+        }
+    };
+    // acks=all waits for the group-commit fdatasync outside the ordering
+    // turn, so later requests join the same flush.
+    let appended = match appended {
+        Ok((base, last, append_time, duplicate)) if acks == -1 => partition
+            .log
+            .flush_to(last + 1)
+            .await
+            .map(|()| (base, append_time, duplicate)),
+        Ok((base, _, append_time, duplicate)) => Ok((base, append_time, duplicate)),
+        Err(error) => Err(error),
     };
     match appended {
-        Ok(info) => {
-            partition
-                .log
-                .set_high_watermark(partition.log.log_end_offset());
-            shard.appended.notify_all();
-            if producer_id >= 0 {
-                remember(
-                    &partition,
-                    producer_id,
-                    epoch,
-                    first_sequence,
-                    count,
-                    info.base_offset,
-                );
-            }
-            PartitionProduceResponse::default()
-                .with_index(index)
-                .with_base_offset(info.base_offset)
-                .with_log_append_time_ms(info.log_append_time_ms.unwrap_or(-1))
-                .with_log_start_offset(info.log_start_offset)
-        }
+        Ok((base_offset, append_time, _duplicate)) => PartitionProduceResponse::default()
+            .with_index(index)
+            .with_base_offset(base_offset)
+            .with_log_append_time_ms(append_time.unwrap_or(-1))
+            .with_log_start_offset(partition.log.log_start_offset()),
         Err(error) => {
             tracing::debug!(topic, index, %error, "produce refused");
             PartitionProduceResponse::default()

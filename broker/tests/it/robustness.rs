@@ -100,3 +100,26 @@ fn regression_huge_array_length_does_not_abort_the_broker() {
     );
     assert_eq!(response.brokers.len(), 1, "broker still serving");
 }
+
+#[test]
+fn regression_many_requests_on_one_connection() {
+    // Each request that finds the connection's reader idle wakes it; its
+    // "closing" listener used to stack one waker clone per wake until glommio's
+    // i16 task refcount overflowed (32,767) and the executor panicked.
+    let broker = Broker::start(&[]);
+    let mut client = Client::connect(broker.address);
+    for _ in 0..33_000 {
+        let _: ApiVersionsResponse =
+            client.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    }
+    let response: MetadataResponse = client.call(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default().with_topics(None),
+    );
+    assert_eq!(
+        response.brokers.len(),
+        1,
+        "broker still answering on the same connection"
+    );
+}

@@ -1,1 +1,0 @@
-//! Placeholder: the bench load generator is not built yet (issue 4).
