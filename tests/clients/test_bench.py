@@ -1,0 +1,36 @@
+"""bench against the real broker: a short run per acks setting must finish
+with no errors and a well-formed JSON report (no timing is asserted)."""
+import json
+import os
+import subprocess
+
+from conftest import ROOT
+
+BENCH = os.path.join(ROOT, "target", "debug", "bench")
+
+
+def test_bench_produce_runs_every_acks_setting(broker, tmp_path):
+    report = tmp_path / "report.json"
+    result = subprocess.run(
+        [BENCH, "produce", "--bootstrap", broker.bootstrap, "--acks", "0,1,all",
+         "--duration-s", "1", "--warmup-s", "0", "--json", str(report)],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(report.read_text())
+    assert [run["acks"] for run in data["runs"]] == ["0", "1", "all"]
+    for run in data["runs"]:
+        assert run["errors"] == 0
+        assert run["messages"] > 0
+    assert data["runs"][2]["latency_ms"]["p50"] > 0
+    assert data["machine"]["cores"] >= 1
+
+
+def test_bench_rate_mode_and_bad_arguments(broker):
+    ok = subprocess.run([BENCH, "produce", "--bootstrap", broker.bootstrap, "--acks", "1",
+                         "--rate", "2000", "--duration-s", "1", "--warmup-s", "0"],
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "acks" in ok.stdout
+    bad = subprocess.run([BENCH, "produce", "--bootstrap", broker.bootstrap, "--acks", "2"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "bad acks value" in bad.stderr
