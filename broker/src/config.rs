@@ -32,12 +32,14 @@ impl Config {
         listen: SocketAddr,
         advertised: Option<String>,
         data_dir: PathBuf,
-        cores: usize,
+        cores: Option<usize>,
         node_id: i32,
         settings: &[String],
     ) -> Result<Config> {
-        if cores != 1 {
-            bail!("--cores {cores}: only 1 core is supported so far (cross-core forwarding is not built)");
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = cores.unwrap_or(cpus);
+        if !(1..=cpus).contains(&cores) {
+            bail!("--cores {cores}: must be between 1 and the {cpus} CPUs this process may run on");
         }
         let (advertised_host, advertised_port) = match advertised {
             Some(address) => {

@@ -8,5 +8,6 @@ pub mod errors;
 pub mod limits;
 pub mod metadata;
 pub mod protocol;
+pub mod router;
 pub mod server;
 pub mod shard;

@@ -20,9 +20,10 @@ struct Cli {
     /// Directory for topic data and metadata.
     #[arg(long, default_value = "./data")]
     data_dir: std::path::PathBuf,
-    /// Executor threads (one per core). Only 1 is supported so far.
-    #[arg(long, default_value_t = 1)]
-    cores: usize,
+    /// Executor threads, one pinned to each of the first N CPUs; each owns
+    /// a share of the partitions. Default: every CPU.
+    #[arg(long)]
+    cores: Option<usize>,
     /// This broker's node id.
     #[arg(long, default_value_t = 0)]
     node_id: i32,

@@ -1,13 +1,17 @@
-//! Process set-up and the executor: locked-memory limit, data dir and port
-//! checks, the accept loop, and a clean stop on SIGTERM/SIGINT.
+//! Process set-up and the executors: locked-memory limit, data dir and port
+//! checks, one pinned glommio executor per core (each accepting on the
+//! listen port through SO_REUSEPORT and owning its share of partitions),
+//! and a clean stop on SIGTERM/SIGINT.
 
 use crate::config::Config;
+use crate::metadata::cluster::Cluster;
+use crate::router::{CoreRequest, Router};
 use crate::shard::Shard;
 use anyhow::{bail, Context, Result};
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// io_uring memory registered per executor.
@@ -18,7 +22,7 @@ const IO_MEMORY_BYTES_MIN: usize = 1024 * 1024;
 const STOP_POLL_MS: u64 = 50;
 
 pub fn run(mut config: Config) -> Result<()> {
-    let io_memory = raise_memlock_limit()?;
+    let io_memory = raise_memlock_limit(config.cores)?;
     check_data_dir(&config.data_dir)?;
     // With a relative data dir ("./data") topic creation failed with a
     // storage I/O error (not yet pinned down in storage); use the absolute
@@ -37,21 +41,109 @@ pub fn run(mut config: Config) -> Result<()> {
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, stop.clone()).context("install signal handler")?;
     }
-    let handle = LocalExecutorBuilder::new(Placement::Fixed(0))
-        .name("sluice-core-0")
-        .io_memory(io_memory)
-        .spawn(move || async move { serve(config, stop).await })
-        .map_err(|e| anyhow::anyhow!("start executor (io_uring / locked memory?): {e}"))?;
-    handle
-        .join()
-        .map_err(|e| anyhow::anyhow!("executor failed: {e}"))?
+    let cluster = Cluster::open(&config.data_dir)?;
+    let cores = config.cores;
+    // Every core opens its partitions before any accepts a client, so a
+    // request forwarded at start-up finds its partition open.
+    let opened = Arc::new(Barrier::new(cores));
+    let mut handles = Vec::with_capacity(cores);
+    for (core, (router, requests)) in Router::mesh(cores).into_iter().enumerate() {
+        let (config, cluster, stop, opened) = (
+            config.clone(),
+            cluster.clone(),
+            stop.clone(),
+            opened.clone(),
+        );
+        let handle = LocalExecutorBuilder::new(Placement::Fixed(core))
+            .name(&format!("sluice-core-{core}"))
+            .io_memory(io_memory)
+            .spawn(
+                move || async move { serve(config, cluster, router, requests, stop, opened).await },
+            )
+            .map_err(|e| {
+                anyhow::anyhow!("start executor {core} (io_uring / locked memory?): {e}")
+            })?;
+        handles.push(handle);
+    }
+    let mut result = Ok(());
+    for (core, handle) in handles.into_iter().enumerate() {
+        let joined = handle
+            .join()
+            .map_err(|e| anyhow::anyhow!("executor {core} failed: {e}"))
+            .and_then(|served| served);
+        if let Err(error) = joined {
+            // One core failing (e.g. a partition that cannot be opened)
+            // stops the others too.
+            stop.store(true, Ordering::Relaxed);
+            opened.wait_abandoned();
+            result = result.and(Err(error));
+        }
+    }
+    result
 }
 
-async fn serve(config: Config, stop: Arc<AtomicBool>) -> Result<()> {
-    let listener = TcpListener::bind(config.listen)
-        .map_err(|e| anyhow::anyhow!("listen on {}: {e}", config.listen))?;
-    let shard = Shard::open(config.clone()).await?;
-    tracing::info!(listen = %config.listen, cores = config.cores, data_dir = %config.data_dir.display(), "sluice broker ready");
+/// Start-up rendezvous of the cores. A core that fails before it arrives
+/// marks the barrier abandoned so the others do not wait forever.
+struct Barrier {
+    state: Mutex<(usize, bool)>,
+    arrived: Condvar,
+}
+
+impl Barrier {
+    fn new(cores: usize) -> Barrier {
+        Barrier {
+            state: Mutex::new((cores, false)),
+            arrived: Condvar::new(),
+        }
+    }
+
+    /// Blocks until every core arrived; false if one gave up instead.
+    fn wait(&self) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.0 = state.0.saturating_sub(1);
+        self.arrived.notify_all();
+        while state.0 > 0 && !state.1 {
+            state = self.arrived.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        !state.1
+    }
+
+    fn wait_abandoned(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.1 = true;
+        self.arrived.notify_all();
+    }
+}
+
+async fn serve(
+    config: Config,
+    cluster: Arc<Cluster>,
+    router: Router,
+    requests: flume::Receiver<CoreRequest>,
+    stop: Arc<AtomicBool>,
+    opened: Arc<Barrier>,
+) -> Result<()> {
+    let core = router.core();
+    let listener = TcpListener::bind(config.listen);
+    let shard = Shard::open(config.clone(), cluster, router).await;
+    let (listener, shard) = match (listener, shard) {
+        (Ok(listener), Ok(shard)) => (listener, shard),
+        (Err(e), _) => {
+            opened.wait_abandoned();
+            bail!("core {core}: listen on {}: {e}", config.listen);
+        }
+        (_, Err(e)) => {
+            opened.wait_abandoned();
+            return Err(e.context(format!("core {core}: open partitions")));
+        }
+    };
+    glommio::spawn_local(crate::router::serve(shard.clone(), requests)).detach();
+    if !opened.wait() {
+        bail!("core {core}: another core failed to start");
+    }
+    if core == 0 {
+        tracing::info!(listen = %config.listen, cores = config.cores, data_dir = %config.data_dir.display(), "sluice broker ready");
+    }
     loop {
         let accept = async { Some(listener.accept().await) };
         let stopped = async {
@@ -64,13 +156,13 @@ async fn serve(config: Config, stop: Arc<AtomicBool>) -> Result<()> {
             Some(Ok(stream)) => {
                 glommio::spawn_local(shard.clone().serve(stream)).detach();
             }
-            Some(Err(error)) => tracing::warn!(%error, "accept failed"),
+            Some(Err(error)) => tracing::warn!(core, %error, "accept failed"),
             None => break,
         }
     }
-    tracing::info!("stopping: flushing and closing logs");
+    tracing::info!(core, "stopping: flushing and closing logs");
     shard.close().await;
-    tracing::info!("stopped");
+    tracing::info!(core, "stopped");
     Ok(())
 }
 
@@ -96,8 +188,9 @@ fn check_data_dir(dir: &std::path::Path) -> Result<()> {
 
 /// glommio registers I/O memory with io_uring, which counts against
 /// RLIMIT_MEMLOCK. Raise the soft limit to the hard one and size the I/O
-/// memory to fit what we got; returns the I/O memory to use.
-fn raise_memlock_limit() -> Result<usize> {
+/// memory of each of the `cores` executors to fit what we got; returns the
+/// I/O memory per executor.
+fn raise_memlock_limit(cores: usize) -> Result<usize> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -130,13 +223,14 @@ fn raise_memlock_limit() -> Result<usize> {
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &to_hard) } == 0 {
         limit.rlim_cur = limit.rlim_max;
     }
-    let fits = (limit.rlim_cur / 2).min(IO_MEMORY_BYTES as u64) as usize;
+    let fits = (limit.rlim_cur / 2 / cores.max(1) as u64).min(IO_MEMORY_BYTES as u64) as usize;
     if fits < IO_MEMORY_BYTES_MIN {
         bail!(
             "RLIMIT_MEMLOCK is {} bytes and could not be raised; glommio needs at least {} bytes \
-             locked (run as root, `ulimit -l unlimited`, or set memlock in /etc/security/limits.conf)",
+             locked for {cores} cores (run as root, `ulimit -l unlimited`, set memlock in \
+             /etc/security/limits.conf, or use fewer --cores)",
             limit.rlim_cur,
-            IO_MEMORY_BYTES_MIN * 2
+            IO_MEMORY_BYTES_MIN * 2 * cores
         );
     }
     tracing::info!(

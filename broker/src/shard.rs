@@ -1,9 +1,12 @@
-//! One core's world: its partitions' logs, the topic registry, producer
-//! state, and the connections it accepted. Single-threaded: `Rc` + `RefCell`,
-//! never borrowed across an `.await`.
+//! One core's world: the partitions it owns (logs, producer state, produce
+//! ordering), its connections, and its end of the cross-core router.
+//! Single-threaded: `Rc` + `RefCell`, never borrowed across an `.await`.
+//! What all cores share (the topic registry) is `metadata::cluster`.
 
 use crate::config::Config;
-use crate::metadata::topics::{Topic, TopicStore};
+use crate::metadata::cluster::Cluster;
+use crate::metadata::topics::Topic;
+use crate::router::{CoreRequest, Router};
 use anyhow::{Context, Result};
 use glommio::net::TcpStream;
 use kafka_protocol::error::ResponseError;
@@ -11,6 +14,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
 use storage::{CoreMemory, Event, Faults, Log, LogOptions};
 
 /// Batches remembered per producer id and partition for duplicate detection
@@ -40,35 +45,31 @@ pub struct Partition {
 
 pub struct Shard {
     pub config: Config,
-    pub topics: RefCell<TopicStore>,
+    pub cluster: Arc<Cluster>,
+    pub router: Router,
     partitions: RefCell<HashMap<(String, i32), Rc<Partition>>>,
     memory: Rc<CoreMemory>,
-    /// Notified after every append, for fetch long-polls.
-    pub appended: Event,
-    connections: Cell<usize>,
-    next_producer_id: Cell<i64>,
+    /// Notified after every append on this core, for fetch long-polls.
+    appended: Event,
+    /// Appends so far on this core: lets a long-poll on another core ask
+    /// "has anything been appended since my read?" without a race.
+    appends: Cell<u64>,
 }
 
 impl Shard {
-    pub async fn open(config: Config) -> Result<Rc<Shard>> {
-        let topics = TopicStore::open(&config.data_dir)?;
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_millis() as i64);
+    /// Opens the partitions this core owns of every known topic.
+    pub async fn open(config: Config, cluster: Arc<Cluster>, router: Router) -> Result<Rc<Shard>> {
         let shard = Rc::new(Shard {
             memory: CoreMemory::new(config.tail_cache_bytes_max),
             config,
-            topics: RefCell::new(topics),
+            cluster,
+            router,
             partitions: RefCell::new(HashMap::new()),
             appended: Event::default(),
-            connections: Cell::new(0),
-            // Ids must not repeat across restarts while producer state is not
-            // persisted: start from the clock.
-            next_producer_id: Cell::new(seed << 8),
+            appends: Cell::new(0),
         });
-        let known: Vec<Topic> = shard.topics.borrow().all().cloned().collect();
-        for topic in known {
-            shard.open_partitions(&topic).await?;
+        for topic in shard.cluster.topics() {
+            shard.open_local_partitions(&topic).await?;
         }
         Ok(shard)
     }
@@ -77,10 +78,14 @@ impl Shard {
         self.config.data_dir.join(format!("{topic}-{partition}"))
     }
 
-    async fn open_partitions(&self, topic: &Topic) -> Result<()> {
+    /// Opens (or recovers) the topic's partitions that this core owns and
+    /// has not opened yet.
+    pub async fn open_local_partitions(&self, topic: &Topic) -> Result<()> {
         let config = topic.log_config(&self.config.log)?;
         for partition in 0..topic.partitions {
-            if self.partition(&topic.name, partition).is_some() {
+            if !self.router.is_local(&topic.name, partition)
+                || self.partition(&topic.name, partition).is_some()
+            {
                 continue;
             }
             let dir = self.partition_dir(&topic.name, partition);
@@ -108,6 +113,34 @@ impl Shard {
         Ok(())
     }
 
+    pub async fn drop_local_partitions(&self, name: &str, partitions: i32) {
+        for partition in 0..partitions {
+            let removed = self
+                .partitions
+                .borrow_mut()
+                .remove(&(name.to_string(), partition));
+            if let Some(entry) = removed {
+                if let Err(error) = entry.log.clone().delete().await {
+                    tracing::error!(topic = name, partition, %error, "delete partition");
+                }
+            }
+        }
+    }
+
+    pub fn reconfigure_local_partitions(
+        &self,
+        name: &str,
+        partitions: i32,
+        config: &storage::LogConfig,
+    ) {
+        for partition in 0..partitions {
+            if let Some(entry) = self.partition(name, partition) {
+                entry.log.set_config(config.clone());
+            }
+        }
+    }
+
+    /// A partition this core owns (None: unknown, or owned by another core).
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Rc<Partition>> {
         self.partitions
             .borrow()
@@ -116,10 +149,62 @@ impl Shard {
     }
 
     pub fn topic(&self, name: &str) -> Option<Topic> {
-        self.topics.borrow().get(name).cloned()
+        self.cluster.topic(name)
     }
 
-    /// Creates a topic and its partition logs. Errors are Kafka's.
+    /// Called after every append on this core: wakes local long-polls, and
+    /// counts, for long-polls waiting from other cores.
+    pub fn note_append(&self) {
+        self.appends.set(self.appends.get() + 1);
+        self.appended.notify_all();
+    }
+
+    pub fn append_count(&self) -> u64 {
+        self.appends.get()
+    }
+
+    /// Listens for the next append on this core (register before reading,
+    /// so an append between the read and the wait is not missed).
+    pub fn next_append(&self) -> impl std::future::Future<Output = ()> + '_ {
+        self.appended.listen()
+    }
+
+    /// Resolves when more than `after` appends happened here, or at `timeout`.
+    pub async fn wait_for_append(&self, after: u64, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let appended = self.appended.listen();
+            let now = std::time::Instant::now();
+            if self.appends.get() > after || now >= deadline {
+                return;
+            }
+            futures_lite::future::or(appended, glommio::timer::sleep(deadline - now)).await;
+        }
+    }
+
+    /// Runs `on_core` for each core: locally for this one, as a request for
+    /// the others. Metadata changes use it to reach every partition owner.
+    async fn on_every_core(
+        &self,
+        local: impl std::future::Future<Output = Result<(), String>>,
+        remote: impl Fn(flume::Sender<Result<(), String>>) -> CoreRequest,
+    ) -> Result<(), String> {
+        let mut result = local.await;
+        for core in 0..self.router.cores() {
+            if core == self.router.core() {
+                continue;
+            }
+            let answer = self
+                .router
+                .call(core, &remote)
+                .await
+                .unwrap_or_else(|| Err(format!("core {core} is stopping")));
+            result = result.and(answer);
+        }
+        result
+    }
+
+    /// Creates a topic and its partition logs on their owning cores.
     pub async fn create_topic(
         &self,
         name: &str,
@@ -131,41 +216,53 @@ impl Shard {
             partitions,
             configs,
         };
-        if self.topics.borrow().get(name).is_some() {
-            return Err((
-                ResponseError::TopicAlreadyExists,
-                format!("Topic '{name}' already exists."),
-            ));
-        }
-        self.open_partitions(&topic)
-            .await
-            .map_err(|e| (ResponseError::KafkaStorageError, format!("{e:#}")))?;
-        self.topics
-            .borrow_mut()
+        let _reservation = self
+            .cluster
+            .reserve(name)
+            .map_err(|error| (error, format!("Topic '{name}' already exists.")))?;
+        self.open_everywhere(&topic).await?;
+        self.cluster
             .insert(topic.clone())
             .map_err(|e| (ResponseError::KafkaStorageError, format!("{e:#}")))?;
         tracing::info!(topic = name, partitions, "created topic");
         Ok(topic)
     }
 
-    pub async fn delete_topic(&self, name: &str) -> Result<(), ResponseError> {
-        let Some(topic) = self.topic(name) else {
-            return Err(ResponseError::UnknownTopicOrPartition);
+    async fn open_everywhere(&self, topic: &Topic) -> Result<(), (ResponseError, String)> {
+        let local = async {
+            self.open_local_partitions(topic)
+                .await
+                .map_err(|e| format!("{e:#}"))
         };
-        self.topics
-            .borrow_mut()
+        self.on_every_core(local, |reply| CoreRequest::OpenPartitions {
+            topic: topic.clone(),
+            reply,
+        })
+        .await
+        .map_err(|message| (ResponseError::KafkaStorageError, message))
+    }
+
+    pub async fn delete_topic(&self, name: &str) -> Result<(), ResponseError> {
+        let removed = self
+            .cluster
             .remove(name)
             .map_err(|_| ResponseError::KafkaStorageError)?;
-        for partition in 0..topic.partitions {
-            let removed = self
-                .partitions
-                .borrow_mut()
-                .remove(&(name.to_string(), partition));
-            if let Some(entry) = removed {
-                if let Err(error) = entry.log.clone().delete().await {
-                    tracing::error!(topic = name, partition, %error, "delete partition");
-                }
-            }
+        let Some(topic) = removed else {
+            return Err(ResponseError::UnknownTopicOrPartition);
+        };
+        let local = async {
+            self.drop_local_partitions(name, topic.partitions).await;
+            Ok(())
+        };
+        let dropped = self
+            .on_every_core(local, |reply| CoreRequest::DropPartitions {
+                topic: name.to_string(),
+                partitions: topic.partitions,
+                reply,
+            })
+            .await;
+        if let Err(error) = dropped {
+            tracing::error!(topic = name, %error, "delete partitions");
         }
         tracing::info!(topic = name, "deleted topic");
         Ok(())
@@ -177,7 +274,6 @@ impl Shard {
         name: &str,
         count: i32,
     ) -> Result<(), (ResponseError, String)> {
-        let storage_error = |e: anyhow::Error| (ResponseError::KafkaStorageError, format!("{e:#}"));
         let Some(mut topic) = self.topic(name) else {
             return Err((
                 ResponseError::UnknownTopicOrPartition,
@@ -185,32 +281,38 @@ impl Shard {
             ));
         };
         topic.partitions = count;
-        self.open_partitions(&topic).await.map_err(storage_error)?;
-        self.topics
-            .borrow_mut()
+        self.open_everywhere(&topic).await?;
+        self.cluster
             .insert(topic)
-            .map_err(storage_error)?;
+            .map_err(|e| (ResponseError::KafkaStorageError, format!("{e:#}")))?;
         tracing::info!(topic = name, partitions = count, "added partitions");
         Ok(())
     }
 
-    /// Stores a topic's new config overrides and applies them to its logs.
-    pub fn update_topic(&self, topic: Topic, config: storage::LogConfig) -> Result<()> {
-        for partition in 0..topic.partitions {
-            if let Some(entry) = self.partition(&topic.name, partition) {
-                entry.log.set_config(config.clone());
-            }
-        }
-        self.topics.borrow_mut().insert(topic)
+    /// Stores a topic's new config overrides and applies them to its logs on
+    /// every core.
+    pub async fn update_topic(
+        &self,
+        topic: Topic,
+        config: storage::LogConfig,
+    ) -> Result<(), String> {
+        self.cluster
+            .insert(topic.clone())
+            .map_err(|e| format!("{e:#}"))?;
+        let local = async {
+            self.reconfigure_local_partitions(&topic.name, topic.partitions, &config);
+            Ok(())
+        };
+        self.on_every_core(local, |reply| CoreRequest::Reconfigure {
+            topic: topic.name.clone(),
+            partitions: topic.partitions,
+            config: config.clone(),
+            reply,
+        })
+        .await
     }
 
-    pub fn allocate_producer_id(&self) -> i64 {
-        let id = self.next_producer_id.get();
-        self.next_producer_id.set(id + 1);
-        id
-    }
-
-    /// Flushes and seals every log (clean shutdown).
+    /// Flushes and seals every log of this core (clean shutdown).
     pub async fn close(&self) {
         let all: Vec<Rc<Partition>> = self.partitions.borrow().values().cloned().collect();
         for partition in all {
@@ -225,13 +327,11 @@ impl Shard {
         let peer = stream
             .peer_addr()
             .map_or_else(|_| "?".to_string(), |a| a.to_string());
-        if self.connections.get() >= self.config.connections_max {
+        let Some(_slot) = self.cluster.take_connection(self.config.connections_max) else {
             tracing::warn!(%peer, max = self.config.connections_max, "max.connections reached; closing");
             return;
-        }
-        self.connections.set(self.connections.get() + 1);
+        };
         let _ = stream.set_nodelay(true);
         crate::connection::serve(self.clone(), stream, peer).await;
-        self.connections.set(self.connections.get() - 1);
     }
 }

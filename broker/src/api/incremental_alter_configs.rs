@@ -25,7 +25,9 @@ pub async fn handle(
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());
         let outcome = match resource.resource_type {
-            RESOURCE_TOPIC => alter_topic(shard, &name, &resource.configs, request.validate_only),
+            RESOURCE_TOPIC => {
+                alter_topic(shard, &name, &resource.configs, request.validate_only).await
+            }
             RESOURCE_BROKER => Err((
                 ResponseError::InvalidRequest,
                 "Broker configs are static in Sluice: set them with --set at start-up.".to_string(),
@@ -45,7 +47,7 @@ pub async fn handle(
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 
-fn alter_topic(
+async fn alter_topic(
     shard: &Rc<Shard>,
     name: &str,
     changes: &[kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig],
@@ -87,5 +89,6 @@ fn alter_topic(
     }
     shard
         .update_topic(topic, config)
-        .map_err(|e| (ResponseError::KafkaStorageError, format!("{e:#}")))
+        .await
+        .map_err(|message| (ResponseError::KafkaStorageError, message))
 }

@@ -25,12 +25,12 @@ pub async fn handle(
     }
     let (id, epoch) = if request.producer_id.0 >= 0 && request.producer_epoch >= 0 {
         if request.producer_epoch == i16::MAX - 1 {
-            (shard.allocate_producer_id(), 0)
+            (shard.cluster.allocate_producer_id(), 0)
         } else {
             (request.producer_id.0, request.producer_epoch + 1)
         }
     } else {
-        (shard.allocate_producer_id(), 0)
+        (shard.cluster.allocate_producer_id(), 0)
     };
     response
         .with_producer_id(ProducerId(id))

@@ -32,7 +32,7 @@ pub async fn handle(shard: &Rc<Shard>, request: MetadataRequest, version: i16) -
     let mut topics = Vec::new();
     match requested {
         None => {
-            let all: Vec<Topic> = shard.topics.borrow().all().cloned().collect();
+            let all: Vec<Topic> = shard.cluster.topics();
             topics.extend(all.iter().map(|t| describe(t, node)));
         }
         Some(names) => {
@@ -71,11 +71,12 @@ async fn lookup_or_create(
             .await
         {
             Ok(topic) => return describe(&topic, node),
-            Err((error, _)) if error == ResponseError::TopicAlreadyExists => {
-                if let Some(topic) = shard.topic(name) {
-                    return describe(&topic, node);
+            Err((ResponseError::TopicAlreadyExists, _)) => {
+                match shard.topic(name) {
+                    Some(topic) => return describe(&topic, node),
+                    // Another core is creating it right now: retriable.
+                    None => ResponseError::LeaderNotAvailable,
                 }
-                error
             }
             Err((error, _)) => error,
         }

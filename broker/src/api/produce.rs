@@ -5,6 +5,7 @@
 
 use crate::api::topic_name;
 use crate::errors::storage_error_code;
+use crate::router::CoreRequest;
 use crate::shard::{Partition, ProducedBatch, Shard, PRODUCER_BATCHES_MAX};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
@@ -24,7 +25,7 @@ pub async fn handle(shard: &Rc<Shard>, request: ProduceRequest, _version: i16) -
             let shard = shard.clone();
             let name = name.clone();
             tasks.push(glommio::spawn_local(async move {
-                produce_partition(&shard, &name, data.index, data.records, acks).await
+                produce_partition(&shard, name, data.index, data.records, acks).await
             }));
         }
         pending.push((name, tasks));
@@ -54,7 +55,33 @@ fn failed(index: i32, error: ResponseError, message: Option<String>) -> Partitio
         .with_error_message(message.map(StrBytes::from_string))
 }
 
+/// Appends on the partition's owning core: here, or by a hop to its core.
 async fn produce_partition(
+    shard: &Rc<Shard>,
+    topic: String,
+    index: i32,
+    records: Option<Bytes>,
+    acks: i16,
+) -> PartitionProduceResponse {
+    let owner = shard.router.owner(&topic, index);
+    if owner == shard.router.core() {
+        return produce_local(shard, &topic, index, records, acks).await;
+    }
+    let answer = shard
+        .router
+        .call(owner, |reply| CoreRequest::Produce {
+            topic,
+            partition: index,
+            records,
+            acks,
+            reply,
+        })
+        .await;
+    answer.unwrap_or_else(|| failed(index, ResponseError::NotLeaderOrFollower, None))
+}
+
+/// Produce on the core that owns the partition.
+pub async fn produce_local(
     shard: &Rc<Shard>,
     topic: &str,
     index: i32,
@@ -125,7 +152,7 @@ async fn produce_partition(
                     partition
                         .log
                         .set_high_watermark(partition.log.log_end_offset());
-                    shard.appended.notify_all();
+                    shard.note_append();
                 }
                 result.map(|info| {
                     (

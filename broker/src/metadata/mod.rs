@@ -1,3 +1,4 @@
 //! Topics, partitions and their configs.
 
+pub mod cluster;
 pub mod topics;

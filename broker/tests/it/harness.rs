@@ -35,6 +35,11 @@ impl Broker {
 
     /// Starts on `data_dir`, which the caller keeps (for restarts).
     pub fn start_in(data_dir: &Path, settings: &[&str]) -> Broker {
+        Broker::start_with(data_dir, &[], settings)
+    }
+
+    /// Starts on `data_dir` with extra command-line arguments.
+    pub fn start_with(data_dir: &Path, args: &[&str], settings: &[&str]) -> Broker {
         let port = free_port();
         let address: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
         let mut command = Command::new(env!("CARGO_BIN_EXE_broker"));
@@ -43,6 +48,7 @@ impl Broker {
             .arg(address.to_string())
             .arg("--data-dir")
             .arg(data_dir)
+            .args(args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

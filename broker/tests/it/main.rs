@@ -2,6 +2,7 @@
 //! port with a temp data dir, driven over the Kafka protocol.
 
 mod client;
+mod cores;
 mod harness;
 mod produce_fetch;
 mod robustness;
