@@ -5,6 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use storage::LogConfig;
 
+pub const IDLE_POLL_US_DEFAULT: u64 = 50;
+/// Beyond this an idle broker burns a core for nothing.
+pub const IDLE_POLL_US_MAX: u64 = 10_000;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -12,6 +16,11 @@ pub struct Config {
     pub advertised_port: u16,
     pub data_dir: PathBuf,
     pub cores: usize,
+    /// How long an idle core keeps polling before it sleeps (seastar's and
+    /// Redpanda's `--idle-poll-time-us`). A sleeping core takes ~70 us to
+    /// wake for a cross-core request on this VM, a polling one ~8 us
+    /// (docs/benchmarks.md).
+    pub idle_poll_us: u64,
     pub node_id: i32,
     /// `auto.create.topics.enable`
     pub auto_create_topics: bool,
@@ -60,6 +69,7 @@ impl Config {
             advertised_port,
             data_dir,
             cores,
+            idle_poll_us: IDLE_POLL_US_DEFAULT,
             node_id,
             auto_create_topics: true,
             num_partitions: 1,

@@ -57,6 +57,7 @@ pub fn run(mut config: Config) -> Result<()> {
         let handle = LocalExecutorBuilder::new(Placement::Fixed(core))
             .name(&format!("sluice-core-{core}"))
             .io_memory(io_memory)
+            .spin_before_park(Duration::from_micros(config.idle_poll_us))
             .spawn(
                 move || async move { serve(config, cluster, router, requests, stop, opened).await },
             )
