@@ -32,6 +32,9 @@ pub struct Config {
     pub connections_max: usize,
     /// Defaults for every topic's log (`log.segment.bytes`, ...).
     pub log: LogConfig,
+    /// `log.retention.check.interval.ms`: how often each core applies
+    /// `retention.ms` / `retention.bytes` to its partitions.
+    pub retention_check_interval_ms: u64,
     /// Tail cache budget of one core, bytes.
     pub tail_cache_bytes_max: usize,
 }
@@ -76,6 +79,7 @@ impl Config {
             request_bytes_max: 100 * 1024 * 1024,
             connections_max: 10_000,
             log: LogConfig::default(),
+            retention_check_interval_ms: 300_000,
             tail_cache_bytes_max: storage::limits::TAIL_CACHE_BYTES_DEFAULT_MAX,
         };
         for setting in settings {
@@ -114,6 +118,13 @@ impl Config {
                 self.request_bytes_max = n as usize;
             }
             "max.connections" => self.connections_max = number()?.max(1) as usize,
+            "log.retention.check.interval.ms" => {
+                let n = number()?;
+                if n < 1 {
+                    bail!("{key}={value}: must be at least 1");
+                }
+                self.retention_check_interval_ms = n as u64;
+            }
             "message.max.bytes" => self.log.set("max.message.bytes", value)?,
             "log.segment.bytes" => self.log.set("segment.bytes", value)?,
             "log.roll.ms" => self.log.set("segment.ms", value)?,

@@ -139,6 +139,7 @@ async fn serve(
         }
     };
     glommio::spawn_local(crate::router::serve(shard.clone(), requests)).detach();
+    glommio::spawn_local(shard.clone().enforce_retention_forever()).detach();
     if !opened.wait() {
         bail!("core {core}: another core failed to start");
     }

@@ -312,6 +312,25 @@ impl Shard {
         .await
     }
 
+    /// Applies `retention.ms` / `retention.bytes` to this core's partitions
+    /// every `log.retention.check.interval.ms`, as Kafka's log cleaner
+    /// thread does for deletion. Runs until the executor stops.
+    pub async fn enforce_retention_forever(self: Rc<Self>) {
+        let interval = Duration::from_millis(self.config.retention_check_interval_ms);
+        loop {
+            glommio::timer::sleep(interval).await;
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let all: Vec<Rc<Partition>> = self.partitions.borrow().values().cloned().collect();
+            for partition in all {
+                if let Err(error) = partition.log.enforce_retention(now_ms).await {
+                    tracing::error!(dir = %partition.log.dir().display(), %error, "retention");
+                }
+            }
+        }
+    }
+
     /// Flushes and seals every log of this core (clean shutdown).
     pub async fn close(&self) {
         let all: Vec<Rc<Partition>> = self.partitions.borrow().values().cloned().collect();
