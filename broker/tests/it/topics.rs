@@ -152,7 +152,7 @@ fn retention_deletes_old_segments_on_every_core() {
     // against hanging.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let mut earliest = earliest_offsets(&mut client, "old", 2);
-    while earliest.iter().any(|&o| o == 0) && std::time::Instant::now() < deadline {
+    while earliest.contains(&0) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
         earliest = earliest_offsets(&mut client, "old", 2);
     }
