@@ -12,6 +12,9 @@ pub const IDLE_POLL_US_MAX: u64 = 10_000;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// As given (`advertised.listeners`); `advertised_host`/`_port` are
+    /// what Metadata answers with.
+    pub advertised_listener: Option<String>,
     pub advertised_host: String,
     pub advertised_port: u16,
     pub data_dir: PathBuf,
@@ -39,41 +42,34 @@ pub struct Config {
     pub tail_cache_bytes_max: usize,
 }
 
+/// What the command line gave. `None`: not given, so the `--config` file
+/// or the default decides. Precedence: flags > `--set` > file > defaults.
+#[derive(Debug, Default)]
+pub struct Flags {
+    pub listen: Option<SocketAddr>,
+    pub advertised_listener: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub cores: Option<usize>,
+    pub idle_poll_us: Option<u64>,
+    pub node_id: Option<i32>,
+    pub config_file: Option<PathBuf>,
+    /// `key=value`, in order (a later one wins).
+    pub settings: Vec<String>,
+}
+
 impl Config {
-    pub fn from_cli(
-        listen: SocketAddr,
-        advertised: Option<String>,
-        data_dir: PathBuf,
-        cores: Option<usize>,
-        node_id: i32,
-        settings: &[String],
-    ) -> Result<Config> {
+    pub fn resolve(flags: Flags) -> Result<Config> {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let cores = cores.unwrap_or(cpus);
-        if !(1..=cpus).contains(&cores) {
-            bail!("--cores {cores}: must be between 1 and the {cpus} CPUs this process may run on");
-        }
-        let (advertised_host, advertised_port) = match advertised {
-            Some(address) => {
-                let (host, port) = address.rsplit_once(':').with_context(|| {
-                    format!("--advertised-listener {address}: expected host:port")
-                })?;
-                (
-                    host.to_string(),
-                    port.parse()
-                        .with_context(|| format!("bad port in {address}"))?,
-                )
-            }
-            None => (listen.ip().to_string(), listen.port()),
-        };
+        let listen: SocketAddr = ([127, 0, 0, 1], 9092).into();
         let mut config = Config {
             listen,
-            advertised_host,
-            advertised_port,
-            data_dir,
-            cores,
+            advertised_listener: None,
+            advertised_host: String::new(),
+            advertised_port: 0,
+            data_dir: PathBuf::from("./data"),
+            cores: cpus,
             idle_poll_us: IDLE_POLL_US_DEFAULT,
-            node_id,
+            node_id: 0,
             auto_create_topics: true,
             num_partitions: 1,
             request_bytes_max: 100 * 1024 * 1024,
@@ -82,12 +78,42 @@ impl Config {
             retention_check_interval_ms: 300_000,
             tail_cache_bytes_max: storage::limits::TAIL_CACHE_BYTES_DEFAULT_MAX,
         };
-        for setting in settings {
+        if let Some(path) = &flags.config_file {
+            for (key, value) in read_config_file(path)? {
+                config
+                    .set(&key, &value)
+                    .with_context(|| format!("--config {}", path.display()))?;
+            }
+        }
+        for setting in &flags.settings {
             let (key, value) = setting
                 .split_once('=')
                 .with_context(|| format!("--set {setting}: expected key=value"))?;
             config.set(key.trim(), value.trim())?;
         }
+        config.listen = flags.listen.unwrap_or(config.listen);
+        config.advertised_listener = flags.advertised_listener.or(config.advertised_listener);
+        config.data_dir = flags.data_dir.unwrap_or(config.data_dir);
+        config.cores = flags.cores.unwrap_or(config.cores);
+        config.idle_poll_us = flags.idle_poll_us.unwrap_or(config.idle_poll_us);
+        config.node_id = flags.node_id.unwrap_or(config.node_id);
+        if !(1..=cpus).contains(&config.cores) {
+            bail!(
+                "--cores {}: must be between 1 and the {cpus} CPUs this process may run on",
+                config.cores
+            );
+        }
+        if config.idle_poll_us > IDLE_POLL_US_MAX {
+            bail!(
+                "--idle-poll-time-us {} is above {IDLE_POLL_US_MAX}",
+                config.idle_poll_us
+            );
+        }
+        (config.advertised_host, config.advertised_port) = match &config.advertised_listener {
+            Some(address) => parse_host_port(address)
+                .with_context(|| format!("advertised listener {address}: expected host:port"))?,
+            None => (config.listen.ip().to_string(), config.listen.port()),
+        };
         Ok(config)
     }
 
@@ -98,6 +124,36 @@ impl Config {
                 .with_context(|| format!("{key}={value}: not an integer"))
         };
         match key {
+            "listeners" => {
+                let (host, port) = parse_host_port(value)?;
+                self.listen = format!("{host}:{port}")
+                    .parse()
+                    .with_context(|| format!("{key}={value}: expected ip:port"))?;
+            }
+            "advertised.listeners" => {
+                parse_host_port(value)?;
+                self.advertised_listener = Some(value.to_string());
+            }
+            "log.dirs" | "log.dir" => {
+                if value.contains(',') {
+                    bail!("{key}={value}: Sluice takes one data directory");
+                }
+                self.data_dir = PathBuf::from(value);
+            }
+            "node.id" | "broker.id" => {
+                self.node_id = i32::try_from(number()?)
+                    .ok()
+                    .filter(|id| *id >= 0)
+                    .with_context(|| format!("{key}={value}: must be 0..=2147483647"))?;
+            }
+            "sluice.cores" => {
+                self.cores = usize::try_from(number()?)
+                    .with_context(|| format!("{key}={value}: must be positive"))?;
+            }
+            "sluice.idle.poll.time.us" => {
+                self.idle_poll_us = u64::try_from(number()?)
+                    .with_context(|| format!("{key}={value}: must not be negative"))?;
+            }
             "auto.create.topics.enable" => {
                 self.auto_create_topics = value
                     .parse()
@@ -137,5 +193,141 @@ impl Config {
             _ => bail!("unknown setting {key}"),
         }
         Ok(())
+    }
+}
+
+/// `host:port`, with Kafka's optional `PLAINTEXT://` listener prefix.
+fn parse_host_port(value: &str) -> Result<(String, u16)> {
+    let address = match value.split_once("://") {
+        Some(("PLAINTEXT", rest)) => rest,
+        Some((protocol, _)) => {
+            bail!("{value}: only PLAINTEXT listeners are served, not {protocol}")
+        }
+        None => value,
+    };
+    let (host, port) = address
+        .rsplit_once(':')
+        .with_context(|| format!("{value}: expected host:port"))?;
+    let port = port.parse().with_context(|| format!("{value}: bad port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok((host.to_string(), port))
+}
+
+/// The `--config` file: TOML whose keys are the `--set` names. Dotted keys
+/// may be written bare (`log.segment.bytes = 104857600`, which TOML reads
+/// as nested tables), quoted, or under a table (`[log] segment.bytes = ..`):
+/// nested tables are flattened back into dotted names.
+pub fn read_config_file(path: &std::path::Path) -> Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--config {}: cannot read", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .with_context(|| format!("--config {}: not valid TOML", path.display()))?;
+    let mut settings = Vec::new();
+    flatten("", &table, &mut settings).with_context(|| format!("--config {}", path.display()))?;
+    Ok(settings)
+}
+
+fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, String)>) -> Result<()> {
+    for (key, value) in table {
+        let name = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        let text = match value {
+            toml::Value::Table(inner) => {
+                flatten(&name, inner, out)?;
+                continue;
+            }
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(n) => n.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            other => bail!("{name}: unsupported value {}", other.type_str()),
+        };
+        out.push((name, text));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(settings: &[&str]) -> Flags {
+        Flags {
+            cores: Some(1),
+            settings: settings.iter().map(|s| s.to_string()).collect(),
+            ..Flags::default()
+        }
+    }
+
+    #[test]
+    fn config_file_keys_in_every_toml_spelling_reach_the_config() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(
+            &path,
+            "listeners = \"PLAINTEXT://127.0.0.1:19092\"\n\
+             log.dirs = \"/var/lib/sluice\"\n\
+             num.partitions = 3\n\
+             \"auto.create.topics.enable\" = false\n\
+             [log.segment]\nbytes = 1048576\n",
+        )
+        .expect("write");
+        let config = Config::resolve(Flags {
+            config_file: Some(path),
+            ..flags(&[])
+        })
+        .expect("valid");
+        assert_eq!(config.listen.port(), 19092);
+        assert_eq!(config.advertised_port, 19092);
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/sluice"));
+        assert_eq!(config.num_partitions, 3);
+        assert!(!config.auto_create_topics);
+        assert_eq!(config.log.segment_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn flags_beat_set_which_beats_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, "num.partitions = 3\nnode.id = 4\n").expect("write");
+        let config = Config::resolve(Flags {
+            config_file: Some(path),
+            node_id: Some(9),
+            ..flags(&["num.partitions=5"])
+        })
+        .expect("valid");
+        assert_eq!(config.num_partitions, 5);
+        assert_eq!(config.node_id, 9);
+    }
+
+    #[test]
+    fn bad_config_files_are_clear_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sluice.toml");
+        for (text, expected) in [
+            ("num.partitions = ", "not valid TOML"),
+            ("no.such.key = 1", "unknown setting no.such.key"),
+            ("num.partitions = \"many\"", "not an integer"),
+            ("listeners = \"SSL://127.0.0.1:9093\"", "only PLAINTEXT"),
+        ] {
+            std::fs::write(&path, text).expect("write");
+            let error = Config::resolve(Flags {
+                config_file: Some(path.clone()),
+                ..flags(&[])
+            })
+            .expect_err(text);
+            let message = format!("{error:#}");
+            assert!(message.contains(expected), "{text}: {message}");
+        }
+        let missing = Config::resolve(Flags {
+            config_file: Some(dir.path().join("absent.toml")),
+            ..flags(&[])
+        })
+        .expect_err("missing file");
+        assert!(format!("{missing:#}").contains("cannot read"));
     }
 }

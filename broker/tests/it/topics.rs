@@ -167,3 +167,50 @@ fn retention_deletes_old_segments_on_every_core() {
         "deleted offsets are out of range"
     );
 }
+
+#[test]
+fn config_file_settings_apply_and_bad_files_stop_the_broker() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("sluice.toml");
+    std::fs::write(
+        &file,
+        "num.partitions = 3\n[log.segment]\nbytes = 1048576\n",
+    )
+    .expect("write");
+    let data = dir.path().join("data");
+    let file_arg = file.to_string_lossy().into_owned();
+    let broker = Broker::start_with(&data, &["--config", &file_arg], &[]);
+    let mut client = Client::connect(broker.address);
+    let metadata: MetadataResponse = client.call(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default()
+            .with_topics(Some(vec![
+                kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                    .with_name(Some(topic("auto3"))),
+            ]))
+            .with_allow_auto_topic_creation(true),
+    );
+    assert_eq!(
+        metadata.topics[0].partitions.len(),
+        3,
+        "num.partitions from the file"
+    );
+    drop(broker);
+
+    std::fs::write(&file, "num.partitions = \"three\"\n").expect("write");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_broker"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            &file_arg,
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .expect("run broker");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("num.partitions"), "{stderr}");
+}
