@@ -7,6 +7,7 @@ pub mod connection;
 pub mod errors;
 pub mod limits;
 pub mod metadata;
+pub mod producer_state;
 pub mod protocol;
 pub mod router;
 pub mod server;

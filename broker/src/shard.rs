@@ -18,26 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use storage::{CoreMemory, Event, Faults, Log, LogOptions};
 
-/// Batches remembered per producer id and partition for duplicate detection
-/// (Kafka keeps 5: max.in.flight.requests.per.connection for idempotence).
-pub const PRODUCER_BATCHES_MAX: usize = 5;
-
-#[derive(Debug, Clone, Copy)]
-pub struct ProducedBatch {
-    pub first_sequence: i32,
-    pub last_sequence: i32,
-    pub base_offset: i64,
-}
-
-#[derive(Debug, Default)]
-pub struct ProducerEntry {
-    pub epoch: i16,
-    pub batches: std::collections::VecDeque<ProducedBatch>,
-}
-
 pub struct Partition {
     pub log: Log,
-    pub producers: RefCell<HashMap<i64, ProducerEntry>>,
+    pub producers: RefCell<crate::producer_state::Producers>,
     /// Held from the sequence check through the in-memory append, so that
     /// pipelined requests of one producer are checked and appended in order.
     pub produce_order: glommio::sync::Semaphore,
@@ -101,9 +84,10 @@ impl Shard {
                 tracing::warn!(topic = %topic.name, partition, bytes = report.truncated_bytes(), "recovered partition");
             }
             log.set_high_watermark(log.log_end_offset());
+            let producers = crate::producer_state::recover(&log).await;
             let entry = Rc::new(Partition {
                 log,
-                producers: RefCell::new(HashMap::new()),
+                producers: RefCell::new(producers),
                 produce_order: glommio::sync::Semaphore::new(1),
             });
             self.partitions
@@ -335,8 +319,18 @@ impl Shard {
     pub async fn close(&self) {
         let all: Vec<Rc<Partition>> = self.partitions.borrow().values().cloned().collect();
         for partition in all {
-            if let Err(error) = partition.log.close().await {
-                tracing::error!(dir = %partition.log.dir().display(), %error, "close log");
+            let log = &partition.log;
+            if let Err(error) = log.close().await {
+                tracing::error!(dir = %log.dir().display(), %error, "close log");
+                continue;
+            }
+            let snapshot = crate::producer_state::write_snapshot(
+                log.dir(),
+                &partition.producers.borrow(),
+                log.log_end_offset(),
+            );
+            if let Err(error) = snapshot {
+                tracing::error!(dir = %log.dir().display(), %error, "producer-state snapshot");
             }
         }
     }

@@ -5,8 +5,9 @@
 
 use crate::api::topic_name;
 use crate::errors::storage_error_code;
+use crate::producer_state::{check_sequence, remember, Sequence};
 use crate::router::CoreRequest;
-use crate::shard::{Partition, ProducedBatch, Shard, PRODUCER_BATCHES_MAX};
+use crate::shard::Shard;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -141,7 +142,7 @@ pub async fn produce_local(
                 if let Ok(info) = &result {
                     if producer_id >= 0 {
                         remember(
-                            &partition,
+                            &mut partition.producers.borrow_mut(),
                             producer_id,
                             epoch,
                             first_sequence,
@@ -192,66 +193,5 @@ pub async fn produce_local(
                 .with_log_start_offset(-1)
                 .with_error_message(Some(StrBytes::from_string(error.to_string())))
         }
-    }
-}
-
-enum Sequence {
-    Accept,
-    Duplicate(i64),
-    Reject(ResponseError),
-}
-
-/// Kafka's idempotence rules against the last batches of this producer.
-fn check_sequence(partition: &Partition, producer_id: i64, epoch: i16, first: i32) -> Sequence {
-    let producers = partition.producers.borrow();
-    let Some(entry) = producers.get(&producer_id) else {
-        // No state (new producer, or state lost on restart): accept.
-        return Sequence::Accept;
-    };
-    if epoch < entry.epoch {
-        return Sequence::Reject(ResponseError::InvalidProducerEpoch);
-    }
-    if epoch > entry.epoch {
-        return if first == 0 {
-            Sequence::Accept
-        } else {
-            Sequence::Reject(ResponseError::OutOfOrderSequenceNumber)
-        };
-    }
-    if let Some(batch) = entry.batches.iter().find(|b| b.first_sequence == first) {
-        return Sequence::Duplicate(batch.base_offset);
-    }
-    let expected = entry
-        .batches
-        .back()
-        .map_or(first, |b| b.last_sequence.wrapping_add(1) & i32::MAX);
-    if first == expected {
-        Sequence::Accept
-    } else {
-        Sequence::Reject(ResponseError::OutOfOrderSequenceNumber)
-    }
-}
-
-fn remember(
-    partition: &Partition,
-    producer_id: i64,
-    epoch: i16,
-    first: i32,
-    count: i32,
-    base_offset: i64,
-) {
-    let mut producers = partition.producers.borrow_mut();
-    let entry = producers.entry(producer_id).or_default();
-    if epoch != entry.epoch {
-        entry.epoch = epoch;
-        entry.batches.clear();
-    }
-    entry.batches.push_back(ProducedBatch {
-        first_sequence: first,
-        last_sequence: first.wrapping_add(count - 1) & i32::MAX,
-        base_offset,
-    });
-    while entry.batches.len() > PRODUCER_BATCHES_MAX {
-        entry.batches.pop_front();
     }
 }

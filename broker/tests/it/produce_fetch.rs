@@ -227,3 +227,80 @@ fn sigkill_and_restart_keep_every_acknowledged_record() {
     }
     assert_eq!(seen, acked);
 }
+
+/// Produces idempotent batches of one record with producer id 4242.
+fn produce_idempotent(client: &mut Client, name: &str, sequence: i32) -> (i16, i64) {
+    let value = format!("s{sequence}");
+    let records = idempotent_batch(&[value.as_bytes()], 4242, 0, sequence);
+    let response: ProduceResponse =
+        client.call(ApiKey::Produce, 9, &produce_request(name, 0, records, -1));
+    let p = &response.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+#[test]
+fn idempotent_state_survives_a_clean_restart_and_a_crash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::start_in(dir.path(), &[]);
+    let mut client = Client::connect(broker.address);
+    assert_eq!(create_topic(&mut client, "idem-restart", 1), 0);
+    for sequence in 0..3 {
+        assert_eq!(
+            produce_idempotent(&mut client, "idem-restart", sequence),
+            (0, i64::from(sequence))
+        );
+    }
+    // Clean stop: the state comes back from the snapshot.
+    assert!(broker.stop().is_some_and(|s| s.success()));
+    let mut broker = Broker::start_in(dir.path(), &[]);
+    let mut client = Client::connect(broker.address);
+    assert_eq!(
+        produce_idempotent(&mut client, "idem-restart", 2),
+        (0, 2),
+        "a retry after a clean restart is answered with the original offset"
+    );
+    assert_eq!(
+        produce_idempotent(&mut client, "idem-restart", 7).0,
+        ResponseError::OutOfOrderSequenceNumber.code()
+    );
+    assert_eq!(produce_idempotent(&mut client, "idem-restart", 3), (0, 3));
+    // Crash: the state comes back from the snapshot plus the replayed tail.
+    broker.kill();
+    let broker = Broker::start_in(dir.path(), &[]);
+    let mut client = Client::connect(broker.address);
+    assert_eq!(
+        produce_idempotent(&mut client, "idem-restart", 3),
+        (0, 3),
+        "a retry after a crash is answered with the original offset"
+    );
+    assert_eq!(produce_idempotent(&mut client, "idem-restart", 4), (0, 4));
+    let (error, bases, _) = fetch_values(&mut client, "idem-restart", 0);
+    assert_eq!(error, 0);
+    assert_eq!(bases, vec![0, 1, 2, 3, 4], "no batch stored twice");
+}
+
+#[test]
+fn idempotent_state_is_replayed_from_the_log_without_a_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::start_in(dir.path(), &[]);
+    let mut client = Client::connect(broker.address);
+    assert_eq!(create_topic(&mut client, "idem-crash", 1), 0);
+    for sequence in 0..2 {
+        assert_eq!(
+            produce_idempotent(&mut client, "idem-crash", sequence),
+            (0, i64::from(sequence))
+        );
+    }
+    broker.kill();
+    assert!(!dir
+        .path()
+        .join("idem-crash-0/producer-state.snapshot")
+        .exists());
+    let broker = Broker::start_in(dir.path(), &[]);
+    let mut client = Client::connect(broker.address);
+    assert_eq!(produce_idempotent(&mut client, "idem-crash", 1), (0, 1));
+    assert_eq!(
+        produce_idempotent(&mut client, "idem-crash", 5).0,
+        ResponseError::OutOfOrderSequenceNumber.code()
+    );
+}
