@@ -40,6 +40,8 @@ pub struct Config {
     pub retention_check_interval_ms: u64,
     /// Tail cache budget of one core, bytes.
     pub tail_cache_bytes_max: usize,
+    /// Consumer-group settings (`group.*`, `offsets.*`).
+    pub group: crate::group::coordinator::GroupConfig,
 }
 
 /// What the command line gave. `None`: not given, so the `--config` file
@@ -77,6 +79,7 @@ impl Config {
             log: LogConfig::default(),
             retention_check_interval_ms: 300_000,
             tail_cache_bytes_max: storage::limits::TAIL_CACHE_BYTES_DEFAULT_MAX,
+            group: Default::default(),
         };
         if let Some(path) = &flags.config_file {
             for (key, value) in read_config_file(path)? {
@@ -181,6 +184,33 @@ impl Config {
                 }
                 self.retention_check_interval_ms = n as u64;
             }
+            "group.min.session.timeout.ms" => {
+                self.group.min_session_timeout_ms = positive_i32(key, value)?
+            }
+            "group.max.session.timeout.ms" => {
+                self.group.max_session_timeout_ms = positive_i32(key, value)?
+            }
+            "group.initial.rebalance.delay.ms" => {
+                self.group.initial_rebalance_delay_ms = i32::try_from(number()?)
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .with_context(|| format!("{key}={value}: must be 0..=2147483647"))?
+            }
+            "group.max.size" => self.group.max_size = positive_i32(key, value)? as usize,
+            "offsets.retention.minutes" => {
+                let minutes = positive_i32(key, value)?;
+                self.group.offsets_retention_ms = i64::from(minutes) * 60_000;
+            }
+            "offset.metadata.max.bytes" => {
+                self.group.offset_metadata_max_bytes = positive_i32(key, value)? as usize
+            }
+            "offsets.topic.num.partitions" => {
+                let n = positive_i32(key, value)?;
+                if n > 1000 {
+                    bail!("{key}={value}: must be between 1 and 1000");
+                }
+                self.group.offsets_topic_partitions = n;
+            }
             "message.max.bytes" => self.log.set("max.message.bytes", value)?,
             "log.segment.bytes" => self.log.set("segment.bytes", value)?,
             "log.roll.ms" => self.log.set("segment.ms", value)?,
@@ -194,6 +224,14 @@ impl Config {
         }
         Ok(())
     }
+}
+
+fn positive_i32(key: &str, value: &str) -> Result<i32> {
+    value
+        .parse::<i32>()
+        .ok()
+        .filter(|n| *n >= 1)
+        .with_context(|| format!("{key}={value}: must be an integer 1..=2147483647"))
 }
 
 /// `host:port`, with Kafka's optional `PLAINTEXT://` listener prefix.

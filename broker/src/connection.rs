@@ -74,6 +74,11 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: String) {
         closing.clone(),
         peer.clone(),
     ));
+    // The client's IP without the port, as Kafka shows client hosts.
+    let peer_host: Rc<str> = peer
+        .rsplit_once(':')
+        .map_or(peer.as_str(), |(host, _)| host)
+        .into();
     let mut reader = stream;
     loop {
         let closed = closing.event.listen();
@@ -95,8 +100,10 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: String) {
             }
         };
         let handler_shard = shard.clone();
-        let task =
-            glommio::spawn_local(async move { dispatch::handle(&handler_shard, frame).await });
+        let host = peer_host.clone();
+        let task = glommio::spawn_local(async move {
+            dispatch::handle(&handler_shard, frame, &host).await
+        });
         if queue.send(task).await.is_err() {
             break;
         }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod config;
 pub mod connection;
 pub mod errors;
+pub mod group;
 pub mod limits;
 pub mod metadata;
 pub mod producer_state;

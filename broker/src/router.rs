@@ -82,6 +82,11 @@ pub enum CoreRequest {
         timeout: Duration,
         reply: flume::Sender<()>,
     },
+    /// A consumer-group API for a group this core coordinates.
+    Group {
+        call: crate::group::GroupCall,
+        reply: flume::Sender<crate::group::GroupAnswer>,
+    },
     /// Does nothing: measures the cost of a hop.
     Ping { reply: flume::Sender<()> },
 }
@@ -231,6 +236,9 @@ async fn execute(shard: &Rc<Shard>, request: CoreRequest) {
         } => {
             shard.wait_for_append(after, timeout).await;
             let _ = reply.send(());
+        }
+        CoreRequest::Group { call, reply } => {
+            let _ = reply.send(crate::group::execute(shard, call).await);
         }
         CoreRequest::Ping { reply } => {
             let _ = reply.send(());

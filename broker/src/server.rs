@@ -42,6 +42,7 @@ pub fn run(mut config: Config) -> Result<()> {
         signal_hook::flag::register(signal, stop.clone()).context("install signal handler")?;
     }
     let cluster = Cluster::open(&config.data_dir)?;
+    config.group.offsets_topic_partitions = ensure_offsets_topic(&cluster, &config)?;
     let cores = config.cores;
     // Every core opens its partitions before any accepts a client, so a
     // request forwarded at start-up finds its partition open.
@@ -140,6 +141,7 @@ async fn serve(
     };
     glommio::spawn_local(crate::router::serve(shard.clone(), requests)).detach();
     glommio::spawn_local(shard.clone().enforce_retention_forever()).detach();
+    glommio::spawn_local(crate::group::run_timers(shard.clone())).detach();
     if !opened.wait() {
         bail!("core {core}: another core failed to start");
     }
@@ -166,6 +168,41 @@ async fn serve(
     shard.close().await;
     tracing::info!(core, "stopped");
     Ok(())
+}
+
+/// Creates `__consumer_offsets` on first start. Its partition count is
+/// fixed once created (groups are placed by it), so an existing topic wins
+/// over `offsets.topic.num.partitions`, as in Kafka.
+fn ensure_offsets_topic(cluster: &Cluster, config: &Config) -> Result<i32> {
+    use crate::group::store::OFFSETS_TOPIC;
+    let wanted = config.group.offsets_topic_partitions;
+    if let Some(topic) = cluster.topic(OFFSETS_TOPIC) {
+        if topic.partitions != wanted {
+            tracing::warn!(
+                existing = topic.partitions,
+                wanted,
+                "{OFFSETS_TOPIC} keeps its partition count; offsets.topic.num.partitions ignored"
+            );
+        }
+        return Ok(topic.partitions);
+    }
+    let configs = [
+        // Kafka's offsets.topic.segment.bytes; offsets never expire by time
+        // (the coordinator expires them per group), and every write is
+        // durable before it is acknowledged.
+        ("segment.bytes", "104857600"),
+        ("retention.ms", "-1"),
+        ("flush.messages", "1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    cluster.insert(crate::metadata::topics::Topic {
+        name: OFFSETS_TOPIC.to_string(),
+        partitions: wanted,
+        configs,
+    })?;
+    Ok(wanted)
 }
 
 /// Binds and listens once without SO_REUSEPORT (but with SO_REUSEADDR, so

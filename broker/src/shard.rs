@@ -30,6 +30,8 @@ pub struct Shard {
     pub config: Config,
     pub cluster: Arc<Cluster>,
     pub router: Router,
+    /// The consumer groups this core coordinates.
+    pub groups: crate::group::coordinator::Coordinator,
     partitions: RefCell<HashMap<(String, i32), Rc<Partition>>>,
     memory: Rc<CoreMemory>,
     /// Notified after every append on this core, for fetch long-polls.
@@ -44,6 +46,7 @@ impl Shard {
     pub async fn open(config: Config, cluster: Arc<Cluster>, router: Router) -> Result<Rc<Shard>> {
         let shard = Rc::new(Shard {
             memory: CoreMemory::new(config.tail_cache_bytes_max),
+            groups: crate::group::coordinator::Coordinator::new(config.group.clone()),
             config,
             cluster,
             router,
@@ -54,6 +57,7 @@ impl Shard {
         for topic in shard.cluster.topics() {
             shard.open_local_partitions(&topic).await?;
         }
+        crate::group::load(&shard).await?;
         Ok(shard)
     }
 
@@ -227,6 +231,9 @@ impl Shard {
     }
 
     pub async fn delete_topic(&self, name: &str) -> Result<(), ResponseError> {
+        if name == crate::group::store::OFFSETS_TOPIC {
+            return Err(ResponseError::InvalidTopicException);
+        }
         let removed = self
             .cluster
             .remove(name)

@@ -45,6 +45,10 @@ pub async fn handle(
                     "Only this broker can host replicas.".to_string(),
                 ))
             }
+            Some(_) if name == crate::group::store::OFFSETS_TOPIC => Err((
+                ResponseError::InvalidTopicException,
+                "The partition count of an internal topic is fixed.".to_string(),
+            )),
             Some(_) if request.validate_only => Ok(()),
             Some(_) => shard.add_partitions(&name, wanted.count).await,
         };

@@ -99,5 +99,6 @@ fn describe(topic: &Topic, node: BrokerId) -> MetadataResponseTopic {
         .collect();
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&topic.name)))
+        .with_is_internal(topic.name == crate::group::store::OFFSETS_TOPIC)
         .with_partitions(partitions)
 }

@@ -92,6 +92,14 @@ pub async fn produce_local(
     if !matches!(acks, -1..=1) {
         return failed(index, ResponseError::InvalidRequiredAcks, None);
     }
+    if topic == crate::group::store::OFFSETS_TOPIC {
+        // Only the group coordinator writes the offsets topic.
+        return failed(
+            index,
+            ResponseError::InvalidTopicException,
+            Some("cannot produce to an internal topic".into()),
+        );
+    }
     let Some(partition) = shard.partition(topic, index) else {
         return failed(index, ResponseError::UnknownTopicOrPartition, None);
     };

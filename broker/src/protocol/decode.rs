@@ -25,6 +25,17 @@ pub enum Request {
     DescribeConfigs(m::DescribeConfigsRequest),
     IncrementalAlterConfigs(m::IncrementalAlterConfigsRequest),
     DescribeCluster(m::DescribeClusterRequest),
+    FindCoordinator(m::FindCoordinatorRequest),
+    JoinGroup(m::JoinGroupRequest),
+    SyncGroup(m::SyncGroupRequest),
+    Heartbeat(m::HeartbeatRequest),
+    LeaveGroup(m::LeaveGroupRequest),
+    OffsetCommit(m::OffsetCommitRequest),
+    OffsetFetch(m::OffsetFetchRequest),
+    DescribeGroups(m::DescribeGroupsRequest),
+    ListGroups(m::ListGroupsRequest),
+    DeleteGroups(m::DeleteGroupsRequest),
+    OffsetDelete(m::OffsetDeleteRequest),
 }
 
 #[derive(Debug)]
@@ -32,6 +43,8 @@ pub struct Decoded {
     pub api: ApiKey,
     pub version: i16,
     pub correlation_id: i32,
+    /// The header's client id ("" when null).
+    pub client_id: String,
     pub request: Request,
 }
 
@@ -55,6 +68,7 @@ pub fn decode(frame: BytesMut) -> Result<Decoded, String> {
             api,
             version: 0,
             correlation_id,
+            client_id: String::new(),
             request: Request::ApiVersionsUnsupported,
         });
     }
@@ -89,12 +103,24 @@ pub fn decode(frame: BytesMut) -> Result<Decoded, String> {
             body!(IncrementalAlterConfigs, m::IncrementalAlterConfigsRequest)
         }
         ApiKey::DescribeCluster => body!(DescribeCluster, m::DescribeClusterRequest),
+        ApiKey::FindCoordinator => body!(FindCoordinator, m::FindCoordinatorRequest),
+        ApiKey::JoinGroup => body!(JoinGroup, m::JoinGroupRequest),
+        ApiKey::SyncGroup => body!(SyncGroup, m::SyncGroupRequest),
+        ApiKey::Heartbeat => body!(Heartbeat, m::HeartbeatRequest),
+        ApiKey::LeaveGroup => body!(LeaveGroup, m::LeaveGroupRequest),
+        ApiKey::OffsetCommit => body!(OffsetCommit, m::OffsetCommitRequest),
+        ApiKey::OffsetFetch => body!(OffsetFetch, m::OffsetFetchRequest),
+        ApiKey::DescribeGroups => body!(DescribeGroups, m::DescribeGroupsRequest),
+        ApiKey::ListGroups => body!(ListGroups, m::ListGroupsRequest),
+        ApiKey::DeleteGroups => body!(DeleteGroups, m::DeleteGroupsRequest),
+        ApiKey::OffsetDelete => body!(OffsetDelete, m::OffsetDeleteRequest),
         other => return Err(format!("api {other:?} has no decoder")),
     };
     Ok(Decoded {
         api,
         version,
         correlation_id: header.correlation_id,
+        client_id: header.client_id.map(|c| c.to_string()).unwrap_or_default(),
         request,
     })
 }

@@ -22,7 +22,8 @@ pub enum Outcome {
     Close(String),
 }
 
-pub async fn handle(shard: &Rc<Shard>, frame: BytesMut) -> Outcome {
+/// `peer_host`: the client's address, which DescribeGroups shows.
+pub async fn handle(shard: &Rc<Shard>, frame: BytesMut, peer_host: &str) -> Outcome {
     let decoded = match decode(frame) {
         Ok(decoded) => decoded,
         Err(reason) => return Outcome::Close(reason),
@@ -102,6 +103,74 @@ pub async fn handle(shard: &Rc<Shard>, frame: BytesMut) -> Outcome {
             version,
             id,
             &api::describe_cluster::handle(shard, r, version).await,
+        ),
+        Request::FindCoordinator(r) => encode(
+            api,
+            version,
+            id,
+            &api::find_coordinator::handle(shard, r, version).await,
+        ),
+        Request::JoinGroup(r) => {
+            let client = api::join_group::ClientInfo {
+                client_id: decoded.client_id,
+                host: format!("/{peer_host}"),
+            };
+            let response = api::join_group::handle(shard, r, version, &client).await;
+            encode(api, version, id, &response)
+        }
+        Request::SyncGroup(r) => encode(
+            api,
+            version,
+            id,
+            &api::sync_group::handle(shard, r, version).await,
+        ),
+        Request::Heartbeat(r) => encode(
+            api,
+            version,
+            id,
+            &api::heartbeat::handle(shard, r, version).await,
+        ),
+        Request::LeaveGroup(r) => encode(
+            api,
+            version,
+            id,
+            &api::leave_group::handle(shard, r, version).await,
+        ),
+        Request::OffsetCommit(r) => encode(
+            api,
+            version,
+            id,
+            &api::offset_commit::handle(shard, r, version).await,
+        ),
+        Request::OffsetFetch(r) => encode(
+            api,
+            version,
+            id,
+            &api::offset_fetch::handle(shard, r, version).await,
+        ),
+        Request::DescribeGroups(r) => encode(
+            api,
+            version,
+            id,
+            &api::describe_groups::handle(shard, r, version).await,
+        ),
+        Request::ListGroups(r) => encode(
+            api,
+            version,
+            id,
+            &api::list_groups::handle(shard, r, version).await,
+        ),
+        Request::DeleteGroups(r) => encode(
+            api,
+            version,
+            id,
+            &api::delete_groups::handle(shard, r, version).await,
+        ),
+        Request::OffsetDelete(r) => encode(
+            api,
+            version,
+            id,
+            &api::offset_delete::handle(shard, r, version).await,
         ),
     }
 }

@@ -25,8 +25,9 @@ fn create_describe_delete_and_errors() {
         12,
         &MetadataRequest::default().with_topics(None),
     );
-    assert_eq!(metadata.topics.len(), 1);
-    assert_eq!(metadata.topics[0].partitions.len(), 3);
+    let user: Vec<_> = metadata.topics.iter().filter(|t| !t.is_internal).collect();
+    assert_eq!(user.len(), 1);
+    assert_eq!(user[0].partitions.len(), 3);
     assert_eq!(metadata.brokers[0].port, i32::from(broker.address.port()));
     let delete: DeleteTopicsResponse = client.call(
         ApiKey::DeleteTopics,
@@ -84,8 +85,9 @@ fn topics_and_configs_survive_a_restart() {
         12,
         &MetadataRequest::default().with_topics(None),
     );
-    assert_eq!(metadata.topics.len(), 1);
-    assert_eq!(metadata.topics[0].partitions.len(), 4);
+    let user: Vec<_> = metadata.topics.iter().filter(|t| !t.is_internal).collect();
+    assert_eq!(user.len(), 1);
+    assert_eq!(user[0].partitions.len(), 4);
 }
 
 fn earliest_offsets(client: &mut Client, name: &str, partitions: i32) -> Vec<i64> {

@@ -1,0 +1,31 @@
+//! DeleteGroups (v0-2): removes empty groups and their committed offsets.
+
+use crate::group::{self, GroupAnswer, GroupCall};
+use crate::shard::Shard;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+use std::rc::Rc;
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    request: DeleteGroupsRequest,
+    _version: i16,
+) -> DeleteGroupsResponse {
+    let mut results = Vec::new();
+    for group_id in request.groups_names {
+        let call = GroupCall::Delete {
+            group: group_id.to_string(),
+        };
+        let code = match group::call(shard, call).await {
+            GroupAnswer::Delete(code) => code,
+            _ => ResponseError::CoordinatorNotAvailable.code(),
+        };
+        results.push(
+            DeletableGroupResult::default()
+                .with_group_id(group_id)
+                .with_error_code(code),
+        );
+    }
+    DeleteGroupsResponse::default().with_results(results)
+}

@@ -1,0 +1,71 @@
+//! FindCoordinator: this broker coordinates every group (the owning core
+//! is picked inside, so clients always get this node). v4 batches keys.
+//! Transactions are not served: transaction coordinators are refused.
+
+use crate::shard::Shard;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
+use std::rc::Rc;
+
+const KEY_TYPE_GROUP: i8 = 0;
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    request: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
+    let node = BrokerId(shard.config.node_id);
+    let host = StrBytes::from_string(shard.config.advertised_host.clone());
+    let port = i32::from(shard.config.advertised_port);
+    let answer = |key: &str| -> (i16, Option<String>) {
+        if request.key_type != KEY_TYPE_GROUP {
+            (
+                ResponseError::CoordinatorNotAvailable.code(),
+                Some("Transactions are not supported by Sluice yet.".to_string()),
+            )
+        } else if key.is_empty() {
+            (
+                ResponseError::InvalidRequest.code(),
+                Some("Empty group id.".to_string()),
+            )
+        } else {
+            (0, None)
+        }
+    };
+    if version >= 4 {
+        let coordinators = request
+            .coordinator_keys
+            .iter()
+            .map(|key| {
+                let (error_code, message) = answer(key);
+                let coordinator = Coordinator::default()
+                    .with_key(key.clone())
+                    .with_error_code(error_code)
+                    .with_error_message(message.map(StrBytes::from_string));
+                if error_code == 0 {
+                    coordinator
+                        .with_node_id(node)
+                        .with_host(host.clone())
+                        .with_port(port)
+                } else {
+                    coordinator.with_node_id(BrokerId(-1)).with_port(-1)
+                }
+            })
+            .collect();
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    let (error_code, message) = answer(&request.key);
+    let response = FindCoordinatorResponse::default().with_error_code(error_code);
+    let response = if version >= 1 {
+        response.with_error_message(message.map(StrBytes::from_string))
+    } else {
+        response
+    };
+    if error_code == 0 {
+        response.with_node_id(node).with_host(host).with_port(port)
+    } else {
+        response.with_node_id(BrokerId(-1)).with_port(-1)
+    }
+}

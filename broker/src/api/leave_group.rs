@@ -1,0 +1,53 @@
+//! LeaveGroup: one member (v0-2) or a batch of members, by member id or
+//! group.instance.id (v3+).
+
+use crate::group::{self, GroupAnswer, GroupCall};
+use crate::shard::Shard;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
+use std::rc::Rc;
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    request: LeaveGroupRequest,
+    version: i16,
+) -> LeaveGroupResponse {
+    let identities: Vec<(String, Option<String>)> = if version >= 3 {
+        request
+            .members
+            .iter()
+            .map(|m| {
+                (
+                    m.member_id.to_string(),
+                    m.group_instance_id.as_ref().map(|i| i.to_string()),
+                )
+            })
+            .collect()
+    } else {
+        vec![(request.member_id.to_string(), None)]
+    };
+    let call = GroupCall::Leave {
+        group: request.group_id.to_string(),
+        identities: identities.clone(),
+    };
+    let errors = match group::call(shard, call).await {
+        GroupAnswer::Leave(errors) => errors,
+        _ => vec![ResponseError::CoordinatorNotAvailable.code(); identities.len()],
+    };
+    if version < 3 {
+        return LeaveGroupResponse::default().with_error_code(errors.first().copied().unwrap_or(0));
+    }
+    let members = request
+        .members
+        .into_iter()
+        .zip(errors)
+        .map(|(member, error_code)| {
+            MemberResponse::default()
+                .with_member_id(member.member_id)
+                .with_group_instance_id(member.group_instance_id)
+                .with_error_code(error_code)
+        })
+        .collect();
+    LeaveGroupResponse::default().with_members(members)
+}

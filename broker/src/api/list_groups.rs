@@ -1,0 +1,39 @@
+//! ListGroups (v0-4): every group of every core, optionally filtered by
+//! state (v4).
+
+use crate::group::{self, GroupAnswer, GroupCall};
+use crate::shard::Shard;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
+use kafka_protocol::protocol::StrBytes;
+use std::rc::Rc;
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    request: ListGroupsRequest,
+    version: i16,
+) -> ListGroupsResponse {
+    let GroupAnswer::List(groups) = group::call(shard, GroupCall::List).await else {
+        return ListGroupsResponse::default();
+    };
+    let wanted: Vec<String> = request
+        .states_filter
+        .iter()
+        .map(|s| s.to_lowercase())
+        .collect();
+    let listed = groups
+        .into_iter()
+        .filter(|(_, _, state)| wanted.is_empty() || wanted.contains(&state.to_lowercase()))
+        .map(|(id, protocol_type, state)| {
+            let group = ListedGroup::default()
+                .with_group_id(GroupId(StrBytes::from_string(id)))
+                .with_protocol_type(StrBytes::from_string(protocol_type));
+            if version >= 4 {
+                group.with_group_state(StrBytes::from_static_str(state))
+            } else {
+                group
+            }
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(listed)
+}

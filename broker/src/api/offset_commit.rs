@@ -1,0 +1,75 @@
+//! OffsetCommit (v2-9): a member of the current generation, or anyone with
+//! generation -1 for an empty group, stores offsets durably in
+//! `__consumer_offsets` before the answer.
+
+use crate::api::topic_name;
+use crate::group::{self, GroupAnswer, GroupCall};
+use crate::shard::Shard;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use std::rc::Rc;
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    request: OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
+    let topics: Vec<(String, Vec<group::CommitPartition>)> = request
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    (
+                        p.partition_index,
+                        p.committed_offset,
+                        // The leader epoch exists from v6 on.
+                        if version >= 6 { p.committed_leader_epoch } else { -1 },
+                        p.committed_metadata.as_ref().map(|m| m.to_string()),
+                    )
+                })
+                .collect();
+            (t.name.to_string(), partitions)
+        })
+        .collect();
+    let call = GroupCall::Commit {
+        group: request.group_id.to_string(),
+        member_id: request.member_id.to_string(),
+        instance_id: request.group_instance_id.map(|i| i.to_string()),
+        generation: request.generation_id_or_member_epoch,
+        topics: topics.clone(),
+    };
+    let results = match group::call(shard, call).await {
+        GroupAnswer::Commit(results) => results,
+        _ => topics
+            .iter()
+            .map(|(t, ps)| {
+                let code = ResponseError::CoordinatorNotAvailable.code();
+                (t.clone(), ps.iter().map(|p| (p.0, code)).collect())
+            })
+            .collect(),
+    };
+    let topics = results
+        .into_iter()
+        .map(|(name, partitions)| {
+            OffsetCommitResponseTopic::default()
+                .with_name(topic_name(&name))
+                .with_partitions(
+                    partitions
+                        .into_iter()
+                        .map(|(index, code)| {
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(index)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}

@@ -1,0 +1,125 @@
+//! OffsetFetch (v1-9): committed offsets of one group (v1-7) or of several
+//! (v8+), for the partitions asked or, with null topics, all of them.
+//! A partition with no commit answers offset -1.
+
+use crate::api::topic_name;
+use crate::group::{self, FetchedOffsets, GroupAnswer, GroupCall};
+use crate::shard::Shard;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse};
+use kafka_protocol::protocol::StrBytes;
+use std::rc::Rc;
+
+async fn fetch_group(
+    shard: &Rc<Shard>,
+    group: String,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> Result<FetchedOffsets, i16> {
+    match group::call(shard, GroupCall::Fetch { group, topics }).await {
+        GroupAnswer::Fetch(offsets) => Ok(offsets),
+        _ => Err(ResponseError::CoordinatorNotAvailable.code()),
+    }
+}
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    request: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
+    if version >= 8 {
+        let mut groups = Vec::new();
+        for wanted in request.groups {
+            let topics = wanted.topics.map(|ts| {
+                ts.into_iter()
+                    .map(|t| (t.name.to_string(), t.partition_indexes))
+                    .collect()
+            });
+            let group = OffsetFetchResponseGroup::default().with_group_id(wanted.group_id.clone());
+            groups.push(match fetch_group(shard, wanted.group_id.to_string(), topics).await {
+                Ok(offsets) => group.with_topics(multi_group_topics(offsets)),
+                Err(code) => group.with_error_code(code),
+            });
+        }
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let GroupId(group) = request.group_id;
+    let topics = request.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.to_string(), t.partition_indexes))
+            .collect()
+    });
+    match fetch_group(shard, group.to_string(), topics).await {
+        Ok(offsets) => {
+            OffsetFetchResponse::default().with_topics(single_group_topics(offsets, version))
+        }
+        // The top-level error code exists from v2 on.
+        Err(code) if version >= 2 => OffsetFetchResponse::default().with_error_code(code),
+        Err(_) => OffsetFetchResponse::default(),
+    }
+}
+
+fn single_group_topics(offsets: FetchedOffsets, version: i16) -> Vec<OffsetFetchResponseTopic> {
+    offsets
+        .into_iter()
+        .map(|(name, partitions)| {
+            OffsetFetchResponseTopic::default()
+                .with_name(topic_name(&name))
+                .with_partitions(
+                    partitions
+                        .into_iter()
+                        .map(|(index, committed)| {
+                            let answer =
+                                OffsetFetchResponsePartition::default().with_partition_index(index);
+                            match committed {
+                                Some(c) => {
+                                    let answer = answer
+                                        .with_committed_offset(c.offset)
+                                        .with_metadata(Some(StrBytes::from_string(c.metadata)));
+                                    if version >= 5 {
+                                        answer.with_committed_leader_epoch(c.leader_epoch)
+                                    } else {
+                                        answer
+                                    }
+                                }
+                                None => answer
+                                    .with_committed_offset(-1)
+                                    .with_metadata(Some(StrBytes::default())),
+                            }
+                        })
+                        .collect(),
+                )
+        })
+        .collect()
+}
+
+fn multi_group_topics(offsets: FetchedOffsets) -> Vec<OffsetFetchResponseTopics> {
+    offsets
+        .into_iter()
+        .map(|(name, partitions)| {
+            OffsetFetchResponseTopics::default()
+                .with_name(topic_name(&name))
+                .with_partitions(
+                    partitions
+                        .into_iter()
+                        .map(|(index, committed)| {
+                            let answer = OffsetFetchResponsePartitions::default()
+                                .with_partition_index(index);
+                            match committed {
+                                Some(c) => answer
+                                    .with_committed_offset(c.offset)
+                                    .with_committed_leader_epoch(c.leader_epoch)
+                                    .with_metadata(Some(StrBytes::from_string(c.metadata))),
+                                None => answer
+                                    .with_committed_offset(-1)
+                                    .with_metadata(Some(StrBytes::default())),
+                            }
+                        })
+                        .collect(),
+                )
+        })
+        .collect()
+}

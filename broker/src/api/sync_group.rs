@@ -1,0 +1,46 @@
+//! SyncGroup: the leader hands in the assignment; every member gets its
+//! share once the leader's arrives.
+
+use crate::group::{self, GroupAnswer, GroupCall};
+use crate::shard::Shard;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+use kafka_protocol::protocol::StrBytes;
+use std::rc::Rc;
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    request: SyncGroupRequest,
+    version: i16,
+) -> SyncGroupResponse {
+    let call = GroupCall::Sync {
+        group: request.group_id.to_string(),
+        member_id: request.member_id.to_string(),
+        instance_id: request.group_instance_id.map(|i| i.to_string()),
+        generation: request.generation_id,
+        protocol_type: request.protocol_type.map(|p| p.to_string()),
+        protocol_name: request.protocol_name.map(|p| p.to_string()),
+        assignments: request
+            .assignments
+            .into_iter()
+            .map(|a| (a.member_id.to_string(), a.assignment))
+            .collect(),
+    };
+    let answer = match group::call(shard, call).await {
+        GroupAnswer::Sync(answer) => answer,
+        _ => Err(ResponseError::CoordinatorNotAvailable),
+    };
+    match answer {
+        Ok((protocol_type, protocol_name, assignment)) => {
+            let response = SyncGroupResponse::default().with_assignment(assignment);
+            if version >= 5 {
+                response
+                    .with_protocol_type(protocol_type.map(StrBytes::from_string))
+                    .with_protocol_name(protocol_name.map(StrBytes::from_string))
+            } else {
+                response
+            }
+        }
+        Err(error) => SyncGroupResponse::default().with_error_code(error.code()),
+    }
+}

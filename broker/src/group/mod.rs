@@ -1,0 +1,621 @@
+//! Consumer groups: the coordinator of each group lives on the core that
+//! owns the group's `__consumer_offsets` partition (Kafka's
+//! `abs(hashCode) % offsets.topic.num.partitions`). Group APIs on any
+//! connection become a `GroupCall`, run on that core, and come back as a
+//! `GroupAnswer`; the api/ files shape the answer for the request version.
+
+pub mod coordinator;
+pub mod store;
+
+use crate::errors::storage_error_code;
+use crate::router::{owner_of, CoreRequest};
+use crate::shard::Shard;
+use bytes::Bytes;
+use coordinator::{now_ms, Answer, JoinArgs, Joined, State, SyncAnswer};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::ConsumerProtocolSubscription;
+use kafka_protocol::protocol::Decodable;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+use store::{CommittedOffset, Entry, OFFSETS_TOPIC};
+
+/// How often each core checks session and rebalance timeouts.
+const TICK_MS: u64 = 100;
+
+/// One partition's commit: (partition, offset, leader epoch, metadata).
+pub type CommitPartition = (i32, i64, i32, Option<String>);
+
+pub enum GroupCall {
+    Join(JoinArgs),
+    Sync {
+        group: String,
+        member_id: String,
+        instance_id: Option<String>,
+        generation: i32,
+        protocol_type: Option<String>,
+        protocol_name: Option<String>,
+        assignments: Vec<(String, Bytes)>,
+    },
+    Heartbeat {
+        group: String,
+        member_id: String,
+        instance_id: Option<String>,
+        generation: i32,
+    },
+    Leave {
+        group: String,
+        identities: Vec<(String, Option<String>)>,
+    },
+    Commit {
+        group: String,
+        member_id: String,
+        instance_id: Option<String>,
+        generation: i32,
+        topics: Vec<(String, Vec<CommitPartition>)>,
+    },
+    Fetch {
+        group: String,
+        /// None: every committed partition.
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    },
+    Describe {
+        group: String,
+    },
+    List,
+    Delete {
+        group: String,
+    },
+    OffsetDelete {
+        group: String,
+        topics: Vec<(String, Vec<i32>)>,
+    },
+}
+
+impl GroupCall {
+    fn group(&self) -> Option<&str> {
+        match self {
+            GroupCall::Join(args) => Some(&args.group),
+            GroupCall::Sync { group, .. }
+            | GroupCall::Heartbeat { group, .. }
+            | GroupCall::Leave { group, .. }
+            | GroupCall::Commit { group, .. }
+            | GroupCall::Fetch { group, .. }
+            | GroupCall::Describe { group }
+            | GroupCall::Delete { group }
+            | GroupCall::OffsetDelete { group, .. } => Some(group),
+            GroupCall::List => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MemberView {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupView {
+    pub state: &'static str,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<MemberView>,
+}
+
+/// Per topic: (partition, error code).
+pub type PartitionErrors = Vec<(String, Vec<(i32, i16)>)>;
+/// Per topic: (partition, committed offset if any).
+pub type FetchedOffsets = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
+
+pub enum GroupAnswer {
+    Join(Joined),
+    Sync(SyncAnswer),
+    Heartbeat(i16),
+    Leave(Vec<i16>),
+    Commit(PartitionErrors),
+    Fetch(FetchedOffsets),
+    /// None: no such group.
+    Describe(Option<GroupView>),
+    /// (group id, protocol type, state)
+    List(Vec<(String, String, &'static str)>),
+    Delete(i16),
+    OffsetDelete(Result<PartitionErrors, i16>),
+    /// The owning core did not answer (stopping).
+    Unavailable,
+}
+
+/// The core that coordinates `group`.
+pub fn coordinator_core(shard: &Shard, group: &str) -> usize {
+    let partition = store::partition_for(group, shard.config.group.offsets_topic_partitions);
+    owner_of(OFFSETS_TOPIC, partition, shard.router.cores())
+}
+
+/// Runs a group call on the group's core (List: on every core, merged).
+pub async fn call(shard: &Rc<Shard>, call: GroupCall) -> GroupAnswer {
+    let Some(group) = call.group() else {
+        let mut all = Vec::new();
+        for core in 0..shard.router.cores() {
+            let answer = if core == shard.router.core() {
+                execute(shard, GroupCall::List).await
+            } else {
+                shard
+                    .router
+                    .call(core, |reply| CoreRequest::Group {
+                        call: GroupCall::List,
+                        reply,
+                    })
+                    .await
+                    .unwrap_or(GroupAnswer::Unavailable)
+            };
+            if let GroupAnswer::List(groups) = answer {
+                all.extend(groups);
+            }
+        }
+        all.sort();
+        return GroupAnswer::List(all);
+    };
+    let core = coordinator_core(shard, group);
+    if core == shard.router.core() {
+        return execute(shard, call).await;
+    }
+    shard
+        .router
+        .call(core, |reply| CoreRequest::Group { call, reply })
+        .await
+        .unwrap_or(GroupAnswer::Unavailable)
+}
+
+/// Runs a group call on this core, which coordinates the group.
+pub async fn execute(shard: &Rc<Shard>, call: GroupCall) -> GroupAnswer {
+    let groups = &shard.groups;
+    match call {
+        GroupCall::Join(args) => {
+            let group = args.group.clone();
+            let joined = match groups.join(args) {
+                Answer::Now(joined) => joined,
+                Answer::Wait(receiver) => receiver.recv_async().await.unwrap_or_else(|_| {
+                    Joined {
+                        error: ResponseError::RebalanceInProgress.code(),
+                        generation: -1,
+                        protocol_type: None,
+                        protocol: None,
+                        leader: String::new(),
+                        member_id: String::new(),
+                        members: Vec::new(),
+                    }
+                }),
+            };
+            if joined.error == 0 && joined.leader == joined.member_id {
+                persist_group(shard, &group).await;
+            }
+            GroupAnswer::Join(joined)
+        }
+        GroupCall::Sync {
+            group,
+            member_id,
+            instance_id,
+            generation,
+            protocol_type,
+            protocol_name,
+            assignments,
+        } => {
+            let answer = groups.sync(
+                &group,
+                &member_id,
+                instance_id.as_deref(),
+                generation,
+                (protocol_type.as_deref(), protocol_name.as_deref()),
+                assignments,
+            );
+            GroupAnswer::Sync(match answer {
+                Answer::Now(answer) => answer,
+                Answer::Wait(receiver) => receiver
+                    .recv_async()
+                    .await
+                    .unwrap_or(Err(ResponseError::RebalanceInProgress)),
+            })
+        }
+        GroupCall::Heartbeat {
+            group,
+            member_id,
+            instance_id,
+            generation,
+        } => GroupAnswer::Heartbeat(groups.heartbeat(
+            &group,
+            &member_id,
+            instance_id.as_deref(),
+            generation,
+        )),
+        GroupCall::Leave { group, identities } => {
+            let errors = groups.leave(&group, &identities);
+            persist_group(shard, &group).await;
+            GroupAnswer::Leave(errors)
+        }
+        GroupCall::Commit {
+            group,
+            member_id,
+            instance_id,
+            generation,
+            topics,
+        } => GroupAnswer::Commit(
+            commit(shard, &group, &member_id, instance_id.as_deref(), generation, topics).await,
+        ),
+        GroupCall::Fetch { group, topics } => GroupAnswer::Fetch(fetch(shard, &group, topics)),
+        GroupCall::Describe { group } => GroupAnswer::Describe(describe(shard, &group)),
+        GroupCall::List => GroupAnswer::List(
+            groups
+                .groups
+                .borrow()
+                .values()
+                .map(|g| {
+                    (
+                        g.id.clone(),
+                        g.protocol_type.clone().unwrap_or_default(),
+                        g.state.name(),
+                    )
+                })
+                .collect(),
+        ),
+        GroupCall::Delete { group } => GroupAnswer::Delete(delete(shard, &group).await),
+        GroupCall::OffsetDelete { group, topics } => {
+            GroupAnswer::OffsetDelete(offset_delete(shard, &group, topics).await)
+        }
+    }
+}
+
+/// Appends entries to the group's `__consumer_offsets` partition and waits
+/// until they are durable (Kafka's offsets topic is written with acks=all).
+async fn append(shard: &Rc<Shard>, group: &str, entries: &[Entry]) -> Result<(), i16> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let index = store::partition_for(group, shard.config.group.offsets_topic_partitions);
+    let Some(partition) = shard.partition(OFFSETS_TOPIC, index) else {
+        return Err(ResponseError::CoordinatorNotAvailable.code());
+    };
+    let batch = store::encode_batch(entries, now_ms()).map_err(|error| {
+        tracing::error!(%error, "encode __consumer_offsets batch");
+        ResponseError::UnknownServerError.code()
+    })?;
+    let log = &partition.log;
+    let info = log
+        .append_unsynced(batch)
+        .await
+        .map_err(|e| storage_error_code(&e))?;
+    log.set_high_watermark(log.log_end_offset());
+    log.flush_to(info.last_offset + 1)
+        .await
+        .map_err(|e| storage_error_code(&e))
+}
+
+async fn persist_group(shard: &Rc<Shard>, group: &str) {
+    let record = shard
+        .groups
+        .groups
+        .borrow()
+        .get(group)
+        .map(|g| g.record(now_ms()));
+    if let Some(record) = record {
+        if let Err(code) = append(shard, group, &[record]).await {
+            tracing::warn!(group, code, "group metadata not persisted");
+        }
+    }
+}
+
+async fn commit(
+    shard: &Rc<Shard>,
+    group_id: &str,
+    member_id: &str,
+    instance_id: Option<&str>,
+    generation: i32,
+    topics: Vec<(String, Vec<CommitPartition>)>,
+) -> PartitionErrors {
+    let all = |code: i16| -> PartitionErrors {
+        topics
+            .iter()
+            .map(|(t, ps)| (t.clone(), ps.iter().map(|p| (p.0, code)).collect()))
+            .collect()
+    };
+    if let Err(error) = check_commit(shard, group_id, member_id, instance_id, generation) {
+        return all(error.code());
+    }
+    let stamp = now_ms();
+    let metadata_max = shard.config.group.offset_metadata_max_bytes;
+    let mut entries = Vec::new();
+    let mut results = Vec::new();
+    for (topic, partitions) in &topics {
+        let known = shard.topic(topic).map_or(0, |t| t.partitions);
+        let mut errors = Vec::new();
+        for (partition, offset, leader_epoch, metadata) in partitions {
+            let metadata = metadata.clone().unwrap_or_default();
+            let code = if !(0..known).contains(partition) {
+                ResponseError::UnknownTopicOrPartition.code()
+            } else if metadata.len() > metadata_max {
+                ResponseError::OffsetMetadataTooLarge.code()
+            } else {
+                entries.push(Entry::Offset {
+                    group: group_id.to_string(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                    value: Some(CommittedOffset {
+                        offset: *offset,
+                        leader_epoch: *leader_epoch,
+                        metadata,
+                        commit_timestamp_ms: stamp,
+                    }),
+                });
+                0
+            };
+            errors.push((*partition, code));
+        }
+        results.push((topic.clone(), errors));
+    }
+    if let Err(code) = append(shard, group_id, &entries).await {
+        return all(code);
+    }
+    let mut groups = shard.groups.groups.borrow_mut();
+    let group = groups
+        .entry(group_id.to_string())
+        .or_insert_with(|| coordinator::Group::new(group_id, stamp));
+    for entry in entries {
+        if let Entry::Offset {
+            topic,
+            partition,
+            value: Some(committed),
+            ..
+        } = entry
+        {
+            group.offsets.insert((topic, partition), committed);
+        }
+    }
+    if group.state == State::Empty {
+        group.empty_since_ms = stamp;
+    }
+    results
+}
+
+/// Kafka's rules: generation -1 with no member id commits only to an empty
+/// (or new) group; otherwise the member and generation must be current.
+fn check_commit(
+    shard: &Shard,
+    group_id: &str,
+    member_id: &str,
+    instance_id: Option<&str>,
+    generation: i32,
+) -> Result<(), ResponseError> {
+    if group_id.is_empty() {
+        return Err(ResponseError::InvalidGroupId);
+    }
+    let groups = shard.groups.groups.borrow();
+    let Some(group) = groups.get(group_id) else {
+        return if generation < 0 {
+            Ok(())
+        } else {
+            Err(ResponseError::IllegalGeneration)
+        };
+    };
+    if generation < 0 && group.state == State::Empty {
+        return Ok(());
+    }
+    if group.state == State::CompletingRebalance && group.members.contains_key(member_id) {
+        return Err(ResponseError::RebalanceInProgress);
+    }
+    let Some(member) = group.members.get(member_id) else {
+        return Err(ResponseError::UnknownMemberId);
+    };
+    if instance_id.is_some() && member.instance_id.as_deref() != instance_id {
+        return Err(ResponseError::FencedInstanceId);
+    }
+    if generation != group.generation {
+        return Err(ResponseError::IllegalGeneration);
+    }
+    Ok(())
+}
+
+fn fetch(shard: &Shard, group_id: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> FetchedOffsets {
+    let groups = shard.groups.groups.borrow();
+    let offsets = groups.get(group_id).map(|g| &g.offsets);
+    match topics {
+        Some(topics) => topics
+            .into_iter()
+            .map(|(topic, partitions)| {
+                let found = partitions
+                    .into_iter()
+                    .map(|p| {
+                        let committed =
+                            offsets.and_then(|o| o.get(&(topic.clone(), p))).cloned();
+                        (p, committed)
+                    })
+                    .collect();
+                (topic, found)
+            })
+            .collect(),
+        None => {
+            let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> =
+                BTreeMap::new();
+            for ((topic, partition), committed) in offsets.into_iter().flatten() {
+                by_topic
+                    .entry(topic.clone())
+                    .or_default()
+                    .push((*partition, Some(committed.clone())));
+            }
+            by_topic.into_iter().collect()
+        }
+    }
+}
+
+fn describe(shard: &Shard, group_id: &str) -> Option<GroupView> {
+    let groups = shard.groups.groups.borrow();
+    let group = groups.get(group_id)?;
+    let protocol = group.protocol.clone();
+    Some(GroupView {
+        state: group.state.name(),
+        protocol_type: group.protocol_type.clone().unwrap_or_default(),
+        protocol: protocol.clone().unwrap_or_default(),
+        members: group
+            .members
+            .values()
+            .map(|m| MemberView {
+                member_id: m.id.clone(),
+                instance_id: m.instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                metadata: m.metadata_for(protocol.as_deref()),
+                assignment: m.assignment.clone(),
+            })
+            .collect(),
+    })
+}
+
+async fn delete(shard: &Rc<Shard>, group_id: &str) -> i16 {
+    let entries = {
+        let groups = shard.groups.groups.borrow();
+        match groups.get(group_id) {
+            None => return ResponseError::GroupIdNotFound.code(),
+            Some(group) if group.state != State::Empty => {
+                return ResponseError::NonEmptyGroup.code()
+            }
+            Some(group) => coordinator::tombstones(group),
+        }
+    };
+    if let Err(code) = append(shard, group_id, &entries).await {
+        return code;
+    }
+    let mut groups = shard.groups.groups.borrow_mut();
+    if groups.get(group_id).is_some_and(|g| g.state == State::Empty) {
+        groups.remove(group_id);
+    }
+    0
+}
+
+/// Topics the group's consumers subscribe to (consumer protocol only).
+fn subscribed_topics(group: &coordinator::Group) -> Vec<String> {
+    if group.protocol_type.as_deref() != Some("consumer") {
+        return Vec::new();
+    }
+    let mut topics = Vec::new();
+    for member in group.members.values() {
+        let mut metadata = member.metadata_for(group.protocol.as_deref());
+        if metadata.len() < 2 {
+            continue;
+        }
+        let version = i16::from_be_bytes([metadata[0], metadata[1]]);
+        let _ = bytes::Buf::get_i16(&mut metadata);
+        if let Ok(subscription) = ConsumerProtocolSubscription::decode(&mut metadata, version.clamp(0, 3)) {
+            topics.extend(subscription.topics.iter().map(|t| t.to_string()));
+        }
+    }
+    topics
+}
+
+async fn offset_delete(
+    shard: &Rc<Shard>,
+    group_id: &str,
+    topics: Vec<(String, Vec<i32>)>,
+) -> Result<PartitionErrors, i16> {
+    let (entries, results) = {
+        let groups = shard.groups.groups.borrow();
+        let Some(group) = groups.get(group_id) else {
+            return Err(ResponseError::GroupIdNotFound.code());
+        };
+        let subscribed = subscribed_topics(group);
+        let mut entries = Vec::new();
+        let mut results = Vec::new();
+        for (topic, partitions) in topics {
+            let refused = group.state != State::Empty && subscribed.contains(&topic);
+            let mut errors = Vec::new();
+            for partition in partitions {
+                if refused {
+                    errors.push((partition, ResponseError::GroupSubscribedToTopic.code()));
+                    continue;
+                }
+                if group.offsets.contains_key(&(topic.clone(), partition)) {
+                    entries.push(Entry::Offset {
+                        group: group_id.to_string(),
+                        topic: topic.clone(),
+                        partition,
+                        value: None,
+                    });
+                }
+                errors.push((partition, 0));
+            }
+            results.push((topic, errors));
+        }
+        (entries, results)
+    };
+    append(shard, group_id, &entries).await?;
+    let mut groups = shard.groups.groups.borrow_mut();
+    if let Some(group) = groups.get_mut(group_id) {
+        for entry in &entries {
+            if let Entry::Offset {
+                topic, partition, ..
+            } = entry
+            {
+                group.offsets.remove(&(topic.clone(), *partition));
+            }
+        }
+    }
+    Ok(results)
+}
+
+/// Reloads this core's groups from its `__consumer_offsets` partitions.
+pub async fn load(shard: &Rc<Shard>) -> anyhow::Result<()> {
+    let mut loaded = 0usize;
+    for index in 0..shard.config.group.offsets_topic_partitions {
+        let Some(partition) = shard.partition(OFFSETS_TOPIC, index) else {
+            continue;
+        };
+        let log = &partition.log;
+        let mut offset = log.log_start_offset();
+        while offset < log.log_end_offset() {
+            let read = log.read(offset, 1024 * 1024).await?;
+            if read.is_empty() {
+                break;
+            }
+            let mut next = offset;
+            for batch in read.batches() {
+                if let Ok(header) = storage::batch::BatchHeader::parse(batch) {
+                    next = next.max(header.last_offset() + 1);
+                }
+                for entry in store::decode_batches(Bytes::copy_from_slice(batch)) {
+                    shard.groups.load(entry);
+                    loaded += 1;
+                }
+            }
+            if next <= offset {
+                break;
+            }
+            offset = next;
+        }
+    }
+    if loaded > 0 {
+        tracing::info!(
+            core = shard.router.core(),
+            records = loaded,
+            groups = shard.groups.groups.borrow().len(),
+            "loaded consumer groups"
+        );
+    }
+    Ok(())
+}
+
+/// Session/rebalance timers and offset expiry for this core's groups.
+pub async fn run_timers(shard: Rc<Shard>) {
+    loop {
+        glommio::timer::sleep(Duration::from_millis(TICK_MS)).await;
+        let (changed, expired) = shard.groups.tick();
+        for entry in changed.into_iter().chain(expired) {
+            let group = match &entry {
+                Entry::Offset { group, .. } | Entry::Group { group, .. } => group.clone(),
+            };
+            if let Err(code) = append(&shard, &group, std::slice::from_ref(&entry)).await {
+                tracing::warn!(%group, code, "group record not persisted");
+            }
+        }
+    }
+}
