@@ -101,9 +101,10 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: String) {
         };
         let handler_shard = shard.clone();
         let host = peer_host.clone();
-        let task = glommio::spawn_local(async move {
-            dispatch::handle(&handler_shard, frame, &host).await
-        });
+        let task =
+            glommio::spawn_local(
+                async move { dispatch::handle(&handler_shard, frame, &host).await },
+            );
         if queue.send(task).await.is_err() {
             break;
         }

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -95,10 +96,16 @@ def test_leave_and_killed_member_hand_over_all_partitions(gbroker):
     try:
         staying.subscribe(["handover"])
         leaving.subscribe(["handover"])
-        assert killed.stdout.readline().startswith("assigned")
+        # Read the child's "assigned" line on a thread: the consumers here
+        # must keep polling meanwhile, or their eager revocation (served in
+        # poll) would hold the rebalance up.
+        child_assigned = threading.Event()
+        threading.Thread(target=lambda: killed.stdout.readline().startswith("assigned")
+                         and child_assigned.set(), daemon=True).start()
         all6 = {("handover", p) for p in range(6)}
         poll_until([staying, leaving],
-                   lambda: assignment(staying) and assignment(leaving)
+                   lambda: child_assigned.is_set() and assignment(staying)
+                   and assignment(leaving)
                    and len(assignment(staying) | assignment(leaving)) < 6
                    and not (assignment(staying) & assignment(leaving)),
                    "three members sharing")

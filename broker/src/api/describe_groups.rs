@@ -45,7 +45,9 @@ pub async fn handle(
                         })
                         .collect(),
                 ),
-            GroupAnswer::Describe(None) => result.with_group_state(StrBytes::from_static_str("Dead")),
+            GroupAnswer::Describe(None) => {
+                result.with_group_state(StrBytes::from_static_str("Dead"))
+            }
             _ => result.with_error_code(ResponseError::CoordinatorNotAvailable.code()),
         });
     }

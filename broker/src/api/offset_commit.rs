@@ -29,7 +29,11 @@ pub async fn handle(
                         p.partition_index,
                         p.committed_offset,
                         // The leader epoch exists from v6 on.
-                        if version >= 6 { p.committed_leader_epoch } else { -1 },
+                        if version >= 6 {
+                            p.committed_leader_epoch
+                        } else {
+                            -1
+                        },
                         p.committed_metadata.as_ref().map(|m| m.to_string()),
                     )
                 })

@@ -24,7 +24,10 @@ pub async fn handle(
             .map(|t| {
                 (
                     t.name.to_string(),
-                    t.partitions.into_iter().map(|p| p.partition_index).collect(),
+                    t.partitions
+                        .into_iter()
+                        .map(|p| p.partition_index)
+                        .collect(),
                 )
             })
             .collect(),

@@ -39,10 +39,12 @@ pub async fn handle(
                     .collect()
             });
             let group = OffsetFetchResponseGroup::default().with_group_id(wanted.group_id.clone());
-            groups.push(match fetch_group(shard, wanted.group_id.to_string(), topics).await {
-                Ok(offsets) => group.with_topics(multi_group_topics(offsets)),
-                Err(code) => group.with_error_code(code),
-            });
+            groups.push(
+                match fetch_group(shard, wanted.group_id.to_string(), topics).await {
+                    Ok(offsets) => group.with_topics(multi_group_topics(offsets)),
+                    Err(code) => group.with_error_code(code),
+                },
+            );
         }
         return OffsetFetchResponse::default().with_groups(groups);
     }

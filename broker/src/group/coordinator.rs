@@ -138,8 +138,9 @@ pub struct Group {
     pub generation: i32,
     pub leader: Option<String>,
     pub members: BTreeMap<String, Member>,
-    /// Member ids handed out with MEMBER_ID_REQUIRED, awaiting the rejoin.
-    pending: HashMap<String, Instant>,
+    /// Member ids handed out with MEMBER_ID_REQUIRED, awaiting the rejoin
+    /// within the session timeout the request asked for.
+    pending: HashMap<String, (Instant, Duration)>,
     join_deadline: Option<Instant>,
     initial_delay_until: Option<Instant>,
     sync_deadline: Option<Instant>,
@@ -330,8 +331,7 @@ impl Coordinator {
                         .entry(group.clone())
                         .or_insert_with(|| Group::new(&group, record.state_timestamp_ms));
                     g.generation = record.generation;
-                    g.protocol_type =
-                        Some(record.protocol_type).filter(|t| !t.is_empty());
+                    g.protocol_type = Some(record.protocol_type).filter(|t| !t.is_empty());
                     g.empty_since_ms = g.empty_since_ms.max(record.state_timestamp_ms);
                 }
                 None => {
@@ -389,12 +389,11 @@ impl Coordinator {
         let Some(group) = groups.get_mut(&args.group) else {
             return fail(ResponseError::CoordinatorNotAvailable);
         };
-        if !group.members.is_empty() {
-            if group.protocol_type.as_deref() != Some(args.protocol_type.as_str())
-                || group.common_protocols(&args.protocols).is_empty()
-            {
-                return fail(ResponseError::InconsistentGroupProtocol);
-            }
+        if !group.members.is_empty()
+            && (group.protocol_type.as_deref() != Some(args.protocol_type.as_str())
+                || group.common_protocols(&args.protocols).is_empty())
+        {
+            return fail(ResponseError::InconsistentGroupProtocol);
         }
         let now = Instant::now();
         if args.member_id.is_empty() {
@@ -405,7 +404,8 @@ impl Coordinator {
             }
             let new_id = self.new_member_id(&args.client_id);
             if args.require_known_member_id && args.instance_id.is_none() {
-                group.pending.insert(new_id.clone(), now);
+                let session = Duration::from_millis(args.session_timeout_ms.max(0) as u64);
+                group.pending.insert(new_id.clone(), (now, session));
                 return Err((ResponseError::MemberIdRequired, new_id));
             }
             return self.add_member(group, new_id, args, now);
@@ -519,12 +519,20 @@ impl Coordinator {
         Answer::Wait(self.await_join(group, &new_id, now))
     }
 
-    fn await_join(&self, group: &mut Group, member_id: &str, now: Instant) -> flume::Receiver<Joined> {
+    fn await_join(
+        &self,
+        group: &mut Group,
+        member_id: &str,
+        now: Instant,
+    ) -> flume::Receiver<Joined> {
         let (sender, receiver) = flume::bounded(1);
         if let Some(member) = group.members.get_mut(member_id) {
             if let Some(old) = member.join_waiter.replace(sender) {
                 // A second join while the first waits: the first is superseded.
-                let _ = old.send(Joined::failed(ResponseError::RebalanceInProgress, member_id));
+                let _ = old.send(Joined::failed(
+                    ResponseError::RebalanceInProgress,
+                    member_id,
+                ));
             }
         }
         if group.state != State::PreparingRebalance {
@@ -535,6 +543,7 @@ impl Coordinator {
     }
 
     fn prepare_rebalance(&self, group: &mut Group, now: Instant) {
+        tracing::debug!(group = %group.id, from = group.state.name(), members = group.members.len(), "rebalance");
         if group.state == State::CompletingRebalance {
             for member in group.members.values_mut() {
                 if let Some(waiter) = member.sync_waiter.take() {
@@ -560,11 +569,11 @@ impl Coordinator {
         if group.state != State::PreparingRebalance {
             return false;
         }
-        let all_joined = group.pending.is_empty()
-            && group.members.values().all(|m| m.join_waiter.is_some());
+        let all_joined =
+            group.pending.is_empty() && group.members.values().all(|m| m.join_waiter.is_some());
         let delay_over = group.initial_delay_until.is_none_or(|t| now >= t);
         let deadline_passed = group.join_deadline.is_some_and(|t| now >= t);
-        if !(all_joined && delay_over) && !deadline_passed {
+        if !(deadline_passed || all_joined && delay_over) {
             return false;
         }
         group.members.retain(|_, m| m.join_waiter.is_some());
@@ -591,6 +600,7 @@ impl Coordinator {
                 .min_by_key(|m| m.joined_seq)
                 .map(|m| m.id.clone());
         }
+        tracing::debug!(group = %group.id, generation = group.generation, members = group.members.len(), "join round complete");
         group.state = State::CompletingRebalance;
         group.sync_deadline = Some(now + group.rebalance_timeout());
         let ids: Vec<String> = group.members.keys().cloned().collect();
@@ -710,11 +720,7 @@ impl Coordinator {
     }
 
     /// Removes members (LeaveGroup); one error per identity.
-    pub fn leave(
-        &self,
-        group_id: &str,
-        identities: &[(String, Option<String>)],
-    ) -> Vec<i16> {
+    pub fn leave(&self, group_id: &str, identities: &[(String, Option<String>)]) -> Vec<i16> {
         let mut groups = self.groups.borrow_mut();
         let Some(group) = groups.get_mut(group_id) else {
             return vec![ResponseError::UnknownMemberId.code(); identities.len()];
@@ -773,9 +779,15 @@ impl Coordinator {
         let mut groups = self.groups.borrow_mut();
         for group in groups.values_mut() {
             let before = (group.generation, group.state);
-            group.pending.retain(|_, since| {
-                now.duration_since(*since) < Duration::from_millis(self.config.max_session_timeout_ms as u64)
-            });
+            let pending_before = group.pending.len();
+            group
+                .pending
+                .retain(|_, (since, session)| now.duration_since(*since) <= *session);
+            if group.pending.len() != pending_before {
+                // A member that never came back with its id no longer holds
+                // up the join round.
+                self.maybe_complete_join(group, now);
+            }
             let dead: Vec<String> = group
                 .members
                 .values()
@@ -866,4 +878,256 @@ fn check_member(
         return Err(ResponseError::IllegalGeneration);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn coordinator() -> Coordinator {
+        Coordinator::new(GroupConfig {
+            initial_rebalance_delay_ms: 0,
+            ..GroupConfig::default()
+        })
+    }
+
+    fn args(member_id: &str, protocols: &[&str]) -> JoinArgs {
+        JoinArgs {
+            group: "g".into(),
+            member_id: member_id.into(),
+            instance_id: None,
+            protocol_type: "consumer".into(),
+            protocols: protocols
+                .iter()
+                .map(|p| (p.to_string(), Bytes::from(format!("meta-{p}"))))
+                .collect(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 60_000,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            require_known_member_id: true,
+        }
+    }
+
+    fn now(answer: Answer<Joined>) -> Joined {
+        match answer {
+            Answer::Now(joined) => joined,
+            Answer::Wait(_) => panic!("expected an immediate answer"),
+        }
+    }
+
+    fn waiting(answer: Answer<Joined>) -> flume::Receiver<Joined> {
+        match answer {
+            Answer::Wait(receiver) => receiver,
+            Answer::Now(joined) => panic!("expected to wait, got {joined:?}"),
+        }
+    }
+
+    /// Joins a new member through MEMBER_ID_REQUIRED; returns its id and
+    /// the pending join.
+    fn join_new(c: &Coordinator, protocols: &[&str]) -> (String, flume::Receiver<Joined>) {
+        let first = now(c.join(args("", protocols)));
+        assert_eq!(first.error, ResponseError::MemberIdRequired.code());
+        let id = first.member_id.clone();
+        (id.clone(), waiting(c.join(args(&id, protocols))))
+    }
+
+    fn sync_now(
+        c: &Coordinator,
+        id: &str,
+        generation: i32,
+        plan: Vec<(String, Bytes)>,
+    ) -> SyncAnswer {
+        match c.sync("g", id, None, generation, (None, None), plan) {
+            Answer::Now(answer) => answer,
+            Answer::Wait(receiver) => receiver.try_recv().expect("sync answered"),
+        }
+    }
+
+    #[test]
+    fn a_lone_member_gets_an_id_then_leads_generation_one() {
+        let c = coordinator();
+        let (id, joined) = join_new(&c, &["range"]);
+        let joined = joined.try_recv().expect("round complete");
+        assert_eq!(joined.error, 0);
+        assert_eq!(joined.generation, 1);
+        assert_eq!(joined.leader, id);
+        assert_eq!(joined.protocol.as_deref(), Some("range"));
+        assert_eq!(joined.members.len(), 1);
+        let assignment = Bytes::from_static(b"all of it");
+        let synced = sync_now(&c, &id, 1, vec![(id.clone(), assignment.clone())]);
+        assert_eq!(synced.expect("synced").2, assignment);
+        assert_eq!(c.heartbeat("g", &id, None, 1), 0);
+    }
+
+    #[test]
+    fn a_second_member_rebalances_and_both_get_their_assignment() {
+        let c = coordinator();
+        let (a, joined_a) = join_new(&c, &["range"]);
+        joined_a.try_recv().expect("gen 1");
+        sync_now(&c, &a, 1, vec![(a.clone(), Bytes::from_static(b"a1"))]).expect("sync");
+        let (b, joined_b) = join_new(&c, &["range"]);
+        assert!(joined_b.try_recv().is_err(), "waits for the old member");
+        assert_eq!(
+            c.heartbeat("g", &a, None, 1),
+            ResponseError::RebalanceInProgress.code()
+        );
+        let joined_a = waiting(c.join(args(&a, &["range"])));
+        let (ja, jb) = (
+            joined_a.try_recv().expect("a"),
+            joined_b.try_recv().expect("b"),
+        );
+        assert_eq!((ja.generation, jb.generation), (2, 2));
+        assert_eq!(ja.leader, a, "the old leader keeps leading");
+        assert_eq!(ja.members.len(), 2);
+        assert!(jb.members.is_empty(), "only the leader sees members");
+        // The follower waits for the leader's plan.
+        let follower = match c.sync("g", &b, None, 2, (None, None), Vec::new()) {
+            Answer::Wait(receiver) => receiver,
+            Answer::Now(answer) => panic!("follower answered early: {answer:?}"),
+        };
+        let plan = vec![
+            (a.clone(), Bytes::from_static(b"a2")),
+            (b.clone(), Bytes::from_static(b"b2")),
+        ];
+        assert_eq!(
+            sync_now(&c, &a, 2, plan).expect("leader").2,
+            Bytes::from_static(b"a2")
+        );
+        assert_eq!(
+            follower.try_recv().expect("follower").expect("ok").2,
+            Bytes::from_static(b"b2")
+        );
+        assert_eq!(
+            c.heartbeat("g", &b, None, 1),
+            ResponseError::IllegalGeneration.code()
+        );
+        assert_eq!(
+            c.heartbeat("g", "nobody", None, 2),
+            ResponseError::UnknownMemberId.code()
+        );
+    }
+
+    #[test]
+    fn leaving_rebalances_the_rest_and_the_last_leave_empties_the_group() {
+        let c = coordinator();
+        let (a, ja) = join_new(&c, &["range"]);
+        ja.try_recv().expect("gen 1");
+        let (b, jb) = join_new(&c, &["range"]);
+        let ja = waiting(c.join(args(&a, &["range"])));
+        let generation = ja.try_recv().expect("a").generation;
+        jb.try_recv().expect("b");
+        assert_eq!(c.leave("g", &[(b.clone(), None)]), vec![0]);
+        assert_eq!(
+            c.heartbeat("g", &a, None, generation),
+            ResponseError::RebalanceInProgress.code()
+        );
+        let alone = waiting(c.join(args(&a, &["range"])))
+            .try_recv()
+            .expect("alone");
+        assert_eq!(alone.generation, generation + 1);
+        assert_eq!(alone.members.len(), 1);
+        assert_eq!(c.leave("g", &[(a.clone(), None)]), vec![0]);
+        assert_eq!(c.groups.borrow()["g"].state, State::Empty);
+        assert_eq!(
+            c.leave("g", &[("ghost".into(), None)]),
+            vec![ResponseError::UnknownMemberId.code()]
+        );
+    }
+
+    #[test]
+    fn members_must_share_the_protocol_type_and_a_protocol() {
+        let c = coordinator();
+        let (_, ja) = join_new(&c, &["range"]);
+        ja.try_recv().expect("gen 1");
+        let mut other = args("", &["range"]);
+        other.protocol_type = "connect".into();
+        assert_eq!(
+            now(c.join(other)).error,
+            ResponseError::InconsistentGroupProtocol.code()
+        );
+        assert_eq!(
+            now(c.join(args("", &["roundrobin"]))).error,
+            ResponseError::InconsistentGroupProtocol.code()
+        );
+        let mut short = args("", &["range"]);
+        short.session_timeout_ms = 10;
+        assert_eq!(
+            now(c.join(short)).error,
+            ResponseError::InvalidSessionTimeout.code()
+        );
+    }
+
+    #[test]
+    fn the_protocol_most_members_prefer_wins() {
+        let c = coordinator();
+        let (a, ja) = join_new(&c, &["roundrobin", "range"]);
+        ja.try_recv().expect("gen 1");
+        let (b, jb) = join_new(&c, &["range", "roundrobin"]);
+        let (_, jc) = join_new(&c, &["range", "roundrobin"]);
+        let ja = waiting(c.join(args(&a, &["roundrobin", "range"])));
+        let _ = b;
+        for joined in [ja, jb, jc] {
+            assert_eq!(
+                joined.try_recv().expect("joined").protocol.as_deref(),
+                Some("range")
+            );
+        }
+    }
+
+    #[test]
+    fn a_static_member_rejoins_without_a_rebalance_and_fences_its_old_id() {
+        let c = coordinator();
+        let (leader, joined) = join_new(&c, &["range"]);
+        joined.try_recv().expect("gen 1");
+        sync_now(&c, &leader, 1, Vec::new()).expect("sync");
+        let mut static_join = args("", &["range"]);
+        static_join.instance_id = Some("host-1".into());
+        let joined_static = waiting(c.join(static_join));
+        let rejoined_leader = waiting(c.join(args(&leader, &["range"])));
+        let static_joined = joined_static
+            .try_recv()
+            .expect("static members skip MEMBER_ID_REQUIRED");
+        let generation = rejoined_leader.try_recv().expect("leader").generation;
+        assert_eq!(static_joined.leader, leader);
+        let old = static_joined.member_id;
+        let follower = match c.sync(
+            "g",
+            &old,
+            Some("host-1"),
+            generation,
+            (None, None),
+            Vec::new(),
+        ) {
+            Answer::Wait(receiver) => receiver,
+            Answer::Now(answer) => panic!("answered before the leader: {answer:?}"),
+        };
+        let plan = vec![(old.clone(), Bytes::from_static(b"p0"))];
+        sync_now(&c, &leader, generation, plan).expect("leader sync");
+        assert_eq!(
+            follower.try_recv().expect("synced").expect("ok").2,
+            Bytes::from_static(b"p0")
+        );
+        // The static member restarts: same instance id, no member id.
+        let mut restart = args("", &["range"]);
+        restart.instance_id = Some("host-1".into());
+        let rejoined = now(c.join(restart));
+        assert_eq!(rejoined.error, 0);
+        assert_ne!(rejoined.member_id, old);
+        assert_eq!(rejoined.generation, generation, "no rebalance");
+        assert_eq!(
+            c.heartbeat("g", &old, Some("host-1"), generation),
+            ResponseError::FencedInstanceId.code()
+        );
+        assert_eq!(
+            c.heartbeat("g", &rejoined.member_id, Some("host-1"), generation),
+            0
+        );
+        let kept = sync_now(&c, &rejoined.member_id, generation, Vec::new()).expect("stable sync");
+        assert_eq!(
+            kept.2,
+            Bytes::from_static(b"p0"),
+            "the assignment follows the instance"
+        );
+    }
 }

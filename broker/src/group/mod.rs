@@ -178,16 +178,14 @@ pub async fn execute(shard: &Rc<Shard>, call: GroupCall) -> GroupAnswer {
             let group = args.group.clone();
             let joined = match groups.join(args) {
                 Answer::Now(joined) => joined,
-                Answer::Wait(receiver) => receiver.recv_async().await.unwrap_or_else(|_| {
-                    Joined {
-                        error: ResponseError::RebalanceInProgress.code(),
-                        generation: -1,
-                        protocol_type: None,
-                        protocol: None,
-                        leader: String::new(),
-                        member_id: String::new(),
-                        members: Vec::new(),
-                    }
+                Answer::Wait(receiver) => receiver.recv_async().await.unwrap_or_else(|_| Joined {
+                    error: ResponseError::RebalanceInProgress.code(),
+                    generation: -1,
+                    protocol_type: None,
+                    protocol: None,
+                    leader: String::new(),
+                    member_id: String::new(),
+                    members: Vec::new(),
                 }),
             };
             if joined.error == 0 && joined.leader == joined.member_id {
@@ -243,7 +241,15 @@ pub async fn execute(shard: &Rc<Shard>, call: GroupCall) -> GroupAnswer {
             generation,
             topics,
         } => GroupAnswer::Commit(
-            commit(shard, &group, &member_id, instance_id.as_deref(), generation, topics).await,
+            commit(
+                shard,
+                &group,
+                &member_id,
+                instance_id.as_deref(),
+                generation,
+                topics,
+            )
+            .await,
         ),
         GroupCall::Fetch { group, topics } => GroupAnswer::Fetch(fetch(shard, &group, topics)),
         GroupCall::Describe { group } => GroupAnswer::Describe(describe(shard, &group)),
@@ -427,8 +433,7 @@ fn fetch(shard: &Shard, group_id: &str, topics: Option<Vec<(String, Vec<i32>)>>)
                 let found = partitions
                     .into_iter()
                     .map(|p| {
-                        let committed =
-                            offsets.and_then(|o| o.get(&(topic.clone(), p))).cloned();
+                        let committed = offsets.and_then(|o| o.get(&(topic.clone(), p))).cloned();
                         (p, committed)
                     })
                     .collect();
@@ -487,7 +492,10 @@ async fn delete(shard: &Rc<Shard>, group_id: &str) -> i16 {
         return code;
     }
     let mut groups = shard.groups.groups.borrow_mut();
-    if groups.get(group_id).is_some_and(|g| g.state == State::Empty) {
+    if groups
+        .get(group_id)
+        .is_some_and(|g| g.state == State::Empty)
+    {
         groups.remove(group_id);
     }
     0
@@ -506,7 +514,9 @@ fn subscribed_topics(group: &coordinator::Group) -> Vec<String> {
         }
         let version = i16::from_be_bytes([metadata[0], metadata[1]]);
         let _ = bytes::Buf::get_i16(&mut metadata);
-        if let Ok(subscription) = ConsumerProtocolSubscription::decode(&mut metadata, version.clamp(0, 3)) {
+        if let Ok(subscription) =
+            ConsumerProtocolSubscription::decode(&mut metadata, version.clamp(0, 3))
+        {
             topics.extend(subscription.topics.iter().map(|t| t.to_string()));
         }
     }

@@ -7,8 +7,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -21,9 +20,9 @@ const GROUP_VALUE_VERSION: i16 = 3;
 /// Kafka's choice: `Utils.abs(groupId.hashCode) % partitions`, with Java's
 /// String.hashCode over UTF-16 code units.
 pub fn partition_for(group: &str, partitions: i32) -> i32 {
-    let hash = group
-        .encode_utf16()
-        .fold(0i32, |h, unit| h.wrapping_mul(31).wrapping_add(i32::from(unit)));
+    let hash = group.encode_utf16().fold(0i32, |h, unit| {
+        h.wrapping_mul(31).wrapping_add(i32::from(unit))
+    });
     let abs = if hash == i32::MIN { 0 } else { hash.abs() };
     abs % partitions.max(1)
 }
@@ -334,7 +333,10 @@ mod tests {
 
     #[test]
     fn garbage_records_are_skipped() {
-        assert_eq!(Entry::decode(&Bytes::from_static(b"\x00\x01\x7f"), None), None);
+        assert_eq!(
+            Entry::decode(&Bytes::from_static(b"\x00\x01\x7f"), None),
+            None
+        );
         assert_eq!(Entry::decode(&Bytes::from_static(b"\x00\x09"), None), None);
         assert!(decode_batches(Bytes::from_static(b"not a batch at all")).is_empty());
     }
