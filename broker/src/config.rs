@@ -201,6 +201,13 @@ impl Config {
                 let minutes = positive_i32(key, value)?;
                 self.group.offsets_retention_ms = i64::from(minutes) * 60_000;
             }
+            "offsets.topic.segment.bytes" => {
+                let n = number()?;
+                if !(1024..=i32::MAX as i64).contains(&n) {
+                    bail!("{key}={value}: must be between 1024 and 2147483647");
+                }
+                self.group.offsets_topic_segment_bytes = n;
+            }
             "offset.metadata.max.bytes" => {
                 self.group.offset_metadata_max_bytes = positive_i32(key, value)? as usize
             }

@@ -186,16 +186,18 @@ fn ensure_offsets_topic(cluster: &Cluster, config: &Config) -> Result<i32> {
         }
         return Ok(topic.partitions);
     }
+    // Offsets never expire by time (the coordinator expires them per group
+    // and compacts), and every write is durable before it is acknowledged.
     let configs = [
-        // Kafka's offsets.topic.segment.bytes; offsets never expire by time
-        // (the coordinator expires them per group), and every write is
-        // durable before it is acknowledged.
-        ("segment.bytes", "104857600"),
-        ("retention.ms", "-1"),
-        ("flush.messages", "1"),
+        (
+            "segment.bytes",
+            config.group.offsets_topic_segment_bytes.to_string(),
+        ),
+        ("retention.ms", "-1".to_string()),
+        ("flush.messages", "1".to_string()),
     ]
     .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .map(|(k, v)| (k.to_string(), v))
     .collect();
     cluster.insert(crate::metadata::topics::Topic {
         name: OFFSETS_TOPIC.to_string(),

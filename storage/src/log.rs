@@ -798,9 +798,9 @@ impl Log {
     /// `retention.ms` (by their newest timestamp), never the active one.
     /// Returns how many were deleted.
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<usize> {
-        let doomed: Vec<Segment> = {
-            let mut state = self.inner.state.borrow_mut();
-            let config = state.config.clone();
+        let doomed_bases = {
+            let state = self.inner.state.borrow();
+            let config = &state.config;
             let mut total: u64 = state.segments.values().map(|s| s.size).sum();
             let active_base = state.active().base_offset;
             let mut doomed_bases = Vec::new();
@@ -819,8 +819,39 @@ impl Log {
                 total -= segment.size;
                 doomed_bases.push(*base);
             }
-            let doomed: Vec<Segment> = doomed_bases
+            doomed_bases
+        };
+        self.remove_leading_segments(doomed_bases, "retention deleted segment")
+            .await
+    }
+
+    /// Deletes the whole sealed segments that hold only offsets below
+    /// `offset` (Kafka's DeleteRecords, by segment): the log start moves to
+    /// the first remaining segment. Never deletes the active segment.
+    /// Returns how many were deleted.
+    pub async fn delete_segments_before(&self, offset: i64) -> Result<usize> {
+        let doomed_bases = {
+            let state = self.inner.state.borrow();
+            let bases: Vec<i64> = state.segments.keys().copied().collect();
+            bases
+                .windows(2)
+                .take_while(|pair| pair[1] <= offset)
+                .map(|pair| pair[0])
+                .collect()
+        };
+        self.remove_leading_segments(doomed_bases, "deleted segment below offset")
+            .await
+    }
+
+    /// Removes the given oldest segments (never the active one), moves the
+    /// log start, checkpoints, then deletes their files.
+    async fn remove_leading_segments(&self, bases: Vec<i64>, why: &str) -> Result<usize> {
+        let doomed: Vec<Segment> = {
+            let mut state = self.inner.state.borrow_mut();
+            let active_base = state.active().base_offset;
+            let doomed: Vec<Segment> = bases
                 .iter()
+                .filter(|b| **b != active_base)
                 .filter_map(|b| state.segments.remove(b))
                 .collect();
             if let Some(first) = state.segments.keys().next().copied() {
@@ -837,8 +868,7 @@ impl Log {
         }
         self.write_checkpoint()?;
         for segment in doomed {
-            tracing::info!(dir = %self.inner.dir.display(), segment = segment.base_offset,
-                "retention deleted segment");
+            tracing::info!(dir = %self.inner.dir.display(), segment = segment.base_offset, "{why}");
             segment.remove_files().await?;
         }
         Ok(count)

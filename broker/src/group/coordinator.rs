@@ -38,6 +38,8 @@ pub struct GroupConfig {
     pub offset_metadata_max_bytes: usize,
     /// `offsets.topic.num.partitions`
     pub offsets_topic_partitions: i32,
+    /// `offsets.topic.segment.bytes`
+    pub offsets_topic_segment_bytes: i64,
 }
 
 impl Default for GroupConfig {
@@ -50,6 +52,7 @@ impl Default for GroupConfig {
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
             offset_metadata_max_bytes: 4096,
             offsets_topic_partitions: 50,
+            offsets_topic_segment_bytes: 100 * 1024 * 1024,
         }
     }
 }
@@ -283,6 +286,9 @@ pub enum Answer<T> {
 pub struct Coordinator {
     pub config: GroupConfig,
     pub groups: RefCell<HashMap<String, Group>>,
+    /// Held from a `__consumer_offsets` append to the in-memory change it
+    /// records (and through a compaction's rewrite).
+    pub write_order: glommio::sync::Semaphore,
     next_member: Cell<u64>,
 }
 
@@ -297,6 +303,7 @@ impl Coordinator {
         Coordinator {
             config,
             groups: RefCell::new(HashMap::new()),
+            write_order: glommio::sync::Semaphore::new(1),
             next_member: Cell::new(0),
         }
     }

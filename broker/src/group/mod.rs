@@ -8,6 +8,7 @@ pub mod coordinator;
 pub mod store;
 
 use crate::errors::storage_error_code;
+use crate::limits::OFFSETS_COMPACT_SEGMENTS_MIN;
 use crate::router::{owner_of, CoreRequest};
 use crate::shard::Shard;
 use bytes::Bytes;
@@ -22,6 +23,11 @@ use store::{CommittedOffset, Entry, OFFSETS_TOPIC};
 
 /// How often each core checks session and rebalance timeouts.
 const TICK_MS: u64 = 100;
+/// Ticks between looks at whether a `__consumer_offsets` partition needs
+/// compacting.
+const COMPACT_CHECK_TICKS: u64 = 50;
+/// Entries per batch when a compaction rewrites the live state.
+const COMPACT_BATCH_ENTRIES: usize = 1000;
 
 /// One partition's commit: (partition, offset, leader epoch, metadata).
 pub type CommitPartition = (i32, i64, i32, Option<String>);
@@ -274,10 +280,20 @@ pub async fn execute(shard: &Rc<Shard>, call: GroupCall) -> GroupAnswer {
     }
 }
 
-/// Appends entries to the group's `__consumer_offsets` partition and waits
-/// until they are durable (Kafka's offsets topic is written with acks=all).
-async fn append(shard: &Rc<Shard>, group: &str, entries: &[Entry]) -> Result<(), i16> {
+/// Appends entries to the group's `__consumer_offsets` partition, runs
+/// `apply` (the in-memory change they record) right after the in-memory
+/// append, and waits until they are durable (Kafka writes the offsets topic
+/// with acks=all). Append + apply happen under the core's write-order turn,
+/// so a compaction snapshot never sees a record in the log that memory does
+/// not show yet, nor writes an older value after a newer one.
+async fn append(
+    shard: &Rc<Shard>,
+    group: &str,
+    entries: &[Entry],
+    apply: impl FnOnce(),
+) -> Result<(), i16> {
     if entries.is_empty() {
+        apply();
         return Ok(());
     }
     let index = store::partition_for(group, shard.config.group.offsets_topic_partitions);
@@ -289,12 +305,19 @@ async fn append(shard: &Rc<Shard>, group: &str, entries: &[Entry]) -> Result<(),
         ResponseError::UnknownServerError.code()
     })?;
     let log = &partition.log;
-    let info = log
-        .append_unsynced(batch)
-        .await
-        .map_err(|e| storage_error_code(&e))?;
+    let last_offset = {
+        let Ok(_turn) = shard.groups.write_order.acquire_permit(1).await else {
+            return Err(ResponseError::CoordinatorNotAvailable.code());
+        };
+        let info = log
+            .append_unsynced(batch)
+            .await
+            .map_err(|e| storage_error_code(&e))?;
+        apply();
+        info.last_offset
+    };
     log.set_high_watermark(log.log_end_offset());
-    log.flush_to(info.last_offset + 1)
+    log.flush_to(last_offset + 1)
         .await
         .map_err(|e| storage_error_code(&e))
 }
@@ -307,7 +330,7 @@ async fn persist_group(shard: &Rc<Shard>, group: &str) {
         .get(group)
         .map(|g| g.record(now_ms()));
     if let Some(record) = record {
-        if let Err(code) = append(shard, group, &[record]).await {
+        if let Err(code) = append(shard, group, &[record], || {}).await {
             tracing::warn!(group, code, "group metadata not persisted");
         }
     }
@@ -361,26 +384,29 @@ async fn commit(
         }
         results.push((topic.clone(), errors));
     }
-    if let Err(code) = append(shard, group_id, &entries).await {
-        return all(code);
-    }
-    let mut groups = shard.groups.groups.borrow_mut();
-    let group = groups
-        .entry(group_id.to_string())
-        .or_insert_with(|| coordinator::Group::new(group_id, stamp));
-    for entry in entries {
-        if let Entry::Offset {
-            topic,
-            partition,
-            value: Some(committed),
-            ..
-        } = entry
-        {
-            group.offsets.insert((topic, partition), committed);
+    let committed = entries.clone();
+    let apply = || {
+        let mut groups = shard.groups.groups.borrow_mut();
+        let group = groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| coordinator::Group::new(group_id, stamp));
+        for entry in committed {
+            if let Entry::Offset {
+                topic,
+                partition,
+                value: Some(committed),
+                ..
+            } = entry
+            {
+                group.offsets.insert((topic, partition), committed);
+            }
         }
-    }
-    if group.state == State::Empty {
-        group.empty_since_ms = stamp;
+        if group.state == State::Empty {
+            group.empty_since_ms = stamp;
+        }
+    };
+    if let Err(code) = append(shard, group_id, &entries, apply).await {
+        return all(code);
     }
     results
 }
@@ -488,15 +514,17 @@ async fn delete(shard: &Rc<Shard>, group_id: &str) -> i16 {
             Some(group) => coordinator::tombstones(group),
         }
     };
-    if let Err(code) = append(shard, group_id, &entries).await {
+    let apply = || {
+        let mut groups = shard.groups.groups.borrow_mut();
+        if groups
+            .get(group_id)
+            .is_some_and(|g| g.state == State::Empty)
+        {
+            groups.remove(group_id);
+        }
+    };
+    if let Err(code) = append(shard, group_id, &entries, apply).await {
         return code;
-    }
-    let mut groups = shard.groups.groups.borrow_mut();
-    if groups
-        .get(group_id)
-        .is_some_and(|g| g.state == State::Empty)
-    {
-        groups.remove(group_id);
     }
     0
 }
@@ -558,18 +586,20 @@ async fn offset_delete(
         }
         (entries, results)
     };
-    append(shard, group_id, &entries).await?;
-    let mut groups = shard.groups.groups.borrow_mut();
-    if let Some(group) = groups.get_mut(group_id) {
-        for entry in &entries {
-            if let Entry::Offset {
-                topic, partition, ..
-            } = entry
-            {
-                group.offsets.remove(&(topic.clone(), *partition));
+    let apply = || {
+        let mut groups = shard.groups.groups.borrow_mut();
+        if let Some(group) = groups.get_mut(group_id) {
+            for entry in &entries {
+                if let Entry::Offset {
+                    topic, partition, ..
+                } = entry
+                {
+                    group.offsets.remove(&(topic.clone(), *partition));
+                }
             }
         }
-    }
+    };
+    append(shard, group_id, &entries, apply).await?;
     Ok(results)
 }
 
@@ -614,18 +644,95 @@ pub async fn load(shard: &Rc<Shard>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Session/rebalance timers and offset expiry for this core's groups.
+/// Session/rebalance timers, offset expiry and compaction for this core's
+/// groups.
 pub async fn run_timers(shard: Rc<Shard>) {
+    let mut ticks: u64 = 0;
     loop {
         glommio::timer::sleep(Duration::from_millis(TICK_MS)).await;
+        ticks += 1;
+        if ticks.is_multiple_of(COMPACT_CHECK_TICKS) {
+            compact_all(&shard).await;
+        }
         let (changed, expired) = shard.groups.tick();
         for entry in changed.into_iter().chain(expired) {
             let group = match &entry {
                 Entry::Offset { group, .. } | Entry::Group { group, .. } => group.clone(),
             };
-            if let Err(code) = append(&shard, &group, std::slice::from_ref(&entry)).await {
+            if let Err(code) = append(&shard, &group, std::slice::from_ref(&entry), || {}).await {
                 tracing::warn!(%group, code, "group record not persisted");
             }
         }
     }
+}
+
+/// Compacts this core's `__consumer_offsets` partitions that have reached
+/// `OFFSETS_COMPACT_SEGMENTS_MIN` segments.
+async fn compact_all(shard: &Rc<Shard>) {
+    for index in 0..shard.config.group.offsets_topic_partitions {
+        let Some(partition) = shard.partition(OFFSETS_TOPIC, index) else {
+            continue;
+        };
+        if partition.log.segment_base_offsets().len() < OFFSETS_COMPACT_SEGMENTS_MIN {
+            continue;
+        }
+        match compact(shard, index, &partition.log).await {
+            Ok(deleted) => tracing::info!(partition = index, deleted, "compacted {OFFSETS_TOPIC}"),
+            Err(code) => {
+                tracing::warn!(partition = index, code, "{OFFSETS_TOPIC} compaction failed")
+            }
+        }
+    }
+}
+
+/// Compaction by rewrite: the live state of every group of the partition
+/// (its metadata record and one record per committed offset) is appended
+/// again, then the segments wholly before that rewrite are deleted; every
+/// record in them is superseded by one in the rewrite. A crash between the
+/// two steps leaves duplicates, which replay tolerates (last one wins).
+async fn compact(shard: &Rc<Shard>, index: i32, log: &storage::Log) -> Result<usize, i16> {
+    let partitions = shard.config.group.offsets_topic_partitions;
+    let storage_code = |e: storage::StorageError| storage_error_code(&e);
+    let (start, last) = {
+        let Ok(_turn) = shard.groups.write_order.acquire_permit(1).await else {
+            return Err(ResponseError::CoordinatorNotAvailable.code());
+        };
+        let start = log.log_end_offset();
+        let live: Vec<Entry> = {
+            let groups = shard.groups.groups.borrow();
+            let stamp = now_ms();
+            groups
+                .values()
+                .filter(|g| store::partition_for(&g.id, partitions) == index)
+                .flat_map(|g| {
+                    let offsets =
+                        g.offsets
+                            .iter()
+                            .map(|((topic, partition), committed)| Entry::Offset {
+                                group: g.id.clone(),
+                                topic: topic.clone(),
+                                partition: *partition,
+                                value: Some(committed.clone()),
+                            });
+                    std::iter::once(g.record(stamp)).chain(offsets)
+                })
+                .collect()
+        };
+        let mut last = start - 1;
+        for chunk in live.chunks(COMPACT_BATCH_ENTRIES) {
+            let batch = store::encode_batch(chunk, now_ms())
+                .map_err(|_| ResponseError::UnknownServerError.code())?;
+            last = log
+                .append_unsynced(batch)
+                .await
+                .map_err(storage_code)?
+                .last_offset;
+        }
+        (start, last)
+    };
+    log.set_high_watermark(log.log_end_offset());
+    log.flush_to(last + 1).await.map_err(storage_code)?;
+    log.delete_segments_before(start)
+        .await
+        .map_err(storage_code)
 }

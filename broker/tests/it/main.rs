@@ -3,6 +3,7 @@
 
 mod client;
 mod cores;
+mod groups;
 mod harness;
 mod produce_fetch;
 mod robustness;

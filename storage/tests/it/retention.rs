@@ -83,3 +83,35 @@ fn retention_ms_deletes_segments_whose_newest_record_is_old() {
         );
     });
 }
+
+#[test]
+fn delete_segments_before_keeps_every_segment_holding_a_later_offset() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (log, _) = open(dir.path(), small_segments()).await;
+        for i in 0..200 {
+            log.append(batch(&format!("b{i}"), 2, 300))
+                .await
+                .expect("append");
+        }
+        let bases = log.segment_base_offsets();
+        assert!(bases.len() > 3, "several segments: {bases:?}");
+        // An offset inside the third segment: the first two go, the third
+        // (which holds it) stays.
+        let cut = bases[2] + 1;
+        assert_eq!(log.delete_segments_before(cut).await.expect("delete"), 2);
+        assert_eq!(log.log_start_offset(), bases[2]);
+        assert_eq!(log.segment_base_offsets(), bases[2..].to_vec());
+        let remaining = read_all(&log, log.log_start_offset()).await;
+        assert_eq!(remaining.len() as i64, (400 - bases[2]) / 2);
+        // Past the log end it never deletes the active segment.
+        log.delete_segments_before(i64::MAX).await.expect("delete");
+        assert_eq!(log.segment_base_offsets().len(), 1);
+        assert_eq!(log.log_end_offset(), 400);
+        log.close().await.expect("close");
+        // The new start survives a reopen.
+        let (log, _) = open(dir.path(), small_segments()).await;
+        assert_eq!(log.log_start_offset(), *bases.last().expect("bases"));
+        log.close().await.expect("close");
+    });
+}

@@ -1,0 +1,103 @@
+//! Consumer-group storage against the real broker: commits in
+//! `__consumer_offsets` survive SIGKILL, and the partition is compacted
+//! without losing the latest commit of any key.
+
+use crate::client::*;
+use crate::harness::Broker;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+fn commit(client: &mut Client, group: &str, topic_name: &str, partition: i32, offset: i64) -> i16 {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    let request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(topic(topic_name))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(partition)
+                .with_committed_offset(offset)])]);
+    let response: OffsetCommitResponse = client.call(ApiKey::OffsetCommit, 8, &request);
+    response.topics[0].partitions[0].error_code
+}
+
+fn fetch_committed(
+    client: &mut Client,
+    group: &str,
+    topic_name: &str,
+    partitions: i32,
+) -> Vec<i64> {
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(topic(topic_name))
+            .with_partition_indexes((0..partitions).collect())]));
+    let response: OffsetFetchResponse = client.call(ApiKey::OffsetFetch, 7, &request);
+    assert_eq!(response.error_code, 0);
+    response.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.committed_offset)
+        .collect()
+}
+
+fn earliest(client: &mut Client, topic_name: &str) -> i64 {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic(topic_name))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(-2)])]);
+    let response: ListOffsetsResponse = client.call(ApiKey::ListOffsets, 7, &request);
+    response.topics[0].partitions[0].offset
+}
+
+#[test]
+fn offsets_partition_is_compacted_and_keeps_the_latest_commits_across_a_crash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // One offsets partition with tiny segments, so commits roll it quickly.
+    let settings = [
+        "offsets.topic.num.partitions=1",
+        "offsets.topic.segment.bytes=2048",
+    ];
+    let mut broker = Broker::start_in(dir.path(), &settings);
+    let mut client = Client::connect(broker.address);
+    assert_eq!(create_topic(&mut client, "tracked", 4), 0);
+    for round in 0..60 {
+        for partition in 0..4 {
+            let offset = i64::from(round * 10 + partition);
+            assert_eq!(commit(&mut client, "cg", "tracked", partition, offset), 0);
+        }
+    }
+    assert_eq!(
+        commit(&mut client, "cg", "missing", 0, 1),
+        kafka_protocol::error::ResponseError::UnknownTopicOrPartition.code()
+    );
+    let latest: Vec<i64> = (0..4).map(|p| 590 + p).collect();
+    assert_eq!(fetch_committed(&mut client, "cg", "tracked", 4), latest);
+    // The periodic compaction rewrites the live state and drops the old
+    // segments; the deadline only guards against hanging.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while earliest(&mut client, "__consumer_offsets") == 0 {
+        assert!(std::time::Instant::now() < deadline, "no compaction");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    broker.kill();
+    let broker = Broker::start_in(dir.path(), &settings);
+    let mut client = Client::connect(broker.address);
+    assert_eq!(
+        fetch_committed(&mut client, "cg", "tracked", 4),
+        latest,
+        "replayed from the compacted partition"
+    );
+    assert_eq!(
+        fetch_committed(&mut client, "other", "tracked", 1),
+        vec![-1],
+        "unknown group: no offsets"
+    );
+}
