@@ -5,6 +5,7 @@
 
 mod batch;
 mod client;
+mod consume;
 mod produce;
 mod report;
 
@@ -28,6 +29,12 @@ enum Command {
         after_help = "Examples:\n  bench produce --acks 0,1,all --duration-s 10\n  bench produce --rate 100000 --message-bytes 1024 --batch-bytes 131072 --json out.json"
     )]
     Produce(produce::Options),
+    /// Read a topic from its start to its current end as fast as Fetch
+    /// allows, verifying every batch's CRC; reports MB/s.
+    #[command(
+        after_help = "Examples:\n  bench consume --topic data\n  bench consume --topic data --repeat 3 --partition-bytes 1048576"
+    )]
+    Consume(consume::Options),
 }
 
 fn main() -> Result<()> {
@@ -43,6 +50,11 @@ fn main() -> Result<()> {
             if errors > 0 {
                 bail!("{errors} produce requests failed");
             }
+            Ok(())
+        }
+        Command::Consume(options) => {
+            let results = consume::run(&options)?;
+            consume::print(&results);
             Ok(())
         }
     }

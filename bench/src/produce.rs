@@ -83,7 +83,7 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 
-fn cpu_time_us() -> f64 {
+pub fn cpu_time_us() -> f64 {
     // SAFETY: getrusage fills the zeroed struct we own.
     #[expect(unsafe_code)]
     let usage = unsafe {

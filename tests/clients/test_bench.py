@@ -34,3 +34,30 @@ def test_bench_rate_mode_and_bad_arguments(broker):
     bad = subprocess.run([BENCH, "produce", "--bootstrap", broker.bootstrap, "--acks", "2"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "bad acks value" in bad.stderr
+
+
+def test_bench_consume_reads_every_produced_record(broker, tmp_path):
+    from test_confluent import create
+    create(broker, "bench-read", 3)
+    report = tmp_path / "report.json"
+    produced = subprocess.run(
+        [BENCH, "produce", "--bootstrap", broker.bootstrap, "--topic", "bench-read",
+         "--keep-topic", "--acks", "all", "--duration-s", "1", "--warmup-s", "0",
+         "--json", str(report)], capture_output=True, text=True, timeout=120)
+    assert produced.returncode == 0, produced.stderr
+    runs = json.loads(report.read_text())["runs"]
+    # Warm-up messages are not counted in the report; the log holds at
+    # least the measured ones.
+    measured = runs[0]["messages"]
+    read = subprocess.run([BENCH, "consume", "--bootstrap", broker.bootstrap,
+                           "--topic", "bench-read", "--repeat", "2"],
+                          capture_output=True, text=True, timeout=120)
+    assert read.returncode == 0, read.stderr
+    rows = [line.split() for line in read.stdout.splitlines()[1:]]
+    assert len(rows) == 2
+    assert rows[0][1] == rows[1][1], "both reads see the same records"
+    assert int(rows[0][1]) >= measured > 0
+    missing = subprocess.run([BENCH, "consume", "--bootstrap", broker.bootstrap,
+                              "--topic", "no-such-topic"],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode != 0
