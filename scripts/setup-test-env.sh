@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the client test suite needs, idempotently:
 #   - kcat from Debian (librdkafka 2.0.2: an old client worth testing), when root
+#   - DejaVu fonts (chart text of `bench compare`), when root
 #   - a Python venv in .venv with pinned confluent-kafka, kafka-python, pytest
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,16 @@ if ! command -v kcat >/dev/null 2>&1; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null
     else
         echo "kcat missing and cannot apt-get install it: the kcat test will be skipped" >&2
+    fi
+fi
+
+# DejaVu Sans: `bench compare` lays out chart text with it.
+if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core >/dev/null
+    else
+        echo "fonts-dejavu-core missing: the bench chart test will fail" >&2
     fi
 fi
 

@@ -5,6 +5,7 @@
 
 mod batch;
 mod client;
+mod compare;
 mod consume;
 mod produce;
 mod report;
@@ -35,6 +36,12 @@ enum Command {
         after_help = "Examples:\n  bench consume --topic data\n  bench consume --topic data --repeat 3 --partition-bytes 1048576"
     )]
     Consume(consume::Options),
+    /// Overlay reports of `bench produce --json` (several brokers or
+    /// settings) in one table and one percentile chart (SVG and/or PNG).
+    #[command(
+        after_help = "Examples:\n  bench compare sluice.json kafka.json\n  bench compare sluice.json kafka.json --svg latency.svg --png latency.png"
+    )]
+    Compare(compare::Options),
 }
 
 fn main() -> Result<()> {
@@ -46,12 +53,17 @@ fn main() -> Result<()> {
                 std::fs::write(path, report::json(&options, &results))?;
                 eprintln!("wrote {}", path.display());
             }
+            if let Some(dir) = &options.hgrm_dir {
+                report::write_hgrm(dir, &options.label(), &results)?;
+                eprintln!("wrote .hgrm files to {}", dir.display());
+            }
             let errors: u64 = results.iter().map(|r| r.errors).sum();
             if errors > 0 {
                 bail!("{errors} produce requests failed");
             }
             Ok(())
         }
+        Command::Compare(options) => compare::run(&options),
         Command::Consume(options) => {
             let results = consume::run(&options)?;
             consume::print(&results);

@@ -50,9 +50,24 @@ pub struct Options {
     /// Excluded from the results.
     #[arg(long, default_value_t = 2)]
     pub warmup_s: u64,
-    /// Write a JSON report here.
+    /// Write a JSON report here (with the percentile distribution of every
+    /// run, for `bench compare`).
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
+    /// Name of this broker/setup in reports and charts (default: the
+    /// bootstrap address).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Write each run's latency as an HdrHistogram percentile distribution
+    /// (`.hgrm`, the format HdrHistogram's plotter reads) into this dir.
+    #[arg(long, value_name = "DIR")]
+    pub hgrm_dir: Option<std::path::PathBuf>,
+}
+
+impl Options {
+    pub fn label(&self) -> String {
+        self.label.clone().unwrap_or_else(|| self.bootstrap.clone())
+    }
 }
 
 pub struct RunResult {

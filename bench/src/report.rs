@@ -5,7 +5,7 @@ use hdrhistogram::Histogram;
 
 const PERCENTILES: [f64; 6] = [50.0, 90.0, 99.0, 99.9, 99.99, 100.0];
 
-fn acks_name(acks: i16) -> &'static str {
+pub fn acks_name(acks: i16) -> &'static str {
     match acks {
         0 => "0",
         1 => "1",
@@ -100,8 +100,12 @@ pub fn json(options: &Options, results: &[RunResult]) -> String {
                 )
             })
             .collect();
+        let distribution: Vec<String> = distribution(&r.latency_us)
+            .iter()
+            .map(|(percentile, ms)| format!("[{percentile:.6}, {ms:.4}]"))
+            .collect();
         runs.push(format!(
-            "{{\"acks\": {}, \"messages\": {}, \"seconds\": {}, \"msgs_per_s\": {:.1}, \"mb_per_s\": {:.3}, \"errors\": {}, \"cpu_us_per_message\": {:.3}, \"latency_ms\": {{{}}}, \"send_delay_ms_p99\": {:.3}}}",
+            "{{\"acks\": {}, \"messages\": {}, \"seconds\": {}, \"msgs_per_s\": {:.1}, \"mb_per_s\": {:.3}, \"errors\": {}, \"cpu_us_per_message\": {:.3}, \"latency_ms\": {{{}}}, \"send_delay_ms_p99\": {:.3}, \"distribution\": [{}]}}",
             json_string(acks_name(r.acks)),
             r.messages,
             r.seconds,
@@ -111,10 +115,12 @@ pub fn json(options: &Options, results: &[RunResult]) -> String {
             r.cpu_us_per_message,
             percentiles.join(", "),
             if r.send_delay_us.is_empty() { 0.0 } else { ms(&r.send_delay_us, 99.0) },
+            distribution.join(", "),
         ));
     }
     format!(
-        "{{\n  \"parameters\": {{\"bootstrap\": {}, \"topic\": {}, \"partitions\": {}, \"message_bytes\": {}, \"batch_bytes\": {}, \"producers\": {}, \"in_flight\": {}, \"rate\": {}, \"duration_s\": {}, \"warmup_s\": {}}},\n  \"machine\": {{\"cores\": {cores}, \"cpu\": {}, \"kernel\": {}}},\n  \"runs\": [\n    {}\n  ]\n}}\n",
+        "{{\n  \"label\": {},\n  \"parameters\": {{\"bootstrap\": {}, \"topic\": {}, \"partitions\": {}, \"message_bytes\": {}, \"batch_bytes\": {}, \"producers\": {}, \"in_flight\": {}, \"rate\": {}, \"duration_s\": {}, \"warmup_s\": {}}},\n  \"machine\": {{\"cores\": {cores}, \"cpu\": {}, \"kernel\": {}}},\n  \"runs\": [\n    {}\n  ]\n}}\n",
+        json_string(&options.label()),
         json_string(&options.bootstrap),
         json_string(&options.topic),
         options.partitions,
@@ -129,4 +135,78 @@ pub fn json(options: &Options, results: &[RunResult]) -> String {
         json_string(&read_trimmed("/proc/sys/kernel/osrelease")),
         runs.join(",\n    ")
     )
+}
+
+/// (percentile, latency ms) points as HdrHistogram's percentile output
+/// walks them: 5 ticks per halving of the distance to 100%.
+pub fn distribution(histogram: &Histogram<u64>) -> Vec<(f64, f64)> {
+    if histogram.is_empty() {
+        return Vec::new();
+    }
+    histogram
+        .iter_quantiles(5)
+        .map(|v| {
+            (
+                v.quantile_iterated_to() * 100.0,
+                v.value_iterated_to() as f64 / 1000.0,
+            )
+        })
+        .collect()
+}
+
+/// HdrHistogram's classic percentile-distribution text (`.hgrm`), values
+/// in milliseconds, as `outputPercentileDistribution(out, 1000.0)` writes it.
+pub fn hgrm(histogram: &Histogram<u64>) -> String {
+    let mut out = format!(
+        "{:>12} {:>14} {:>10} {:>14}\n\n",
+        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
+    );
+    for v in histogram.iter_quantiles(5) {
+        let quantile = v.quantile_iterated_to();
+        let inverse = if quantile < 1.0 {
+            format!("{:>14.2}", 1.0 / (1.0 - quantile))
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "{:>12.3} {:>2.12} {:>10} {inverse}\n",
+            v.value_iterated_to() as f64 / 1000.0,
+            quantile,
+            v.count_since_last_iteration()
+        ));
+    }
+    out.push_str(&format!(
+        "#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]\n#[Max     = {:>12.3}, Total count    = {:>12}]\n#[Buckets = {:>12}, SubBuckets     = {:>12}]\n",
+        histogram.mean() / 1000.0,
+        histogram.stdev() / 1000.0,
+        histogram.max() as f64 / 1000.0,
+        histogram.len(),
+        histogram.buckets(),
+        histogram.distinct_values()
+    ));
+    out
+}
+
+/// Writes `<label>-acks-<n>.hgrm` per run with latencies into `dir`.
+pub fn write_hgrm(
+    dir: &std::path::Path,
+    label: &str,
+    results: &[RunResult],
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let safe: String = label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    for r in results.iter().filter(|r| !r.latency_us.is_empty()) {
+        let path = dir.join(format!("{safe}-acks-{}.hgrm", acks_name(r.acks)));
+        std::fs::write(path, hgrm(&r.latency_us))?;
+    }
+    Ok(())
 }

@@ -61,3 +61,31 @@ def test_bench_consume_reads_every_produced_record(broker, tmp_path):
                               "--topic", "no-such-topic"],
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode != 0
+
+
+def test_bench_compare_overlays_reports_in_a_table_and_charts(broker, tmp_path):
+    reports = []
+    for label in ("first", "second"):
+        report = tmp_path / f"{label}.json"
+        run = subprocess.run(
+            [BENCH, "produce", "--bootstrap", broker.bootstrap, "--topic", f"cmp-{label}",
+             "--acks", "1,all", "--duration-s", "1", "--warmup-s", "0", "--label", label,
+             "--json", str(report), "--hgrm-dir", str(tmp_path)],
+            capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        assert json.loads(report.read_text())["label"] == label
+        reports.append(str(report))
+    hgrm = (tmp_path / "first-acks-all.hgrm").read_text()
+    assert "Percentile" in hgrm and "#[Max" in hgrm
+    svg, png = tmp_path / "chart.svg", tmp_path / "chart.png"
+    compared = subprocess.run([BENCH, "compare", *reports, "--svg", str(svg), "--png", str(png)],
+                              capture_output=True, text=True, timeout=120)
+    assert compared.returncode == 0, compared.stderr
+    rows = [line.split() for line in compared.stdout.splitlines()[1:]]
+    assert [(r[0], r[1]) for r in rows] == [("first", "1"), ("first", "all"),
+                                             ("second", "1"), ("second", "all")]
+    assert "second acks=all" in svg.read_text()
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = subprocess.run([BENCH, "compare", str(tmp_path / "missing.json")],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "missing.json" in bad.stderr

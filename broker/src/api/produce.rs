@@ -1,6 +1,6 @@
 //! Produce: one RecordBatch per partition, appended to the partition's log;
-//! acks=-1 waits for the group-commit fdatasync, acks=1 for the in-memory
-//! append, acks=0 answers nothing. Idempotent producers get Kafka's sequence
+//! acks=-1 waits for the group-commit fdatasync (under the default durable
+//! flush policy), acks=1 for the in-memory append, acks=0 answers nothing. Idempotent producers get Kafka's sequence
 //! checks (duplicates answered with the original offset).
 
 use crate::api::topic_name;
@@ -175,9 +175,13 @@ pub async fn produce_local(
         }
     };
     // acks=all waits for the group-commit fdatasync outside the ordering
-    // turn, so later requests join the same flush.
+    // turn, so later requests join the same flush; only under a durable
+    // flush policy (the default flush.messages=1). With write caching
+    // (flush.messages > 1) acks=all is answered once appended, as Kafka's
+    // single-replica acks=all is, and the policy flushes later.
+    let durable = partition.log.config().is_durable();
     let appended = match appended {
-        Ok((base, last, append_time, duplicate)) if acks == -1 => partition
+        Ok((base, last, append_time, duplicate)) if acks == -1 && durable => partition
             .log
             .flush_to(last + 1)
             .await
