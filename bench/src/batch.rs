@@ -1,6 +1,7 @@
 //! RecordBatch v2 (uncompressed) built by bench: each record's value starts
-//! with its producer, sequence number and a checksum of the rest, so that
-//! consumers can verify what they read.
+//! with its producer, sequence number, intended send time and a checksum of
+//! the rest, so that consumers can verify what they read and measure
+//! end-to-end latency.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -27,25 +28,96 @@ fn varint_len(value: i64) -> usize {
 
 /// Payload of a message: producer id (u32), sequence (u64), crc32c of the
 /// filler (u32), then filler bytes up to `size`.
-pub fn payload(producer: u32, sequence: u64, size: usize, out: &mut BytesMut) {
-    let size = size.max(16);
-    let filler_len = size - 16;
+/// Bytes before a payload's filler: producer (4), sequence (8), send time
+/// in µs since the run's origin (8), CRC-32C of the filler (4).
+pub const PAYLOAD_HEADER_BYTES: usize = 24;
+
+/// What a consumer reads back out of a record value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Payload {
+    pub producer: u32,
+    pub sequence: u64,
+    pub send_us: u64,
+    /// The checksum matched the filler.
+    pub intact: bool,
+}
+
+pub fn payload(producer: u32, sequence: u64, send_us: u64, size: usize, out: &mut BytesMut) {
+    let size = size.max(PAYLOAD_HEADER_BYTES);
+    let filler_len = size - PAYLOAD_HEADER_BYTES;
     let start = out.len();
     out.put_u32(producer);
     out.put_u64(sequence);
+    out.put_u64(send_us);
     out.put_u32(0);
     for i in 0..filler_len {
         out.put_u8(b'a' + ((sequence as usize + i) % 26) as u8);
     }
-    let crc = crc32c::crc32c(&out[start + 16..]);
-    out[start + 12..start + 16].copy_from_slice(&crc.to_be_bytes());
+    let crc = crc32c::crc32c(&out[start + PAYLOAD_HEADER_BYTES..]);
+    out[start + 20..start + 24].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Decodes a payload; None if the value is too short to be one.
+pub fn read_payload(value: &[u8]) -> Option<Payload> {
+    if value.len() < PAYLOAD_HEADER_BYTES {
+        return None;
+    }
+    let stored = u32::from_be_bytes(value[20..24].try_into().ok()?);
+    Some(Payload {
+        producer: u32::from_be_bytes(value[0..4].try_into().ok()?),
+        sequence: u64::from_be_bytes(value[4..12].try_into().ok()?),
+        send_us: u64::from_be_bytes(value[12..20].try_into().ok()?),
+        intact: crc32c::crc32c(&value[PAYLOAD_HEADER_BYTES..]) == stored,
+    })
+}
+
+fn get_varint(bytes: &[u8], at: &mut usize) -> Option<i64> {
+    let mut value: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let byte = *bytes.get(*at)?;
+        *at += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    None
+}
+
+/// The record values of one uncompressed RecordBatch v2 (whole batch,
+/// header included). None if the batch is compressed or malformed.
+pub fn values(batch: &[u8]) -> Option<Vec<&[u8]>> {
+    if batch.len() < HEADER_BYTES || i16::from_be_bytes([batch[21], batch[22]]) & 0x7 != 0 {
+        return None;
+    }
+    let count = i32::from_be_bytes(batch[57..61].try_into().ok()?);
+    let mut at = HEADER_BYTES;
+    let mut out = Vec::with_capacity(count.max(0) as usize);
+    for _ in 0..count {
+        let length = usize::try_from(get_varint(batch, &mut at)?).ok()?;
+        let end = at.checked_add(length)?;
+        let record = batch.get(at..end)?;
+        let mut r = 1; // attributes
+        get_varint(record, &mut r)?; // timestamp delta
+        get_varint(record, &mut r)?; // offset delta
+        let key_len = get_varint(record, &mut r)?;
+        if key_len > 0 {
+            r = r.checked_add(key_len as usize)?;
+        }
+        let value_len = usize::try_from(get_varint(record, &mut r)?).ok()?;
+        out.push(record.get(r..r.checked_add(value_len)?)?);
+        at = end;
+    }
+    Some(out)
 }
 
 /// One batch of `count` messages of `size` bytes with sequences from
-/// `first_sequence`, created at `timestamp_ms`.
+/// `first_sequence`, meant to be sent at `send_us`, created at
+/// `timestamp_ms`.
 pub fn build(
     producer: u32,
     first_sequence: u64,
+    send_us: u64,
     count: usize,
     size: usize,
     timestamp_ms: i64,
@@ -54,7 +126,7 @@ pub fn build(
     let mut value = BytesMut::with_capacity(size.max(16));
     for delta in 0..count {
         value.clear();
-        payload(producer, first_sequence + delta as u64, size, &mut value);
+        payload(producer, first_sequence + delta as u64, send_us, size, &mut value);
         let body_len = 1
             + varint_len(0)
             + varint_len(delta as i64)
@@ -96,8 +168,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn payloads_read_back_and_catch_a_flipped_byte() {
+        let batch = build(3, 100, 777, 10, 64, 1_700_000_000_000);
+        let values = values(&batch).expect("uncompressed batch");
+        assert_eq!(values.len(), 10);
+        for (i, value) in values.iter().enumerate() {
+            let payload = read_payload(value).expect("payload");
+            assert_eq!(
+                payload,
+                Payload {
+                    producer: 3,
+                    sequence: 100 + i as u64,
+                    send_us: 777,
+                    intact: true
+                }
+            );
+        }
+        let mut damaged = values[4].to_vec();
+        damaged[40] ^= 1;
+        assert!(!read_payload(&damaged).expect("payload").intact);
+        assert!(values(&batch[..70]).is_none(), "truncated batch");
+    }
+
+    #[test]
     fn batch_crc_and_length_are_consistent() {
-        let batch = build(3, 100, 10, 64, 1_700_000_000_000);
+        let batch = build(3, 100, 0, 10, 64, 1_700_000_000_000);
         let length = i32::from_be_bytes([batch[8], batch[9], batch[10], batch[11]]) as usize;
         assert_eq!(length + 12, batch.len());
         let crc = u32::from_be_bytes([batch[17], batch[18], batch[19], batch[20]]);

@@ -7,6 +7,7 @@ mod batch;
 mod client;
 mod compare;
 mod consume;
+mod e2e;
 mod produce;
 mod report;
 
@@ -49,6 +50,7 @@ fn main() -> Result<()> {
         Command::Produce(options) => {
             let results = produce::run(&options)?;
             report::print_table(&results);
+            report::print_e2e_table(&results);
             if let Some(path) = &options.json {
                 std::fs::write(path, report::json(&options, &results))?;
                 eprintln!("wrote {}", path.display());
@@ -60,6 +62,14 @@ fn main() -> Result<()> {
             let errors: u64 = results.iter().map(|r| r.errors).sum();
             if errors > 0 {
                 bail!("{errors} produce requests failed");
+            }
+            let failures: u64 = results
+                .iter()
+                .filter_map(|r| r.e2e.as_ref())
+                .map(|e| e.failures())
+                .sum();
+            if failures > 0 {
+                bail!("{failures} records lost, duplicated or corrupted (see the table)");
             }
             Ok(())
         }

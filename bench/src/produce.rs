@@ -6,6 +6,7 @@
 //! client (no coordinated omission); how late sends were is reported too.
 
 use crate::batch;
+use crate::e2e;
 use crate::client::{self, Connection, PRODUCE_VERSION};
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
@@ -62,6 +63,12 @@ pub struct Options {
     /// (`.hgrm`, the format HdrHistogram's plotter reads) into this dir.
     #[arg(long, value_name = "DIR")]
     pub hgrm_dir: Option<std::path::PathBuf>,
+    /// Consumer connections reading the run's records as they arrive
+    /// (partitions assigned round-robin, no group): end-to-end latency,
+    /// and every record checked (checksum, duplicates, acknowledged but
+    /// lost). 0: no consumers.
+    #[arg(long, default_value_t = 0)]
+    pub consumers: usize,
 }
 
 impl Options {
@@ -81,6 +88,24 @@ pub struct RunResult {
     /// How late sends left compared with their schedule, microseconds.
     pub send_delay_us: Histogram<u64>,
     pub cpu_us_per_message: f64,
+    /// With --consumers: what they read and found.
+    pub e2e: Option<E2e>,
+}
+
+pub struct E2e {
+    /// Read-time minus intended send time, microseconds.
+    pub latency_us: Histogram<u64>,
+    pub consumed: u64,
+    /// Acknowledged (acks 1/all) but never read.
+    pub lost: u64,
+    pub duplicated: u64,
+    pub corrupted: u64,
+}
+
+impl E2e {
+    pub fn failures(&self) -> u64 {
+        self.lost + self.duplicated + self.corrupted
+    }
 }
 
 fn parse_acks(text: &str) -> Result<Vec<i16>> {
@@ -111,8 +136,13 @@ pub fn cpu_time_us() -> f64 {
 }
 
 pub fn run(options: &Options) -> Result<Vec<RunResult>> {
-    if options.message_bytes < 16 || options.batch_bytes < options.message_bytes {
-        bail!("need --message-bytes >= 16 and --batch-bytes >= --message-bytes");
+    if options.message_bytes < batch::PAYLOAD_HEADER_BYTES
+        || options.batch_bytes < options.message_bytes
+    {
+        bail!(
+            "need --message-bytes >= {} and --batch-bytes >= --message-bytes",
+            batch::PAYLOAD_HEADER_BYTES
+        );
     }
     let acks_list = parse_acks(&options.acks)?;
     let mut admin = Connection::connect(&options.bootstrap)?;
@@ -137,6 +167,7 @@ pub fn run(options: &Options) -> Result<Vec<RunResult>> {
 struct InFlight {
     id: i32,
     intended: Instant,
+    first_sequence: u64,
     messages: u64,
     counted: bool,
 }
@@ -146,6 +177,8 @@ struct ProducerResult {
     errors: u64,
     latency_us: Histogram<u64>,
     send_delay_us: Histogram<u64>,
+    /// (first sequence, count) of every acknowledged batch.
+    acked: Vec<(u64, u64)>,
 }
 
 fn run_one(options: &Options, acks: i16, partitions: i32) -> Result<RunResult> {
@@ -158,6 +191,8 @@ fn run_one(options: &Options, acks: i16, partitions: i32) -> Result<RunResult> {
         Duration::from_secs_f64(per_batch as f64 / per_producer)
     });
     let cpu_before = cpu_time_us();
+    let targets: e2e::Targets = Default::default();
+    let consumers = spawn_consumers(options, partitions, start, measure_from, &targets)?;
     let handles: Vec<_> = (0..options.producers)
         .map(|producer| {
             let options = options.clone();
@@ -181,8 +216,10 @@ fn run_one(options: &Options, acks: i16, partitions: i32) -> Result<RunResult> {
         errors: 0,
         latency_us: histogram(),
         send_delay_us: histogram(),
+        acked: Vec::new(),
     };
-    for handle in handles {
+    let mut acked = Vec::new();
+    for (producer, handle) in handles.into_iter().enumerate() {
         let result = handle
             .join()
             .map_err(|_| anyhow::anyhow!("producer thread panicked"))??;
@@ -190,7 +227,9 @@ fn run_one(options: &Options, acks: i16, partitions: i32) -> Result<RunResult> {
         total.errors += result.errors;
         total.latency_us.add(&result.latency_us)?;
         total.send_delay_us.add(&result.send_delay_us)?;
+        acked.push((producer as u32, result.acked));
     }
+    let e2e = finish_consumers(options, partitions, acks, consumers, &targets, &acked)?;
     let cpu_us = cpu_time_us() - cpu_before;
     let seconds = options.duration_s as f64;
     Ok(RunResult {
@@ -202,7 +241,93 @@ fn run_one(options: &Options, acks: i16, partitions: i32) -> Result<RunResult> {
         latency_us: total.latency_us,
         send_delay_us: total.send_delay_us,
         cpu_us_per_message: cpu_us / (total.messages.max(1) as f64),
+        e2e,
     })
+}
+
+type ConsumerThreads = Vec<std::thread::JoinHandle<Result<e2e::Consumed>>>;
+
+/// Starts the consumers at the partitions' current ends.
+fn spawn_consumers(
+    options: &Options,
+    partitions: i32,
+    origin: Instant,
+    measure_from: Instant,
+    targets: &e2e::Targets,
+) -> Result<ConsumerThreads> {
+    if options.consumers == 0 {
+        return Ok(Vec::new());
+    }
+    let mut admin = Connection::connect(&options.bootstrap)?;
+    let starts = e2e::latest_offsets(&mut admin, &options.topic, partitions)?;
+    let count = options.consumers.min(partitions.max(1) as usize);
+    Ok((0..count)
+        .map(|i| {
+            let plan = e2e::Plan {
+                bootstrap: options.bootstrap.clone(),
+                topic: options.topic.clone(),
+                partitions: starts
+                    .iter()
+                    .enumerate()
+                    .filter(|(p, _)| p % count == i)
+                    .map(|(p, start)| (p as i32, *start))
+                    .collect(),
+                origin,
+                measure_from_us: measure_from.saturating_duration_since(origin).as_micros() as u64,
+                targets: targets.clone(),
+            };
+            std::thread::spawn(move || e2e::consume(plan))
+        })
+        .collect())
+}
+
+/// Tells the consumers where the producers ended, waits for them, and
+/// checks that every acknowledged record was read.
+fn finish_consumers(
+    options: &Options,
+    partitions: i32,
+    acks: i16,
+    consumers: ConsumerThreads,
+    targets: &e2e::Targets,
+    acked: &[(u32, Vec<(u64, u64)>)],
+) -> Result<Option<E2e>> {
+    if consumers.is_empty() {
+        return Ok(None);
+    }
+    let mut admin = Connection::connect(&options.bootstrap)?;
+    let ends = e2e::latest_offsets(&mut admin, &options.topic, partitions)?;
+    *targets
+        .lock()
+        .map_err(|_| anyhow::anyhow!("targets lock poisoned"))? = Some(ends);
+    let mut results = Vec::new();
+    for consumer in consumers {
+        results.push(
+            consumer
+                .join()
+                .map_err(|_| anyhow::anyhow!("consumer thread panicked"))??,
+        );
+    }
+    let consumed = e2e::merge(results)?;
+    let lost = if acks == 0 {
+        0
+    } else {
+        acked
+            .iter()
+            .flat_map(|(producer, ranges)| {
+                ranges.iter().flat_map(move |(first, count)| {
+                    (*first..first + count).map(move |sequence| (*producer, sequence))
+                })
+            })
+            .filter(|(producer, sequence)| !consumed.seen.contains(*producer, *sequence))
+            .count() as u64
+    };
+    Ok(Some(E2e {
+        latency_us: consumed.latency_us,
+        consumed: consumed.records,
+        lost,
+        duplicated: consumed.duplicated,
+        corrupted: consumed.corrupted,
+    }))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -246,13 +371,17 @@ fn produce_loop(
         let timestamp_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
+        let meant = if interval.is_some() { intended } else { sent_at };
+        let send_us = meant.saturating_duration_since(start).as_micros() as u64;
         let records = batch::build(
             producer,
             sequence,
+            send_us,
             per_batch,
             options.message_bytes,
             timestamp_ms,
         );
+        let first_sequence = sequence;
         sequence += per_batch as u64;
         let request = ProduceRequest::default()
             .with_acks(acks)
@@ -276,6 +405,7 @@ fn produce_loop(
                     } else {
                         sent_at
                     },
+                    first_sequence,
                     messages: per_batch as u64,
                     counted,
                 })
@@ -297,6 +427,7 @@ fn produce_loop(
             errors: 0,
             latency_us: histogram(),
             send_delay_us,
+            acked: Vec::new(),
         }),
     }
 }
@@ -310,6 +441,7 @@ fn read_responses(
         errors: 0,
         latency_us: histogram(),
         send_delay_us: histogram(),
+        acked: Vec::new(),
     };
     for request in pending {
         let response: ProduceResponse =
@@ -320,6 +452,9 @@ fn read_responses(
             .iter()
             .flat_map(|t| t.partition_responses.iter())
             .any(|p| p.error_code != 0);
+        if !failed {
+            result.acked.push((request.first_sequence, request.messages));
+        }
         if !request.counted {
             continue;
         }

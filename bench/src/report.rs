@@ -58,6 +58,75 @@ pub fn print_table(results: &[RunResult]) {
     }
 }
 
+/// End-to-end results of runs with consumers.
+pub fn print_e2e_table(results: &[RunResult]) {
+    if results.iter().all(|r| r.e2e.is_none()) {
+        return;
+    }
+    println!("end to end (intended send -> read by a consumer):");
+    println!(
+        "{:>4} {:>10} {:>6} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "acks", "consumed", "lost", "dup", "corrupt", "p50 ms", "p90", "p99", "p99.9", "p99.99", "max"
+    );
+    for r in results {
+        let Some(e) = &r.e2e else { continue };
+        let cells: Vec<String> = PERCENTILES
+            .iter()
+            .map(|p| {
+                if e.latency_us.is_empty() {
+                    "-".to_string()
+                } else {
+                    format!("{:.3}", ms(&e.latency_us, *p))
+                }
+            })
+            .collect();
+        println!(
+            "{:>4} {:>10} {:>6} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            acks_name(r.acks),
+            e.consumed,
+            e.lost,
+            e.duplicated,
+            e.corrupted,
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            cells[4],
+            cells[5]
+        );
+    }
+}
+
+fn percentiles_json(histogram: &Histogram<u64>) -> String {
+    PERCENTILES
+        .iter()
+        .map(|p| {
+            let value = if histogram.is_empty() { 0.0 } else { ms(histogram, *p) };
+            format!("\"p{p}\": {value:.3}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn e2e_json(e2e: Option<&crate::produce::E2e>) -> String {
+    let Some(e) = e2e else {
+        return "null".to_string();
+    };
+    let distribution: Vec<String> = distribution(&e.latency_us)
+        .iter()
+        .map(|(percentile, ms)| format!("[{percentile:.6}, {ms:.4}]"))
+        .collect();
+    format!(
+        "{{\"consumed\": {}, \"lost\": {}, \"duplicated\": {}, \"corrupted\": {}, \"latency_ms\": {{{}}}, \"distribution\": [{}]}}",
+        e.consumed,
+        e.lost,
+        e.duplicated,
+        e.corrupted,
+        percentiles_json(&e.latency_us),
+        distribution.join(", ")
+    )
+}
+
 fn read_trimmed(path: &str) -> String {
     std::fs::read_to_string(path)
         .map(|s| s.trim().to_string())
@@ -105,7 +174,7 @@ pub fn json(options: &Options, results: &[RunResult]) -> String {
             .map(|(percentile, ms)| format!("[{percentile:.6}, {ms:.4}]"))
             .collect();
         runs.push(format!(
-            "{{\"acks\": {}, \"messages\": {}, \"seconds\": {}, \"msgs_per_s\": {:.1}, \"mb_per_s\": {:.3}, \"errors\": {}, \"cpu_us_per_message\": {:.3}, \"latency_ms\": {{{}}}, \"send_delay_ms_p99\": {:.3}, \"distribution\": [{}]}}",
+            "{{\"acks\": {}, \"messages\": {}, \"seconds\": {}, \"msgs_per_s\": {:.1}, \"mb_per_s\": {:.3}, \"errors\": {}, \"cpu_us_per_message\": {:.3}, \"latency_ms\": {{{}}}, \"send_delay_ms_p99\": {:.3}, \"distribution\": [{}], \"e2e\": {}}}",
             json_string(acks_name(r.acks)),
             r.messages,
             r.seconds,
@@ -116,10 +185,11 @@ pub fn json(options: &Options, results: &[RunResult]) -> String {
             percentiles.join(", "),
             if r.send_delay_us.is_empty() { 0.0 } else { ms(&r.send_delay_us, 99.0) },
             distribution.join(", "),
+            e2e_json(r.e2e.as_ref()),
         ));
     }
     format!(
-        "{{\n  \"label\": {},\n  \"parameters\": {{\"bootstrap\": {}, \"topic\": {}, \"partitions\": {}, \"message_bytes\": {}, \"batch_bytes\": {}, \"producers\": {}, \"in_flight\": {}, \"rate\": {}, \"duration_s\": {}, \"warmup_s\": {}}},\n  \"machine\": {{\"cores\": {cores}, \"cpu\": {}, \"kernel\": {}}},\n  \"runs\": [\n    {}\n  ]\n}}\n",
+        "{{\n  \"label\": {},\n  \"parameters\": {{\"bootstrap\": {}, \"topic\": {}, \"partitions\": {}, \"message_bytes\": {}, \"batch_bytes\": {}, \"producers\": {}, \"in_flight\": {}, \"rate\": {}, \"duration_s\": {}, \"warmup_s\": {}, \"consumers\": {}}},\n  \"machine\": {{\"cores\": {cores}, \"cpu\": {}, \"kernel\": {}}},\n  \"runs\": [\n    {}\n  ]\n}}\n",
         json_string(&options.label()),
         json_string(&options.bootstrap),
         json_string(&options.topic),
@@ -131,6 +201,7 @@ pub fn json(options: &Options, results: &[RunResult]) -> String {
         options.rate.map_or("null".to_string(), |r| r.to_string()),
         options.duration_s,
         options.warmup_s,
+        options.consumers,
         json_string(&cpu_model),
         json_string(&read_trimmed("/proc/sys/kernel/osrelease")),
         runs.join(",\n    ")

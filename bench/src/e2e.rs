@@ -1,0 +1,294 @@
+//! The consumers of a produce run (`--consumers N`): each reads its share of
+//! the partitions (assigned, no group) from where they ended before the
+//! run, measures end-to-end latency (the time a record is read minus its
+//! intended send time, both on the same clock), and checks every record:
+//! its checksum, that no (producer, sequence) arrives twice, and, once the
+//! run is over, that every acknowledged record arrived.
+
+use crate::batch;
+use crate::client::{self, Connection};
+use anyhow::{bail, Context, Result};
+use hdrhistogram::Histogram;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::*;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const FETCH_VERSION: i16 = 12;
+const LIST_OFFSETS_VERSION: i16 = 7;
+const FETCH_WAIT_MS: i32 = 100;
+/// After the producers stop, consumers get this long to read the rest.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Records seen, per producer, as a bitmap over sequence numbers.
+#[derive(Default)]
+pub struct Seen {
+    producers: Vec<Vec<u64>>,
+}
+
+impl Seen {
+    /// Marks one record; false if it was already seen (a duplicate).
+    fn mark(&mut self, producer: u32, sequence: u64) -> bool {
+        let producer = producer as usize;
+        if self.producers.len() <= producer {
+            self.producers.resize_with(producer + 1, Vec::new);
+        }
+        let bits = &mut self.producers[producer];
+        let (word, bit) = ((sequence / 64) as usize, sequence % 64);
+        if bits.len() <= word {
+            bits.resize(word + 1, 0);
+        }
+        let fresh = bits[word] & (1 << bit) == 0;
+        bits[word] |= 1 << bit;
+        fresh
+    }
+
+    pub fn contains(&self, producer: u32, sequence: u64) -> bool {
+        let (word, bit) = ((sequence / 64) as usize, sequence % 64);
+        self.producers
+            .get(producer as usize)
+            .and_then(|bits| bits.get(word))
+            .is_some_and(|w| w & (1 << bit) != 0)
+    }
+
+    fn merge(&mut self, other: Seen) {
+        for (producer, bits) in other.producers.into_iter().enumerate() {
+            for (word, value) in bits.into_iter().enumerate() {
+                for bit in 0..64 {
+                    if value & (1 << bit) != 0 {
+                        self.mark(producer as u32, word as u64 * 64 + bit);
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub struct Consumed {
+    pub records: u64,
+    pub duplicated: u64,
+    pub corrupted: u64,
+    /// Values that are not bench payloads (someone else's records).
+    pub foreign: u64,
+    pub latency_us: Histogram<u64>,
+    pub seen: Seen,
+}
+
+/// Where the producers ended: set once they stopped, read by consumers.
+pub type Targets = Arc<Mutex<Option<Vec<i64>>>>;
+
+pub fn latest_offsets(connection: &mut Connection, topic: &str, partitions: i32) -> Result<Vec<i64>> {
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(client::topic_name(topic))
+            .with_partitions(
+                (0..partitions)
+                    .map(|p| {
+                        ListOffsetsPartition::default()
+                            .with_partition_index(p)
+                            .with_timestamp(-1)
+                    })
+                    .collect(),
+            )]);
+    let response: ListOffsetsResponse =
+        connection.call(ApiKey::ListOffsets, LIST_OFFSETS_VERSION, &request)?;
+    let mut latest = vec![0; partitions.max(0) as usize];
+    for topic in response.topics {
+        for p in topic.partitions {
+            if p.error_code != 0 {
+                bail!("ListOffsets {topic}/{}: error {}", p.partition_index, p.error_code, topic = topic.name.0);
+            }
+            if let Some(slot) = latest.get_mut(p.partition_index as usize) {
+                *slot = p.offset;
+            }
+        }
+    }
+    Ok(latest)
+}
+
+pub struct Plan {
+    pub bootstrap: String,
+    pub topic: String,
+    /// (partition, start offset) this consumer reads.
+    pub partitions: Vec<(i32, i64)>,
+    pub origin: Instant,
+    /// Latency counts only for records meant to be sent from here on.
+    pub measure_from_us: u64,
+    pub targets: Targets,
+}
+
+pub fn consume(plan: Plan) -> Result<Consumed> {
+    let mut connection = Connection::connect(&plan.bootstrap)?;
+    let mut offsets: Vec<(i32, i64)> = plan.partitions.clone();
+    let mut out = Consumed {
+        records: 0,
+        duplicated: 0,
+        corrupted: 0,
+        foreign: 0,
+        latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+        seen: Seen::default(),
+    };
+    let mut drain_deadline = None;
+    loop {
+        let targets = plan
+            .targets
+            .lock()
+            .map_err(|_| anyhow::anyhow!("targets lock poisoned"))?
+            .clone();
+        if let Some(targets) = &targets {
+            let deadline = *drain_deadline.get_or_insert_with(|| Instant::now() + DRAIN_TIMEOUT);
+            let done = offsets
+                .iter()
+                .all(|(p, o)| targets.get(*p as usize).is_none_or(|t| o >= t));
+            if done || Instant::now() >= deadline {
+                return Ok(out);
+            }
+        }
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(FETCH_WAIT_MS)
+            .with_min_bytes(1)
+            .with_max_bytes(16 * 1024 * 1024)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(client::topic_name(&plan.topic))
+                .with_partitions(
+                    offsets
+                        .iter()
+                        .map(|(p, o)| {
+                            FetchPartition::default()
+                                .with_partition(*p)
+                                .with_fetch_offset(*o)
+                                .with_partition_max_bytes(4 * 1024 * 1024)
+                        })
+                        .collect(),
+                )]);
+        let response: FetchResponse = connection.call(ApiKey::Fetch, FETCH_VERSION, &request)?;
+        let read_at_us = plan.origin.elapsed().as_micros() as u64;
+        for topic in response.responses {
+            for partition in topic.partitions {
+                if partition.error_code != 0 {
+                    bail!("Fetch partition {}: error {}", partition.partition_index, partition.error_code);
+                }
+                let Some(records) = partition.records else { continue };
+                let next = read_batches(&records, read_at_us, plan.measure_from_us, &mut out)
+                    .with_context(|| format!("partition {}", partition.partition_index))?;
+                if let (Some(next), Some(slot)) = (
+                    next,
+                    offsets.iter_mut().find(|(p, _)| *p == partition.partition_index),
+                ) {
+                    slot.1 = slot.1.max(next);
+                }
+            }
+        }
+    }
+}
+
+/// Verifies and counts the records of whole batches; returns the offset
+/// after the last whole batch.
+fn read_batches(records: &[u8], read_at_us: u64, measure_from_us: u64, out: &mut Consumed) -> Result<Option<i64>> {
+    let mut at = 0usize;
+    let mut next = None;
+    while records.len() - at >= 61 {
+        let length = i32::from_be_bytes(records[at + 8..at + 12].try_into()?);
+        let total = usize::try_from(length).unwrap_or(0) + 12;
+        if total < 61 || at + total > records.len() {
+            break;
+        }
+        let batch = &records[at..at + total];
+        at += total;
+        let stored = u32::from_be_bytes(batch[17..21].try_into()?);
+        let base = i64::from_be_bytes(batch[0..8].try_into()?);
+        if crc32c::crc32c(&batch[21..]) != stored {
+            out.corrupted += 1;
+            eprintln!("CRC mismatch in the batch at offset {base}");
+        }
+        let last_delta = i32::from_be_bytes(batch[23..27].try_into()?);
+        next = Some(base + i64::from(last_delta) + 1);
+        let Some(values) = batch::values(batch) else {
+            out.foreign += 1;
+            continue;
+        };
+        for value in values {
+            let Some(payload) = batch::read_payload(value) else {
+                out.foreign += 1;
+                continue;
+            };
+            out.records += 1;
+            if !payload.intact {
+                out.corrupted += 1;
+            }
+            if !out.seen.mark(payload.producer, payload.sequence) {
+                out.duplicated += 1;
+            }
+            if payload.send_us >= measure_from_us {
+                out.latency_us
+                    .saturating_record(read_at_us.saturating_sub(payload.send_us).max(1));
+            }
+        }
+    }
+    Ok(next)
+}
+
+/// Merges the consumers' results.
+pub fn merge(results: Vec<Consumed>) -> Result<Consumed> {
+    let mut total = Consumed {
+        records: 0,
+        duplicated: 0,
+        corrupted: 0,
+        foreign: 0,
+        latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+        seen: Seen::default(),
+    };
+    for r in results {
+        total.records += r.records;
+        total.duplicated += r.duplicated;
+        total.corrupted += r.corrupted;
+        total.foreign += r.foreign;
+        total.latency_us.add(&r.latency_us)?;
+        total.seen.merge(r.seen);
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seen_marks_once_per_producer_and_sequence() {
+        let mut seen = Seen::default();
+        assert!(seen.mark(2, 130));
+        assert!(!seen.mark(2, 130), "a duplicate");
+        assert!(seen.mark(0, 130), "another producer");
+        assert!(seen.contains(2, 130) && !seen.contains(2, 129) && !seen.contains(7, 0));
+        let mut other = Seen::default();
+        other.mark(5, 3);
+        seen.merge(other);
+        assert!(seen.contains(5, 3));
+    }
+
+    #[test]
+    fn batches_are_verified_and_duplicates_counted() {
+        let mut out = Consumed {
+            records: 0,
+            duplicated: 0,
+            corrupted: 0,
+            foreign: 0,
+            latency_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
+            seen: Seen::default(),
+        };
+        let batch = batch::build(1, 0, 500, 4, 64, 0);
+        let mut twice = batch.to_vec();
+        twice.extend_from_slice(&batch);
+        assert_eq!(read_batches(&twice, 1500, 0, &mut out).expect("read"), Some(4));
+        assert_eq!((out.records, out.duplicated, out.corrupted), (8, 4, 0));
+        assert_eq!(out.latency_us.max(), 1000);
+        let mut damaged = batch.to_vec();
+        let last = damaged.len() - 2;
+        damaged[last] ^= 0xff;
+        read_batches(&damaged, 1500, 0, &mut out).expect("read");
+        assert!(out.corrupted >= 1, "the batch CRC catches it");
+    }
+}
