@@ -126,7 +126,13 @@ pub fn build(
     let mut value = BytesMut::with_capacity(size.max(16));
     for delta in 0..count {
         value.clear();
-        payload(producer, first_sequence + delta as u64, send_us, size, &mut value);
+        payload(
+            producer,
+            first_sequence + delta as u64,
+            send_us,
+            size,
+            &mut value,
+        );
         let body_len = 1
             + varint_len(0)
             + varint_len(delta as i64)
@@ -187,7 +193,7 @@ mod tests {
         let mut damaged = values[4].to_vec();
         damaged[40] ^= 1;
         assert!(!read_payload(&damaged).expect("payload").intact);
-        assert!(values(&batch[..70]).is_none(), "truncated batch");
+        assert!(super::values(&batch[..70]).is_none(), "truncated batch");
     }
 
     #[test]

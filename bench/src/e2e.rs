@@ -78,7 +78,11 @@ pub struct Consumed {
 /// Where the producers ended: set once they stopped, read by consumers.
 pub type Targets = Arc<Mutex<Option<Vec<i64>>>>;
 
-pub fn latest_offsets(connection: &mut Connection, topic: &str, partitions: i32) -> Result<Vec<i64>> {
+pub fn latest_offsets(
+    connection: &mut Connection,
+    topic: &str,
+    partitions: i32,
+) -> Result<Vec<i64>> {
     let request = ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_topics(vec![ListOffsetsTopic::default()
@@ -98,7 +102,12 @@ pub fn latest_offsets(connection: &mut Connection, topic: &str, partitions: i32)
     for topic in response.topics {
         for p in topic.partitions {
             if p.error_code != 0 {
-                bail!("ListOffsets {topic}/{}: error {}", p.partition_index, p.error_code, topic = topic.name.0);
+                bail!(
+                    "ListOffsets {topic}/{}: error {}",
+                    p.partition_index,
+                    p.error_code,
+                    topic = topic.name.0
+                );
             }
             if let Some(slot) = latest.get_mut(p.partition_index as usize) {
                 *slot = p.offset;
@@ -169,14 +178,22 @@ pub fn consume(plan: Plan) -> Result<Consumed> {
         for topic in response.responses {
             for partition in topic.partitions {
                 if partition.error_code != 0 {
-                    bail!("Fetch partition {}: error {}", partition.partition_index, partition.error_code);
+                    bail!(
+                        "Fetch partition {}: error {}",
+                        partition.partition_index,
+                        partition.error_code
+                    );
                 }
-                let Some(records) = partition.records else { continue };
+                let Some(records) = partition.records else {
+                    continue;
+                };
                 let next = read_batches(&records, read_at_us, plan.measure_from_us, &mut out)
                     .with_context(|| format!("partition {}", partition.partition_index))?;
                 if let (Some(next), Some(slot)) = (
                     next,
-                    offsets.iter_mut().find(|(p, _)| *p == partition.partition_index),
+                    offsets
+                        .iter_mut()
+                        .find(|(p, _)| *p == partition.partition_index),
                 ) {
                     slot.1 = slot.1.max(next);
                 }
@@ -187,7 +204,12 @@ pub fn consume(plan: Plan) -> Result<Consumed> {
 
 /// Verifies and counts the records of whole batches; returns the offset
 /// after the last whole batch.
-fn read_batches(records: &[u8], read_at_us: u64, measure_from_us: u64, out: &mut Consumed) -> Result<Option<i64>> {
+fn read_batches(
+    records: &[u8],
+    read_at_us: u64,
+    measure_from_us: u64,
+    out: &mut Consumed,
+) -> Result<Option<i64>> {
     let mut at = 0usize;
     let mut next = None;
     while records.len() - at >= 61 {
@@ -231,6 +253,20 @@ fn read_batches(records: &[u8], read_at_us: u64, measure_from_us: u64, out: &mut
     Ok(next)
 }
 
+/// Acknowledged records, as (producer, [(first sequence, count)]), that no
+/// consumer read.
+pub fn count_lost(acked: &[(u32, Vec<(u64, u64)>)], seen: &Seen) -> u64 {
+    acked
+        .iter()
+        .flat_map(|(producer, ranges)| {
+            ranges.iter().flat_map(move |(first, count)| {
+                (*first..first + count).map(move |sequence| (*producer, sequence))
+            })
+        })
+        .filter(|(producer, sequence)| !seen.contains(*producer, *sequence))
+        .count() as u64
+}
+
 /// Merges the consumers' results.
 pub fn merge(results: Vec<Consumed>) -> Result<Consumed> {
     let mut total = Consumed {
@@ -270,6 +306,16 @@ mod tests {
     }
 
     #[test]
+    fn acknowledged_records_never_read_count_as_lost() {
+        let mut seen = Seen::default();
+        for sequence in (0..10).chain(12..20) {
+            seen.mark(1, sequence);
+        }
+        let acked = vec![(1, vec![(0, 10), (10, 10)]), (2, vec![(0, 3)])];
+        assert_eq!(count_lost(&acked, &seen), 2 + 3);
+    }
+
+    #[test]
     fn batches_are_verified_and_duplicates_counted() {
         let mut out = Consumed {
             records: 0,
@@ -282,7 +328,10 @@ mod tests {
         let batch = batch::build(1, 0, 500, 4, 64, 0);
         let mut twice = batch.to_vec();
         twice.extend_from_slice(&batch);
-        assert_eq!(read_batches(&twice, 1500, 0, &mut out).expect("read"), Some(4));
+        assert_eq!(
+            read_batches(&twice, 1500, 0, &mut out).expect("read"),
+            Some(4)
+        );
         assert_eq!((out.records, out.duplicated, out.corrupted), (8, 4, 0));
         assert_eq!(out.latency_us.max(), 1000);
         let mut damaged = batch.to_vec();

@@ -6,8 +6,8 @@
 //! client (no coordinated omission); how late sends were is reported too.
 
 use crate::batch;
-use crate::e2e;
 use crate::client::{self, Connection, PRODUCE_VERSION};
+use crate::e2e;
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -311,15 +311,7 @@ fn finish_consumers(
     let lost = if acks == 0 {
         0
     } else {
-        acked
-            .iter()
-            .flat_map(|(producer, ranges)| {
-                ranges.iter().flat_map(move |(first, count)| {
-                    (*first..first + count).map(move |sequence| (*producer, sequence))
-                })
-            })
-            .filter(|(producer, sequence)| !consumed.seen.contains(*producer, *sequence))
-            .count() as u64
+        e2e::count_lost(acked, &consumed.seen)
     };
     Ok(Some(E2e {
         latency_us: consumed.latency_us,
@@ -371,7 +363,11 @@ fn produce_loop(
         let timestamp_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        let meant = if interval.is_some() { intended } else { sent_at };
+        let meant = if interval.is_some() {
+            intended
+        } else {
+            sent_at
+        };
         let send_us = meant.saturating_duration_since(start).as_micros() as u64;
         let records = batch::build(
             producer,
@@ -453,7 +449,9 @@ fn read_responses(
             .flat_map(|t| t.partition_responses.iter())
             .any(|p| p.error_code != 0);
         if !failed {
-            result.acked.push((request.first_sequence, request.messages));
+            result
+                .acked
+                .push((request.first_sequence, request.messages));
         }
         if !request.counted {
             continue;

@@ -66,7 +66,17 @@ pub fn print_e2e_table(results: &[RunResult]) {
     println!("end to end (intended send -> read by a consumer):");
     println!(
         "{:>4} {:>10} {:>6} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "acks", "consumed", "lost", "dup", "corrupt", "p50 ms", "p90", "p99", "p99.9", "p99.99", "max"
+        "acks",
+        "consumed",
+        "lost",
+        "dup",
+        "corrupt",
+        "p50 ms",
+        "p90",
+        "p99",
+        "p99.9",
+        "p99.99",
+        "max"
     );
     for r in results {
         let Some(e) = &r.e2e else { continue };
@@ -101,7 +111,11 @@ fn percentiles_json(histogram: &Histogram<u64>) -> String {
     PERCENTILES
         .iter()
         .map(|p| {
-            let value = if histogram.is_empty() { 0.0 } else { ms(histogram, *p) };
+            let value = if histogram.is_empty() {
+                0.0
+            } else {
+                ms(histogram, *p)
+            };
             format!("\"p{p}\": {value:.3}")
         })
         .collect::<Vec<_>>()

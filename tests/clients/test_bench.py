@@ -89,3 +89,19 @@ def test_bench_compare_overlays_reports_in_a_table_and_charts(broker, tmp_path):
     bad = subprocess.run([BENCH, "compare", str(tmp_path / "missing.json")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "missing.json" in bad.stderr
+
+
+def test_bench_consumers_verify_every_record_end_to_end(broker, tmp_path):
+    report = tmp_path / "e2e.json"
+    run = subprocess.run(
+        [BENCH, "produce", "--bootstrap", broker.bootstrap, "--topic", "bench-e2e",
+         "--partitions", "3", "--producers", "2", "--consumers", "2", "--acks", "0,1,all",
+         "--duration-s", "1", "--warmup-s", "0", "--json", str(report)],
+        capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "end to end" in run.stdout
+    for r in json.loads(report.read_text())["runs"]:
+        e2e = r["e2e"]
+        assert e2e["lost"] == 0 and e2e["duplicated"] == 0 and e2e["corrupted"] == 0
+        assert e2e["consumed"] >= r["messages"] > 0
+        assert e2e["latency_ms"]["p50"] > 0
