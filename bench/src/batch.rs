@@ -111,26 +111,31 @@ pub fn values(batch: &[u8]) -> Option<Vec<&[u8]>> {
     Some(out)
 }
 
-/// One batch of `count` messages of `size` bytes with sequences from
-/// `first_sequence`, meant to be sent at `send_us`, created at
-/// `timestamp_ms`.
-pub fn build(
-    producer: u32,
-    first_sequence: u64,
-    send_us: u64,
-    count: usize,
-    size: usize,
-    timestamp_ms: i64,
-) -> Bytes {
-    let mut records = BytesMut::with_capacity(count * (size + 16));
-    let mut value = BytesMut::with_capacity(size.max(16));
-    for delta in 0..count {
+/// What goes into one batch: the first message's sequence and intended
+/// send time (µs since the run's origin), the spacing of the following
+/// messages' intended times, and each message's size.
+pub struct Messages<'a> {
+    pub producer: u32,
+    pub first_sequence: u64,
+    pub first_send_us: u64,
+    pub spacing_us: f64,
+    pub sizes: &'a [usize],
+}
+
+/// One uncompressed batch of `messages`, created at `timestamp_ms`.
+pub fn build(messages: &Messages<'_>, timestamp_ms: i64) -> Bytes {
+    let count = messages.sizes.len();
+    let total: usize = messages.sizes.iter().map(|s| s + 16).sum();
+    let mut records = BytesMut::with_capacity(total);
+    let mut value = BytesMut::with_capacity(messages.sizes.iter().copied().max().unwrap_or(0));
+    for (delta, size) in messages.sizes.iter().enumerate() {
         value.clear();
+        let send_us = messages.first_send_us + (messages.spacing_us * delta as f64) as u64;
         payload(
-            producer,
-            first_sequence + delta as u64,
+            messages.producer,
+            messages.first_sequence + delta as u64,
             send_us,
-            size,
+            *size,
             &mut value,
         );
         let body_len = 1
@@ -170,12 +175,49 @@ pub fn build(
 }
 
 #[cfg(test)]
+pub fn fixed(
+    producer: u32,
+    first_sequence: u64,
+    send_us: u64,
+    count: usize,
+    size: usize,
+) -> Messages<'static> {
+    Messages {
+        producer,
+        first_sequence,
+        first_send_us: send_us,
+        spacing_us: 0.0,
+        sizes: Vec::leak(vec![size; count]),
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn spaced_messages_carry_their_own_intended_times_and_sizes() {
+        let sizes = [30, 100, 64];
+        let messages = Messages {
+            producer: 1,
+            first_sequence: 7,
+            first_send_us: 1000,
+            spacing_us: 2.5,
+            sizes: &sizes,
+        };
+        let batch = build(&messages, 0);
+        let values = values(&batch).expect("values");
+        let sent: Vec<u64> = values
+            .iter()
+            .map(|v| read_payload(v).expect("payload").send_us)
+            .collect();
+        assert_eq!(sent, vec![1000, 1002, 1005]);
+        assert_eq!(values.iter().map(|v| v.len()).collect::<Vec<_>>(), sizes);
+    }
+
+    #[test]
     fn payloads_read_back_and_catch_a_flipped_byte() {
-        let batch = build(3, 100, 777, 10, 64, 1_700_000_000_000);
+        let batch = build(&fixed(3, 100, 777, 10, 64), 1_700_000_000_000);
         let values = values(&batch).expect("uncompressed batch");
         assert_eq!(values.len(), 10);
         for (i, value) in values.iter().enumerate() {
@@ -198,7 +240,7 @@ mod tests {
 
     #[test]
     fn batch_crc_and_length_are_consistent() {
-        let batch = build(3, 100, 0, 10, 64, 1_700_000_000_000);
+        let batch = build(&fixed(3, 100, 0, 10, 64), 1_700_000_000_000);
         let length = i32::from_be_bytes([batch[8], batch[9], batch[10], batch[11]]) as usize;
         assert_eq!(length + 12, batch.len());
         let crc = u32::from_be_bytes([batch[17], batch[18], batch[19], batch[20]]);

@@ -325,7 +325,7 @@ mod tests {
             latency_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
             seen: Seen::default(),
         };
-        let batch = batch::build(1, 0, 500, 4, 64, 0);
+        let batch = batch::build(&batch::fixed(1, 0, 500, 4, 64), 0);
         let mut twice = batch.to_vec();
         twice.extend_from_slice(&batch);
         assert_eq!(

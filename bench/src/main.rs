@@ -9,6 +9,7 @@ mod compare;
 mod consume;
 mod e2e;
 mod produce;
+mod progress;
 mod report;
 
 use anyhow::{bail, Result};
@@ -48,6 +49,7 @@ enum Command {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Produce(options) => {
+            let options = options.with_preset();
             let results = produce::run(&options)?;
             report::print_table(&results);
             report::print_e2e_table(&results);

@@ -31,8 +31,12 @@ pub struct Options {
     /// Comma-separated acks settings, run in turn: 0, 1, all (or -1).
     #[arg(long, default_value = "1,all")]
     pub acks: String,
+    /// Message size in bytes (with --message-bytes-max: the smallest).
     #[arg(long, default_value_t = 1024)]
     pub message_bytes: usize,
+    /// Sizes drawn uniformly from --message-bytes..=this, per message.
+    #[arg(long)]
+    pub message_bytes_max: Option<usize>,
     /// Bytes of messages per produce batch (one batch per request).
     #[arg(long, default_value_t = 16 * 1024)]
     pub batch_bytes: usize,
@@ -46,6 +50,19 @@ pub struct Options {
     /// throughput (closed loop).
     #[arg(long)]
     pub rate: Option<u64>,
+    /// Open loop: a batch is sent when full or this long after its first
+    /// message was due (Kafka 4's linger.ms default is 5).
+    #[arg(long, default_value_t = 5.0)]
+    pub linger_ms: f64,
+    /// Stop each acks run after this many measured messages instead of
+    /// after --duration-s.
+    #[arg(long)]
+    pub messages: Option<u64>,
+    /// OpenMessaging Benchmark shapes: 100 partitions, 1 KiB messages,
+    /// acks=all, linger 1 ms, and 128 KiB batches (omb-latency) or 1 MiB
+    /// (omb-throughput). Overrides those options.
+    #[arg(long, value_parser = ["omb-latency", "omb-throughput"])]
+    pub preset: Option<String>,
     #[arg(long, default_value_t = 10)]
     pub duration_s: u64,
     /// Excluded from the results.
@@ -72,6 +89,25 @@ pub struct Options {
 }
 
 impl Options {
+    /// The options with the preset's settings applied.
+    pub fn with_preset(&self) -> Options {
+        let mut options = self.clone();
+        match self.preset.as_deref() {
+            Some("omb-latency") => {
+                (options.partitions, options.message_bytes, options.acks) =
+                    (100, 1024, "all".into());
+                (options.batch_bytes, options.linger_ms) = (128 * 1024, 1.0);
+            }
+            Some("omb-throughput") => {
+                (options.partitions, options.message_bytes, options.acks) =
+                    (100, 1024, "all".into());
+                (options.batch_bytes, options.linger_ms) = (1024 * 1024, 1.0);
+            }
+            _ => {}
+        }
+        options
+    }
+
     pub fn label(&self) -> String {
         self.label.clone().unwrap_or_else(|| self.bootstrap.clone())
     }
@@ -138,11 +174,17 @@ pub fn cpu_time_us() -> f64 {
 pub fn run(options: &Options) -> Result<Vec<RunResult>> {
     if options.message_bytes < batch::PAYLOAD_HEADER_BYTES
         || options.batch_bytes < options.message_bytes
+        || options
+            .message_bytes_max
+            .is_some_and(|max| max < options.message_bytes)
     {
         bail!(
-            "need --message-bytes >= {} and --batch-bytes >= --message-bytes",
+            "need --message-bytes >= {}, --batch-bytes >= --message-bytes, --message-bytes-max >= --message-bytes",
             batch::PAYLOAD_HEADER_BYTES
         );
+    }
+    if !(0.0..=60_000.0).contains(&options.linger_ms) || options.messages == Some(0) {
+        bail!("need --linger-ms in 0..=60000 and --messages > 0");
     }
     let acks_list = parse_acks(&options.acks)?;
     let mut admin = Connection::connect(&options.bootstrap)?;
@@ -152,10 +194,13 @@ pub fn run(options: &Options) -> Result<Vec<RunResult>> {
     let partitions = client::partitions(&mut admin, &options.topic)?;
     let mut results = Vec::new();
     for acks in acks_list {
-        eprintln!(
-            "acks={acks}: {} s warm-up + {} s",
-            options.warmup_s, options.duration_s
-        );
+        match options.messages {
+            Some(n) => eprintln!("acks={acks}: {} s warm-up + {n} messages", options.warmup_s),
+            None => eprintln!(
+                "acks={acks}: {} s warm-up + {} s",
+                options.warmup_s, options.duration_s
+            ),
+        }
         results.push(run_one(options, acks, partitions)?);
     }
     if !options.keep_topic {
@@ -166,14 +211,21 @@ pub fn run(options: &Options) -> Result<Vec<RunResult>> {
 
 struct InFlight {
     id: i32,
-    intended: Instant,
+    /// When the batch's first message was due (closed loop: sent).
+    first_intended: Instant,
+    /// Between the intended times of consecutive messages.
+    spacing: Duration,
     first_sequence: u64,
     messages: u64,
+    bytes: u64,
     counted: bool,
 }
 
 struct ProducerResult {
     messages: u64,
+    bytes: u64,
+    /// When the last counted message was answered (acks=0: sent).
+    finished: Option<Instant>,
     errors: u64,
     latency_us: Histogram<u64>,
     send_delay_us: Histogram<u64>,
@@ -182,37 +234,43 @@ struct ProducerResult {
 }
 
 fn run_one(options: &Options, acks: i16, partitions: i32) -> Result<RunResult> {
-    let per_batch = (options.batch_bytes / options.message_bytes).max(1);
+    let mean_size =
+        (options.message_bytes + options.message_bytes_max.unwrap_or(options.message_bytes)) / 2;
+    let per_batch = (options.batch_bytes / mean_size.max(1)).max(1);
     let start = Instant::now() + Duration::from_millis(200);
     let measure_from = start + Duration::from_secs(options.warmup_s);
-    let end = measure_from + Duration::from_secs(options.duration_s);
-    let interval = options.rate.map(|rate| {
-        let per_producer = (rate as f64 / options.producers as f64).max(1e-9);
-        Duration::from_secs_f64(per_batch as f64 / per_producer)
-    });
+    let end = match options.messages {
+        // Bounded by count: the clock only guards against a stalled run.
+        Some(_) => measure_from + Duration::from_secs(3600),
+        None => measure_from + Duration::from_secs(options.duration_s),
+    };
     let cpu_before = cpu_time_us();
     let targets: e2e::Targets = Default::default();
     let consumers = spawn_consumers(options, partitions, start, measure_from, &targets)?;
-    let handles: Vec<_> = (0..options.producers)
+    let progress = crate::progress::Progress::start(acks, measure_from);
+    let producers = options.producers.max(1);
+    let handles: Vec<_> = (0..producers)
         .map(|producer| {
-            let options = options.clone();
-            std::thread::spawn(move || {
-                produce_loop(
-                    &options,
-                    producer as u32,
-                    acks,
-                    producer as i32 % partitions,
-                    per_batch,
-                    start,
-                    measure_from,
-                    end,
-                    interval,
-                )
-            })
+            let schedule = Schedule {
+                producer: producer as u32,
+                acks,
+                partition: producer as i32 % partitions,
+                per_batch,
+                start,
+                measure_from,
+                end,
+                quota: options.messages.map(|n| {
+                    n / producers as u64 + u64::from((producer as u64) < n % producers as u64)
+                }),
+            };
+            let (options, progress) = (options.clone(), progress.clone());
+            std::thread::spawn(move || produce_loop(&options, &schedule, &progress))
         })
         .collect();
     let mut total = ProducerResult {
         messages: 0,
+        bytes: 0,
+        finished: None,
         errors: 0,
         latency_us: histogram(),
         send_delay_us: histogram(),
@@ -224,18 +282,29 @@ fn run_one(options: &Options, acks: i16, partitions: i32) -> Result<RunResult> {
             .join()
             .map_err(|_| anyhow::anyhow!("producer thread panicked"))??;
         total.messages += result.messages;
+        total.bytes += result.bytes;
+        total.finished = total.finished.max(result.finished);
         total.errors += result.errors;
         total.latency_us.add(&result.latency_us)?;
         total.send_delay_us.add(&result.send_delay_us)?;
         acked.push((producer as u32, result.acked));
     }
+    progress.finish();
     let e2e = finish_consumers(options, partitions, acks, consumers, &targets, &acked)?;
     let cpu_us = cpu_time_us() - cpu_before;
-    let seconds = options.duration_s as f64;
+    let seconds = match options.messages {
+        Some(_) => total
+            .finished
+            .map_or(0.0, |f| {
+                f.saturating_duration_since(measure_from).as_secs_f64()
+            })
+            .max(1e-6),
+        None => options.duration_s as f64,
+    };
     Ok(RunResult {
         acks,
         messages: total.messages,
-        bytes: total.messages * options.message_bytes as u64,
+        bytes: total.bytes,
         seconds,
         errors: total.errors,
         latency_us: total.latency_us,
@@ -243,6 +312,39 @@ fn run_one(options: &Options, acks: i16, partitions: i32) -> Result<RunResult> {
         cpu_us_per_message: cpu_us / (total.messages.max(1) as f64),
         e2e,
     })
+}
+
+/// One producer's part of a run.
+struct Schedule {
+    producer: u32,
+    acks: i16,
+    partition: i32,
+    per_batch: usize,
+    start: Instant,
+    measure_from: Instant,
+    end: Instant,
+    /// Measured messages to send (count-bounded runs).
+    quota: Option<u64>,
+}
+
+/// Per-message sizes, uniform in --message-bytes..=--message-bytes-max,
+/// from a per-producer xorshift stream (no dependency, reproducible).
+struct Sizes {
+    min: usize,
+    max: usize,
+    state: u64,
+}
+
+impl Sizes {
+    fn next(&mut self) -> usize {
+        if self.max <= self.min {
+            return self.min;
+        }
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.min + (self.state % (self.max - self.min + 1) as u64) as usize
+    }
 }
 
 type ConsumerThreads = Vec<std::thread::JoinHandle<Result<e2e::Consumed>>>;
@@ -322,92 +424,129 @@ fn finish_consumers(
     }))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Sends batches. Closed loop: full batches back to back, bounded by the
+/// requests in flight. Open loop (--rate): message m of this producer is
+/// due at start + m / rate; a batch takes the messages due within
+/// --linger-ms of its first one (at most a batch's worth) and leaves when
+/// the last of them is due or the linger ends. Latency counts from each
+/// message's due time.
 fn produce_loop(
     options: &Options,
-    producer: u32,
-    acks: i16,
-    partition: i32,
-    per_batch: usize,
-    start: Instant,
-    measure_from: Instant,
-    end: Instant,
-    interval: Option<Duration>,
+    schedule: &Schedule,
+    progress: &crate::progress::Progress,
 ) -> Result<ProducerResult> {
     let mut connection = Connection::connect(&options.bootstrap)?;
     let reader = connection.try_clone_reader().context("clone connection")?;
     let (queue, pending) = mpsc::sync_channel::<InFlight>(options.in_flight.max(1));
-    let reader_thread =
-        (acks != 0).then(|| std::thread::spawn(move || read_responses(reader, pending)));
+    let reader_progress = progress.clone();
+    let reader_thread = (schedule.acks != 0)
+        .then(|| std::thread::spawn(move || read_responses(reader, pending, &reader_progress)));
+    let spacing = options.rate.map(|rate| {
+        Duration::from_secs_f64(options.producers.max(1) as f64 / (rate.max(1) as f64))
+    });
+    let linger = Duration::from_secs_f64(options.linger_ms / 1000.0);
+    let per_send = spacing.map_or(schedule.per_batch, |spacing| {
+        ((linger.as_secs_f64() / spacing.as_secs_f64()).floor() as usize + 1)
+            .clamp(1, schedule.per_batch)
+    });
+    let mut sizes = Sizes {
+        min: options.message_bytes,
+        max: options.message_bytes_max.unwrap_or(options.message_bytes),
+        state: 0x9e37_79b9_7f4a_7c15 ^ u64::from(schedule.producer + 1),
+    };
     let mut send_delay_us = histogram();
-    let mut sequence = 0u64;
-    let mut sent_messages = 0u64;
-    let mut batch_index = 0u64;
+    let (mut next_message, mut counted_messages, mut sent_bytes) = (0u64, 0u64, 0u64);
+    let mut last_sent = None;
     loop {
-        let intended = match interval {
-            Some(interval) => start + interval.mul_f64(batch_index as f64),
-            None => Instant::now().max(start),
+        let (first_intended, send_at) = match spacing {
+            Some(spacing) => {
+                let first = schedule.start + spacing.mul_f64(next_message as f64);
+                let filled = first + spacing.mul_f64((per_send - 1) as f64);
+                let send_at = if per_send == schedule.per_batch {
+                    filled
+                } else {
+                    first + linger
+                };
+                (first, send_at)
+            }
+            None => {
+                let now = Instant::now().max(schedule.start);
+                (now, now)
+            }
         };
-        if intended >= end {
+        let counted = first_intended >= schedule.measure_from;
+        if first_intended >= schedule.end
+            || (counted && schedule.quota.is_some_and(|q| counted_messages >= q))
+        {
             break;
         }
         let now = Instant::now();
-        if intended > now {
-            std::thread::sleep(intended - now);
+        if send_at > now {
+            std::thread::sleep(send_at - now);
         }
         let sent_at = Instant::now();
-        let counted = intended >= measure_from;
-        if counted && interval.is_some() {
-            send_delay_us.saturating_record((sent_at - intended).as_micros() as u64);
+        if counted && spacing.is_some() {
+            send_delay_us.saturating_record((sent_at - send_at).as_micros() as u64);
         }
-        let timestamp_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let meant = if interval.is_some() {
-            intended
+        let first_intended = if spacing.is_some() {
+            first_intended
         } else {
             sent_at
         };
-        let send_us = meant.saturating_duration_since(start).as_micros() as u64;
+        let count = match schedule.quota {
+            Some(q) if counted => per_send.min((q - counted_messages) as usize),
+            _ => per_send,
+        };
+        let message_sizes: Vec<usize> = (0..count).map(|_| sizes.next()).collect();
+        let bytes: u64 = message_sizes.iter().map(|s| *s as u64).sum();
+        let timestamp_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
         let records = batch::build(
-            producer,
-            sequence,
-            send_us,
-            per_batch,
-            options.message_bytes,
+            &batch::Messages {
+                producer: schedule.producer,
+                first_sequence: next_message,
+                first_send_us: first_intended
+                    .saturating_duration_since(schedule.start)
+                    .as_micros() as u64,
+                spacing_us: spacing.map_or(0.0, |s| s.as_secs_f64() * 1e6),
+                sizes: &message_sizes,
+            },
             timestamp_ms,
         );
-        let first_sequence = sequence;
-        sequence += per_batch as u64;
         let request = ProduceRequest::default()
-            .with_acks(acks)
+            .with_acks(schedule.acks)
             .with_timeout_ms(30_000)
             .with_topic_data(vec![TopicProduceData::default()
                 .with_name(client::topic_name(&options.topic))
                 .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(partition)
+                    .with_index(schedule.partition)
                     .with_records(Some(records))])]);
         let id = connection.send(ApiKey::Produce, PRODUCE_VERSION, &request)?;
+        let in_flight = InFlight {
+            id,
+            first_intended,
+            spacing: spacing.unwrap_or(Duration::ZERO),
+            first_sequence: next_message,
+            messages: count as u64,
+            bytes,
+            counted,
+        };
+        next_message += count as u64;
         if counted {
-            sent_messages += per_batch as u64;
+            counted_messages += count as u64;
+            sent_bytes += bytes;
+            last_sent = Some(Instant::now());
+            if schedule.acks == 0 {
+                progress.record(count as u64, bytes, &[]);
+            }
         }
-        if acks != 0 {
+        if schedule.acks != 0 {
             // Blocks while `in_flight` requests are unanswered.
             queue
-                .send(InFlight {
-                    id,
-                    intended: if interval.is_some() {
-                        intended
-                    } else {
-                        sent_at
-                    },
-                    first_sequence,
-                    messages: per_batch as u64,
-                    counted,
-                })
+                .send(in_flight)
                 .map_err(|_| anyhow::anyhow!("response reader stopped"))?;
         }
-        batch_index += 1;
     }
     drop(queue);
     match reader_thread {
@@ -419,7 +558,9 @@ fn produce_loop(
             Ok(result)
         }
         None => Ok(ProducerResult {
-            messages: sent_messages,
+            messages: counted_messages,
+            bytes: sent_bytes,
+            finished: last_sent,
             errors: 0,
             latency_us: histogram(),
             send_delay_us,
@@ -431,9 +572,12 @@ fn produce_loop(
 fn read_responses(
     mut connection: Connection,
     pending: mpsc::Receiver<InFlight>,
+    progress: &crate::progress::Progress,
 ) -> Result<ProducerResult> {
     let mut result = ProducerResult {
         messages: 0,
+        bytes: 0,
+        finished: None,
         errors: 0,
         latency_us: histogram(),
         send_delay_us: histogram(),
@@ -461,9 +605,18 @@ fn read_responses(
             continue;
         }
         result.messages += request.messages;
-        result
-            .latency_us
-            .saturating_record((done - request.intended).as_micros().max(1) as u64);
+        result.bytes += request.bytes;
+        result.finished = Some(done);
+        let latencies: Vec<u64> = (0..request.messages)
+            .map(|k| {
+                let due = request.first_intended + request.spacing.mul_f64(k as f64);
+                done.saturating_duration_since(due).as_micros().max(1) as u64
+            })
+            .collect();
+        for latency in &latencies {
+            result.latency_us.saturating_record(*latency);
+        }
+        progress.record(request.messages, request.bytes, &latencies);
     }
     Ok(result)
 }

@@ -105,3 +105,23 @@ def test_bench_consumers_verify_every_record_end_to_end(broker, tmp_path):
         assert e2e["lost"] == 0 and e2e["duplicated"] == 0 and e2e["corrupted"] == 0
         assert e2e["consumed"] >= r["messages"] > 0
         assert e2e["latency_ms"]["p50"] > 0
+
+
+def test_bench_open_loop_with_linger_sizes_and_a_message_count(broker, tmp_path):
+    report = tmp_path / "open.json"
+    run = subprocess.run(
+        [BENCH, "produce", "--bootstrap", broker.bootstrap, "--topic", "bench-open",
+         "--rate", "5000", "--linger-ms", "2", "--message-bytes", "64",
+         "--message-bytes-max", "4096", "--messages", "3000", "--producers", "2",
+         "--consumers", "1", "--acks", "1", "--warmup-s", "0", "--json", str(report)],
+        capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stdout + run.stderr
+    only = json.loads(report.read_text())["runs"][0]
+    assert only["messages"] == 3000, "exactly the count asked for"
+    assert only["e2e"]["consumed"] == 3000 and only["e2e"]["lost"] == 0
+    # Mean size ~2 KiB, not the fixed 64 bytes.
+    assert only["mb_per_s"] * only["seconds"] * 1e6 / 3000 > 1000
+    bad = subprocess.run([BENCH, "produce", "--bootstrap", broker.bootstrap,
+                          "--message-bytes", "100", "--message-bytes-max", "50"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "message-bytes-max" in bad.stderr
