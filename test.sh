@@ -18,7 +18,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # Doc-tests are skipped (there are none) so the run ends on a real total.
 cargo test -j2 --workspace --lib --bins --tests 2>&1 | tee "$log"
-cargo build -j2 -p broker -p bench
+cargo build -j2 -p broker -p bench -p tools
 .venv/bin/pytest -q -p no:warnings tests/clients 2>&1 | tee -a "$log"
 
 awk '/^test result:/ { p += $4; f += $6 }

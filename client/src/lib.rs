@@ -1,0 +1,168 @@
+//! A lean blocking Kafka client on the kafka-protocol crate, shared by
+//! `bench` and the `sluice` CLI: one TCP connection, requests may be
+//! pipelined. It speaks only the wire protocol (no server crate).
+
+use anyhow::{bail, Context, Result};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use std::io::{BufReader, Read, Write};
+use std::net::TcpStream;
+
+/// Versions bench speaks; every Kafka 3.x/4.x broker and Sluice serve them.
+pub const PRODUCE_VERSION: i16 = 9;
+pub const METADATA_VERSION: i16 = 9;
+pub const CREATE_TOPICS_VERSION: i16 = 5;
+pub const DELETE_TOPICS_VERSION: i16 = 4;
+/// Largest response bench accepts.
+const RESPONSE_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+pub struct Connection {
+    client_id: String,
+    writer: TcpStream,
+    reader: BufReader<TcpStream>,
+    next_correlation_id: i32,
+}
+
+impl Connection {
+    pub fn connect(address: &str) -> Result<Connection> {
+        let stream =
+            TcpStream::connect(address).with_context(|| format!("connect to {address}"))?;
+        stream.set_nodelay(true)?;
+        // A broker that stops answering fails the run instead of hanging it.
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
+        Ok(Connection {
+            client_id: "sluice-bench".to_string(),
+            reader: BufReader::with_capacity(256 * 1024, stream.try_clone()?),
+            writer: stream,
+            next_correlation_id: 1,
+        })
+    }
+
+    /// The client id sent in every request header.
+    pub fn with_client_id(mut self, client_id: &str) -> Connection {
+        self.client_id = client_id.to_string();
+        self
+    }
+
+    /// A second handle on the same socket for a reader thread; it expects
+    /// responses to ids this connection sends.
+    pub fn try_clone_reader(&self) -> Result<Connection> {
+        let stream = self.writer.try_clone()?;
+        Ok(Connection {
+            client_id: self.client_id.clone(),
+            reader: BufReader::with_capacity(256 * 1024, stream.try_clone()?),
+            writer: stream,
+            next_correlation_id: 0,
+        })
+    }
+
+    /// Sends a request; returns its correlation id.
+    pub fn send<R: Encodable + HeaderVersion>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        request: &R,
+    ) -> Result<i32> {
+        let id = self.next_correlation_id;
+        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
+        let header = RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(id)
+            .with_client_id(Some(StrBytes::from_string(self.client_id.clone())));
+        let mut frame = BytesMut::with_capacity(64 + request.compute_size(version).unwrap_or(0));
+        frame.put_i32(0);
+        header.encode(&mut frame, R::header_version(version))?;
+        request.encode(&mut frame, version)?;
+        let size = (frame.len() - 4) as i32;
+        frame[0..4].copy_from_slice(&size.to_be_bytes());
+        self.writer.write_all(&frame)?;
+        Ok(id)
+    }
+
+    /// Reads the next response, checking it answers `id`.
+    pub fn receive<Resp: Decodable>(&mut self, api: ApiKey, version: i16, id: i32) -> Result<Resp> {
+        let mut size = [0u8; 4];
+        self.reader.read_exact(&mut size)?;
+        let size = i32::from_be_bytes(size);
+        let Ok(len) = usize::try_from(size) else {
+            bail!("negative response size {size}")
+        };
+        if len > RESPONSE_BYTES_MAX {
+            bail!("response of {len} bytes exceeds {RESPONSE_BYTES_MAX}");
+        }
+        let mut body = vec![0u8; len];
+        self.reader.read_exact(&mut body)?;
+        let mut body = Bytes::from(body);
+        let header = ResponseHeader::decode(&mut body, api.response_header_version(version))?;
+        if header.correlation_id != id {
+            bail!("response {} where {id} was expected", header.correlation_id);
+        }
+        let response = Resp::decode(&mut body, version)?;
+        if body.has_remaining() {
+            bail!("{} unread bytes after a {api:?} response", body.remaining());
+        }
+        Ok(response)
+    }
+
+    pub fn call<Req, Resp>(&mut self, api: ApiKey, version: i16, request: &Req) -> Result<Resp>
+    where
+        Req: Encodable + HeaderVersion,
+        Resp: Decodable,
+    {
+        let id = self.send(api, version, request)?;
+        self.receive(api, version, id)
+    }
+}
+
+pub fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+pub fn create_topic(connection: &mut Connection, name: &str, partitions: i32) -> Result<()> {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(topic_name(name))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)]);
+    let response: CreateTopicsResponse =
+        connection.call(ApiKey::CreateTopics, CREATE_TOPICS_VERSION, &request)?;
+    let code = response.topics.first().map_or(-1, |t| t.error_code);
+    match code {
+        0 => Ok(()),
+        36 => bail!("topic {name} already exists: pick another --topic or drop --create"),
+        code => bail!("CreateTopics {name} failed with error code {code}"),
+    }
+}
+
+pub fn delete_topic(connection: &mut Connection, name: &str) -> Result<()> {
+    let request = DeleteTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topic_names(vec![topic_name(name)]);
+    let response: DeleteTopicsResponse =
+        connection.call(ApiKey::DeleteTopics, DELETE_TOPICS_VERSION, &request)?;
+    match response.responses.first().map_or(-1, |r| r.error_code) {
+        0 => Ok(()),
+        code => bail!("DeleteTopics {name} failed with error code {code}"),
+    }
+}
+
+/// Partition count of `name`, waiting for metadata to show the topic.
+pub fn partitions(connection: &mut Connection, name: &str) -> Result<i32> {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic_name(name)))
+        ]))
+        .with_allow_auto_topic_creation(false);
+    let response: MetadataResponse =
+        connection.call(ApiKey::Metadata, METADATA_VERSION, &request)?;
+    let topic = response.topics.first().context("no topic in metadata")?;
+    if topic.error_code != 0 {
+        bail!("metadata for {name}: error code {}", topic.error_code);
+    }
+    Ok(topic.partitions.len() as i32)
+}

@@ -1,0 +1,114 @@
+//! The Kafka requests the CLI makes, on the shared client, with error
+//! codes turned into messages that say what went wrong.
+
+use anyhow::{bail, Context, Result};
+use client::Connection;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+pub const METADATA: i16 = 9;
+pub const LIST_OFFSETS: i16 = 7;
+pub const FETCH: i16 = 12;
+pub const PRODUCE: i16 = 9;
+pub const DESCRIBE_CONFIGS: i16 = 4;
+pub const ALTER_CONFIGS: i16 = 1;
+pub const CREATE_PARTITIONS: i16 = 2;
+pub const LIST_GROUPS: i16 = 4;
+pub const DESCRIBE_GROUPS: i16 = 5;
+pub const OFFSET_FETCH: i16 = 7;
+pub const OFFSET_COMMIT: i16 = 8;
+pub const DESCRIBE_CLUSTER: i16 = 1;
+pub const API_VERSIONS: i16 = 3;
+
+pub fn error_text(code: i16) -> String {
+    match ResponseError::try_from_code(code) {
+        Some(error) => format!("{error} (error code {code})"),
+        None => format!("error code {code}"),
+    }
+}
+
+/// Fails with the Kafka error's name and text unless `code` is 0.
+pub fn check(code: i16, what: &str) -> Result<()> {
+    if code != 0 {
+        bail!("{what}: {}", error_text(code));
+    }
+    Ok(())
+}
+
+pub fn connect(bootstrap: &str) -> Result<Connection> {
+    Connection::connect(bootstrap)
+        .map(|c| c.with_client_id("sluice-cli"))
+        .with_context(|| format!("cannot reach a broker at {bootstrap} (is it running? --bootstrap / SLUICE_BOOTSTRAP)"))
+}
+
+pub fn name(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_string())
+}
+
+/// Metadata of the given topics (None: all).
+pub fn metadata(
+    connection: &mut Connection,
+    topics: Option<&[String]>,
+) -> Result<MetadataResponse> {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    let request = MetadataRequest::default()
+        .with_topics(topics.map(|names| {
+            names
+                .iter()
+                .map(|n| MetadataRequestTopic::default().with_name(Some(client::topic_name(n))))
+                .collect()
+        }))
+        .with_allow_auto_topic_creation(false);
+    connection.call(ApiKey::Metadata, METADATA, &request)
+}
+
+/// Partition count of one existing topic, or a clear "unknown topic" error.
+pub fn partition_count(connection: &mut Connection, topic: &str) -> Result<i32> {
+    let response = metadata(connection, Some(&[topic.to_string()]))?;
+    let found = response
+        .topics
+        .first()
+        .context("no topic in the metadata answer")?;
+    check(found.error_code, &format!("topic {topic}"))?;
+    Ok(found.partitions.len() as i32)
+}
+
+/// ListOffsets for every partition at `timestamp` (-1 latest, -2 earliest):
+/// (partition, offset).
+pub fn list_offsets(
+    connection: &mut Connection,
+    topic: &str,
+    partitions: &[i32],
+    timestamp: i64,
+) -> Result<Vec<(i32, i64)>> {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(client::topic_name(topic))
+            .with_partitions(
+                partitions
+                    .iter()
+                    .map(|p| {
+                        ListOffsetsPartition::default()
+                            .with_partition_index(*p)
+                            .with_timestamp(timestamp)
+                    })
+                    .collect(),
+            )]);
+    let response: ListOffsetsResponse =
+        connection.call(ApiKey::ListOffsets, LIST_OFFSETS, &request)?;
+    let mut out = Vec::new();
+    for t in response.topics {
+        for p in t.partitions {
+            check(
+                p.error_code,
+                &format!("ListOffsets {topic}/{}", p.partition_index),
+            )?;
+            out.push((p.partition_index, p.offset));
+        }
+    }
+    out.sort();
+    Ok(out)
+}

@@ -1,1 +1,0 @@
-//! Placeholder: the sluice CLI is not built yet (issue 6).
