@@ -37,17 +37,36 @@ pub enum Command {
     },
 }
 
+/// Kafka answers COORDINATOR_NOT_AVAILABLE while it creates
+/// __consumer_offsets on first use: retry that (and a coordinator still
+/// loading) for this long.
+const COORDINATOR_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// A connection to the group's coordinator.
 fn coordinator(
     connection: &mut Connection,
     bootstrap: &str,
     group: &str,
 ) -> Result<Option<Connection>> {
+    use kafka_protocol::error::ResponseError;
     let request = FindCoordinatorRequest::default()
         .with_key(kafka::name(group))
         .with_key_type(0);
-    let response: FindCoordinatorResponse =
-        connection.call(ApiKey::FindCoordinator, 3, &request)?;
+    let deadline = std::time::Instant::now() + COORDINATOR_WAIT;
+    let response = loop {
+        let response: FindCoordinatorResponse =
+            connection.call(ApiKey::FindCoordinator, 3, &request)?;
+        let retriable = [
+            ResponseError::CoordinatorNotAvailable,
+            ResponseError::CoordinatorLoadInProgress,
+        ]
+        .iter()
+        .any(|e| e.code() == response.error_code);
+        if !retriable || std::time::Instant::now() >= deadline {
+            break response;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
     check(
         response.error_code,
         &format!("find the coordinator of group {group}"),
@@ -59,15 +78,36 @@ fn coordinator(
     Ok(Some(kafka::connect(&address)?))
 }
 
+/// Runs `f` against the group's coordinator, retrying while the
+/// coordinator is still loading or moving (Kafka, right after it created
+/// __consumer_offsets).
 fn with_coordinator<T>(
     connection: &mut Connection,
     bootstrap: &str,
     group: &str,
-    f: impl FnOnce(&mut Connection) -> Result<T>,
+    mut f: impl FnMut(&mut Connection) -> Result<T>,
 ) -> Result<T> {
-    match coordinator(connection, bootstrap, group)? {
-        Some(mut other) => f(&mut other),
-        None => f(connection),
+    use kafka_protocol::error::ResponseError;
+    let retriable = [
+        ResponseError::CoordinatorNotAvailable.code(),
+        ResponseError::CoordinatorLoadInProgress.code(),
+        ResponseError::NotCoordinator.code(),
+    ];
+    let deadline = std::time::Instant::now() + COORDINATOR_WAIT;
+    loop {
+        let result = match coordinator(connection, bootstrap, group)? {
+            Some(mut other) => f(&mut other),
+            None => f(connection),
+        };
+        match result {
+            Err(error)
+                if kafka::code_of(&error).is_some_and(|c| retriable.contains(&c))
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            other => return other,
+        }
     }
 }
 
@@ -115,12 +155,14 @@ pub fn committed(
             .with_name(client::topic_name(topic))
             .with_partition_indexes(partitions.to_vec())]));
     let response: OffsetFetchResponse = with_coordinator(connection, bootstrap, group, |c| {
-        c.call(ApiKey::OffsetFetch, kafka::OFFSET_FETCH, &request)
+        let response: OffsetFetchResponse =
+            c.call(ApiKey::OffsetFetch, kafka::OFFSET_FETCH, &request)?;
+        check(
+            response.error_code,
+            &format!("committed offsets of {group}"),
+        )?;
+        Ok(response)
     })?;
-    check(
-        response.error_code,
-        &format!("committed offsets of {group}"),
-    )?;
     let mut out = BTreeMap::new();
     for t in response.topics {
         for p in t.partitions {
@@ -164,18 +206,19 @@ pub fn commit(
                     })
                     .collect(),
             )]);
-    let response: OffsetCommitResponse = with_coordinator(connection, bootstrap, group, |c| {
-        c.call(ApiKey::OffsetCommit, kafka::OFFSET_COMMIT, &request)
-    })?;
-    for t in response.topics {
-        for p in t.partitions {
-            check(
-                p.error_code,
-                &format!("commit {group} on {topic}/{}", p.partition_index),
-            )?;
+    with_coordinator(connection, bootstrap, group, |c| {
+        let response: OffsetCommitResponse =
+            c.call(ApiKey::OffsetCommit, kafka::OFFSET_COMMIT, &request)?;
+        for t in response.topics {
+            for p in t.partitions {
+                check(
+                    p.error_code,
+                    &format!("commit {group} on {topic}/{}", p.partition_index),
+                )?;
+            }
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// (topic, partition) pairs of a consumer-protocol assignment.
@@ -275,13 +318,18 @@ fn describe(
     }
     // Every topic with a commit or an owner.
     let all: OffsetFetchResponse = with_coordinator(connection, bootstrap, group, |c| {
-        c.call(
+        let response: OffsetFetchResponse = c.call(
             ApiKey::OffsetFetch,
             kafka::OFFSET_FETCH,
             &OffsetFetchRequest::default()
                 .with_group_id(GroupId(kafka::name(group)))
                 .with_topics(None),
-        )
+        )?;
+        check(
+            response.error_code,
+            &format!("committed offsets of {group}"),
+        )?;
+        Ok(response)
     })?;
     check(all.error_code, &format!("committed offsets of {group}"))?;
     let mut committed: BTreeMap<(String, i32), i64> = BTreeMap::new();

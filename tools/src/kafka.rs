@@ -1,7 +1,7 @@
 //! The Kafka requests the CLI makes, on the shared client, with error
 //! codes turned into messages that say what went wrong.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use client::Connection;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::*;
@@ -28,12 +28,36 @@ pub fn error_text(code: i16) -> String {
     }
 }
 
-/// Fails with the Kafka error's name and text unless `code` is 0.
+/// A Kafka error code in an answer, with what was being done.
+#[derive(Debug)]
+pub struct KafkaError {
+    pub code: i16,
+    pub what: String,
+}
+
+impl std::fmt::Display for KafkaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.what, error_text(self.code))
+    }
+}
+
+impl std::error::Error for KafkaError {}
+
+/// Fails with the Kafka error's name unless `code` is 0.
 pub fn check(code: i16, what: &str) -> Result<()> {
     if code != 0 {
-        bail!("{what}: {}", error_text(code));
+        return Err(KafkaError {
+            code,
+            what: what.to_string(),
+        }
+        .into());
     }
     Ok(())
+}
+
+/// The Kafka error code behind an error, if it is one.
+pub fn code_of(error: &anyhow::Error) -> Option<i16> {
+    error.downcast_ref::<KafkaError>().map(|e| e.code)
 }
 
 pub fn connect(bootstrap: &str) -> Result<Connection> {

@@ -140,7 +140,8 @@ pub fn run(bootstrap: &str, format: Format, command: Command) -> Result<()> {
                 .with_timeout_ms(30_000)
                 .with_topics(vec![CreatePartitionsTopic::default()
                     .with_name(client::topic_name(&name))
-                    .with_count(count)]);
+                    .with_count(count)
+                    .with_assignments(None)]);
             let response: CreatePartitionsResponse =
                 connection.call(ApiKey::CreatePartitions, kafka::CREATE_PARTITIONS, &request)?;
             for result in &response.results {
