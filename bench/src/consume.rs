@@ -5,16 +5,14 @@
 //! client's own CPU per MB.
 
 use crate::client::{self, Connection};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use bytes::Buf;
 use clap::Args;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::*;
 use std::time::Instant;
 
 const FETCH_VERSION: i16 = 12;
-const LIST_OFFSETS_VERSION: i16 = 7;
 /// RecordBatch v2 header: length at 8, CRC at 17, record count at 57.
 const BATCH_HEADER_BYTES: usize = 61;
 
@@ -42,39 +40,6 @@ pub struct ConsumeResult {
     pub records: u64,
     pub seconds: f64,
     pub cpu_us: f64,
-}
-
-fn list_latest(connection: &mut Connection, topic: &str, partitions: i32) -> Result<Vec<i64>> {
-    let request = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(client::topic_name(topic))
-            .with_partitions(
-                (0..partitions)
-                    .map(|p| {
-                        ListOffsetsPartition::default()
-                            .with_partition_index(p)
-                            .with_timestamp(-1)
-                    })
-                    .collect(),
-            )]);
-    let response: ListOffsetsResponse =
-        connection.call(ApiKey::ListOffsets, LIST_OFFSETS_VERSION, &request)?;
-    let topic = response.topics.first().context("no topic in ListOffsets")?;
-    let mut latest = vec![0; partitions as usize];
-    for p in &topic.partitions {
-        if p.error_code != 0 {
-            bail!(
-                "ListOffsets partition {}: error {}",
-                p.partition_index,
-                p.error_code
-            );
-        }
-        if let Some(slot) = latest.get_mut(p.partition_index as usize) {
-            *slot = p.offset;
-        }
-    }
-    Ok(latest)
 }
 
 /// Walks the batches of one partition's records: (bytes, records, next
@@ -109,7 +74,7 @@ fn scan(mut records: bytes::Bytes, partition: i32) -> Result<(u64, u64, Option<i
 pub fn run(options: &Options) -> Result<Vec<ConsumeResult>> {
     let mut connection = Connection::connect(&options.bootstrap)?;
     let partitions = client::partitions(&mut connection, &options.topic)?;
-    let targets = list_latest(&mut connection, &options.topic, partitions)?;
+    let targets = client::latest_offsets(&mut connection, &options.topic, partitions)?;
     let mut results = Vec::new();
     for _ in 0..options.repeat {
         results.push(read_once(&mut connection, options, &targets)?);

@@ -10,13 +10,11 @@ use crate::client::{self, Connection};
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::*;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const FETCH_VERSION: i16 = 12;
-const LIST_OFFSETS_VERSION: i16 = 7;
 const FETCH_WAIT_MS: i32 = 100;
 /// After the producers stop, consumers get this long to read the rest.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -75,47 +73,21 @@ pub struct Consumed {
     pub seen: Seen,
 }
 
+impl Consumed {
+    fn new() -> Result<Consumed> {
+        Ok(Consumed {
+            records: 0,
+            duplicated: 0,
+            corrupted: 0,
+            foreign: 0,
+            latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+            seen: Seen::default(),
+        })
+    }
+}
+
 /// Where the producers ended: set once they stopped, read by consumers.
 pub type Targets = Arc<Mutex<Option<Vec<i64>>>>;
-
-pub fn latest_offsets(
-    connection: &mut Connection,
-    topic: &str,
-    partitions: i32,
-) -> Result<Vec<i64>> {
-    let request = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(client::topic_name(topic))
-            .with_partitions(
-                (0..partitions)
-                    .map(|p| {
-                        ListOffsetsPartition::default()
-                            .with_partition_index(p)
-                            .with_timestamp(-1)
-                    })
-                    .collect(),
-            )]);
-    let response: ListOffsetsResponse =
-        connection.call(ApiKey::ListOffsets, LIST_OFFSETS_VERSION, &request)?;
-    let mut latest = vec![0; partitions.max(0) as usize];
-    for topic in response.topics {
-        for p in topic.partitions {
-            if p.error_code != 0 {
-                bail!(
-                    "ListOffsets {topic}/{}: error {}",
-                    p.partition_index,
-                    p.error_code,
-                    topic = topic.name.0
-                );
-            }
-            if let Some(slot) = latest.get_mut(p.partition_index as usize) {
-                *slot = p.offset;
-            }
-        }
-    }
-    Ok(latest)
-}
 
 pub struct Plan {
     pub bootstrap: String,
@@ -131,14 +103,7 @@ pub struct Plan {
 pub fn consume(plan: Plan) -> Result<Consumed> {
     let mut connection = Connection::connect(&plan.bootstrap)?;
     let mut offsets: Vec<(i32, i64)> = plan.partitions.clone();
-    let mut out = Consumed {
-        records: 0,
-        duplicated: 0,
-        corrupted: 0,
-        foreign: 0,
-        latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)?,
-        seen: Seen::default(),
-    };
+    let mut out = Consumed::new()?;
     let mut drain_deadline = None;
     loop {
         let targets = plan
@@ -269,14 +234,7 @@ pub fn count_lost(acked: &[(u32, Vec<(u64, u64)>)], seen: &Seen) -> u64 {
 
 /// Merges the consumers' results.
 pub fn merge(results: Vec<Consumed>) -> Result<Consumed> {
-    let mut total = Consumed {
-        records: 0,
-        duplicated: 0,
-        corrupted: 0,
-        foreign: 0,
-        latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)?,
-        seen: Seen::default(),
-    };
+    let mut total = Consumed::new()?;
     for r in results {
         total.records += r.records;
         total.duplicated += r.duplicated;
@@ -317,14 +275,7 @@ mod tests {
 
     #[test]
     fn batches_are_verified_and_duplicates_counted() {
-        let mut out = Consumed {
-            records: 0,
-            duplicated: 0,
-            corrupted: 0,
-            foreign: 0,
-            latency_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
-            seen: Seen::default(),
-        };
+        let mut out = Consumed::new().expect("histogram");
         let batch = batch::build(&batch::fixed(1, 0, 500, 4, 64), 0);
         let mut twice = batch.to_vec();
         twice.extend_from_slice(&batch);

@@ -361,7 +361,7 @@ fn spawn_consumers(
         return Ok(Vec::new());
     }
     let mut admin = Connection::connect(&options.bootstrap)?;
-    let starts = e2e::latest_offsets(&mut admin, &options.topic, partitions)?;
+    let starts = client::latest_offsets(&mut admin, &options.topic, partitions)?;
     let count = options.consumers.min(partitions.max(1) as usize);
     Ok((0..count)
         .map(|i| {
@@ -397,7 +397,7 @@ fn finish_consumers(
         return Ok(None);
     }
     let mut admin = Connection::connect(&options.bootstrap)?;
-    let ends = e2e::latest_offsets(&mut admin, &options.topic, partitions)?;
+    let ends = client::latest_offsets(&mut admin, &options.topic, partitions)?;
     *targets
         .lock()
         .map_err(|_| anyhow::anyhow!("targets lock poisoned"))? = Some(ends);

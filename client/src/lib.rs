@@ -166,3 +166,65 @@ pub fn partitions(connection: &mut Connection, name: &str) -> Result<i32> {
     }
     Ok(topic.partitions.len() as i32)
 }
+
+pub const LIST_OFFSETS_VERSION: i16 = 7;
+
+/// Offsets of `partitions` of `topic` at `timestamp` (-1: latest, -2:
+/// earliest, else the first offset at or after that time; -1 if none), as
+/// (partition, offset) sorted by partition. A partition error fails the
+/// call with the Kafka error code.
+pub fn list_offsets(
+    connection: &mut Connection,
+    topic: &str,
+    partitions: &[i32],
+    timestamp: i64,
+) -> Result<Vec<(i32, i64)>> {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(
+                partitions
+                    .iter()
+                    .map(|p| {
+                        ListOffsetsPartition::default()
+                            .with_partition_index(*p)
+                            .with_timestamp(timestamp)
+                    })
+                    .collect(),
+            )]);
+    let response: ListOffsetsResponse =
+        connection.call(ApiKey::ListOffsets, LIST_OFFSETS_VERSION, &request)?;
+    let mut out = Vec::new();
+    for t in response.topics {
+        for p in t.partitions {
+            if p.error_code != 0 {
+                bail!(
+                    "ListOffsets {topic}/{}: error code {}",
+                    p.partition_index,
+                    p.error_code
+                );
+            }
+            out.push((p.partition_index, p.offset));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The latest offset of every partition 0..partitions, indexed by partition.
+pub fn latest_offsets(
+    connection: &mut Connection,
+    topic: &str,
+    partitions: i32,
+) -> Result<Vec<i64>> {
+    let all: Vec<i32> = (0..partitions).collect();
+    let mut latest = vec![0; partitions.max(0) as usize];
+    for (p, offset) in list_offsets(connection, topic, &all, -1)? {
+        if let Some(slot) = latest.get_mut(p as usize) {
+            *slot = offset;
+        }
+    }
+    Ok(latest)
+}

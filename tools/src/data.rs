@@ -248,11 +248,7 @@ fn send(
     let response: ProduceResponse = connection.call(ApiKey::Produce, kafka::PRODUCE, &request)?;
     for t in &response.responses {
         for p in &t.partition_responses {
-            let message = p
-                .error_message
-                .as_ref()
-                .map(|m| format!(" ({m})"))
-                .unwrap_or_default();
+            let message = kafka::detail(&p.error_message);
             check(
                 p.error_code,
                 &format!("produce to {topic}/{}{message}", p.index),

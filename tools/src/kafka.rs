@@ -8,7 +8,6 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 pub const METADATA: i16 = 9;
-pub const LIST_OFFSETS: i16 = 7;
 pub const FETCH: i16 = 12;
 pub const PRODUCE: i16 = 9;
 pub const DESCRIBE_CONFIGS: i16 = 4;
@@ -55,6 +54,14 @@ pub fn check(code: i16, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// " (message)" for an optional error message, "" without one.
+pub fn detail(message: &Option<StrBytes>) -> String {
+    message
+        .as_ref()
+        .map(|m| format!(" ({m})"))
+        .unwrap_or_default()
+}
+
 /// The Kafka error code behind an error, if it is one.
 pub fn code_of(error: &anyhow::Error) -> Option<i16> {
     error.downcast_ref::<KafkaError>().map(|e| e.code)
@@ -98,41 +105,4 @@ pub fn partition_count(connection: &mut Connection, topic: &str) -> Result<i32> 
     Ok(found.partitions.len() as i32)
 }
 
-/// ListOffsets for every partition at `timestamp` (-1 latest, -2 earliest):
-/// (partition, offset).
-pub fn list_offsets(
-    connection: &mut Connection,
-    topic: &str,
-    partitions: &[i32],
-    timestamp: i64,
-) -> Result<Vec<(i32, i64)>> {
-    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-    let request = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(client::topic_name(topic))
-            .with_partitions(
-                partitions
-                    .iter()
-                    .map(|p| {
-                        ListOffsetsPartition::default()
-                            .with_partition_index(*p)
-                            .with_timestamp(timestamp)
-                    })
-                    .collect(),
-            )]);
-    let response: ListOffsetsResponse =
-        connection.call(ApiKey::ListOffsets, LIST_OFFSETS, &request)?;
-    let mut out = Vec::new();
-    for t in response.topics {
-        for p in t.partitions {
-            check(
-                p.error_code,
-                &format!("ListOffsets {topic}/{}", p.partition_index),
-            )?;
-            out.push((p.partition_index, p.offset));
-        }
-    }
-    out.sort();
-    Ok(out)
-}
+pub use client::list_offsets;

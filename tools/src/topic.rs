@@ -145,11 +145,7 @@ pub fn run(bootstrap: &str, format: Format, command: Command) -> Result<()> {
             let response: CreatePartitionsResponse =
                 connection.call(ApiKey::CreatePartitions, kafka::CREATE_PARTITIONS, &request)?;
             for result in &response.results {
-                let message = result
-                    .error_message
-                    .as_ref()
-                    .map(|m| format!(" ({m})"))
-                    .unwrap_or_default();
+                let message = kafka::detail(&result.error_message);
                 check(
                     result.error_code,
                     &format!("add partitions to {name}{message}"),
@@ -200,11 +196,7 @@ fn create(
         .topics
         .first()
         .context("no topic in the CreateTopics answer")?;
-    let message = result
-        .error_message
-        .as_ref()
-        .map(|m| format!(" ({m})"))
-        .unwrap_or_default();
+    let message = kafka::detail(&result.error_message);
     check(result.error_code, &format!("create topic {name}{message}"))
 }
 
@@ -359,11 +351,7 @@ fn alter_config(
         &request,
     )?;
     for result in &response.responses {
-        let message = result
-            .error_message
-            .as_ref()
-            .map(|m| format!(" ({m})"))
-            .unwrap_or_default();
+        let message = kafka::detail(&result.error_message);
         check(
             result.error_code,
             &format!("alter configs of {topic}{message}"),
