@@ -81,7 +81,7 @@ def test_group_commands(broker):
     assert sluice(broker, "consume", "cli-g", "--group", "cli-group", "-e").stdout == "", \
         "the group resumes from its commits"
     listed = json.loads(sluice(broker, "group", "list", "--format", "json").stdout)
-    assert {"group": "cli-group", "protocol_type": "", "state": "Empty"} in listed
+    assert {"group": "cli-group", "protocol_type": "consumer", "state": "Empty"} in listed
     described = json.loads(sluice(broker, "group", "describe", "cli-group", "--format", "json").stdout)
     assert sum(p["committed"] for p in described["partitions"]) == 10
     assert all(p["lag"] == 0 for p in described["partitions"])
@@ -146,5 +146,59 @@ def test_log_dump_and_verify_a_corrupted_copy(broker_factory, tmp_path):
     assert f"first bad batch at byte {third}" in failed.stderr
     dumped = sluice(None, "log", "dump", str(damaged), ok=False)
     assert len(dumped.stdout.splitlines()) == 1 + 2, "the two good batches are listed"
+    # An index entry pointing into the middle of a batch.
+    indexed = tmp_path / "indexed"
+    shutil.copytree(segment_dir, indexed)
+    (indexed / "00000000000000000000.index").write_bytes(
+        (0).to_bytes(4, "big") + (7).to_bytes(4, "big"))
+    bad_index = sluice(None, "log", "verify", str(indexed), ok=False)
+    assert "index: entry 0" in bad_index.stderr
     missing = sluice(None, "log", "verify", str(tmp_path / "nothing"), ok=False)
     assert "nothing" in missing.stderr
+
+
+def test_consume_group_members_share_the_partitions(broker):
+    import signal
+    import threading
+    import time
+    sluice(broker, "topic", "create", "cli-share", "-p", "4")
+    values = {f"s{i}" for i in range(40)}
+    sluice(broker, "produce", "cli-share", stdin="".join(f"{v}\n" for v in sorted(values)))
+    env = dict(os.environ, SLUICE_BOOTSTRAP=broker.bootstrap)
+    procs, outputs = [], []
+
+    def start():
+        p = subprocess.Popen([SLUICE, "consume", "cli-share", "--group", "sharers"],
+                             stdout=subprocess.PIPE, text=True, env=env)
+        lines = []
+        threading.Thread(target=lambda: lines.extend(p.stdout), daemon=True).start()
+        procs.append(p)
+        outputs.append(lines)
+
+    def described():
+        return json.loads(sluice(broker, "group", "describe", "sharers", "--format", "json").stdout)
+
+    def wait_for(condition, what):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    try:
+        start()
+        wait_for(lambda: described()["state"] == "Stable" and len(described()["members"]) == 1,
+                 "the first member")
+        start()
+        wait_for(lambda: len({p["member"] for p in described()["partitions"]
+                              if p["member"]}) == 2 and described()["state"] == "Stable",
+                 "two members sharing the partitions")
+        assert sorted(m["assigned"] for m in described()["members"]) == [2, 2]
+        wait_for(lambda: sum(len(o) for o in outputs) >= len(values), "every record read")
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=30)
+    read = [line.strip() for o in outputs for line in o]
+    assert sorted(read) == sorted(values), "every record once across the members"

@@ -2,6 +2,7 @@
 
 use crate::group;
 use crate::kafka::{self, check};
+use crate::member::Member;
 use crate::output::Format;
 use anyhow::{bail, Context, Result};
 use bytes::{Bytes, BytesMut};
@@ -276,9 +277,11 @@ pub struct ConsumeArgs {
     /// Partitions to read (default: all).
     #[arg(short, long = "partition")]
     partitions: Vec<i32>,
-    /// Start from this group's committed offsets and commit the positions
-    /// reached at exit. It reads as a standalone member (no rebalancing),
-    /// so the group must have no active members.
+    /// Consume as a member of this group: join it, read the partitions it
+    /// assigns (range assignor), resume from its committed offsets, commit
+    /// through rebalances and at exit, then leave. With --partition it
+    /// reads those partitions standalone instead, which needs the group to
+    /// have no active members.
     #[arg(short, long)]
     group: Option<String>,
     /// Stop after this many records.
@@ -329,48 +332,106 @@ pub fn start_offsets_for(
     Ok(found)
 }
 
+/// Where to start reading `partitions`: `--from`, overridden by the
+/// group's committed offsets where it has some.
+fn initial_positions(
+    connection: &mut Connection,
+    bootstrap: &str,
+    args: &ConsumeArgs,
+    member: Option<&mut Member>,
+    partitions: &[i32],
+) -> Result<Vec<(i32, i64)>> {
+    if partitions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut positions = start_offsets_for(connection, &args.topic, partitions, &args.from)?;
+    let committed = match (member, &args.group) {
+        (Some(member), _) => member.committed()?,
+        (None, Some(group)) => {
+            group::require_empty(connection, bootstrap, group)?;
+            group::committed(connection, bootstrap, group, &args.topic, partitions)?
+        }
+        (None, None) => return Ok(positions),
+    };
+    for (p, position) in positions.iter_mut() {
+        if let Some(offset) = committed.get(p).filter(|o| **o >= 0) {
+            *position = *offset;
+        }
+    }
+    Ok(positions)
+}
+
+fn ends_of(
+    connection: &mut Connection,
+    args: &ConsumeArgs,
+    partitions: &[i32],
+) -> Result<Option<Vec<(i32, i64)>>> {
+    if !args.exit_at_end {
+        return Ok(None);
+    }
+    if partitions.is_empty() {
+        return Ok(Some(Vec::new()));
+    }
+    Ok(Some(kafka::list_offsets(
+        connection,
+        &args.topic,
+        partitions,
+        -1,
+    )?))
+}
+
 pub fn consume(bootstrap: &str, format: Format, args: ConsumeArgs) -> Result<()> {
     let mut connection = kafka::connect(bootstrap)?;
     let count = kafka::partition_count(&mut connection, &args.topic)?;
-    let partitions: Vec<i32> = if args.partitions.is_empty() {
-        (0..count).collect()
-    } else {
-        args.partitions.clone()
-    };
-    if let Some(bad) = partitions.iter().find(|p| !(0..count).contains(*p)) {
+    if let Some(bad) = args.partitions.iter().find(|p| !(0..count).contains(*p)) {
         bail!(
             "topic {} has partitions 0..{}, not {bad}",
             args.topic,
             count - 1
         );
     }
-    let mut positions = start_offsets_for(&mut connection, &args.topic, &partitions, &args.from)?;
-    if let Some(group) = &args.group {
-        group::require_empty(&mut connection, bootstrap, group)?;
-        let committed =
-            group::committed(&mut connection, bootstrap, group, &args.topic, &partitions)?;
-        for (p, position) in positions.iter_mut() {
-            if let Some(offset) = committed.get(p).filter(|o| **o >= 0) {
-                *position = *offset;
-            }
+    // --group without --partition: a real member of the group.
+    let mut member = match (&args.group, args.partitions.is_empty()) {
+        (Some(group), true) => {
+            let coordinator = group::coordinator_connection(&mut connection, bootstrap, group)?;
+            Some(Member::join(coordinator, group, &args.topic)?)
         }
-    }
-    let ends = if args.exit_at_end {
-        Some(kafka::list_offsets(
-            &mut connection,
-            &args.topic,
-            &partitions,
-            -1,
-        )?)
-    } else {
-        None
+        _ => None,
     };
+    let mut partitions: Vec<i32> = match &member {
+        Some(member) => member.assigned.clone(),
+        None if args.partitions.is_empty() => (0..count).collect(),
+        None => args.partitions.clone(),
+    };
+    let mut positions = initial_positions(
+        &mut connection,
+        bootstrap,
+        &args,
+        member.as_mut(),
+        &partitions,
+    )?;
+    let mut ends = ends_of(&mut connection, &args, &partitions)?;
     let mut printed = 0u64;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     loop {
         if args.count.is_some_and(|n| printed >= n) {
             break;
+        }
+        if let Some(member) = member.as_mut() {
+            if member.heartbeat()? {
+                member.commit(&positions)?;
+                member.rejoin()?;
+                partitions = member.assigned.clone();
+                positions = initial_positions(
+                    &mut connection,
+                    bootstrap,
+                    &args,
+                    Some(member),
+                    &partitions,
+                )?;
+                ends = ends_of(&mut connection, &args, &partitions)?;
+            }
         }
         if let Some(ends) = &ends {
             if positions
@@ -380,6 +441,12 @@ pub fn consume(bootstrap: &str, format: Format, args: ConsumeArgs) -> Result<()>
             {
                 break;
             }
+        }
+        if positions.is_empty() {
+            // No partitions assigned (more members than partitions): stay
+            // in the group, heartbeating, until it rebalances.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            continue;
         }
         let response = fetch(&mut connection, &args.topic, &positions)?;
         for topic in response.responses {
@@ -401,10 +468,10 @@ pub fn consume(bootstrap: &str, format: Format, args: ConsumeArgs) -> Result<()>
                     if record.offset < slot.1 {
                         continue; // earlier records of the first batch
                     }
-                    slot.1 = record.offset + 1;
                     if args.count.is_some_and(|n| printed >= n) {
                         break;
                     }
+                    slot.1 = record.offset + 1;
                     print_record(&mut out, format, &args, partition.partition_index, &record)?;
                     printed += 1;
                 }
@@ -412,8 +479,15 @@ pub fn consume(bootstrap: &str, format: Format, args: ConsumeArgs) -> Result<()>
         }
         out.flush()?;
     }
-    if let Some(group) = &args.group {
-        group::commit(&mut connection, bootstrap, group, &args.topic, &positions)?;
+    match (member, &args.group) {
+        (Some(mut member), _) => {
+            member.commit(&positions)?;
+            member.leave()?;
+        }
+        (None, Some(group)) => {
+            group::commit(&mut connection, bootstrap, group, &args.topic, &positions)?
+        }
+        (None, None) => {}
     }
     Ok(())
 }

@@ -78,6 +78,18 @@ fn coordinator(
     Ok(Some(kafka::connect(&address)?))
 }
 
+/// An own connection to the group's coordinator (a member keeps it).
+pub fn coordinator_connection(
+    connection: &mut Connection,
+    bootstrap: &str,
+    group: &str,
+) -> Result<Connection> {
+    match coordinator(connection, bootstrap, group)? {
+        Some(other) => Ok(other),
+        None => kafka::connect(bootstrap),
+    }
+}
+
 /// Runs `f` against the group's coordinator, retrying while the
 /// coordinator is still loading or moving (Kafka, right after it created
 /// __consumer_offsets).

@@ -1,8 +1,8 @@
 //! Offline inspection of segment files, like kafka-dump-log: `sluice log
 //! dump <segment.log>` lists the batches; `sluice log verify <dir>` checks
 //! every batch's CRC-32C and framing in every segment of a partition dir,
-//! and the offset and time indexes against them, and reports the first bad
-//! byte. No broker needed (and none should be writing the files).
+//! and the offset and time indexes against them, and reports where the
+//! first bad batch starts. No broker needed (and none should be writing the files).
 
 use crate::output::{self, Format};
 use anyhow::{bail, Context, Result};
@@ -166,6 +166,34 @@ fn check_offset_index(path: &Path, base: i64, positions: &[(usize, i64, i64)]) -
     None
 }
 
+/// Problems of a `.timeindex`: timestamps and offsets never go back, and
+/// every offset lies within the segment's batches.
+fn check_time_index(path: &Path, base: i64, positions: &[(usize, i64, i64)]) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    let last = positions.last().map_or(base - 1, |p| p.2);
+    let mut previous: Option<(i64, i64)> = None;
+    for (i, entry) in bytes.chunks_exact(12).enumerate() {
+        let timestamp = i64::from_be_bytes(entry[0..8].try_into().ok()?);
+        let relative = u32::from_be_bytes(entry[8..12].try_into().ok()?);
+        if timestamp == 0 && relative == 0 && i > 0 {
+            break; // preallocated, unused tail
+        }
+        let offset = base + i64::from(relative);
+        if previous.is_some_and(|(t, o)| timestamp < t || offset < o) {
+            return Some(format!(
+                "time index entry {i} goes back (timestamp {timestamp}, offset {offset})"
+            ));
+        }
+        if offset > last {
+            return Some(format!(
+                "time index entry {i} names offset {offset}, past the segment's last {last}"
+            ));
+        }
+        previous = Some((timestamp, offset));
+    }
+    None
+}
+
 fn verify(format: Format, dir: &Path) -> Result<()> {
     let mut rows = Vec::new();
     let mut failures = Vec::new();
@@ -184,6 +212,9 @@ fn verify(format: Format, dir: &Path) -> Result<()> {
         if problem.is_none() {
             problem = check_offset_index(&log.with_extension("index"), base, &scanned.positions)
                 .map(|p| format!("index: {p}"));
+        }
+        if problem.is_none() {
+            problem = check_time_index(&log.with_extension("timeindex"), base, &scanned.positions);
         }
         let name = log
             .file_name()

@@ -7,6 +7,7 @@ mod data;
 mod group;
 mod kafka;
 mod log;
+mod member;
 mod output;
 mod topic;
 
