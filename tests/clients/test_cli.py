@@ -202,3 +202,11 @@ def test_consume_group_members_share_the_partitions(broker):
             p.wait(timeout=30)
     read = [line.strip() for o in outputs for line in o]
     assert sorted(read) == sorted(values), "every record once across the members"
+
+
+def test_every_network_command_says_when_the_broker_is_down():
+    for args in (["topic", "list"], ["topic", "create", "x"], ["produce", "x"],
+                 ["consume", "x", "-e"], ["group", "list"], ["group", "describe", "g"],
+                 ["cluster", "info"]):
+        down = sluice(None, *args, stdin="", ok=False)
+        assert "cannot reach a broker at 127.0.0.1:1" in down.stderr, args
