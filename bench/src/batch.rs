@@ -3,7 +3,9 @@
 //! the rest, so that consumers can verify what they read and measure
 //! end-to-end latency.
 
+use anyhow::Result;
 use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::compression::Compressor;
 
 const HEADER_BYTES: usize = 61;
 
@@ -111,6 +113,50 @@ pub fn values(batch: &[u8]) -> Option<Vec<&[u8]>> {
     Some(out)
 }
 
+/// Batch compression, as Kafka's `compression.type` (attribute bits 0-2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Codec {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl Codec {
+    fn attribute(self) -> i16 {
+        self as i16
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::None => "none",
+            Codec::Gzip => "gzip",
+            Codec::Snappy => "snappy",
+            Codec::Lz4 => "lz4",
+            Codec::Zstd => "zstd",
+        }
+    }
+
+    /// The records section, compressed the way Kafka clients do.
+    fn compress(self, records: &[u8]) -> Result<BytesMut> {
+        use kafka_protocol::compression::{Gzip, Lz4, Snappy, Zstd};
+        let mut out = BytesMut::with_capacity(records.len() / 2);
+        let fill = |tmp: &mut BytesMut| {
+            tmp.put_slice(records);
+            Ok(())
+        };
+        match self {
+            Codec::None => out.put_slice(records),
+            Codec::Gzip => Gzip::compress(&mut out, fill)?,
+            Codec::Snappy => Snappy::compress(&mut out, fill)?,
+            Codec::Lz4 => Lz4::compress(&mut out, fill)?,
+            Codec::Zstd => Zstd::compress(&mut out, fill)?,
+        }
+        Ok(out)
+    }
+}
+
 /// What goes into one batch: the first message's sequence and intended
 /// send time (µs since the run's origin), the spacing of the following
 /// messages' intended times, and each message's size.
@@ -120,10 +166,11 @@ pub struct Messages<'a> {
     pub first_send_us: u64,
     pub spacing_us: f64,
     pub sizes: &'a [usize],
+    pub codec: Codec,
 }
 
-/// One uncompressed batch of `messages`, created at `timestamp_ms`.
-pub fn build(messages: &Messages<'_>, timestamp_ms: i64) -> Bytes {
+/// One batch of `messages`, created at `timestamp_ms`.
+pub fn build(messages: &Messages<'_>, timestamp_ms: i64) -> Result<Bytes> {
     let count = messages.sizes.len();
     let total: usize = messages.sizes.iter().map(|s| s + 16).sum();
     let mut records = BytesMut::with_capacity(total);
@@ -154,13 +201,14 @@ pub fn build(messages: &Messages<'_>, timestamp_ms: i64) -> Bytes {
         records.put_slice(&value);
         put_varint(&mut records, 0); // no headers
     }
+    let records = messages.codec.compress(&records)?;
     let mut batch = BytesMut::with_capacity(HEADER_BYTES + records.len());
     batch.put_i64(0); // base offset (assigned by the broker)
     batch.put_i32((HEADER_BYTES - 12 + records.len()) as i32);
     batch.put_i32(-1); // partition leader epoch
     batch.put_i8(2); // magic
     batch.put_u32(0); // crc, below
-    batch.put_i16(0); // attributes: no compression, CreateTime
+    batch.put_i16(messages.codec.attribute()); // compression, CreateTime
     batch.put_i32(count as i32 - 1);
     batch.put_i64(timestamp_ms);
     batch.put_i64(timestamp_ms);
@@ -171,7 +219,14 @@ pub fn build(messages: &Messages<'_>, timestamp_ms: i64) -> Bytes {
     batch.put_slice(&records);
     let crc = crc32c::crc32c(&batch[21..]);
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
-    batch.freeze()
+    Ok(batch.freeze())
+}
+
+/// Record values of a compressed batch (decompressed by kafka-protocol).
+pub fn compressed_values(batch: &[u8]) -> Option<Vec<Bytes>> {
+    let mut bytes = Bytes::copy_from_slice(batch);
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes).ok()?;
+    Some(set.records.into_iter().filter_map(|r| r.value).collect())
 }
 
 #[cfg(test)]
@@ -188,6 +243,7 @@ pub fn fixed(
         first_send_us: send_us,
         spacing_us: 0.0,
         sizes: Vec::leak(vec![size; count]),
+        codec: Codec::None,
     }
 }
 
@@ -204,8 +260,9 @@ mod tests {
             first_send_us: 1000,
             spacing_us: 2.5,
             sizes: &sizes,
+            codec: Codec::None,
         };
-        let batch = build(&messages, 0);
+        let batch = build(&messages, 0).expect("build");
         let values = values(&batch).expect("values");
         let sent: Vec<u64> = values
             .iter()
@@ -217,7 +274,7 @@ mod tests {
 
     #[test]
     fn payloads_read_back_and_catch_a_flipped_byte() {
-        let batch = build(&fixed(3, 100, 777, 10, 64), 1_700_000_000_000);
+        let batch = build(&fixed(3, 100, 777, 10, 64), 1_700_000_000_000).expect("build");
         let values = values(&batch).expect("uncompressed batch");
         assert_eq!(values.len(), 10);
         for (i, value) in values.iter().enumerate() {
@@ -239,8 +296,22 @@ mod tests {
     }
 
     #[test]
+    fn every_codec_round_trips_through_kafka_protocol() {
+        for codec in [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd] {
+            let mut messages = fixed(1, 0, 9, 20, 200);
+            messages.codec = codec;
+            let batch = build(&messages, 0).expect("build");
+            assert!(values(&batch).is_none(), "{codec:?} is not plain");
+            let decoded = compressed_values(&batch).expect("decodes");
+            assert_eq!(decoded.len(), 20, "{codec:?}");
+            assert_eq!(read_payload(&decoded[5]).expect("payload").sequence, 5);
+            assert!(batch.len() < 20 * 200, "{codec:?} compresses the filler");
+        }
+    }
+
+    #[test]
     fn batch_crc_and_length_are_consistent() {
-        let batch = build(&fixed(3, 100, 0, 10, 64), 1_700_000_000_000);
+        let batch = build(&fixed(3, 100, 0, 10, 64), 1_700_000_000_000).expect("build");
         let length = i32::from_be_bytes([batch[8], batch[9], batch[10], batch[11]]) as usize;
         assert_eq!(length + 12, batch.len());
         let crc = u32::from_be_bytes([batch[17], batch[18], batch[19], batch[20]]);

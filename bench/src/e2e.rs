@@ -193,14 +193,10 @@ fn read_batches(
         }
         let last_delta = i32::from_be_bytes(batch[23..27].try_into()?);
         next = Some(base + i64::from(last_delta) + 1);
-        let Some(values) = batch::values(batch) else {
-            out.foreign += 1;
-            continue;
-        };
-        for value in values {
+        let mut check = |value: &[u8]| {
             let Some(payload) = batch::read_payload(value) else {
                 out.foreign += 1;
-                continue;
+                return;
             };
             out.records += 1;
             if !payload.intact {
@@ -213,6 +209,13 @@ fn read_batches(
                 out.latency_us
                     .saturating_record(read_at_us.saturating_sub(payload.send_us).max(1));
             }
+        };
+        match batch::values(batch) {
+            Some(values) => values.into_iter().for_each(&mut check),
+            None => match batch::compressed_values(batch) {
+                Some(values) => values.iter().for_each(|v| check(v)),
+                None => out.foreign += 1,
+            },
         }
     }
     Ok(next)
@@ -276,7 +279,7 @@ mod tests {
     #[test]
     fn batches_are_verified_and_duplicates_counted() {
         let mut out = Consumed::new().expect("histogram");
-        let batch = batch::build(&batch::fixed(1, 0, 500, 4, 64), 0);
+        let batch = batch::build(&batch::fixed(1, 0, 500, 4, 64), 0).expect("build");
         let mut twice = batch.to_vec();
         twice.extend_from_slice(&batch);
         assert_eq!(

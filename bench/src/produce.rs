@@ -34,6 +34,9 @@ pub struct Options {
     /// Message size in bytes (with --message-bytes-max: the smallest).
     #[arg(long, default_value_t = 1024)]
     pub message_bytes: usize,
+    /// Batch compression: none, gzip, snappy, lz4, zstd.
+    #[arg(long, value_enum, default_value = "none")]
+    pub compression: batch::Codec,
     /// Sizes drawn uniformly from --message-bytes..=this, per message.
     #[arg(long)]
     pub message_bytes_max: Option<usize>,
@@ -511,9 +514,10 @@ fn produce_loop(
                     .as_micros() as u64,
                 spacing_us: spacing.map_or(0.0, |s| s.as_secs_f64() * 1e6),
                 sizes: &message_sizes,
+                codec: options.compression,
             },
             timestamp_ms,
-        );
+        )?;
         let request = ProduceRequest::default()
             .with_acks(schedule.acks)
             .with_timeout_ms(30_000)

@@ -125,3 +125,18 @@ def test_bench_open_loop_with_linger_sizes_and_a_message_count(broker, tmp_path)
                           "--message-bytes", "100", "--message-bytes-max", "50"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "message-bytes-max" in bad.stderr
+
+
+def test_bench_compressed_batches_are_consumed_and_verified(broker, tmp_path):
+    for codec in ("gzip", "snappy", "lz4", "zstd"):
+        report = tmp_path / f"{codec}.json"
+        run = subprocess.run(
+            [BENCH, "produce", "--bootstrap", broker.bootstrap, "--topic", f"bench-{codec}",
+             "--compression", codec, "--messages", "2000", "--consumers", "1", "--acks", "1",
+             "--warmup-s", "0", "--json", str(report)],
+            capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, codec + run.stdout + run.stderr
+        data = json.loads(report.read_text())
+        assert data["parameters"]["compression"] == codec
+        e2e = data["runs"][0]["e2e"]
+        assert (e2e["consumed"], e2e["lost"], e2e["corrupted"]) == (2000, 0, 0), codec
