@@ -157,38 +157,49 @@ impl Codec {
     }
 }
 
-/// What goes into one batch: the first message's sequence and intended
-/// send time (µs since the run's origin), the spacing of the following
-/// messages' intended times, and each message's size.
-pub struct Messages<'a> {
-    pub producer: u32,
-    pub first_sequence: u64,
-    pub first_send_us: u64,
-    pub spacing_us: f64,
-    pub sizes: &'a [usize],
-    pub codec: Codec,
+/// One message of a batch: its sequence number (per producer), its
+/// intended send time (µs since the run's origin), its size and its key.
+#[derive(Clone, Copy, Debug)]
+pub struct Message {
+    pub sequence: u64,
+    pub send_us: u64,
+    pub size: usize,
+    /// Key number: the record key is `key-<n>`; None is a null key.
+    pub key: Option<u64>,
 }
 
-/// One batch of `messages`, created at `timestamp_ms`.
-pub fn build(messages: &Messages<'_>, timestamp_ms: i64) -> Result<Bytes> {
-    let count = messages.sizes.len();
-    let total: usize = messages.sizes.iter().map(|s| s + 16).sum();
+/// The record key of key number `n`.
+pub fn key_bytes(n: u64) -> String {
+    format!("key-{n}")
+}
+
+/// One batch of `producer`'s `messages`, created at `timestamp_ms`.
+pub fn build(
+    producer: u32,
+    messages: &[Message],
+    codec: Codec,
+    timestamp_ms: i64,
+) -> Result<Bytes> {
+    let count = messages.len();
+    let total: usize = messages.iter().map(|m| m.size + 32).sum();
     let mut records = BytesMut::with_capacity(total);
-    let mut value = BytesMut::with_capacity(messages.sizes.iter().copied().max().unwrap_or(0));
-    for (delta, size) in messages.sizes.iter().enumerate() {
+    let mut value = BytesMut::with_capacity(messages.iter().map(|m| m.size).max().unwrap_or(0));
+    for (delta, message) in messages.iter().enumerate() {
         value.clear();
-        let send_us = messages.first_send_us + (messages.spacing_us * delta as f64) as u64;
         payload(
-            messages.producer,
-            messages.first_sequence + delta as u64,
-            send_us,
-            *size,
+            producer,
+            message.sequence,
+            message.send_us,
+            message.size,
             &mut value,
         );
+        let key = message.key.map(key_bytes);
+        let key_len = key.as_ref().map_or(-1, |k| k.len() as i64);
         let body_len = 1
             + varint_len(0)
             + varint_len(delta as i64)
-            + varint_len(-1)
+            + varint_len(key_len)
+            + key.as_ref().map_or(0, |k| k.len())
             + varint_len(value.len() as i64)
             + value.len()
             + varint_len(0);
@@ -196,19 +207,22 @@ pub fn build(messages: &Messages<'_>, timestamp_ms: i64) -> Result<Bytes> {
         records.put_u8(0); // attributes
         put_varint(&mut records, 0); // timestamp delta
         put_varint(&mut records, delta as i64); // offset delta
-        put_varint(&mut records, -1); // null key
+        put_varint(&mut records, key_len);
+        if let Some(key) = &key {
+            records.put_slice(key.as_bytes());
+        }
         put_varint(&mut records, value.len() as i64);
         records.put_slice(&value);
         put_varint(&mut records, 0); // no headers
     }
-    let records = messages.codec.compress(&records)?;
+    let records = codec.compress(&records)?;
     let mut batch = BytesMut::with_capacity(HEADER_BYTES + records.len());
     batch.put_i64(0); // base offset (assigned by the broker)
     batch.put_i32((HEADER_BYTES - 12 + records.len()) as i32);
     batch.put_i32(-1); // partition leader epoch
     batch.put_i8(2); // magic
     batch.put_u32(0); // crc, below
-    batch.put_i16(messages.codec.attribute()); // compression, CreateTime
+    batch.put_i16(codec.attribute()); // compression, CreateTime
     batch.put_i32(count as i32 - 1);
     batch.put_i64(timestamp_ms);
     batch.put_i64(timestamp_ms);
@@ -230,21 +244,15 @@ pub fn compressed_values(batch: &[u8]) -> Option<Vec<Bytes>> {
 }
 
 #[cfg(test)]
-pub fn fixed(
-    producer: u32,
-    first_sequence: u64,
-    send_us: u64,
-    count: usize,
-    size: usize,
-) -> Messages<'static> {
-    Messages {
-        producer,
-        first_sequence,
-        first_send_us: send_us,
-        spacing_us: 0.0,
-        sizes: Vec::leak(vec![size; count]),
-        codec: Codec::None,
-    }
+pub fn fixed(first_sequence: u64, send_us: u64, count: usize, size: usize) -> Vec<Message> {
+    (0..count as u64)
+        .map(|i| Message {
+            sequence: first_sequence + i,
+            send_us,
+            size,
+            key: None,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -252,55 +260,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn spaced_messages_carry_their_own_intended_times_and_sizes() {
-        let sizes = [30, 100, 64];
-        let messages = Messages {
-            producer: 1,
-            first_sequence: 7,
-            first_send_us: 1000,
-            spacing_us: 2.5,
-            sizes: &sizes,
-            codec: Codec::None,
-        };
-        let batch = build(&messages, 0).expect("build");
+    fn messages_carry_their_own_times_sizes_and_keys() {
+        let messages = [
+            Message {
+                sequence: 7,
+                send_us: 1000,
+                size: 30,
+                key: Some(4),
+            },
+            Message {
+                sequence: 9,
+                send_us: 1002,
+                size: 100,
+                key: None,
+            },
+            Message {
+                sequence: 12,
+                send_us: 1005,
+                size: 64,
+                key: Some(12),
+            },
+        ];
+        let batch = build(1, &messages, Codec::None, 0).expect("build");
         let values = values(&batch).expect("values");
-        let sent: Vec<u64> = values
+        let read: Vec<(u64, u64, usize)> = values
             .iter()
-            .map(|v| read_payload(v).expect("payload").send_us)
+            .map(|v| {
+                let p = read_payload(v).expect("payload");
+                (p.sequence, p.send_us, v.len())
+            })
             .collect();
-        assert_eq!(sent, vec![1000, 1002, 1005]);
-        assert_eq!(values.iter().map(|v| v.len()).collect::<Vec<_>>(), sizes);
-    }
-
-    #[test]
-    fn payloads_read_back_and_catch_a_flipped_byte() {
-        let batch = build(&fixed(3, 100, 777, 10, 64), 1_700_000_000_000).expect("build");
-        let values = values(&batch).expect("uncompressed batch");
-        assert_eq!(values.len(), 10);
-        for (i, value) in values.iter().enumerate() {
-            let payload = read_payload(value).expect("payload");
-            assert_eq!(
-                payload,
-                Payload {
-                    producer: 3,
-                    sequence: 100 + i as u64,
-                    send_us: 777,
-                    intact: true
-                }
-            );
-        }
-        let mut damaged = values[4].to_vec();
-        damaged[40] ^= 1;
-        assert!(!read_payload(&damaged).expect("payload").intact);
-        assert!(super::values(&batch[..70]).is_none(), "truncated batch");
+        assert_eq!(read, vec![(7, 1000, 30), (9, 1002, 100), (12, 1005, 64)]);
+        let mut copy = bytes::Bytes::copy_from_slice(&batch);
+        let decoded =
+            kafka_protocol::records::RecordBatchDecoder::decode(&mut copy).expect("decode");
+        let keys: Vec<Option<bytes::Bytes>> = decoded.records.into_iter().map(|r| r.key).collect();
+        assert_eq!(
+            keys,
+            vec![Some("key-4".into()), None, Some("key-12".into())]
+        );
     }
 
     #[test]
     fn every_codec_round_trips_through_kafka_protocol() {
         for codec in [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd] {
-            let mut messages = fixed(1, 0, 9, 20, 200);
-            messages.codec = codec;
-            let batch = build(&messages, 0).expect("build");
+            let batch = build(1, &fixed(0, 9, 20, 200), codec, 0).expect("build");
             assert!(values(&batch).is_none(), "{codec:?} is not plain");
             let decoded = compressed_values(&batch).expect("decodes");
             assert_eq!(decoded.len(), 20, "{codec:?}");
@@ -311,7 +315,8 @@ mod tests {
 
     #[test]
     fn batch_crc_and_length_are_consistent() {
-        let batch = build(&fixed(3, 100, 0, 10, 64), 1_700_000_000_000).expect("build");
+        let batch =
+            build(3, &fixed(100, 0, 10, 64), Codec::None, 1_700_000_000_000).expect("build");
         let length = i32::from_be_bytes([batch[8], batch[9], batch[10], batch[11]]) as usize;
         assert_eq!(length + 12, batch.len());
         let crc = u32::from_be_bytes([batch[17], batch[18], batch[19], batch[20]]);

@@ -279,7 +279,8 @@ mod tests {
     #[test]
     fn batches_are_verified_and_duplicates_counted() {
         let mut out = Consumed::new().expect("histogram");
-        let batch = batch::build(&batch::fixed(1, 0, 500, 4, 64), 0).expect("build");
+        let batch =
+            batch::build(1, &batch::fixed(0, 500, 4, 64), batch::Codec::None, 0).expect("build");
         let mut twice = batch.to_vec();
         twice.extend_from_slice(&batch);
         assert_eq!(

@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
+use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -34,6 +35,15 @@ pub struct Options {
     /// Message size in bytes (with --message-bytes-max: the smallest).
     #[arg(long, default_value_t = 1024)]
     pub message_bytes: usize,
+    /// Distinct record keys (`key-0` ..); 0 sends null keys. Keyed
+    /// records go to murmur2(key) % partitions, as the Java client's
+    /// default partitioner sends them; unkeyed ones to the producer's own
+    /// partition.
+    #[arg(long, default_value_t = 0)]
+    pub keys: u64,
+    /// How keys are drawn: uniform, or zipf (exponent 1: key-0 most often).
+    #[arg(long, value_enum, default_value = "uniform")]
+    pub key_distribution: KeyDistribution,
     /// Batch compression: none, gzip, snappy, lz4, zstd.
     #[arg(long, value_enum, default_value = "none")]
     pub compression: batch::Codec,
@@ -89,6 +99,12 @@ pub struct Options {
     /// lost). 0: no consumers.
     #[arg(long, default_value_t = 0)]
     pub consumers: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeyDistribution {
+    Uniform,
+    Zipf,
 }
 
 impl Options {
@@ -258,6 +274,7 @@ fn run_one(options: &Options, acks: i16, partitions: i32) -> Result<RunResult> {
                 producer: producer as u32,
                 acks,
                 partition: producer as i32 % partitions,
+                partitions,
                 per_batch,
                 start,
                 measure_from,
@@ -321,7 +338,9 @@ fn run_one(options: &Options, acks: i16, partitions: i32) -> Result<RunResult> {
 struct Schedule {
     producer: u32,
     acks: i16,
+    /// The producer's own partition (unkeyed records).
     partition: i32,
+    partitions: i32,
     per_batch: usize,
     start: Instant,
     measure_from: Instant,
@@ -330,23 +349,78 @@ struct Schedule {
     quota: Option<u64>,
 }
 
-/// Per-message sizes, uniform in --message-bytes..=--message-bytes-max,
-/// from a per-producer xorshift stream (no dependency, reproducible).
+/// A per-producer xorshift stream: reproducible, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Per-message sizes, uniform in --message-bytes..=--message-bytes-max.
 struct Sizes {
     min: usize,
     max: usize,
-    state: u64,
 }
 
 impl Sizes {
-    fn next(&mut self) -> usize {
+    fn next(&self, rng: &mut Rng) -> usize {
         if self.max <= self.min {
             return self.min;
         }
-        self.state ^= self.state << 13;
-        self.state ^= self.state >> 7;
-        self.state ^= self.state << 17;
-        self.min + (self.state % (self.max - self.min + 1) as u64) as usize
+        self.min + (rng.next() % (self.max - self.min + 1) as u64) as usize
+    }
+}
+
+/// Key numbers drawn uniformly, or by Zipf's law (weight 1/(k+1)) from a
+/// cumulative table.
+enum Keys {
+    None,
+    Uniform(u64),
+    Zipf(Vec<f64>),
+}
+
+impl Keys {
+    fn new(options: &Options) -> Keys {
+        match (options.keys, options.key_distribution) {
+            (0, _) => Keys::None,
+            (n, KeyDistribution::Uniform) => Keys::Uniform(n),
+            (n, KeyDistribution::Zipf) => {
+                let mut total = 0.0;
+                let mut cumulative: Vec<f64> = (0..n)
+                    .map(|k| {
+                        total += 1.0 / (k + 1) as f64;
+                        total
+                    })
+                    .collect();
+                cumulative.iter_mut().for_each(|c| *c /= total);
+                Keys::Zipf(cumulative)
+            }
+        }
+    }
+
+    fn next(&self, rng: &mut Rng) -> Option<u64> {
+        match self {
+            Keys::None => None,
+            Keys::Uniform(n) => Some(rng.next() % n),
+            Keys::Zipf(cumulative) => {
+                let u = rng.unit();
+                Some(
+                    cumulative
+                        .partition_point(|c| *c < u)
+                        .min(cumulative.len() - 1) as u64,
+                )
+            }
+        }
     }
 }
 
@@ -452,11 +526,12 @@ fn produce_loop(
         ((linger.as_secs_f64() / spacing.as_secs_f64()).floor() as usize + 1)
             .clamp(1, schedule.per_batch)
     });
-    let mut sizes = Sizes {
+    let sizes = Sizes {
         min: options.message_bytes,
         max: options.message_bytes_max.unwrap_or(options.message_bytes),
-        state: 0x9e37_79b9_7f4a_7c15 ^ u64::from(schedule.producer + 1),
     };
+    let keys = Keys::new(options);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ u64::from(schedule.producer + 1));
     let mut send_delay_us = histogram();
     let (mut next_message, mut counted_messages, mut sent_bytes) = (0u64, 0u64, 0u64);
     let mut last_sent = None;
@@ -500,32 +575,53 @@ fn produce_loop(
             Some(q) if counted => per_send.min((q - counted_messages) as usize),
             _ => per_send,
         };
-        let message_sizes: Vec<usize> = (0..count).map(|_| sizes.next()).collect();
-        let bytes: u64 = message_sizes.iter().map(|s| *s as u64).sum();
+        let first_send_us = first_intended
+            .saturating_duration_since(schedule.start)
+            .as_micros() as u64;
+        let spacing_us = spacing.map_or(0.0, |s| s.as_secs_f64() * 1e6);
+        // One batch per partition the messages' keys pick.
+        let mut by_partition: BTreeMap<i32, Vec<batch::Message>> = BTreeMap::new();
+        let mut bytes = 0u64;
+        for k in 0..count {
+            let message = batch::Message {
+                sequence: next_message + k as u64,
+                send_us: first_send_us + (spacing_us * k as f64) as u64,
+                size: sizes.next(&mut rng),
+                key: keys.next(&mut rng),
+            };
+            bytes += message.size as u64;
+            let partition = match message.key {
+                Some(key) => {
+                    (client::murmur2(batch::key_bytes(key).as_bytes()) & 0x7fff_ffff)
+                        % schedule.partitions
+                }
+                None => schedule.partition,
+            };
+            by_partition.entry(partition).or_default().push(message);
+        }
         let timestamp_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        let records = batch::build(
-            &batch::Messages {
-                producer: schedule.producer,
-                first_sequence: next_message,
-                first_send_us: first_intended
-                    .saturating_duration_since(schedule.start)
-                    .as_micros() as u64,
-                spacing_us: spacing.map_or(0.0, |s| s.as_secs_f64() * 1e6),
-                sizes: &message_sizes,
-                codec: options.compression,
-            },
-            timestamp_ms,
-        )?;
+        let mut data = Vec::with_capacity(by_partition.len());
+        for (partition, messages) in &by_partition {
+            let records = batch::build(
+                schedule.producer,
+                messages,
+                options.compression,
+                timestamp_ms,
+            )?;
+            data.push(
+                PartitionProduceData::default()
+                    .with_index(*partition)
+                    .with_records(Some(records)),
+            );
+        }
         let request = ProduceRequest::default()
             .with_acks(schedule.acks)
             .with_timeout_ms(30_000)
             .with_topic_data(vec![TopicProduceData::default()
                 .with_name(client::topic_name(&options.topic))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(schedule.partition)
-                    .with_records(Some(records))])]);
+                .with_partition_data(data)]);
         let id = connection.send(ApiKey::Produce, PRODUCE_VERSION, &request)?;
         let in_flight = InFlight {
             id,
@@ -623,4 +719,45 @@ fn read_responses(
         progress.record(request.messages, request.bytes, &latencies);
     }
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zipf_keys_favour_the_first_and_stay_in_range() {
+        let keys = Keys::Zipf({
+            let total: f64 = (0..100).map(|k| 1.0 / (k + 1) as f64).sum();
+            let mut acc = 0.0;
+            (0..100)
+                .map(|k| {
+                    acc += 1.0 / (k + 1) as f64 / total;
+                    acc
+                })
+                .collect()
+        });
+        let mut rng = Rng(42);
+        let mut counts = vec![0u32; 100];
+        for _ in 0..100_000 {
+            let key = keys.next(&mut rng).expect("keyed") as usize;
+            counts[key] += 1;
+        }
+        // Zipf(1) over 100 keys: key 0 ~19%, key 1 ~9.6%, key 99 ~0.2%.
+        assert!(counts[0] > 17_000 && counts[0] < 21_000, "{}", counts[0]);
+        assert!(counts[0] > counts[1] && counts[1] > counts[50]);
+        assert!(counts.iter().all(|c| *c > 0));
+    }
+
+    #[test]
+    fn uniform_keys_cover_the_range() {
+        let keys = Keys::Uniform(10);
+        let mut rng = Rng(7);
+        let mut seen = [false; 10];
+        for _ in 0..1000 {
+            seen[keys.next(&mut rng).expect("keyed") as usize] = true;
+        }
+        assert!(seen.iter().all(|s| *s));
+        assert!(Keys::None.next(&mut rng).is_none());
+    }
 }

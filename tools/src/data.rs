@@ -46,35 +46,6 @@ pub struct ProduceArgs {
     compression: String,
 }
 
-/// Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2).
-pub fn murmur2(data: &[u8]) -> i32 {
-    const M: u32 = 0x5bd1_e995;
-    let mut h: u32 = 0x9747_b28c ^ data.len() as u32;
-    let mut chunks = data.chunks_exact(4);
-    for chunk in &mut chunks {
-        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        k = k.wrapping_mul(M);
-        k ^= k >> 24;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M) ^ k;
-    }
-    let rest = chunks.remainder();
-    if rest.len() >= 3 {
-        h ^= u32::from(rest[2]) << 16;
-    }
-    if rest.len() >= 2 {
-        h ^= u32::from(rest[1]) << 8;
-    }
-    if !rest.is_empty() {
-        h ^= u32::from(rest[0]);
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^= h >> 15;
-    h as i32
-}
-
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -137,7 +108,7 @@ pub fn produce(bootstrap: &str, format: Format, args: ProduceArgs) -> Result<()>
             None => (None, Bytes::from(line)),
         };
         let partition = args.partition.unwrap_or_else(|| match &key {
-            Some(k) => (murmur2(k) & 0x7fff_ffff) % partitions,
+            Some(k) => (client::murmur2(k) & 0x7fff_ffff) % partitions,
             None => {
                 next_round_robin = (next_round_robin + 1) % partitions;
                 next_round_robin
@@ -578,22 +549,4 @@ fn print_record(
     fields.push(text(&record.value).unwrap_or_default());
     writeln!(out, "{}", fields.join("\t"))?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn murmur2_matches_the_java_client() {
-        // Values from org.apache.kafka.common.utils.Utils.murmur2 (kafka-clients 4.1.1).
-        for (key, hash) in [
-            ("21", -973_932_308),
-            ("foobar", -790_332_482),
-            ("abc", 479_470_107),
-            ("key-7", 713_419_675),
-        ] {
-            assert_eq!(murmur2(key.as_bytes()), hash, "{key}");
-        }
-    }
 }
