@@ -90,7 +90,8 @@ pub struct Options {
     #[arg(long)]
     pub label: Option<String>,
     /// Write each run's latency as an HdrHistogram percentile distribution
-    /// (`.hgrm`, the format HdrHistogram's plotter reads) into this dir.
+    /// (`.hgrm`, the format HdrHistogram's plotter reads) and as an interval
+    /// log (`.hlog`, one histogram per 500 ms) into this dir.
     #[arg(long, value_name = "DIR")]
     pub hgrm_dir: Option<std::path::PathBuf>,
     /// Consumer connections reading the run's records as they arrive
@@ -266,7 +267,15 @@ fn run_one(options: &Options, acks: i16, partitions: i32) -> Result<RunResult> {
     let cpu_before = cpu_time_us();
     let targets: e2e::Targets = Default::default();
     let consumers = spawn_consumers(options, partitions, start, measure_from, &targets)?;
-    let progress = crate::progress::Progress::start(acks, measure_from);
+    let hlog = options.hgrm_dir.as_ref().map(|dir| {
+        let _ = std::fs::create_dir_all(dir);
+        dir.join(format!(
+            "{}-acks-{}.hlog",
+            crate::report::file_label(&options.label()),
+            crate::report::acks_name(acks)
+        ))
+    });
+    let progress = crate::progress::Progress::start(acks, measure_from, hlog);
     let producers = options.producers.max(1);
     let handles: Vec<_> = (0..producers)
         .map(|producer| {

@@ -275,14 +275,9 @@ pub fn hgrm(histogram: &Histogram<u64>) -> String {
     out
 }
 
-/// Writes `<label>-acks-<n>.hgrm` per run with latencies into `dir`.
-pub fn write_hgrm(
-    dir: &std::path::Path,
-    label: &str,
-    results: &[RunResult],
-) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let safe: String = label
+/// A label made safe for a file name.
+pub fn file_label(label: &str) -> String {
+    label
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' {
@@ -291,7 +286,17 @@ pub fn write_hgrm(
                 '_'
             }
         })
-        .collect();
+        .collect()
+}
+
+/// Writes `<label>-acks-<n>.hgrm` per run with latencies into `dir`.
+pub fn write_hgrm(
+    dir: &std::path::Path,
+    label: &str,
+    results: &[RunResult],
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let safe = file_label(label);
     for r in results.iter().filter(|r| !r.latency_us.is_empty()) {
         let path = dir.join(format!("{safe}-acks-{}.hgrm", acks_name(r.acks)));
         std::fs::write(path, hgrm(&r.latency_us))?;

@@ -77,6 +77,11 @@ def test_bench_compare_overlays_reports_in_a_table_and_charts(broker, tmp_path):
         reports.append(str(report))
     hgrm = (tmp_path / "first-acks-all.hgrm").read_text()
     assert "Percentile" in hgrm and "#[Max" in hgrm
+    # The interval log: a header, then "start,length,max,HISTF..." lines.
+    hlog = (tmp_path / "first-acks-all.hlog").read_text().splitlines()
+    assert any(line.startswith("#[StartTime") for line in hlog)
+    intervals = [line.split(",") for line in hlog if line[:1].isdigit()]
+    assert intervals and all(len(i) == 4 and i[3].startswith("HISTF") for i in intervals)
     svg, png = tmp_path / "chart.svg", tmp_path / "chart.png"
     compared = subprocess.run([BENCH, "compare", *reports, "--svg", str(svg), "--png", str(png)],
                               capture_output=True, text=True, timeout=120)
