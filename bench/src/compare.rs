@@ -9,7 +9,7 @@ use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
 /// DejaVu Sans, where Debian and most distributions put it.
-const DEFAULT_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+pub const DEFAULT_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 /// The chart's x axis ends at 99.999%.
 const INVERSE_TAIL_MAX: f64 = 1e5;
 
@@ -212,32 +212,46 @@ pub fn run(options: &Options) -> Result<()> {
         bail!("the reports hold no runs");
     }
     print_table(&series);
-    if options.svg.is_some() || options.png.is_some() {
-        // Text is laid out with a TTF font in both formats.
-        let font = std::fs::read(&options.font).with_context(|| {
-            format!(
-                "charts need a TTF font: {} (pass --font)",
-                options.font.display()
-            )
-        })?;
-        // plotters keeps registered fonts for the process: leak once.
-        let font: &'static [u8] = Box::leak(font.into_boxed_slice());
-        plotters::style::register_font("sans-serif", FontStyle::Normal, font)
-            .map_err(|_| anyhow!("{}: not a usable TTF font", options.font.display()))?;
+    charts(
+        &series,
+        &options.title,
+        options.svg.as_deref(),
+        options.png.as_deref(),
+        &options.font,
+    )
+}
+
+/// Draws the percentile chart of `series` as SVG and/or PNG.
+pub fn charts(
+    series: &[Series],
+    title: &str,
+    svg: Option<&Path>,
+    png: Option<&Path>,
+    font: &Path,
+) -> Result<()> {
+    if svg.is_none() && png.is_none() {
+        return Ok(());
     }
-    if let Some(path) = &options.svg {
+    // Text is laid out with a TTF font in both formats.
+    let bytes = std::fs::read(font)
+        .with_context(|| format!("charts need a TTF font: {} (pass --font)", font.display()))?;
+    // plotters keeps registered fonts for the process: leak once.
+    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+    plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+        .map_err(|_| anyhow!("{}: not a usable TTF font", font.display()))?;
+    if let Some(path) = svg {
         draw(
             SVGBackend::new(path, (1000, 640)).into_drawing_area(),
-            &options.title,
-            &series,
+            title,
+            series,
         )?;
         eprintln!("wrote {}", path.display());
     }
-    if let Some(path) = &options.png {
+    if let Some(path) = png {
         draw(
             BitMapBackend::new(path, (1000, 640)).into_drawing_area(),
-            &options.title,
-            &series,
+            title,
+            series,
         )?;
         eprintln!("wrote {}", path.display());
     }

@@ -8,6 +8,7 @@
 use crate::batch;
 use crate::client::{self, Connection};
 use anyhow::{bail, Context, Result};
+use client::member::Member;
 use hdrhistogram::Histogram;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::*;
@@ -96,16 +97,69 @@ pub struct Plan {
     pub partitions: Vec<(i32, i64)>,
     pub origin: Instant,
     /// Latency counts only for records meant to be sent from here on.
-    pub measure_from_us: u64,
+    /// Set once the producers' schedule is known (u64::MAX until then).
+    pub measure_from_us: std::sync::Arc<std::sync::atomic::AtomicU64>,
     pub targets: Targets,
+    /// Consume as members of this group instead: each consumer reads the
+    /// partitions the group assigns it, from `partitions`' start offsets
+    /// (or the group's commits after a rebalance).
+    pub group: Option<Group>,
+}
+
+pub struct Group {
+    pub name: String,
+    /// (consumer index, generation) after every (re)join.
+    pub joined: std::sync::mpsc::Sender<(usize, i32)>,
+    pub index: usize,
+}
+
+/// The assigned partitions' positions: committed offsets where the group
+/// has them, else the run's start offsets.
+fn group_positions(member: &mut Member, starts: &[(i32, i64)]) -> Result<Vec<(i32, i64)>> {
+    let committed = member.committed()?;
+    Ok(member
+        .assigned
+        .iter()
+        .map(|p| {
+            let start = starts.iter().find(|(q, _)| q == p).map_or(0, |(_, o)| *o);
+            (
+                *p,
+                committed
+                    .get(p)
+                    .copied()
+                    .filter(|o| *o >= 0)
+                    .unwrap_or(start),
+            )
+        })
+        .collect())
 }
 
 pub fn consume(plan: Plan) -> Result<Consumed> {
     let mut connection = Connection::connect(&plan.bootstrap)?;
-    let mut offsets: Vec<(i32, i64)> = plan.partitions.clone();
+    let mut member = match &plan.group {
+        Some(group) => {
+            let coordinator = client::member::connect_coordinator(&plan.bootstrap, &group.name)?;
+            let member = Member::join(coordinator, &group.name, &plan.topic)?;
+            let _ = group.joined.send((group.index, member.generation()));
+            Some(member)
+        }
+        None => None,
+    };
+    let mut offsets: Vec<(i32, i64)> = match member.as_mut() {
+        Some(member) => group_positions(member, &plan.partitions)?,
+        None => plan.partitions.clone(),
+    };
     let mut out = Consumed::new()?;
     let mut drain_deadline = None;
     loop {
+        if let (Some(member), Some(group)) = (member.as_mut(), &plan.group) {
+            if member.heartbeat()? {
+                member.commit(&offsets)?;
+                member.rejoin()?;
+                let _ = group.joined.send((group.index, member.generation()));
+                offsets = group_positions(member, &plan.partitions)?;
+            }
+        }
         let targets = plan
             .targets
             .lock()
@@ -117,8 +171,17 @@ pub fn consume(plan: Plan) -> Result<Consumed> {
                 .iter()
                 .all(|(p, o)| targets.get(*p as usize).is_none_or(|t| o >= t));
             if done || Instant::now() >= deadline {
+                if let Some(mut member) = member {
+                    member.commit(&offsets)?;
+                    member.leave()?;
+                }
                 return Ok(out);
             }
+        }
+        if offsets.is_empty() {
+            // No partitions assigned to this member: keep heartbeating.
+            std::thread::sleep(Duration::from_millis(FETCH_WAIT_MS as u64));
+            continue;
         }
         let request = FetchRequest::default()
             .with_replica_id(BrokerId(-1))
@@ -152,7 +215,10 @@ pub fn consume(plan: Plan) -> Result<Consumed> {
                 let Some(records) = partition.records else {
                     continue;
                 };
-                let next = read_batches(&records, read_at_us, plan.measure_from_us, &mut out)
+                let measure_from_us = plan
+                    .measure_from_us
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                let next = read_batches(&records, read_at_us, measure_from_us, &mut out)
                     .with_context(|| format!("partition {}", partition.partition_index))?;
                 if let (Some(next), Some(slot)) = (
                     next,

@@ -31,7 +31,7 @@ enum Command {
     #[command(
         after_help = "Examples:\n  bench produce --acks 0,1,all --duration-s 10\n  bench produce --rate 100000 --message-bytes 1024 --batch-bytes 131072 --json out.json"
     )]
-    Produce(produce::Options),
+    Produce(Box<produce::Options>),
     /// Read a topic from its start to its current end as fast as Fetch
     /// allows, verifying every batch's CRC; reports MB/s.
     #[command(
@@ -57,6 +57,13 @@ fn main() -> Result<()> {
                 std::fs::write(path, report::json(&options, &results))?;
                 eprintln!("wrote {}", path.display());
             }
+            compare::charts(
+                &report::series(&options.label(), &results),
+                &format!("{}: produce-ack latency by acks", options.label()),
+                options.svg.as_deref(),
+                options.png.as_deref(),
+                std::path::Path::new(compare::DEFAULT_FONT),
+            )?;
             if let Some(dir) = &options.hgrm_dir {
                 report::write_hgrm(dir, &options.label(), &results)?;
                 eprintln!("wrote .hgrm files to {}", dir.display());

@@ -13,7 +13,8 @@ use hdrhistogram::Histogram;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use std::collections::BTreeMap;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -94,12 +95,23 @@ pub struct Options {
     /// log (`.hlog`, one histogram per 500 ms) into this dir.
     #[arg(long, value_name = "DIR")]
     pub hgrm_dir: Option<std::path::PathBuf>,
+    /// Write the acks settings' produce-ack percentile chart as SVG here.
+    #[arg(long)]
+    pub svg: Option<std::path::PathBuf>,
+    /// ... and as PNG here.
+    #[arg(long)]
+    pub png: Option<std::path::PathBuf>,
     /// Consumer connections reading the run's records as they arrive
     /// (partitions assigned round-robin, no group): end-to-end latency,
     /// and every record checked (checksum, duplicates, acknowledged but
     /// lost). 0: no consumers.
     #[arg(long, default_value_t = 0)]
     pub consumers: usize,
+    /// The consumers join this consumer group (a fresh group per acks
+    /// run: `<name>-acks-<n>`) and read what it assigns them, instead of
+    /// assigned partitions.
+    #[arg(long)]
+    pub consumer_group: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -257,16 +269,31 @@ fn run_one(options: &Options, acks: i16, partitions: i32) -> Result<RunResult> {
     let mean_size =
         (options.message_bytes + options.message_bytes_max.unwrap_or(options.message_bytes)) / 2;
     let per_batch = (options.batch_bytes / mean_size.max(1)).max(1);
+    // Send times are µs since `origin`, on the clock consumers read too.
+    let origin = Instant::now();
+    let cpu_before = cpu_time_us();
+    let targets: e2e::Targets = Default::default();
+    let measure_from_us = Arc::new(AtomicU64::new(u64::MAX));
+    let consumers = spawn_consumers(
+        options,
+        acks,
+        partitions,
+        origin,
+        &measure_from_us,
+        &targets,
+    )?;
+    // After the consumers settled: the schedule starts now.
     let start = Instant::now() + Duration::from_millis(200);
     let measure_from = start + Duration::from_secs(options.warmup_s);
+    measure_from_us.store(
+        measure_from.saturating_duration_since(origin).as_micros() as u64,
+        Ordering::Relaxed,
+    );
     let end = match options.messages {
         // Bounded by count: the clock only guards against a stalled run.
         Some(_) => measure_from + Duration::from_secs(3600),
         None => measure_from + Duration::from_secs(options.duration_s),
     };
-    let cpu_before = cpu_time_us();
-    let targets: e2e::Targets = Default::default();
-    let consumers = spawn_consumers(options, partitions, start, measure_from, &targets)?;
     let hlog = options.hgrm_dir.as_ref().map(|dir| {
         let _ = std::fs::create_dir_all(dir);
         dir.join(format!(
@@ -281,6 +308,7 @@ fn run_one(options: &Options, acks: i16, partitions: i32) -> Result<RunResult> {
         .map(|producer| {
             let schedule = Schedule {
                 producer: producer as u32,
+                origin,
                 acks,
                 partition: producer as i32 % partitions,
                 partitions,
@@ -346,6 +374,8 @@ fn run_one(options: &Options, acks: i16, partitions: i32) -> Result<RunResult> {
 /// One producer's part of a run.
 struct Schedule {
     producer: u32,
+    /// Send times in payloads are µs since this instant.
+    origin: Instant,
     acks: i16,
     /// The producer's own partition (unkeyed records).
     partition: i32,
@@ -438,9 +468,10 @@ type ConsumerThreads = Vec<std::thread::JoinHandle<Result<e2e::Consumed>>>;
 /// Starts the consumers at the partitions' current ends.
 fn spawn_consumers(
     options: &Options,
+    acks: i16,
     partitions: i32,
     origin: Instant,
-    measure_from: Instant,
+    measure_from_us: &Arc<AtomicU64>,
     targets: &e2e::Targets,
 ) -> Result<ConsumerThreads> {
     if options.consumers == 0 {
@@ -449,24 +480,60 @@ fn spawn_consumers(
     let mut admin = Connection::connect(&options.bootstrap)?;
     let starts = client::latest_offsets(&mut admin, &options.topic, partitions)?;
     let count = options.consumers.min(partitions.max(1) as usize);
-    Ok((0..count)
+    let (joined, joins) = std::sync::mpsc::channel();
+    let threads: ConsumerThreads = (0..count)
         .map(|i| {
+            let group = options.consumer_group.as_ref().map(|name| e2e::Group {
+                name: format!("{name}-acks-{}", crate::report::acks_name(acks)),
+                joined: joined.clone(),
+                index: i,
+            });
             let plan = e2e::Plan {
                 bootstrap: options.bootstrap.clone(),
                 topic: options.topic.clone(),
                 partitions: starts
                     .iter()
                     .enumerate()
-                    .filter(|(p, _)| p % count == i)
+                    .filter(|(p, _)| group.is_some() || p % count == i)
                     .map(|(p, start)| (p as i32, *start))
                     .collect(),
                 origin,
-                measure_from_us: measure_from.saturating_duration_since(origin).as_micros() as u64,
+                measure_from_us: measure_from_us.clone(),
                 targets: targets.clone(),
+                group,
             };
             std::thread::spawn(move || e2e::consume(plan))
         })
-        .collect())
+        .collect();
+    if options.consumer_group.is_some() {
+        wait_for_one_generation(&joins, count)?;
+    }
+    Ok(threads)
+}
+
+/// Blocks until every group consumer has joined the same generation, so
+/// the producers start on a settled assignment.
+fn wait_for_one_generation(
+    joins: &std::sync::mpsc::Receiver<(usize, i32)>,
+    count: usize,
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut latest = vec![None; count];
+    loop {
+        let settled = latest.iter().all(|g| g.is_some()) && latest.iter().all(|g| *g == latest[0]);
+        if settled {
+            return Ok(());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match joins.recv_timeout(left) {
+            Ok((index, generation)) => {
+                if let Some(slot) = latest.get_mut(index) {
+                    *slot = Some(generation);
+                }
+            }
+            Err(_) => bail!("the consumer group did not settle on one generation"),
+        }
+    }
 }
 
 /// Tells the consumers where the producers ended, waits for them, and
@@ -585,7 +652,7 @@ fn produce_loop(
             _ => per_send,
         };
         let first_send_us = first_intended
-            .saturating_duration_since(schedule.start)
+            .saturating_duration_since(schedule.origin)
             .as_micros() as u64;
         let spacing_us = spacing.map_or(0.0, |s| s.as_secs_f64() * 1e6);
         // One batch per partition the messages' keys pick.

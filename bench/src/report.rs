@@ -303,3 +303,28 @@ pub fn write_hgrm(
     }
     Ok(())
 }
+
+/// The runs as chart series (for `bench produce --svg/--png`).
+pub fn series(label: &str, results: &[RunResult]) -> Vec<crate::compare::Series> {
+    results
+        .iter()
+        .map(|r| crate::compare::Series {
+            label: label.to_string(),
+            acks: acks_name(r.acks).to_string(),
+            msgs_per_s: r.messages as f64 / r.seconds,
+            mb_per_s: r.bytes as f64 / r.seconds / 1e6,
+            errors: r.errors,
+            percentiles: PERCENTILES
+                .iter()
+                .map(|p| {
+                    if r.latency_us.is_empty() {
+                        0.0
+                    } else {
+                        ms(&r.latency_us, *p)
+                    }
+                })
+                .collect(),
+            distribution: distribution(&r.latency_us),
+        })
+        .collect()
+}

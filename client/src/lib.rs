@@ -2,6 +2,9 @@
 //! `bench` and the `sluice` CLI: one TCP connection, requests may be
 //! pipelined. It speaks only the wire protocol (no server crate).
 
+pub mod kafka;
+pub mod member;
+
 use anyhow::{bail, Context, Result};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;

@@ -172,3 +172,23 @@ def test_bench_keyed_messages_spread_by_key_and_are_verified(broker, tmp_path):
              for p in range(3)]
     c.close()
     assert sum(highs) == 3000 and sum(1 for h in highs if h > 0) >= 2, highs
+
+
+def test_bench_group_consumers_and_its_own_chart(broker, tmp_path):
+    report, svg, png = tmp_path / "group.json", tmp_path / "acks.svg", tmp_path / "acks.png"
+    run = subprocess.run(
+        [BENCH, "produce", "--bootstrap", broker.bootstrap, "--topic", "bench-group",
+         "--partitions", "4", "--producers", "2", "--consumers", "2",
+         "--consumer-group", "bench-g", "--messages", "4000", "--acks", "1,all",
+         "--warmup-s", "0", "--json", str(report), "--svg", str(svg), "--png", str(png)],
+        capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stdout + run.stderr
+    for r in json.loads(report.read_text())["runs"]:
+        assert (r["e2e"]["consumed"], r["e2e"]["lost"], r["e2e"]["duplicated"]) == (4000, 0, 0)
+    assert "acks=all" in svg.read_text()
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})  # must outlive its futures
+    listed = admin.list_consumer_groups().result(30)
+    groups = {g.group_id for g in listed.valid}
+    assert {"bench-g-acks-1", "bench-g-acks-all"} <= groups, groups

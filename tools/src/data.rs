@@ -2,11 +2,11 @@
 
 use crate::group;
 use crate::kafka::{self, check};
-use crate::member::Member;
 use crate::output::Format;
 use anyhow::{bail, Context, Result};
 use bytes::{Bytes, BytesMut};
 use clap::Args;
+use client::member::Member;
 use client::Connection;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;

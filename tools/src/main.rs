@@ -7,7 +7,6 @@ mod data;
 mod group;
 mod kafka;
 mod log;
-mod member;
 mod output;
 mod topic;
 

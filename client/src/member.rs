@@ -1,13 +1,14 @@
-//! `sluice consume --group G`: a real member of a classic consumer group.
+//! A real member of a classic consumer group (`sluice consume --group`,
+//! bench's `--consumer-group`).
 //! It joins (JoinGroup, with the MEMBER_ID_REQUIRED round trip), leads the
 //! assignment when elected (the range assignor, per topic, as the Java
 //! client's RangeAssignor), syncs, heartbeats between fetches, rejoins on a
 //! rebalance, commits with its generation, and leaves on exit.
 
 use crate::kafka::{self, check};
+use crate::Connection;
 use anyhow::{bail, Context, Result};
 use bytes::{BufMut, Bytes, BytesMut};
-use client::Connection;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
 use kafka_protocol::messages::*;
@@ -119,7 +120,7 @@ fn assignment_bytes(topics: &BTreeMap<String, Vec<i32>>) -> Result<Bytes> {
                 .iter()
                 .map(|(t, ps)| {
                     TopicPartition::default()
-                        .with_topic(client::topic_name(t))
+                        .with_topic(crate::topic_name(t))
                         .with_partitions(ps.clone())
                 })
                 .collect(),
@@ -127,7 +128,43 @@ fn assignment_bytes(topics: &BTreeMap<String, Vec<i32>>) -> Result<Bytes> {
     )
 }
 
+/// A connection to `group`'s coordinator, found with FindCoordinator
+/// (retried while Kafka creates __consumer_offsets on first use).
+pub fn connect_coordinator(bootstrap: &str, group: &str) -> Result<Connection> {
+    let mut connection = Connection::connect(bootstrap)?;
+    let request = FindCoordinatorRequest::default()
+        .with_key(kafka::name(group))
+        .with_key_type(0);
+    let deadline = Instant::now() + JOIN_WAIT;
+    loop {
+        let response: FindCoordinatorResponse =
+            connection.call(ApiKey::FindCoordinator, 3, &request)?;
+        let loading = [
+            ResponseError::CoordinatorNotAvailable.code(),
+            ResponseError::CoordinatorLoadInProgress.code(),
+        ];
+        if loading.contains(&response.error_code) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
+        }
+        check(
+            response.error_code,
+            &format!("find the coordinator of {group}"),
+        )?;
+        let address = format!("{}:{}", response.host, response.port);
+        return if address == bootstrap {
+            Ok(connection)
+        } else {
+            Connection::connect(&address)
+        };
+    }
+}
+
 impl Member {
+    pub fn generation(&self) -> i32 {
+        self.generation
+    }
+
     pub fn join(coordinator: Connection, group: &str, topic: &str) -> Result<Member> {
         let mut member = Member {
             coordinator,
@@ -281,7 +318,7 @@ impl Member {
             .with_generation_id_or_member_epoch(self.generation)
             .with_member_id(kafka::name(&self.member_id))
             .with_topics(vec![OffsetCommitRequestTopic::default()
-                .with_name(client::topic_name(&self.topic))
+                .with_name(crate::topic_name(&self.topic))
                 .with_partitions(
                     positions
                         .iter()
@@ -323,7 +360,7 @@ impl Member {
         let request = OffsetFetchRequest::default()
             .with_group_id(GroupId(kafka::name(&self.group)))
             .with_topics(Some(vec![OffsetFetchRequestTopic::default()
-                .with_name(client::topic_name(&self.topic))
+                .with_name(crate::topic_name(&self.topic))
                 .with_partition_indexes(self.assigned.clone())]));
         let response: OffsetFetchResponse =
             self.coordinator
