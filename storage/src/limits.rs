@@ -35,3 +35,7 @@ const _: () = assert!(BATCH_BYTES_DEFAULT_MAX <= BATCH_BYTES_MAX);
 const _: () = assert!(BATCH_BYTES_MAX as u64 <= SEGMENT_BYTES_MAX);
 const _: () = assert!(WRITE_ALIGN_BYTES.is_power_of_two() && WRITE_ALIGN_BYTES.is_multiple_of(512));
 const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
+
+/// With write caching, a background flush starts once a partition's
+/// pending bytes reach write.buffer / this.
+pub const WRITE_BEHIND_FRACTION: usize = 4;
