@@ -6,15 +6,12 @@
 
 use crate::client::{self, Connection};
 use anyhow::{bail, Result};
-use bytes::Buf;
 use clap::Args;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::*;
 use std::time::Instant;
 
 const FETCH_VERSION: i16 = 12;
-/// RecordBatch v2 header: length at 8, CRC at 17, record count at 57.
-const BATCH_HEADER_BYTES: usize = 61;
 
 #[derive(Args, Debug)]
 pub struct Options {
@@ -44,29 +41,25 @@ pub struct ConsumeResult {
 
 /// Walks the batches of one partition's records: (bytes, records, next
 /// offset). Fails on a CRC mismatch or a malformed header.
-fn scan(mut records: bytes::Bytes, partition: i32) -> Result<(u64, u64, Option<i64>)> {
+fn scan(records: &[u8], partition: i32) -> Result<(u64, u64, Option<i64>)> {
     let (mut bytes, mut count, mut next) = (0u64, 0u64, None);
-    while records.remaining() >= BATCH_HEADER_BYTES {
-        let length = i32::from_be_bytes([records[8], records[9], records[10], records[11]]);
-        let total = usize::try_from(length).unwrap_or(0) + 12;
-        if total < BATCH_HEADER_BYTES {
-            bail!("partition {partition}: batch length {length} is too short");
+    for batch in client::batches::whole_batches(records) {
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(short) => bail!(
+                "partition {partition}: batch length {} is too short",
+                short.length
+            ),
+        };
+        if !batch.crc_ok() {
+            bail!(
+                "partition {partition}: CRC mismatch in the batch at offset {}",
+                batch.base_offset()
+            );
         }
-        if total > records.remaining() {
-            break; // a partial batch at the end of the response
-        }
-        let batch = records.split_to(total);
-        let stored = u32::from_be_bytes([batch[17], batch[18], batch[19], batch[20]]);
-        if crc32c::crc32c(&batch[21..]) != stored {
-            let base = i64::from_be_bytes(batch[0..8].try_into()?);
-            bail!("partition {partition}: CRC mismatch in the batch at offset {base}");
-        }
-        let base = i64::from_be_bytes(batch[0..8].try_into()?);
-        let last_delta = i32::from_be_bytes(batch[23..27].try_into()?);
-        let records_in = i32::from_be_bytes(batch[57..61].try_into()?);
-        bytes += total as u64;
-        count += records_in.max(0) as u64;
-        next = Some(base + i64::from(last_delta) + 1);
+        bytes += batch.bytes.len() as u64;
+        count += batch.records_count().max(0) as u64;
+        next = Some(batch.next_offset());
     }
     Ok((bytes, count, next))
 }
@@ -125,7 +118,7 @@ fn read_once(
                 let Some(data) = partition.records else {
                     continue;
                 };
-                let (b, r, next) = scan(data, partition.partition_index)?;
+                let (b, r, next) = scan(&data, partition.partition_index)?;
                 bytes += b;
                 records += r;
                 if let (Some(next), Some(slot)) =

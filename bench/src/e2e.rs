@@ -241,24 +241,20 @@ fn read_batches(
     measure_from_us: u64,
     out: &mut Consumed,
 ) -> Result<Option<i64>> {
-    let mut at = 0usize;
     let mut next = None;
-    while records.len() - at >= 61 {
-        let length = i32::from_be_bytes(records[at + 8..at + 12].try_into()?);
-        let total = usize::try_from(length).unwrap_or(0) + 12;
-        if total < 61 || at + total > records.len() {
+    for whole in client::batches::whole_batches(records) {
+        let Ok(whole) = whole else {
             break;
-        }
-        let batch = &records[at..at + total];
-        at += total;
-        let stored = u32::from_be_bytes(batch[17..21].try_into()?);
-        let base = i64::from_be_bytes(batch[0..8].try_into()?);
-        if crc32c::crc32c(&batch[21..]) != stored {
+        };
+        if !whole.crc_ok() {
             out.corrupted += 1;
-            eprintln!("CRC mismatch in the batch at offset {base}");
+            eprintln!(
+                "CRC mismatch in the batch at offset {}",
+                whole.base_offset()
+            );
         }
-        let last_delta = i32::from_be_bytes(batch[23..27].try_into()?);
-        next = Some(base + i64::from(last_delta) + 1);
+        next = Some(whole.next_offset());
+        let batch = whole.bytes;
         let mut check = |value: &[u8]| {
             let Some(payload) = batch::read_payload(value) else {
                 out.foreign += 1;

@@ -2,6 +2,7 @@
 //! `bench` and the `sluice` CLI: one TCP connection, requests may be
 //! pipelined. It speaks only the wire protocol (no server crate).
 
+pub mod batches;
 pub mod kafka;
 pub mod member;
 

@@ -492,15 +492,11 @@ fn fetch(
 
 /// Every record of the whole batches in `records` (a partial last batch
 /// is left for the next fetch).
-fn decode(mut records: Bytes) -> Result<Vec<Record>> {
+fn decode(records: Bytes) -> Result<Vec<Record>> {
     let mut out = Vec::new();
-    while records.len() >= 61 {
-        let length = i32::from_be_bytes([records[8], records[9], records[10], records[11]]);
-        let total = usize::try_from(length).unwrap_or(0) + 12;
-        if total > records.len() {
-            break;
-        }
-        let mut batch = records.split_to(total);
+    for whole in client::batches::whole_batches(&records) {
+        let whole = whole.map_err(|s| anyhow::anyhow!("batch length {} is too short", s.length))?;
+        let mut batch = records.slice_ref(whole.bytes);
         let set = RecordBatchDecoder::decode(&mut batch)
             .map_err(|e| anyhow::anyhow!("decode batch: {e}"))?;
         out.extend(set.records.into_iter().filter(|r| !r.control));

@@ -134,3 +134,41 @@ pub fn idempotent_batch(values: &[&[u8]], producer_id: i64, epoch: i16, sequence
     bytes[17..21].copy_from_slice(&crc.to_be_bytes());
     Bytes::from(bytes)
 }
+
+/// ListOffsets v7 for partitions 0..partitions at `timestamp` (-1 latest,
+/// -2 earliest): (partition, error code, offset).
+pub fn list_offsets(
+    client: &mut Client,
+    name: &str,
+    partitions: i32,
+    timestamp: i64,
+) -> Vec<(i32, i16, i64)> {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic(name))
+            .with_partitions(
+                (0..partitions)
+                    .map(|p| {
+                        ListOffsetsPartition::default()
+                            .with_partition_index(p)
+                            .with_timestamp(timestamp)
+                    })
+                    .collect(),
+            )]);
+    let response: ListOffsetsResponse = client.call(ApiKey::ListOffsets, 7, &request);
+    response.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.error_code, p.offset))
+        .collect()
+}
+
+/// The offsets alone, as `list_offsets` finds them.
+pub fn offsets_only(client: &mut Client, name: &str, partitions: i32, timestamp: i64) -> Vec<i64> {
+    list_offsets(client, name, partitions, timestamp)
+        .into_iter()
+        .map(|(_, _, offset)| offset)
+        .collect()
+}

@@ -125,34 +125,11 @@ fn one_connection_reaches_partitions_of_every_core() {
         fetch_all(&mut other, "spread", PARTITIONS),
         expected("spread", PARTITIONS, 2)
     );
-    let latest = list_latest(&mut client, "spread", PARTITIONS);
+    let latest = list_offsets(&mut client, "spread", PARTITIONS, -1);
     assert_eq!(
         latest,
         (0..PARTITIONS).map(|p| (p, 0, 2)).collect::<Vec<_>>()
     );
-}
-
-fn list_latest(client: &mut Client, name: &str, partitions: i32) -> Vec<(i32, i16, i64)> {
-    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-    let request = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(topic(name))
-            .with_partitions(
-                (0..partitions)
-                    .map(|p| {
-                        ListOffsetsPartition::default()
-                            .with_partition_index(p)
-                            .with_timestamp(-1)
-                    })
-                    .collect(),
-            )]);
-    let response: ListOffsetsResponse = client.call(ApiKey::ListOffsets, 7, &request);
-    response.topics[0]
-        .partitions
-        .iter()
-        .map(|p| (p.partition_index, p.error_code, p.offset))
-        .collect()
 }
 
 #[test]

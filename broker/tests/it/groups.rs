@@ -44,19 +44,6 @@ fn fetch_committed(
         .collect()
 }
 
-fn earliest(client: &mut Client, topic_name: &str) -> i64 {
-    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-    let request = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(topic(topic_name))
-            .with_partitions(vec![ListOffsetsPartition::default()
-                .with_partition_index(0)
-                .with_timestamp(-2)])]);
-    let response: ListOffsetsResponse = client.call(ApiKey::ListOffsets, 7, &request);
-    response.topics[0].partitions[0].offset
-}
-
 #[test]
 fn offsets_partition_is_compacted_and_keeps_the_latest_commits_across_a_crash() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -83,7 +70,7 @@ fn offsets_partition_is_compacted_and_keeps_the_latest_commits_across_a_crash() 
     // The periodic compaction rewrites the live state and drops the old
     // segments; the deadline only guards against hanging.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while earliest(&mut client, "__consumer_offsets") == 0 {
+    while offsets_only(&mut client, "__consumer_offsets", 1, -2)[0] == 0 {
         assert!(std::time::Instant::now() < deadline, "no compaction");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }

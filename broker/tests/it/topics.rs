@@ -90,29 +90,6 @@ fn topics_and_configs_survive_a_restart() {
     assert_eq!(user[0].partitions.len(), 4);
 }
 
-fn earliest_offsets(client: &mut Client, name: &str, partitions: i32) -> Vec<i64> {
-    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-    let request = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(topic(name))
-            .with_partitions(
-                (0..partitions)
-                    .map(|p| {
-                        ListOffsetsPartition::default()
-                            .with_partition_index(p)
-                            .with_timestamp(-2)
-                    })
-                    .collect(),
-            )]);
-    let response: ListOffsetsResponse = client.call(ApiKey::ListOffsets, 7, &request);
-    response.topics[0]
-        .partitions
-        .iter()
-        .map(|p| p.offset)
-        .collect()
-}
-
 #[test]
 fn retention_deletes_old_segments_on_every_core() {
     use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
@@ -153,10 +130,10 @@ fn retention_deletes_old_segments_on_every_core() {
     // Waits for the periodic retention pass; the deadline only guards
     // against hanging.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let mut earliest = earliest_offsets(&mut client, "old", 2);
+    let mut earliest = offsets_only(&mut client, "old", 2, -2);
     while earliest.contains(&0) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
-        earliest = earliest_offsets(&mut client, "old", 2);
+        earliest = offsets_only(&mut client, "old", 2, -2);
     }
     assert!(
         earliest.iter().all(|&o| o > 0 && o < 10),
