@@ -277,6 +277,12 @@ impl Log {
         self.inner.state.borrow().config.clone()
     }
 
+    /// Whether an append is durable only after its fdatasync (the flush
+    /// policy), without cloning the config on a hot path.
+    pub fn is_durable(&self) -> bool {
+        self.inner.state.borrow().config.is_durable()
+    }
+
     /// Applies a new config; takes effect from the next append or check.
     pub fn set_config(&self, config: LogConfig) {
         self.inner.state.borrow_mut().config = config;

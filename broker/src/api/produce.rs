@@ -179,7 +179,7 @@ pub async fn produce_local(
     // flush policy (the default flush.messages=1). With write caching
     // (flush.messages > 1) acks=all is answered once appended, as Kafka's
     // single-replica acks=all is, and the policy flushes later.
-    let durable = partition.log.config().is_durable();
+    let durable = partition.log.is_durable();
     let appended = match appended {
         Ok((base, last, append_time, duplicate)) if acks == -1 && durable => partition
             .log
