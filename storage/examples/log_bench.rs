@@ -69,6 +69,7 @@ async fn bench(
                 .collect()
         })
         .collect();
+    let cpu_started = thread_cpu_ms();
     let started = Instant::now();
     let tasks: Vec<_> = inputs
         .into_iter()
@@ -86,14 +87,16 @@ async fn bench(
         task.await?;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_ms = thread_cpu_ms() - cpu_started;
     let bytes = log.size_bytes() as f64;
     let stats = log.stats();
     println!(
-        "{{\"test\":\"durable_append\",\"batch_bytes\":{},\"appenders\":{appenders},\"mib_per_s\":{:.1},\"fdatasyncs\":{},\"avg_write_kib\":{:.0}}}",
+        "{{\"test\":\"durable_append\",\"batch_bytes\":{},\"appenders\":{appenders},\"mib_per_s\":{:.1},\"fdatasyncs\":{},\"avg_write_kib\":{:.0},\"wall_ms\":{:.0},\"executor_cpu_ms\":{cpu_ms}}}",
         template.len(),
         bytes / elapsed / 1048576.0,
         stats.flushes,
-        stats.bytes_written as f64 / stats.flushes.max(1) as f64 / 1024.0
+        stats.bytes_written as f64 / stats.flushes.max(1) as f64 / 1024.0,
+        elapsed * 1000.0
     );
 
     let cached = read_all(&log, log.cache_start_offset(), 1 << 20).await?;
@@ -128,4 +131,19 @@ async fn read_all(log: &Log, from: i64, max_bytes: usize) -> anyhow::Result<f64>
         }
     }
     Ok(bytes as f64 / started.elapsed().as_secs_f64() / 1048576.0)
+}
+
+/// CPU time (user + system) of this thread so far, in ms: the executor's own
+/// work, as opposed to waiting for the disk. Read from procfs (utime and
+/// stime, fields 14 and 15, in clock ticks of 10 ms).
+fn thread_cpu_ms() -> u64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    // The command name (field 2) may hold spaces; fields after it start at ')'.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // `after` starts at field 3 (state), so utime (14) is index 11.
+    (fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0)) * 10
 }

@@ -7,10 +7,11 @@
 //! that they were done, degrading group commit to one batch per fdatasync
 //! (measured: 16 appenders, 16,337 fdatasyncs for 16,384 batches).
 
-use glommio::sync::Permit;
+use glommio::sync::StaticPermit;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 /// A broadcast "something changed" signal for the tasks of one core.
@@ -61,14 +62,16 @@ impl Future for Listen<'_> {
 }
 
 /// The exclusive right to write to the log's files (flush, roll, truncate,
-/// close). Dropping it tells every waiter to look again.
-pub(crate) struct Turn<'a> {
-    _permit: Permit<'a>,
-    event: &'a Event,
+/// close). Dropping it tells every waiter to look again. It owns its permit
+/// (no borrow of the log) so that a task of its own can hold it: see
+/// `Log::exclusively`.
+pub(crate) struct Turn {
+    _permit: StaticPermit,
+    event: Rc<Event>,
 }
 
-impl<'a> Turn<'a> {
-    pub fn new(permit: Permit<'a>, event: &'a Event) -> Self {
+impl Turn {
+    pub fn new(permit: StaticPermit, event: Rc<Event>) -> Self {
         Turn {
             _permit: permit,
             event,
@@ -76,7 +79,7 @@ impl<'a> Turn<'a> {
     }
 }
 
-impl Drop for Turn<'_> {
+impl Drop for Turn {
     fn drop(&mut self) {
         self.event.notify_all();
     }

@@ -7,6 +7,9 @@
 //! that finds `flush_lock` free writes and fdatasyncs everything pending at
 //! that moment, so one write + one fdatasync serves every append that arrived
 //! while the previous flush was in flight (group commit, see commit.rs).
+//! Every write to the files (flush, roll, truncate, close) runs in a task of
+//! its own that holds `flush_lock`, so it finishes even when the caller that
+//! started it is dropped (`Log::exclusively`).
 //! State sits in a `RefCell` that is never borrowed across an `.await`.
 
 use crate::batch::{self, BatchHeader, BatchScan};
@@ -21,9 +24,10 @@ use crate::read::{Chunk, ReadBatches};
 use crate::segment::{cut_file, read_tail_page, Segment, SegmentRecovery, Trust};
 use bytes::BytesMut;
 use glommio::io::ReadResult;
-use glommio::sync::Semaphore;
+use glommio::sync::{Semaphore, StaticPermit};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -79,9 +83,9 @@ pub struct Log {
 struct Inner {
     dir: PathBuf,
     state: RefCell<State>,
-    append_lock: Semaphore,
-    flush_lock: Semaphore,
-    flushed: Event,
+    append_lock: Rc<Semaphore>,
+    flush_lock: Rc<Semaphore>,
+    flushed: Rc<Event>,
     faults: Rc<Faults>,
 }
 
@@ -216,9 +220,9 @@ impl Log {
             inner: Rc::new(Inner {
                 dir: dir.to_path_buf(),
                 state: RefCell::new(state),
-                append_lock: Semaphore::new(1),
-                flush_lock: Semaphore::new(1),
-                flushed: Event::default(),
+                append_lock: Rc::new(Semaphore::new(1)),
+                flush_lock: Rc::new(Semaphore::new(1)),
+                flushed: Rc::new(Event::default()),
                 faults: options.faults,
             }),
         };
@@ -335,8 +339,8 @@ impl Log {
     async fn append_in_memory(&self, mut batch: BytesMut) -> Result<AppendInfo> {
         let max_bytes = self.inner.state.borrow().config.max_message_bytes;
         batch::validate_produced(&batch, max_bytes)?;
-        let _order = self.inner.append_lock.acquire_permit(1).await;
-        self.make_room(batch.len() as u64).await?;
+        let order = self.order().await?;
+        let _order = self.make_room(order, batch.len() as u64).await?;
         let info = {
             let mut state = self.inner.state.borrow_mut();
             self.check_writable(&state)?;
@@ -368,8 +372,9 @@ impl Log {
     }
 
     /// Before an append of `len` bytes: rolls the segment if it is full or
-    /// old, and flushes if the write buffer would exceed its bound.
-    async fn make_room(&self, len: u64) -> Result<()> {
+    /// old, and flushes if the write buffer would exceed its bound. Takes
+    /// and gives back the caller's place in the append order.
+    async fn make_room(&self, order: StaticPermit, len: u64) -> Result<StaticPermit> {
         let (roll, flush) = {
             let state = self.inner.state.borrow();
             self.check_writable(&state)?;
@@ -385,12 +390,15 @@ impl Log {
             (roll, flush)
         };
         if roll {
-            self.roll_locked().await?;
-        } else if flush {
+            let (order, rolled) = self.roll_locked(order).await;
+            rolled?;
+            return order.ok_or_else(|| self.closed_error());
+        }
+        if flush {
             let end = self.log_end_offset();
             self.flush_to(end).await?;
         }
-        Ok(())
+        Ok(order)
     }
 
     /// Starts a background flush if the policy wants one and none is queued.
@@ -474,25 +482,78 @@ impl Log {
                 self.check_writable(&state)?;
                 self.inner.flushed.listen()
             };
-            match self.inner.flush_lock.try_acquire_permit(1) {
+            match self.inner.flush_lock.try_acquire_static_permit(1) {
                 Ok(permit) => {
-                    let _turn = Turn::new(permit, &self.inner.flushed);
-                    self.flush_pending().await?;
+                    // The flush runs in a task of its own: see `exclusively`.
+                    let turn = Turn::new(permit, self.inner.flushed.clone());
+                    let log = self.clone();
+                    let flush = glommio::spawn_local(async move {
+                        let _turn = turn;
+                        log.flush_pending().await
+                    })
+                    .detach();
+                    if let Some(flushed) = flush.await {
+                        flushed?;
+                    }
                 }
                 Err(_) => flushed.await,
             }
         }
     }
 
+    fn closed_error(&self) -> StorageError {
+        StorageError::Closed(self.inner.dir.display().to_string())
+    }
+
+    /// Waits for this caller's place in the append order.
+    async fn order(&self) -> Result<StaticPermit> {
+        self.inner
+            .append_lock
+            .acquire_static_permit(1)
+            .await
+            .map_err(|_| self.closed_error())
+    }
+
     /// Waits for the exclusive right to write the log's files.
-    async fn turn(&self) -> Result<Turn<'_>> {
+    async fn turn(&self) -> Result<Turn> {
         let permit = self
             .inner
             .flush_lock
-            .acquire_permit(1)
+            .acquire_static_permit(1)
             .await
-            .map_err(|_| StorageError::Closed(self.inner.dir.display().to_string()))?;
-        Ok(Turn::new(permit, &self.inner.flushed))
+            .map_err(|_| self.closed_error())?;
+        Ok(Turn::new(permit, self.inner.flushed.clone()))
+    }
+
+    /// Runs `op` holding the turn, in a task of its own that finishes even if
+    /// the caller is dropped at an await (the broker drops the handlers of a
+    /// connection that goes away). An abandoned flush or roll leaves the
+    /// segment's bytes and its in-memory state disagreeing: an append dropped
+    /// mid-flush cost the next acknowledged batch on reopen
+    /// (tests/it/cancellation.rs). The caller's place in the append order,
+    /// if it holds one, travels with the task and comes back, so no append
+    /// slips in while a dropped caller's roll is still running.
+    async fn exclusively<T, F, Fut>(
+        &self,
+        order: Option<StaticPermit>,
+        op: F,
+    ) -> (Option<StaticPermit>, Result<T>)
+    where
+        T: 'static,
+        F: FnOnce(Log) -> Fut + 'static,
+        Fut: Future<Output = Result<T>> + 'static,
+    {
+        let log = self.clone();
+        let task = glommio::spawn_local(async move {
+            let result = match log.turn().await {
+                Ok(_turn) => op(log.clone()).await,
+                Err(error) => Err(error),
+            };
+            (order, result)
+        })
+        .detach();
+        task.await
+            .unwrap_or_else(|| (None, Err(self.closed_error())))
     }
 
     /// One write + one fdatasync of everything pending. Caller holds
@@ -537,16 +598,21 @@ impl Log {
     /// Seals the active segment and starts a new one at the log end (a no-op
     /// on an empty active segment).
     pub async fn roll(&self) -> Result<()> {
-        let _order = self.inner.append_lock.acquire_permit(1).await;
+        let order = self.order().await?;
         if self.inner.state.borrow().active().size == 0 {
             return Ok(());
         }
-        self.roll_locked().await
+        self.roll_locked(order).await.1
     }
 
-    /// [`Log::roll`] for a caller that holds `append_lock`.
-    async fn roll_locked(&self) -> Result<()> {
-        let _turn = self.turn().await?;
+    /// [`Log::roll`] for a caller in the append order, run to completion.
+    async fn roll_locked(&self, order: StaticPermit) -> (Option<StaticPermit>, Result<()>) {
+        self.exclusively(Some(order), |log| async move { log.roll_now().await })
+            .await
+    }
+
+    /// The roll itself; the caller holds the append order and the turn.
+    async fn roll_now(&self) -> Result<()> {
         self.flush_pending().await?;
         let (seal, next_base) = {
             let mut state = self.inner.state.borrow_mut();
@@ -690,8 +756,14 @@ impl Log {
     /// Removes every batch at or after `offset`. Truncation is by batch: the
     /// batch holding `offset` goes too, so the log end may land below it.
     pub async fn truncate_to(&self, offset: i64) -> Result<()> {
-        let _order = self.inner.append_lock.acquire_permit(1).await;
-        let _turn = self.turn().await?;
+        let order = self.order().await?;
+        let truncate = move |log: Log| async move { log.truncate_now(offset).await };
+        self.exclusively(Some(order), truncate).await.1
+    }
+
+    /// [`Log::truncate_to`] itself; the caller holds the append order and
+    /// the turn.
+    async fn truncate_now(&self, offset: i64) -> Result<()> {
         self.flush_pending().await?;
         let (start, end) = {
             let state = self.inner.state.borrow();
@@ -913,8 +985,13 @@ impl Log {
     /// Flushes, seals the active segment and records a recovery point at the
     /// log end, so the next open scans nothing but the last segment.
     pub async fn close(&self) -> Result<()> {
-        let _order = self.inner.append_lock.acquire_permit(1).await;
-        let _turn = self.turn().await?;
+        let order = self.order().await?;
+        let close = |log: Log| async move { log.close_now().await };
+        self.exclusively(Some(order), close).await.1
+    }
+
+    /// [`Log::close`] itself; the caller holds the append order and the turn.
+    async fn close_now(&self) -> Result<()> {
         if self.inner.state.borrow().closed {
             return Ok(());
         }

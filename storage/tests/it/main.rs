@@ -1,5 +1,6 @@
 //! Storage integration tests: one binary, one module per subject.
 
+mod cancellation;
 mod common;
 mod corruption;
 mod crash;
