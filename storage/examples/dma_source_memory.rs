@@ -31,7 +31,10 @@ fn main() -> anyhow::Result<()> {
     let dir = PathBuf::from(arg(1, "/tmp/sluice-dma-source"));
     let block: usize = arg(2, "1048576").parse()?;
     let total_mib: usize = arg(3, "256").parse()?;
-    anyhow::ensure!(block.is_multiple_of(4096), "BLOCK_BYTES must be a multiple of 4096");
+    anyhow::ensure!(
+        block.is_multiple_of(4096),
+        "BLOCK_BYTES must be a multiple of 4096"
+    );
     std::fs::create_dir_all(&dir)?;
     let io_memory = (SOURCES + 2) * block + (8 << 20);
     LocalExecutorBuilder::default()
