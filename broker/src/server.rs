@@ -24,9 +24,8 @@ const STOP_POLL_MS: u64 = 50;
 pub fn run(mut config: Config) -> Result<()> {
     let io_memory = raise_memlock_limit(config.cores)?;
     check_data_dir(&config.data_dir)?;
-    // With a relative data dir ("./data") topic creation failed with a
-    // storage I/O error (not yet pinned down in storage); use the absolute
-    // path throughout.
+    // Logs work with relative paths too (storage makes them absolute), but
+    // logs, errors and `describe` output read better with the absolute one.
     config.data_dir = std::fs::canonicalize(&config.data_dir)
         .with_context(|| format!("resolve data dir {}", config.data_dir.display()))?;
     // glommio binds with SO_REUSEPORT, which would silently share a port with

@@ -144,6 +144,12 @@ fn now_ms() -> i64 {
 impl Log {
     /// Opens (or creates) the log in `dir`, recovering its unflushed tail.
     pub async fn open(dir: &Path, options: LogOptions) -> Result<(Log, RecoveryReport)> {
+        // glommio makes a relative file path absolute, but opens directories
+        // with dirfd -1, so fsyncing a relative directory failed with EBADF
+        // (the first segment roll of a log opened as "data/t-0"). The log
+        // keeps its path absolute from here on.
+        let dir = &std::path::absolute(dir)
+            .map_err(|e| StorageError::io(format!("resolve {}", dir.display()), e))?;
         std::fs::create_dir_all(dir)
             .map_err(|e| StorageError::io(format!("create {}", dir.display()), e))?;
         settle_iopoll_probe(dir).await?;

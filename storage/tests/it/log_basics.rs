@@ -400,3 +400,30 @@ fn write_caching_flushes_behind_before_the_buffer_fills() {
         log.close().await.expect("close");
     });
 }
+
+#[test]
+fn relative_dir_works_like_an_absolute_one() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The same directory, relative to the test's working directory:
+        // enough ".." to reach the root, then the absolute path's parts.
+        let cwd = std::env::current_dir().expect("cwd");
+        let mut relative = std::path::PathBuf::new();
+        for _ in cwd.components().skip(1) {
+            relative.push("..");
+        }
+        relative.push(dir.path().strip_prefix("/").expect("absolute tempdir"));
+        assert!(relative.is_relative());
+        let (log, _) = open(&relative.join("t-0"), small_segments()).await;
+        assert!(log.dir().is_absolute());
+        for i in 0..40 {
+            log.append(batch(&format!("r{i}"), 2, 600))
+                .await
+                .expect("append across segment rolls");
+        }
+        assert!(log.segment_base_offsets().len() > 1, "segments rolled");
+        log.close().await.expect("close");
+        let (log, _) = open(&dir.path().join("t-0"), small_segments()).await;
+        assert_eq!(log.log_end_offset(), 80);
+    });
+}
