@@ -38,8 +38,11 @@ pub struct Config {
     /// `log.retention.check.interval.ms`: how often each core applies
     /// `retention.ms` / `retention.bytes` to its partitions.
     pub retention_check_interval_ms: u64,
-    /// Tail cache budget of one core, bytes.
+    /// `sluice.tail.cache.bytes`: tail cache budget of one core.
     pub tail_cache_bytes_max: usize,
+    /// `sluice.write.buffer.bytes`: bytes appended but not yet written, on
+    /// one core (all its partitions together).
+    pub write_buffer_bytes_max: usize,
     /// Consumer-group settings (`group.*`, `offsets.*`).
     pub group: crate::group::coordinator::GroupConfig,
 }
@@ -79,6 +82,7 @@ impl Config {
             log: LogConfig::default(),
             retention_check_interval_ms: 300_000,
             tail_cache_bytes_max: storage::limits::TAIL_CACHE_BYTES_DEFAULT_MAX,
+            write_buffer_bytes_max: storage::limits::WRITE_BUFFER_CORE_BYTES_DEFAULT_MAX,
             group: Default::default(),
         };
         if let Some(path) = &flags.config_file {
@@ -156,6 +160,17 @@ impl Config {
             "sluice.idle.poll.time.us" => {
                 self.idle_poll_us = u64::try_from(number()?)
                     .with_context(|| format!("{key}={value}: must not be negative"))?;
+            }
+            "sluice.tail.cache.bytes" => {
+                self.tail_cache_bytes_max = usize::try_from(number()?)
+                    .with_context(|| format!("{key}={value}: must not be negative"))?;
+            }
+            "sluice.write.buffer.bytes" => {
+                self.write_buffer_bytes_max =
+                    usize::try_from(number()?)
+                        .ok()
+                        .filter(|n| *n >= 1)
+                        .with_context(|| format!("{key}={value}: must be positive"))?;
             }
             "auto.create.topics.enable" => {
                 self.auto_create_topics = value
@@ -347,6 +362,19 @@ mod tests {
         .expect("valid");
         assert_eq!(config.num_partitions, 5);
         assert_eq!(config.node_id, 9);
+    }
+
+    #[test]
+    fn core_memory_bounds_are_settings() {
+        let config = Config::resolve(flags(&[
+            "sluice.tail.cache.bytes=1048576",
+            "sluice.write.buffer.bytes=2097152",
+        ]))
+        .expect("valid");
+        assert_eq!(config.tail_cache_bytes_max, 1 << 20);
+        assert_eq!(config.write_buffer_bytes_max, 2 << 20);
+        let error = Config::resolve(flags(&["sluice.write.buffer.bytes=0"])).expect_err("zero");
+        assert!(format!("{error:#}").contains("must be positive"));
     }
 
     #[test]

@@ -45,7 +45,10 @@ impl Shard {
     /// Opens the partitions this core owns of every known topic.
     pub async fn open(config: Config, cluster: Arc<Cluster>, router: Router) -> Result<Rc<Shard>> {
         let shard = Rc::new(Shard {
-            memory: CoreMemory::new(config.tail_cache_bytes_max),
+            memory: CoreMemory::with_limits(
+                config.tail_cache_bytes_max,
+                config.write_buffer_bytes_max,
+            ),
             groups: crate::group::coordinator::Coordinator::new(config.group.clone()),
             config,
             cluster,

@@ -24,6 +24,9 @@ pub const WRITE_ALIGN_BYTES: u64 = 4096;
 pub const READ_CHUNK_BYTES_MIN: usize = 64 * 1024;
 /// Default bound on bytes appended but not yet written, per log.
 pub const WRITE_BUFFER_BYTES_DEFAULT_MAX: usize = 8 * 1024 * 1024;
+/// Default bound on bytes appended but not yet written, per core (all its
+/// logs together).
+pub const WRITE_BUFFER_CORE_BYTES_DEFAULT_MAX: usize = 64 * 1024 * 1024;
 /// Default bound on the in-memory tail cache, per core.
 pub const TAIL_CACHE_BYTES_DEFAULT_MAX: usize = 64 * 1024 * 1024;
 /// Offset index entry: relative offset u32 + position u32.

@@ -13,7 +13,7 @@
 //! State sits in a `RefCell` that is never borrowed across an `.await`.
 
 use crate::batch::{self, BatchHeader, BatchScan};
-use crate::cache::{CachedBatch, CoreMemory, TailCache};
+use crate::cache::{CacheOwner, CoreMemory, TailCache};
 use crate::checkpoint::{self, Checkpoint};
 use crate::commit::{Event, Turn};
 use crate::config::{LogConfig, TimestampType};
@@ -81,7 +81,10 @@ pub struct Log {
 }
 
 struct Inner {
+    /// This log itself, for the core budget's callbacks (`CacheOwner`).
+    me: std::rc::Weak<Inner>,
     dir: PathBuf,
+    memory: Rc<CoreMemory>,
     state: RefCell<State>,
     append_lock: Rc<Semaphore>,
     flush_lock: Rc<Semaphore>,
@@ -104,6 +107,8 @@ struct State {
     write_behind: bool,
     closed: bool,
     stats: LogStats,
+    /// This log's share of the core's unwritten bytes, as last counted.
+    unwritten_counted: usize,
 }
 
 /// Counters for tests and metrics.
@@ -207,7 +212,7 @@ impl Log {
         let mut state = State {
             config: options.config,
             segments,
-            cache: TailCache::new(options.memory),
+            cache: TailCache::new(options.memory.clone()),
             log_start_offset: log_start_offset.max(first_base),
             high_watermark: 0,
             durable_offset: 0,
@@ -217,14 +222,18 @@ impl Log {
             write_behind: false,
             closed: false,
             stats: LogStats::default(),
+            unwritten_counted: 0,
         };
         let end = state.log_end_offset();
         state.log_start_offset = state.log_start_offset.min(end);
         state.durable_offset = end;
         state.recovery_point = recovery_point.min(end);
+        let memory = options.memory;
         let log = Log {
-            inner: Rc::new(Inner {
+            inner: Rc::new_cyclic(|me| Inner {
+                me: me.clone(),
                 dir: dir.to_path_buf(),
+                memory,
                 state: RefCell::new(state),
                 append_lock: Rc::new(Semaphore::new(1)),
                 flush_lock: Rc::new(Semaphore::new(1)),
@@ -232,6 +241,8 @@ impl Log {
                 faults: options.faults,
             }),
         };
+        let owner: Rc<dyn CacheOwner> = log.inner.clone();
+        log.inner.memory.register(Rc::downgrade(&owner));
         Ok((log, report))
     }
 
@@ -362,11 +373,8 @@ impl Log {
             state
                 .active_mut()
                 .append(bytes.clone(), last_offset, max_timestamp, interval);
-            state.cache.push(CachedBatch {
-                base_offset,
-                last_offset,
-                bytes,
-            });
+            state.cache.push(base_offset, last_offset, bytes);
+            self.recount_unwritten(&mut state);
             AppendInfo {
                 base_offset,
                 last_offset,
@@ -375,6 +383,20 @@ impl Log {
             }
         };
         Ok(info)
+    }
+
+    /// Brings the core's count of unwritten bytes up to date with this log.
+    /// A poisoned log will never write its pending bytes; they stop counting
+    /// so that the core's other logs are not held up by them.
+    fn recount_unwritten(&self, state: &mut State) {
+        let now = if state.poisoned.is_some() || state.closed {
+            0
+        } else {
+            state.active().pending_bytes() as usize
+        };
+        self.inner
+            .memory
+            .recount_unwritten(&mut state.unwritten_counted, now);
     }
 
     /// Before an append of `len` bytes: rolls the segment if it is full or
@@ -404,6 +426,7 @@ impl Log {
             let end = self.log_end_offset();
             self.flush_to(end).await?;
         }
+        self.inner.memory.room_for(len as usize).await;
         Ok(order)
     }
 
@@ -588,6 +611,7 @@ impl Log {
             tracing::error!(dir = %self.inner.dir.display(), %cause,
                 "log poisoned: it is read-only until restart");
             state.poisoned = Some(cause);
+            self.recount_unwritten(&mut state);
             return self.check_writable(&state);
         }
         state
@@ -596,8 +620,9 @@ impl Log {
         state.durable_offset = job.last_offset + 1;
         state.stats.flushes += 1;
         state.stats.bytes_written += buffer.len() as u64;
-        let durable = state.durable_offset;
-        state.cache.evict(durable);
+        self.recount_unwritten(&mut state);
+        drop(state);
+        self.inner.memory.evict();
         Ok(())
     }
 
@@ -644,7 +669,9 @@ impl Log {
         if let Err(error) = &result {
             tracing::error!(dir = %self.inner.dir.display(), %error,
                 "log poisoned: it is read-only until restart");
-            self.inner.state.borrow_mut().poisoned = Some(error.to_string());
+            let mut state = self.inner.state.borrow_mut();
+            state.poisoned = Some(error.to_string());
+            self.recount_unwritten(&mut state);
         }
         result
     }
@@ -1008,6 +1035,7 @@ impl Log {
             let mut state = self.inner.state.borrow_mut();
             state.recovery_point = state.log_end_offset();
             state.closed = true;
+            self.recount_unwritten(&mut state);
         }
         self.write_checkpoint()
     }
@@ -1018,9 +1046,50 @@ impl Log {
             let mut state = self.inner.state.borrow_mut();
             state.closed = true;
             state.cache.clear();
+            self.recount_unwritten(&mut state);
         }
         std::fs::remove_dir_all(&self.inner.dir)
             .map_err(|e| StorageError::io(format!("delete {}", self.inner.dir.display()), e))
+    }
+}
+
+/// The core's budget reaches this log through these: eviction of its
+/// written batches and flushes when the core's write buffer is full.
+impl CacheOwner for Inner {
+    fn oldest_evictable(&self) -> Option<u64> {
+        let state = self.state.try_borrow().ok()?;
+        state.cache.oldest_evictable(state.durable_offset)
+    }
+
+    fn evict_oldest(&self) -> bool {
+        self.state
+            .try_borrow_mut()
+            .is_ok_and(|mut state| state.cache.evict_oldest())
+    }
+
+    fn flush_in_background(&self) {
+        let Some(inner) = self.me.upgrade() else {
+            return;
+        };
+        let log = Log { inner };
+        let end = log.log_end_offset();
+        if log.durable_end_offset() >= end {
+            return;
+        }
+        glommio::spawn_local(async move {
+            if let Err(error) = log.flush_to(end).await {
+                tracing::error!(dir = %log.inner.dir.display(), %error, "flush for the core's write buffer failed");
+            }
+        })
+        .detach();
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let state = self.state.get_mut();
+        self.memory
+            .recount_unwritten(&mut state.unwritten_counted, 0);
     }
 }
 

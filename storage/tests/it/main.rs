@@ -2,6 +2,7 @@
 
 mod cancellation;
 mod common;
+mod core_memory;
 mod corruption;
 mod crash;
 mod fuzz_regressions;
