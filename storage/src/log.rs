@@ -400,8 +400,9 @@ impl Log {
     }
 
     /// Before an append of `len` bytes: rolls the segment if it is full or
-    /// old, and flushes if the write buffer would exceed its bound. Takes
-    /// and gives back the caller's place in the append order.
+    /// old, flushes if the log's write buffer would exceed its bound, and
+    /// waits for room in the core's write buffer. Takes and gives back the
+    /// caller's place in the append order.
     async fn make_room(&self, order: StaticPermit, len: u64) -> Result<StaticPermit> {
         let (roll, flush) = {
             let state = self.inner.state.borrow();
@@ -417,15 +418,17 @@ impl Log {
             let flush = active.pending_bytes() + len > config.write_buffer_bytes_max as u64;
             (roll, flush)
         };
-        if roll {
+        let order = if roll {
             let (order, rolled) = self.roll_locked(order).await;
             rolled?;
-            return order.ok_or_else(|| self.closed_error());
-        }
-        if flush {
-            let end = self.log_end_offset();
-            self.flush_to(end).await?;
-        }
+            order.ok_or_else(|| self.closed_error())?
+        } else {
+            if flush {
+                let end = self.log_end_offset();
+                self.flush_to(end).await?;
+            }
+            order
+        };
         self.inner.memory.room_for(len as usize).await;
         Ok(order)
     }
