@@ -3,19 +3,8 @@
 //! its in-memory state must agree afterwards: the dropped operation either
 //! finishes on its own or never started.
 
-use crate::common::{batch, open, read_all, run, small_segments};
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
+use crate::common::{batch, open, poll_once_then_drop, read_all, run, small_segments};
 use storage::LogConfig;
-
-/// Polls `fut` once and drops it: it stops at its first await that is not
-/// ready, which for a durable append is the segment write of its flush.
-fn poll_once_then_drop(fut: impl Future) -> bool {
-    let mut fut = pin!(fut);
-    let mut cx = Context::from_waker(Waker::noop());
-    matches!(fut.as_mut().poll(&mut cx), Poll::Pending)
-}
 
 #[test]
 fn append_dropped_mid_flush_keeps_the_segment_consistent() {

@@ -2,7 +2,9 @@ use bytes::BytesMut;
 use glommio::LocalExecutorBuilder;
 use std::future::Future;
 use std::path::Path;
+use std::pin::pin;
 use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 use storage::batch::build_batch;
 use storage::{CoreMemory, Faults, Log, LogConfig, LogOptions, RecoveryReport};
 
@@ -63,4 +65,14 @@ pub fn small_segments() -> LogConfig {
         index_interval_bytes: 1024,
         ..LogConfig::default()
     }
+}
+
+/// Polls `fut` once and drops it, as the broker drops the handlers of a
+/// closed connection: it stops at its first await that is not ready, which
+/// for a durable append is the segment write of its flush. True if it was
+/// still pending.
+pub fn poll_once_then_drop(fut: impl Future) -> bool {
+    let mut fut = pin!(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    matches!(fut.as_mut().poll(&mut cx), Poll::Pending)
 }

@@ -1,18 +1,34 @@
 //! Model-based property test: any sequence of operations keeps offsets dense
 //! and monotonic and reads return exactly what was appended (a Vec model).
 
-use crate::common::{batch, options, read_all, run};
+use crate::common::{batch, poll_once_then_drop, read_all, run};
 use proptest::prelude::*;
+use std::rc::Rc;
 use storage::batch::BatchHeader;
-use storage::{Log, LogConfig};
+use storage::{CoreMemory, Faults, Log, LogConfig, LogOptions};
 
 #[derive(Debug, Clone)]
 enum Op {
-    Append { records: usize, value_bytes: usize },
-    Read { at: usize, max_bytes: usize },
+    Append {
+        records: usize,
+        value_bytes: usize,
+    },
+    /// An append whose caller goes away at its first await.
+    DroppedAppend {
+        records: usize,
+        value_bytes: usize,
+    },
+    Read {
+        at: usize,
+        max_bytes: usize,
+    },
     Roll,
-    Truncate { at: usize },
-    Retain { bytes: i64 },
+    Truncate {
+        at: usize,
+    },
+    Retain {
+        bytes: i64,
+    },
     Reopen,
     CrashReopen,
 }
@@ -20,6 +36,7 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => (1usize..6, 0usize..3000).prop_map(|(records, value_bytes)| Op::Append { records, value_bytes }),
+        2 => (1usize..6, 0usize..3000).prop_map(|(records, value_bytes)| Op::DroppedAppend { records, value_bytes }),
         3 => (any::<usize>(), 1usize..20_000).prop_map(|(at, max_bytes)| Op::Read { at, max_bytes }),
         1 => Just(Op::Roll),
         1 => any::<usize>().prop_map(|at| Op::Truncate { at }),
@@ -27,6 +44,15 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Reopen),
         1 => Just(Op::CrashReopen),
     ]
+}
+
+/// A tail cache of 16 KiB, so reads mix cached and evicted batches.
+fn options(config: LogConfig) -> LogOptions {
+    LogOptions {
+        config,
+        memory: CoreMemory::new(16 * 1024),
+        faults: Rc::new(Faults::default()),
+    }
 }
 
 fn config() -> LogConfig {
@@ -68,6 +94,21 @@ async fn apply(ops: Vec<Op>) {
                 let read = log.read(info.base_offset, 1).await.expect("read back");
                 let stored = read.batches().next().expect("batch").to_vec();
                 model.push((info.base_offset, stored));
+            }
+            Op::DroppedAppend {
+                records,
+                value_bytes,
+            } => {
+                let end = log.log_end_offset();
+                poll_once_then_drop(log.append(batch(&format!("d{step}"), records, value_bytes)));
+                // What the dropped append started finishes on its own; the
+                // batch is in the log if it got its offsets before the drop.
+                log.flush().await.expect("flush");
+                if log.log_end_offset() > end {
+                    let read = log.read(end, 1).await.expect("read back");
+                    let stored = read.batches().next().expect("batch").to_vec();
+                    model.push((end, stored));
+                }
             }
             Op::Read { at, max_bytes } => {
                 let end = log.log_end_offset();
