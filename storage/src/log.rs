@@ -596,6 +596,21 @@ impl Log {
             self.check_writable(&state)?;
             match state.active_mut().take_flush() {
                 Some(job) => job,
+                None if state.durable_offset < state.log_end_offset() => {
+                    // Offsets that are neither durable nor pending: a broken
+                    // invariant that would make every flush_to spin (as a
+                    // dropped flush once did). Stop loudly instead.
+                    let cause = format!(
+                        "internal: offsets {}..{} are neither written nor pending",
+                        state.durable_offset,
+                        state.log_end_offset()
+                    );
+                    tracing::error!(dir = %self.inner.dir.display(), %cause,
+                        "log poisoned: it is read-only until restart");
+                    state.poisoned = Some(cause);
+                    self.recount_unwritten(&mut state);
+                    return self.check_writable(&state);
+                }
                 None => return Ok(()),
             }
         };
