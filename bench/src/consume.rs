@@ -4,14 +4,11 @@
 //! corrupted byte fails the run) and reports MB/s, records/s and the
 //! client's own CPU per MB.
 
+use crate::client::fetch::{fetch, FetchLimits};
 use crate::client::{self, Connection};
 use anyhow::{bail, Result};
 use clap::Args;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::*;
 use std::time::Instant;
-
-const FETCH_VERSION: i16 = 12;
 
 #[derive(Args, Debug)]
 pub struct Options {
@@ -84,49 +81,26 @@ fn read_once(
     let (mut bytes, mut records) = (0u64, 0u64);
     let (started, cpu_started) = (Instant::now(), crate::produce::cpu_time_us());
     while offsets.iter().zip(targets).any(|(o, t)| o < t) {
-        let wanted: Vec<FetchPartition> = offsets
+        let wanted: Vec<(i32, i64)> = offsets
             .iter()
             .zip(targets)
             .enumerate()
             .filter(|(_, (o, t))| o < t)
-            .map(|(p, (o, _))| {
-                FetchPartition::default()
-                    .with_partition(p as i32)
-                    .with_fetch_offset(*o)
-                    .with_partition_max_bytes(options.partition_bytes)
-            })
+            .map(|(p, (o, _))| (p as i32, *o))
             .collect();
-        let request = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(0)
-            .with_min_bytes(1)
-            .with_max_bytes(options.fetch_bytes)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(client::topic_name(&options.topic))
-                .with_partitions(wanted)]);
-        let response: FetchResponse = connection.call(ApiKey::Fetch, FETCH_VERSION, &request)?;
+        let limits = FetchLimits {
+            max_wait_ms: 0,
+            max_bytes: options.fetch_bytes,
+            partition_max_bytes: options.partition_bytes,
+        };
         let mut progressed = false;
-        for topic in response.responses {
-            for partition in topic.partitions {
-                if partition.error_code != 0 {
-                    bail!(
-                        "Fetch partition {}: error {}",
-                        partition.partition_index,
-                        partition.error_code
-                    );
-                }
-                let Some(data) = partition.records else {
-                    continue;
-                };
-                let (b, r, next) = scan(&data, partition.partition_index)?;
-                bytes += b;
-                records += r;
-                if let (Some(next), Some(slot)) =
-                    (next, offsets.get_mut(partition.partition_index as usize))
-                {
-                    progressed |= next > *slot;
-                    *slot = next.max(*slot);
-                }
+        for (partition, data) in fetch(connection, &options.topic, &wanted, limits)? {
+            let (b, r, next) = scan(&data, partition)?;
+            bytes += b;
+            records += r;
+            if let (Some(next), Some(slot)) = (next, offsets.get_mut(partition as usize)) {
+                progressed |= next > *slot;
+                *slot = next.max(*slot);
             }
         }
         if !progressed {

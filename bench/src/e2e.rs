@@ -7,15 +7,13 @@
 
 use crate::batch;
 use crate::client::{self, Connection};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+use client::fetch::{fetch, FetchLimits};
 use client::member::Member;
 use hdrhistogram::Histogram;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::*;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const FETCH_VERSION: i16 = 12;
 const FETCH_WAIT_MS: i32 = 100;
 /// After the producers stop, consumers get this long to read the rest.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -183,51 +181,23 @@ pub fn consume(plan: Plan) -> Result<Consumed> {
             std::thread::sleep(Duration::from_millis(FETCH_WAIT_MS as u64));
             continue;
         }
-        let request = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(FETCH_WAIT_MS)
-            .with_min_bytes(1)
-            .with_max_bytes(16 * 1024 * 1024)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(client::topic_name(&plan.topic))
-                .with_partitions(
-                    offsets
-                        .iter()
-                        .map(|(p, o)| {
-                            FetchPartition::default()
-                                .with_partition(*p)
-                                .with_fetch_offset(*o)
-                                .with_partition_max_bytes(4 * 1024 * 1024)
-                        })
-                        .collect(),
-                )]);
-        let response: FetchResponse = connection.call(ApiKey::Fetch, FETCH_VERSION, &request)?;
+        let limits = FetchLimits {
+            max_wait_ms: FETCH_WAIT_MS,
+            max_bytes: 16 * 1024 * 1024,
+            partition_max_bytes: 4 * 1024 * 1024,
+        };
+        let fetched = fetch(&mut connection, &plan.topic, &offsets, limits)?;
         let read_at_us = plan.origin.elapsed().as_micros() as u64;
-        for topic in response.responses {
-            for partition in topic.partitions {
-                if partition.error_code != 0 {
-                    bail!(
-                        "Fetch partition {}: error {}",
-                        partition.partition_index,
-                        partition.error_code
-                    );
-                }
-                let Some(records) = partition.records else {
-                    continue;
-                };
-                let measure_from_us = plan
-                    .measure_from_us
-                    .load(std::sync::atomic::Ordering::Relaxed);
-                let next = read_batches(&records, read_at_us, measure_from_us, &mut out)
-                    .with_context(|| format!("partition {}", partition.partition_index))?;
-                if let (Some(next), Some(slot)) = (
-                    next,
-                    offsets
-                        .iter_mut()
-                        .find(|(p, _)| *p == partition.partition_index),
-                ) {
-                    slot.1 = slot.1.max(next);
-                }
+        for (partition, records) in fetched {
+            let measure_from_us = plan
+                .measure_from_us
+                .load(std::sync::atomic::Ordering::Relaxed);
+            let next = read_batches(&records, read_at_us, measure_from_us, &mut out)
+                .with_context(|| format!("partition {partition}"))?;
+            if let (Some(next), Some(slot)) =
+                (next, offsets.iter_mut().find(|(p, _)| *p == partition))
+            {
+                slot.1 = slot.1.max(next);
             }
         }
     }

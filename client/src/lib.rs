@@ -3,6 +3,7 @@
 //! pipelined. It speaks only the wire protocol (no server crate).
 
 pub mod batches;
+pub mod fetch;
 pub mod kafka;
 pub mod member;
 

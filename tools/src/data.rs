@@ -6,6 +6,7 @@ use crate::output::Format;
 use anyhow::{bail, Context, Result};
 use bytes::{Bytes, BytesMut};
 use clap::Args;
+use client::fetch::{fetch, FetchLimits};
 use client::member::Member;
 use client::Connection;
 use kafka_protocol::messages::*;
@@ -419,33 +420,25 @@ pub fn consume(bootstrap: &str, format: Format, args: ConsumeArgs) -> Result<()>
             std::thread::sleep(std::time::Duration::from_millis(200));
             continue;
         }
-        let response = fetch(&mut connection, &args.topic, &positions)?;
-        for topic in response.responses {
-            for partition in topic.partitions {
-                check(
-                    partition.error_code,
-                    &format!("fetch {}/{}", args.topic, partition.partition_index),
-                )?;
-                let Some(records) = partition.records else {
-                    continue;
-                };
-                let Some(slot) = positions
-                    .iter_mut()
-                    .find(|(p, _)| *p == partition.partition_index)
-                else {
-                    continue;
-                };
-                for record in decode(records)? {
-                    if record.offset < slot.1 {
-                        continue; // earlier records of the first batch
-                    }
-                    if args.count.is_some_and(|n| printed >= n) {
-                        break;
-                    }
-                    slot.1 = record.offset + 1;
-                    print_record(&mut out, format, &args, partition.partition_index, &record)?;
-                    printed += 1;
+        let limits = FetchLimits {
+            max_wait_ms: 500,
+            max_bytes: 16 * 1024 * 1024,
+            partition_max_bytes: 1024 * 1024,
+        };
+        for (partition, records) in fetch(&mut connection, &args.topic, &positions, limits)? {
+            let Some(slot) = positions.iter_mut().find(|(p, _)| *p == partition) else {
+                continue;
+            };
+            for record in decode(records)? {
+                if record.offset < slot.1 {
+                    continue; // earlier records of the first batch
                 }
+                if args.count.is_some_and(|n| printed >= n) {
+                    break;
+                }
+                slot.1 = record.offset + 1;
+                print_record(&mut out, format, &args, partition, &record)?;
+                printed += 1;
             }
         }
         out.flush()?;
@@ -461,33 +454,6 @@ pub fn consume(bootstrap: &str, format: Format, args: ConsumeArgs) -> Result<()>
         (None, None) => {}
     }
     Ok(())
-}
-
-fn fetch(
-    connection: &mut Connection,
-    topic: &str,
-    positions: &[(i32, i64)],
-) -> Result<FetchResponse> {
-    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-    let request = FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(500)
-        .with_min_bytes(1)
-        .with_max_bytes(16 * 1024 * 1024)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(client::topic_name(topic))
-            .with_partitions(
-                positions
-                    .iter()
-                    .map(|(p, o)| {
-                        FetchPartition::default()
-                            .with_partition(*p)
-                            .with_fetch_offset(*o)
-                            .with_partition_max_bytes(1024 * 1024)
-                    })
-                    .collect(),
-            )]);
-    connection.call(ApiKey::Fetch, kafka::FETCH, &request)
 }
 
 /// Every record of the whole batches in `records` (a partial last batch
