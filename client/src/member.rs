@@ -130,6 +130,36 @@ fn assignment_bytes(topics: &BTreeMap<String, Vec<i32>>) -> Result<Bytes> {
 
 /// A connection to `group`'s coordinator, found with FindCoordinator
 /// (retried while Kafka creates __consumer_offsets on first use).
+/// An OffsetCommit of `positions` in `topic`: generation -1 and an empty
+/// member id commit as a standalone consumer (Kafka's admin-style commit).
+pub fn commit_request(
+    group: &str,
+    generation: i32,
+    member_id: &str,
+    topic: &str,
+    positions: &[(i32, i64)],
+) -> OffsetCommitRequest {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    OffsetCommitRequest::default()
+        .with_group_id(GroupId(kafka::name(group)))
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(kafka::name(member_id))
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(crate::topic_name(topic))
+            .with_partitions(
+                positions
+                    .iter()
+                    .map(|(p, o)| {
+                        OffsetCommitRequestPartition::default()
+                            .with_partition_index(*p)
+                            .with_committed_offset(*o)
+                    })
+                    .collect(),
+            )])
+}
+
 pub fn connect_coordinator(bootstrap: &str, group: &str) -> Result<Connection> {
     let mut connection = Connection::connect(bootstrap)?;
     let request = FindCoordinatorRequest::default()
@@ -307,28 +337,16 @@ impl Member {
     /// group moved on is not an error (the next owner re-reads from the
     /// last accepted commit).
     pub fn commit(&mut self, positions: &[(i32, i64)]) -> Result<()> {
-        use kafka_protocol::messages::offset_commit_request::{
-            OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-        };
         if positions.is_empty() {
             return Ok(());
         }
-        let request = OffsetCommitRequest::default()
-            .with_group_id(GroupId(kafka::name(&self.group)))
-            .with_generation_id_or_member_epoch(self.generation)
-            .with_member_id(kafka::name(&self.member_id))
-            .with_topics(vec![OffsetCommitRequestTopic::default()
-                .with_name(crate::topic_name(&self.topic))
-                .with_partitions(
-                    positions
-                        .iter()
-                        .map(|(p, o)| {
-                            OffsetCommitRequestPartition::default()
-                                .with_partition_index(*p)
-                                .with_committed_offset(*o)
-                        })
-                        .collect(),
-                )]);
+        let request = commit_request(
+            &self.group,
+            self.generation,
+            &self.member_id,
+            &self.topic,
+            positions,
+        );
         let response: OffsetCommitResponse =
             self.coordinator
                 .call(ApiKey::OffsetCommit, kafka::OFFSET_COMMIT, &request)?;

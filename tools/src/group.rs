@@ -200,24 +200,7 @@ pub fn commit(
     topic: &str,
     offsets: &[(i32, i64)],
 ) -> Result<()> {
-    use kafka_protocol::messages::offset_commit_request::{
-        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-    };
-    let request = OffsetCommitRequest::default()
-        .with_group_id(GroupId(kafka::name(group)))
-        .with_generation_id_or_member_epoch(-1)
-        .with_topics(vec![OffsetCommitRequestTopic::default()
-            .with_name(client::topic_name(topic))
-            .with_partitions(
-                offsets
-                    .iter()
-                    .map(|(p, o)| {
-                        OffsetCommitRequestPartition::default()
-                            .with_partition_index(*p)
-                            .with_committed_offset(*o)
-                    })
-                    .collect(),
-            )]);
+    let request = client::member::commit_request(group, -1, "", topic, offsets);
     with_coordinator(connection, bootstrap, group, |c| {
         let response: OffsetCommitResponse =
             c.call(ApiKey::OffsetCommit, kafka::OFFSET_COMMIT, &request)?;

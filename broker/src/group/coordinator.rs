@@ -865,8 +865,9 @@ pub fn tombstones(group: &Group) -> Vec<Entry> {
     entries
 }
 
-/// Member and generation checks shared by SyncGroup and Heartbeat.
-fn check_member(
+/// Member and generation checks shared by SyncGroup, Heartbeat and
+/// OffsetCommit.
+pub(crate) fn check_member(
     group: &Group,
     member_id: &str,
     instance_id: Option<&str>,

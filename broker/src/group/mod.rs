@@ -437,16 +437,13 @@ fn check_commit(
     if group.state == State::CompletingRebalance && group.members.contains_key(member_id) {
         return Err(ResponseError::RebalanceInProgress);
     }
-    let Some(member) = group.members.get(member_id) else {
+    // A commit from an unknown member id is UNKNOWN_MEMBER_ID even when its
+    // instance id belongs to another member (check_member would say
+    // FENCED_INSTANCE_ID there, as SyncGroup and Heartbeat do).
+    if !group.members.contains_key(member_id) {
         return Err(ResponseError::UnknownMemberId);
-    };
-    if instance_id.is_some() && member.instance_id.as_deref() != instance_id {
-        return Err(ResponseError::FencedInstanceId);
     }
-    if generation != group.generation {
-        return Err(ResponseError::IllegalGeneration);
-    }
-    Ok(())
+    coordinator::check_member(group, member_id, instance_id, generation)
 }
 
 fn fetch(shard: &Shard, group_id: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> FetchedOffsets {
