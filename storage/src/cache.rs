@@ -25,7 +25,7 @@ pub(crate) trait CacheOwner {
     /// Evicts that batch; false if it could not.
     fn evict_oldest(&self) -> bool;
     /// Starts writing everything this log has pending, in the background.
-    fn flush_in_background(&self);
+    fn flush_in_background(self: Rc<Self>);
 }
 
 /// The memory budget of one core, shared by its logs.

@@ -64,7 +64,7 @@ impl Future for Listen<'_> {
 /// The exclusive right to write to the log's files (flush, roll, truncate,
 /// close). Dropping it tells every waiter to look again. It owns its permit
 /// (no borrow of the log) so that a task of its own can hold it: see
-/// `Log::exclusively`.
+/// `Log::in_own_task`.
 pub(crate) struct Turn {
     _permit: StaticPermit,
     event: Rc<Event>,

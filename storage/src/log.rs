@@ -9,7 +9,7 @@
 //! while the previous flush was in flight (group commit, see commit.rs).
 //! Every write to the files (flush, roll, truncate, close) runs in a task of
 //! its own that holds `flush_lock`, so it finishes even when the caller that
-//! started it is dropped (`Log::exclusively`).
+//! started it is dropped (`Log::in_own_task`).
 //! State sits in a `RefCell` that is never borrowed across an `.await`.
 
 use crate::batch::{self, BatchHeader, BatchScan};
@@ -81,8 +81,6 @@ pub struct Log {
 }
 
 struct Inner {
-    /// This log itself, for the core budget's callbacks (`CacheOwner`).
-    me: std::rc::Weak<Inner>,
     dir: PathBuf,
     memory: Rc<CoreMemory>,
     state: RefCell<State>,
@@ -230,8 +228,7 @@ impl Log {
         state.recovery_point = recovery_point.min(end);
         let memory = options.memory;
         let log = Log {
-            inner: Rc::new_cyclic(|me| Inner {
-                me: me.clone(),
+            inner: Rc::new(Inner {
                 dir: dir.to_path_buf(),
                 memory,
                 state: RefCell::new(state),
@@ -516,17 +513,9 @@ impl Log {
             };
             match self.inner.flush_lock.try_acquire_static_permit(1) {
                 Ok(permit) => {
-                    // The flush runs in a task of its own: see `exclusively`.
                     let turn = Turn::new(permit, self.inner.flushed.clone());
-                    let log = self.clone();
-                    let flush = glommio::spawn_local(async move {
-                        let _turn = turn;
-                        log.flush_pending().await
-                    })
-                    .detach();
-                    if let Some(flushed) = flush.await {
-                        flushed?;
-                    }
+                    let flush = |log: Log| async move { log.flush_pending().await };
+                    self.in_own_task(turn, None, flush).await.1?;
                 }
                 Err(_) => flushed.await,
             }
@@ -557,14 +546,7 @@ impl Log {
         Ok(Turn::new(permit, self.inner.flushed.clone()))
     }
 
-    /// Runs `op` holding the turn, in a task of its own that finishes even if
-    /// the caller is dropped at an await (the broker drops the handlers of a
-    /// connection that goes away). An abandoned flush or roll leaves the
-    /// segment's bytes and its in-memory state disagreeing: an append dropped
-    /// mid-flush cost the next acknowledged batch on reopen
-    /// (tests/it/cancellation.rs). The caller's place in the append order,
-    /// if it holds one, travels with the task and comes back, so no append
-    /// slips in while a dropped caller's roll is still running.
+    /// Runs `op` holding the turn, in a task of its own: see `in_own_task`.
     async fn exclusively<T, F, Fut>(
         &self,
         order: Option<StaticPermit>,
@@ -575,12 +557,35 @@ impl Log {
         F: FnOnce(Log) -> Fut + 'static,
         Fut: Future<Output = Result<T>> + 'static,
     {
+        match self.turn().await {
+            Ok(turn) => self.in_own_task(turn, order, op).await,
+            Err(error) => (order, Err(error)),
+        }
+    }
+
+    /// Runs `op` with `turn` in a task of its own that finishes even if the
+    /// caller is dropped at an await (the broker drops the handlers of a
+    /// connection that goes away). An abandoned flush or roll leaves the
+    /// segment's bytes and its in-memory state disagreeing: an append dropped
+    /// mid-flush cost the next acknowledged batch on reopen
+    /// (tests/it/cancellation.rs). The caller's place in the append order,
+    /// if it holds one, travels with the task and comes back, so no append
+    /// slips in while a dropped caller's roll is still running.
+    async fn in_own_task<T, F, Fut>(
+        &self,
+        turn: Turn,
+        order: Option<StaticPermit>,
+        op: F,
+    ) -> (Option<StaticPermit>, Result<T>)
+    where
+        T: 'static,
+        F: FnOnce(Log) -> Fut + 'static,
+        Fut: Future<Output = Result<T>> + 'static,
+    {
         let log = self.clone();
         let task = glommio::spawn_local(async move {
-            let result = match log.turn().await {
-                Ok(_turn) => op(log.clone()).await,
-                Err(error) => Err(error),
-            };
+            let result = op(log).await;
+            drop(turn);
             (order, result)
         })
         .detach();
@@ -605,10 +610,7 @@ impl Log {
                         state.durable_offset,
                         state.log_end_offset()
                     );
-                    tracing::error!(dir = %self.inner.dir.display(), %cause,
-                        "log poisoned: it is read-only until restart");
-                    state.poisoned = Some(cause);
-                    self.recount_unwritten(&mut state);
+                    self.poison(&mut state, cause);
                     return self.check_writable(&state);
                 }
                 None => return Ok(()),
@@ -626,10 +628,7 @@ impl Log {
         let mut state = self.inner.state.borrow_mut();
         if let Err(error) = synced {
             let cause = format!("write/fdatasync at {}: {error}", job.position);
-            tracing::error!(dir = %self.inner.dir.display(), %cause,
-                "log poisoned: it is read-only until restart");
-            state.poisoned = Some(cause);
-            self.recount_unwritten(&mut state);
+            self.poison(&mut state, cause);
             return self.check_writable(&state);
         }
         state
@@ -685,13 +684,18 @@ impl Log {
 
     fn poison_on_error<T>(&self, result: Result<T>) -> Result<T> {
         if let Err(error) = &result {
-            tracing::error!(dir = %self.inner.dir.display(), %error,
-                "log poisoned: it is read-only until restart");
-            let mut state = self.inner.state.borrow_mut();
-            state.poisoned = Some(error.to_string());
-            self.recount_unwritten(&mut state);
+            self.poison(&mut self.inner.state.borrow_mut(), error.to_string());
         }
         result
+    }
+
+    /// Makes the log read-only until restart, loudly; its pending bytes stop
+    /// counting against the core's write buffer.
+    fn poison(&self, state: &mut State, cause: String) {
+        tracing::error!(dir = %self.inner.dir.display(), %cause,
+            "log poisoned: it is read-only until restart");
+        state.poisoned = Some(cause);
+        self.recount_unwritten(state);
     }
 
     /// Whole batches from the one holding `offset`, up to `max_bytes` (at
@@ -1085,11 +1089,8 @@ impl CacheOwner for Inner {
             .is_ok_and(|mut state| state.cache.evict_oldest())
     }
 
-    fn flush_in_background(&self) {
-        let Some(inner) = self.me.upgrade() else {
-            return;
-        };
-        let log = Log { inner };
+    fn flush_in_background(self: Rc<Self>) {
+        let log = Log { inner: self };
         let end = log.log_end_offset();
         if log.durable_end_offset() >= end {
             return;
