@@ -1062,8 +1062,20 @@ impl Log {
         self.write_checkpoint()
     }
 
-    /// Closes the log and removes its directory.
+    /// Resolves once nothing this log started is still running: no append
+    /// in its order, no flush, roll, truncate or close (work whose caller
+    /// was dropped finishes in the background, see `in_own_task`).
+    pub async fn idle(&self) -> Result<()> {
+        let _order = self.order().await?;
+        let _turn = self.turn().await?;
+        Ok(())
+    }
+
+    /// Closes the log and removes its directory, after any work still
+    /// running on it, which could otherwise write into the directory of a
+    /// partition re-created under the same name.
     pub async fn delete(self) -> Result<()> {
+        self.idle().await?;
         {
             let mut state = self.inner.state.borrow_mut();
             state.closed = true;

@@ -101,8 +101,11 @@ async fn apply(ops: Vec<Op>) {
             } => {
                 let end = log.log_end_offset();
                 poll_once_then_drop(log.append(batch(&format!("d{step}"), records, value_bytes)));
-                // What the dropped append started finishes on its own; the
-                // batch is in the log if it got its offsets before the drop.
+                // What the dropped append started (a flush, a roll) finishes
+                // on its own; the batch is in the log if it got its offsets
+                // before the drop. Wait for that work, as a crash or a
+                // reopen must not overlap it (two logs on one directory).
+                log.idle().await.expect("idle");
                 log.flush().await.expect("flush");
                 if log.log_end_offset() > end {
                     let read = log.read(end, 1).await.expect("read back");
@@ -212,4 +215,30 @@ proptest! {
             Ok(())
         }).expect("case");
     }
+}
+
+/// Found by the property test: a dropped append left its segment roll
+/// running, the crash-reopen overlapped it, and a later close lost batches.
+#[test]
+fn regression_dropped_append_roll_then_crash_reopen() {
+    run(apply(vec![
+        Op::DroppedAppend {
+            records: 1,
+            value_bytes: 2438,
+        },
+        Op::DroppedAppend {
+            records: 2,
+            value_bytes: 2803,
+        },
+        Op::CrashReopen,
+        Op::Append {
+            records: 1,
+            value_bytes: 0,
+        },
+        Op::Append {
+            records: 4,
+            value_bytes: 1379,
+        },
+        Op::Reopen,
+    ]));
 }
