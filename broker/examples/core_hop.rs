@@ -1,12 +1,13 @@
-//! What one cross-core hop costs: core 0 sends `CoreRequest::Ping` to core 1
+//! What one cross-core hop costs: core 0 sends an empty job to core 1
 //! through the broker's `Router` and awaits the reply, one at a time, and
 //! prints round-trip percentiles. Compare with the same loop on one core
 //! (`--same-core`, a spawned local task answering) for the floor.
 //!
 //!     cargo run --release -p broker --example core_hop [ROUND_TRIPS] [--same-core]
 
-use broker::router::{CoreRequest, Router};
+use broker::router::{Job, Router};
 use glommio::{LocalExecutorBuilder, Placement};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 fn main() -> anyhow::Result<()> {
@@ -21,16 +22,10 @@ fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let mut mesh = Router::mesh(2).into_iter();
+    let mut mesh = Router::<()>::mesh(2).into_iter();
     let (sender, _) = mesh.next().ok_or_else(|| anyhow::anyhow!("mesh"))?;
     let (_, requests) = mesh.next().ok_or_else(|| anyhow::anyhow!("mesh"))?;
-    let answer = |requests: flume::Receiver<CoreRequest>| async move {
-        while let Ok(request) = requests.recv_async().await {
-            if let CoreRequest::Ping { reply } = request {
-                let _ = reply.send(());
-            }
-        }
-    };
+    let answer = |requests: flume::Receiver<Job<()>>| broker::router::serve(Rc::new(()), requests);
     let responder = if same_core {
         None
     } else {
@@ -55,7 +50,7 @@ fn main() -> anyhow::Result<()> {
             let mut timings = Vec::with_capacity(round_trips);
             for _ in 0..round_trips {
                 let start = Instant::now();
-                sender.call(1, |reply| CoreRequest::Ping { reply }).await;
+                sender.call(1, |_state: Rc<()>| async {}).await;
                 timings.push(start.elapsed());
             }
             timings

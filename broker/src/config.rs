@@ -44,7 +44,7 @@ pub struct Config {
     /// one core (all its partitions together).
     pub write_buffer_bytes_max: usize,
     /// Consumer-group settings (`group.*`, `offsets.*`).
-    pub group: crate::group::coordinator::GroupConfig,
+    pub group: GroupConfig,
 }
 
 /// What the command line gave. `None`: not given, so the `--config` file
@@ -309,6 +309,43 @@ fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, String)>) -
         out.push((name, text));
     }
     Ok(())
+}
+
+/// Kafka's `group.*` / `offsets.*` broker settings.
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    /// `group.min.session.timeout.ms`
+    pub min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`
+    pub max_session_timeout_ms: i32,
+    /// `group.initial.rebalance.delay.ms`
+    pub initial_rebalance_delay_ms: i32,
+    /// `group.max.size`
+    pub max_size: usize,
+    /// `offsets.retention.minutes`, in ms: offsets of a group that stayed
+    /// empty this long expire.
+    pub offsets_retention_ms: i64,
+    /// `offset.metadata.max.bytes`
+    pub offset_metadata_max_bytes: usize,
+    /// `offsets.topic.num.partitions`
+    pub offsets_topic_partitions: i32,
+    /// `offsets.topic.segment.bytes`
+    pub offsets_topic_segment_bytes: i64,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            min_session_timeout_ms: 6_000,
+            max_session_timeout_ms: 1_800_000,
+            initial_rebalance_delay_ms: 3_000,
+            max_size: 1_000,
+            offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
+            offset_metadata_max_bytes: 4096,
+            offsets_topic_partitions: 50,
+            offsets_topic_segment_bytes: 100 * 1024 * 1024,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,11 +6,13 @@
 //! bounded (`limits::CONNECTION_REQUESTS_IN_FLIGHT_MAX`); reading pauses at
 //! the bound (back-pressure through TCP).
 
+use crate::api::context::ConnectionInfo;
+use crate::api::fetch_response::Part;
+use crate::api::reply::Outcome;
+use crate::core::Core;
 use crate::limits::CONNECTION_REQUESTS_IN_FLIGHT_MAX;
-use crate::protocol::dispatch::{self, Outcome};
-use crate::protocol::fetch_response::Part;
+use crate::protocol::dispatch;
 use crate::protocol::frame::{read_frame, FrameError};
-use crate::shard::Shard;
 use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use glommio::channels::local_channel;
 use glommio::net::TcpStream;
@@ -60,7 +62,10 @@ struct Closing {
     event: Event,
 }
 
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: String) {
+pub async fn serve(core: Rc<Core>, stream: TcpStream) {
+    let address = stream.peer_addr().ok();
+    let peer = address.map_or_else(|| "?".to_string(), |a| a.to_string());
+    let info = Rc::new(ConnectionInfo::plaintext(address));
     let stream = SharedStream(Rc::new(RefCell::new(stream)));
     let closing = Rc::new(Closing {
         closed: Cell::new(false),
@@ -74,18 +79,13 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: String) {
         closing.clone(),
         peer.clone(),
     ));
-    // The client's IP without the port, as Kafka shows client hosts.
-    let peer_host: Rc<str> = peer
-        .rsplit_once(':')
-        .map_or(peer.as_str(), |(host, _)| host)
-        .into();
     let mut reader = stream;
     loop {
         let closed = closing.event.listen();
         if closing.closed.get() {
             break;
         }
-        let next = async { Some(read_frame(&mut reader, shard.config.request_bytes_max).await) };
+        let next = async { Some(read_frame(&mut reader, core.config.request_bytes_max).await) };
         let stop = async {
             closed.await;
             None
@@ -99,12 +99,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: String) {
                 break;
             }
         };
-        let handler_shard = shard.clone();
-        let host = peer_host.clone();
-        let task =
-            glommio::spawn_local(
-                async move { dispatch::handle(&handler_shard, frame, &host).await },
-            );
+        let (core, info) = (core.clone(), info.clone());
+        let task = glommio::spawn_local(async move { dispatch::handle(&core, frame, &info).await });
         if queue.send(task).await.is_err() {
             break;
         }

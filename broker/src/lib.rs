@@ -4,10 +4,13 @@
 pub mod api;
 pub mod config;
 pub mod connection;
+pub mod core;
+pub mod error;
 pub mod errors;
 pub mod group;
 pub mod limits;
 pub mod metadata;
+pub mod partition;
 pub mod producer_state;
 pub mod protocol;
 pub mod router;

@@ -9,8 +9,6 @@
 //! last batch is in an older segment (and not in a snapshot) start afresh,
 //! so their next batch is accepted as from a new producer (never refused).
 
-use crate::shard::Partition;
-use kafka_protocol::error::ResponseError;
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use storage::batch::BatchHeader;
@@ -45,25 +43,35 @@ pub type Producers = HashMap<i64, ProducerEntry>;
 
 pub enum Sequence {
     Accept,
+    /// Already appended at this base offset: answer with it, append nothing.
     Duplicate(i64),
-    Reject(ResponseError),
+    Reject(SequenceError),
+}
+
+/// Why an idempotent producer's batch is refused (Kafka's codes for them
+/// are in errors.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SequenceError {
+    #[error("producer epoch is older than the partition's")]
+    InvalidProducerEpoch,
+    #[error("out of order sequence number")]
+    OutOfOrderSequence,
 }
 
 /// Kafka's idempotence rules against the last batches of this producer.
-pub fn check_sequence(partition: &Partition, producer_id: i64, epoch: i16, first: i32) -> Sequence {
-    let producers = partition.producers.borrow();
+pub fn check_sequence(producers: &Producers, producer_id: i64, epoch: i16, first: i32) -> Sequence {
     let Some(entry) = producers.get(&producer_id) else {
         // No state (new producer, or state older than what survived): accept.
         return Sequence::Accept;
     };
     if epoch < entry.epoch {
-        return Sequence::Reject(ResponseError::InvalidProducerEpoch);
+        return Sequence::Reject(SequenceError::InvalidProducerEpoch);
     }
     if epoch > entry.epoch {
         return if first == 0 {
             Sequence::Accept
         } else {
-            Sequence::Reject(ResponseError::OutOfOrderSequenceNumber)
+            Sequence::Reject(SequenceError::OutOfOrderSequence)
         };
     }
     if let Some(batch) = entry.batches.iter().find(|b| b.first_sequence == first) {
@@ -76,7 +84,7 @@ pub fn check_sequence(partition: &Partition, producer_id: i64, epoch: i16, first
     if first == expected {
         Sequence::Accept
     } else {
-        Sequence::Reject(ResponseError::OutOfOrderSequenceNumber)
+        Sequence::Reject(SequenceError::OutOfOrderSequence)
     }
 }
 

@@ -1,95 +1,30 @@
-//! Partition -> owning core, and the requests cores send each other.
+//! Partition -> owning core, and running work on another core.
 //!
 //! Every core accepts connections (SO_REUSEPORT), but a partition lives on
-//! exactly one core. A request touching a partition of another core sends
-//! that core a `CoreRequest` over a bounded channel and awaits the reply on
-//! a one-shot channel. The channels are flume's: runtime-agnostic, and
-//! glommio wakes a task from a foreign thread through its notifier.
+//! exactly one core. Work on another core's partition is sent there as a
+//! job: a `Send` closure over the core's state, run as a task of that core,
+//! whose result comes back on a one-shot channel (Seastar's `submit_to`).
+//! The channels are flume's: runtime-agnostic, and glommio wakes a task
+//! from a foreign thread through its notifier.
+//!
+//! This module knows nothing of what a core holds: it is generic over the
+//! core's state `T`, so it sits below everything that routes and imports
+//! nothing from the broker. What crosses cores is whatever the job returns:
+//! broker types (`partition::Produced`, ...), never Kafka wire structs.
 //!
 //! The request loop on each core never sends to another core itself (it
-//! only spawns local work), so the bounded queues cannot form a cycle.
+//! only spawns local tasks), so the bounded queues cannot form a cycle.
 
-use crate::metadata::topics::Topic;
-use crate::shard::Shard;
-use bytes::Bytes;
-use kafka_protocol::messages::produce_response::PartitionProduceResponse;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
-use std::time::Duration;
-use storage::LogConfig;
 
-/// Requests queued for one core before senders wait (back-pressure).
+/// Jobs queued for one core before senders wait (back-pressure).
 pub const CORE_REQUESTS_QUEUED_MAX: usize = 4096;
 
-/// A partition read done on its owning core, in a form that can cross
-/// threads: tail-cache `Bytes` as they are, DMA reads copied into `Bytes`.
-#[derive(Debug, Clone)]
-pub struct RemoteRead {
-    pub error_code: i16,
-    pub high_watermark: i64,
-    pub log_start_offset: i64,
-    pub records: Vec<Bytes>,
-}
-
-/// One partition to read: (topic, partition, fetch offset, partition max bytes).
-pub type ReadWanted = (String, i32, i64, usize);
-
-pub enum CoreRequest {
-    Produce {
-        topic: String,
-        partition: i32,
-        records: Option<Bytes>,
-        acks: i16,
-        reply: flume::Sender<PartitionProduceResponse>,
-    },
-    /// Reads partitions in order from a shared byte budget, as one fetch
-    /// does locally. Replies with the core's append count from before the
-    /// reads (for `WaitForAppend`) and one answer per partition.
-    Read {
-        wanted: Vec<ReadWanted>,
-        budget: usize,
-        /// Bytes the fetch already has from earlier cores.
-        total: usize,
-        reply: flume::Sender<(u64, Vec<RemoteRead>)>,
-    },
-    /// ListOffsets for one partition: (error code, offset, timestamp).
-    ListOffset {
-        topic: String,
-        partition: i32,
-        timestamp: i64,
-        reply: flume::Sender<(i16, i64, i64)>,
-    },
-    /// Opens this core's partitions of the topic (creation, growth).
-    OpenPartitions {
-        topic: Topic,
-        reply: flume::Sender<Result<(), String>>,
-    },
-    /// Deletes this core's partitions of the topic.
-    DropPartitions {
-        topic: String,
-        partitions: i32,
-        reply: flume::Sender<Result<(), String>>,
-    },
-    Reconfigure {
-        topic: String,
-        partitions: i32,
-        config: LogConfig,
-        reply: flume::Sender<Result<(), String>>,
-    },
-    /// Resolves once this core's append count exceeds `after`, or after
-    /// `timeout` (fetch long-poll on another core's partitions).
-    WaitForAppend {
-        after: u64,
-        timeout: Duration,
-        reply: flume::Sender<()>,
-    },
-    /// A consumer-group API for a group this core coordinates.
-    Group {
-        call: crate::group::GroupCall,
-        reply: flume::Sender<crate::group::GroupAnswer>,
-    },
-    /// Does nothing: measures the cost of a hop.
-    Ping { reply: flume::Sender<()> },
-}
+/// Work for a core: built on the sending core (so `Send`), run on the
+/// receiving one against its state.
+pub type Job<T> = Box<dyn FnOnce(Rc<T>) -> Pin<Box<dyn Future<Output = ()>>> + Send>;
 
 /// The core that owns a partition. Consecutive partitions of a topic go to
 /// consecutive cores; the topic's hash picks where it starts, so topics
@@ -101,15 +36,23 @@ pub fn owner_of(topic: &str, partition: i32, cores: usize) -> usize {
     start.wrapping_add(partition as u32 as usize) % cores.max(1)
 }
 
-#[derive(Clone)]
-pub struct Router {
+pub struct Router<T> {
     core: usize,
-    peers: Vec<flume::Sender<CoreRequest>>,
+    peers: Vec<flume::Sender<Job<T>>>,
 }
 
-impl Router {
+impl<T> Clone for Router<T> {
+    fn clone(&self) -> Self {
+        Router {
+            core: self.core,
+            peers: self.peers.clone(),
+        }
+    }
+}
+
+impl<T: 'static> Router<T> {
     /// One router (with its core's receiving end) per core.
-    pub fn mesh(cores: usize) -> Vec<(Router, flume::Receiver<CoreRequest>)> {
+    pub fn mesh(cores: usize) -> Vec<(Router<T>, flume::Receiver<Job<T>>)> {
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..cores)
             .map(|_| flume::bounded(CORE_REQUESTS_QUEUED_MAX))
             .unzip();
@@ -144,105 +87,33 @@ impl Router {
         self.owner(topic, partition) == self.core
     }
 
-    /// Sends a request to `core` and awaits its reply; None if that core has
-    /// stopped (shutdown) and will not answer.
-    pub async fn call<T>(
-        &self,
-        core: usize,
-        request: impl FnOnce(flume::Sender<T>) -> CoreRequest,
-    ) -> Option<T> {
+    /// Runs `work` on `core` (which must not be this one: run local work
+    /// directly) and awaits its result; None if that core has stopped
+    /// (shutdown) and will not answer.
+    pub async fn call<R, F, Fut>(&self, core: usize, work: F) -> Option<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<T>) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
         let (reply, answer) = flume::bounded(1);
-        self.peers
-            .get(core)?
-            .send_async(request(reply))
-            .await
-            .ok()?;
+        let job: Job<T> = Box::new(move |state| {
+            Box::pin(async move {
+                // Fails only when the asking core gave up (shutdown).
+                let _ = reply.send(work(state).await);
+            })
+        });
+        self.peers.get(core)?.send_async(job).await.ok()?;
         answer.recv_async().await.ok()
     }
 }
 
-/// Serves the requests other cores send this one, until every sender is
-/// gone. Each request runs as its own task, so a slow one (an fdatasync, a
-/// long-poll wait) never holds up the rest.
-pub async fn serve(shard: Rc<Shard>, requests: flume::Receiver<CoreRequest>) {
-    while let Ok(request) = requests.recv_async().await {
-        let shard = shard.clone();
-        glommio::spawn_local(async move { execute(&shard, request).await }).detach();
-    }
-}
-
-async fn execute(shard: &Rc<Shard>, request: CoreRequest) {
-    // A send fails only when the asking core gave up (shutdown): nothing to do.
-    match request {
-        CoreRequest::Produce {
-            topic,
-            partition,
-            records,
-            acks,
-            reply,
-        } => {
-            let answer =
-                crate::api::produce::produce_local(shard, &topic, partition, records, acks).await;
-            let _ = reply.send(answer);
-        }
-        CoreRequest::Read {
-            wanted,
-            budget,
-            total,
-            reply,
-        } => {
-            let appends = shard.append_count();
-            let answers = crate::api::fetch::read_for_peer(shard, &wanted, budget, total).await;
-            let _ = reply.send((appends, answers));
-        }
-        CoreRequest::ListOffset {
-            topic,
-            partition,
-            timestamp,
-            reply,
-        } => {
-            let answer =
-                crate::api::list_offsets::offset_local(shard, &topic, partition, timestamp).await;
-            let _ = reply.send(answer);
-        }
-        CoreRequest::OpenPartitions { topic, reply } => {
-            let opened = shard
-                .open_local_partitions(&topic)
-                .await
-                .map_err(|e| format!("{e:#}"));
-            let _ = reply.send(opened);
-        }
-        CoreRequest::DropPartitions {
-            topic,
-            partitions,
-            reply,
-        } => {
-            shard.drop_local_partitions(&topic, partitions).await;
-            let _ = reply.send(Ok(()));
-        }
-        CoreRequest::Reconfigure {
-            topic,
-            partitions,
-            config,
-            reply,
-        } => {
-            shard.reconfigure_local_partitions(&topic, partitions, &config);
-            let _ = reply.send(Ok(()));
-        }
-        CoreRequest::WaitForAppend {
-            after,
-            timeout,
-            reply,
-        } => {
-            shard.wait_for_append(after, timeout).await;
-            let _ = reply.send(());
-        }
-        CoreRequest::Group { call, reply } => {
-            let _ = reply.send(crate::group::execute(shard, call).await);
-        }
-        CoreRequest::Ping { reply } => {
-            let _ = reply.send(());
-        }
+/// Runs the jobs other cores send this one, until every sender is gone.
+/// Each job runs as its own task, so a slow one (an fdatasync, a long-poll
+/// wait) never holds up the rest.
+pub async fn serve<T: 'static>(state: Rc<T>, jobs: flume::Receiver<Job<T>>) {
+    while let Ok(job) = jobs.recv_async().await {
+        glommio::spawn_local(job(state.clone())).detach();
     }
 }
 
@@ -273,5 +144,27 @@ mod tests {
     #[test]
     fn owner_is_stable() {
         assert_eq!(owner_of("t", 5, 4), owner_of("t", 5, 4));
+    }
+
+    #[test]
+    fn a_job_runs_on_the_other_core_against_its_state() {
+        let mut mesh = Router::<usize>::mesh(2);
+        let (router1, jobs1) = mesh.pop().expect("core 1");
+        let (router0, _jobs0) = mesh.pop().expect("core 0");
+        let other = glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move { serve(Rc::new(41usize), jobs1).await })
+            .expect("executor");
+        let answer = glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                router0
+                    .call(router1.core(), |state: Rc<usize>| async move { *state + 1 })
+                    .await
+            })
+            .expect("executor")
+            .join()
+            .expect("join");
+        assert_eq!(answer, Some(42));
+        drop(mesh);
+        other.join().expect("serve stops once every sender is gone");
     }
 }

@@ -4,9 +4,9 @@
 //! and a clean stop on SIGTERM/SIGINT.
 
 use crate::config::Config;
+use crate::core::Core;
 use crate::metadata::cluster::Cluster;
-use crate::router::{CoreRequest, Router};
-use crate::shard::Shard;
+use crate::router::{Job, Router};
 use anyhow::{bail, Context, Result};
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
@@ -119,32 +119,38 @@ impl Barrier {
 async fn serve(
     config: Config,
     cluster: Arc<Cluster>,
-    router: Router,
-    requests: flume::Receiver<CoreRequest>,
+    router: Router<Core>,
+    requests: flume::Receiver<Job<Core>>,
     stop: Arc<AtomicBool>,
     opened: Arc<Barrier>,
 ) -> Result<()> {
-    let core = router.core();
+    let core_index = router.core();
     let listener = TcpListener::bind(config.listen);
-    let shard = Shard::open(config.clone(), cluster, router).await;
-    let (listener, shard) = match (listener, shard) {
-        (Ok(listener), Ok(shard)) => (listener, shard),
+    let core = Core::open(config.clone(), cluster, router).await;
+    let (listener, core) = match (listener, core) {
+        (Ok(listener), Ok(core)) => (listener, core),
         (Err(e), _) => {
             opened.wait_abandoned();
-            bail!("core {core}: listen on {}: {e}", config.listen);
+            bail!("core {core_index}: listen on {}: {e}", config.listen);
         }
         (_, Err(e)) => {
             opened.wait_abandoned();
-            return Err(e.context(format!("core {core}: open partitions")));
+            bail!("core {core_index}: open partitions: {e}");
         }
     };
-    glommio::spawn_local(crate::router::serve(shard.clone(), requests)).detach();
-    glommio::spawn_local(shard.clone().enforce_retention_forever()).detach();
-    glommio::spawn_local(crate::group::run_timers(shard.clone())).detach();
+    let retention_interval = Duration::from_millis(config.retention_check_interval_ms);
+    glommio::spawn_local(crate::router::serve(core.clone(), requests)).detach();
+    glommio::spawn_local(
+        core.shard
+            .clone()
+            .enforce_retention_forever(retention_interval),
+    )
+    .detach();
+    glommio::spawn_local(core.groups.clone().run_timers()).detach();
     if !opened.wait() {
-        bail!("core {core}: another core failed to start");
+        bail!("core {core_index}: another core failed to start");
     }
-    if core == 0 {
+    if core_index == 0 {
         tracing::info!(listen = %config.listen, cores = config.cores, data_dir = %config.data_dir.display(), "sluice broker ready");
     }
     loop {
@@ -157,16 +163,30 @@ async fn serve(
         };
         match futures_lite::future::or(accept, stopped).await {
             Some(Ok(stream)) => {
-                glommio::spawn_local(shard.clone().serve(stream)).detach();
+                glommio::spawn_local(serve_client(core.clone(), stream)).detach();
             }
-            Some(Err(error)) => tracing::warn!(core, %error, "accept failed"),
+            Some(Err(error)) => tracing::warn!(core = core_index, %error, "accept failed"),
             None => break,
         }
     }
-    tracing::info!(core, "stopping: flushing and closing logs");
-    shard.close().await;
-    tracing::info!(core, "stopped");
+    tracing::info!(core = core_index, "stopping: flushing and closing logs");
+    core.shard.close().await;
+    tracing::info!(core = core_index, "stopped");
     Ok(())
+}
+
+/// Serves one client connection until it closes or misbehaves, within
+/// `max.connections`.
+async fn serve_client(core: std::rc::Rc<Core>, stream: glommio::net::TcpStream) {
+    let Some(_slot) = core.cluster.take_connection(core.config.connections_max) else {
+        let peer = stream
+            .peer_addr()
+            .map_or_else(|_| "?".to_string(), |a| a.to_string());
+        tracing::warn!(%peer, max = core.config.connections_max, "max.connections reached; closing");
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    crate::connection::serve(core, stream).await;
 }
 
 /// Creates `__consumer_offsets` on first start. Its partition count is

@@ -1,14 +1,15 @@
-//! ApiVersions: exactly the table in protocol/versions.rs.
+//! ApiVersions: exactly the table in api/mod.rs.
 
-use crate::protocol::versions::SUPPORTED;
-use crate::shard::Shard;
+use crate::api::context::RequestContext;
+use crate::api::SERVED;
+use crate::core::Core;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use std::rc::Rc;
 
 fn table() -> Vec<ApiVersion> {
-    SUPPORTED
+    SERVED
         .iter()
         .map(|(api, min, max)| {
             ApiVersion::default()
@@ -20,9 +21,9 @@ fn table() -> Vec<ApiVersion> {
 }
 
 pub async fn handle(
-    _shard: &Rc<Shard>,
+    _ctx: &RequestContext,
+    _core: &Rc<Core>,
     _request: ApiVersionsRequest,
-    _version: i16,
 ) -> ApiVersionsResponse {
     ApiVersionsResponse::default().with_api_keys(table())
 }

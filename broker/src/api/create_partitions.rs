@@ -1,8 +1,10 @@
 //! CreatePartitions: grow a topic's partition count (never shrink).
 
+use crate::api::context::RequestContext;
 use crate::api::topic_name;
+use crate::core::Core;
+use crate::errors::topic_error;
 use crate::metadata::topics::PARTITIONS_MAX;
-use crate::shard::Shard;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
@@ -10,15 +12,15 @@ use kafka_protocol::protocol::StrBytes;
 use std::rc::Rc;
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    _ctx: &RequestContext,
+    core: &Rc<Core>,
     request: CreatePartitionsRequest,
-    _version: i16,
 ) -> CreatePartitionsResponse {
     let mut results = Vec::new();
     for wanted in request.topics {
         let name = wanted.name.0.to_string();
         let result = CreatePartitionsTopicResult::default().with_name(topic_name(&name));
-        let outcome = match shard.topic(&name) {
+        let outcome = match core.topic(&name) {
             None => Err((
                 ResponseError::UnknownTopicOrPartition,
                 format!("Topic '{name}' does not exist."),
@@ -37,7 +39,7 @@ pub async fn handle(
             Some(_)
                 if wanted.assignments.as_ref().is_some_and(|a| {
                     a.iter()
-                        .any(|p| p.broker_ids.iter().any(|b| b.0 != shard.config.node_id))
+                        .any(|p| p.broker_ids.iter().any(|b| b.0 != core.config.node_id))
                 }) =>
             {
                 Err((
@@ -50,7 +52,10 @@ pub async fn handle(
                 "The partition count of an internal topic is fixed.".to_string(),
             )),
             Some(_) if request.validate_only => Ok(()),
-            Some(_) => shard.add_partitions(&name, wanted.count).await,
+            Some(_) => core
+                .add_partitions(&name, wanted.count)
+                .await
+                .map_err(|e| (topic_error(&e), e.to_string())),
         };
         results.push(match outcome {
             Ok(()) => result,

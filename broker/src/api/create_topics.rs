@@ -1,9 +1,11 @@
 //! CreateTopics: partitions, configs (checked against the log config),
 //! validate_only. Single node: replication factor must be 1 (or -1).
 
+use crate::api::context::RequestContext;
 use crate::api::topic_name;
+use crate::core::Core;
+use crate::errors::topic_error;
 use crate::metadata::topics::{is_valid_topic_name, PARTITIONS_MAX};
-use crate::shard::Shard;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
@@ -12,9 +14,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    _ctx: &RequestContext,
+    core: &Rc<Core>,
     request: CreateTopicsRequest,
-    _version: i16,
 ) -> CreateTopicsResponse {
     let mut seen = HashSet::new();
     let mut results = Vec::new();
@@ -44,7 +46,7 @@ pub async fn handle(
             continue;
         }
         let partitions = if topic.num_partitions == -1 {
-            shard.config.num_partitions
+            core.config.num_partitions
         } else {
             topic.num_partitions
         };
@@ -64,7 +66,7 @@ pub async fn handle(
         }
         let mut configs = BTreeMap::new();
         let mut invalid = None;
-        let mut check = shard.config.log.clone();
+        let mut check = core.config.log.clone();
         for config in &topic.configs {
             let key = config.name.to_string();
             let Some(value) = config.value.as_ref().map(|v| v.to_string()) else {
@@ -80,7 +82,7 @@ pub async fn handle(
             results.push(fail(ResponseError::InvalidConfig, message));
             continue;
         }
-        if shard.topic(&name).is_some() {
+        if core.topic(&name).is_some() {
             results.push(fail(
                 ResponseError::TopicAlreadyExists,
                 format!("Topic '{name}' already exists."),
@@ -95,13 +97,13 @@ pub async fn handle(
             );
             continue;
         }
-        match shard.create_topic(&name, partitions, configs).await {
+        match core.create_topic(&name, partitions, configs).await {
             Ok(_) => results.push(
                 result
                     .with_num_partitions(partitions)
                     .with_replication_factor(1),
             ),
-            Err((error, message)) => results.push(fail(error, message)),
+            Err(error) => results.push(fail(topic_error(&error), error.to_string())),
         }
     }
     CreateTopicsResponse::default().with_topics(results)

@@ -1,23 +1,24 @@
 //! DeleteGroups (v0-2): removes empty groups and their committed offsets.
 
-use crate::group::{self, GroupAnswer, GroupCall};
-use crate::shard::Shard;
+use crate::api::context::RequestContext;
+use crate::core::Core;
+use crate::group::{GroupAnswer, GroupCall};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 use std::rc::Rc;
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    _ctx: &RequestContext,
+    core: &Rc<Core>,
     request: DeleteGroupsRequest,
-    _version: i16,
 ) -> DeleteGroupsResponse {
     let mut results = Vec::new();
     for group_id in request.groups_names {
         let call = GroupCall::Delete {
             group: group_id.to_string(),
         };
-        let code = match group::call(shard, call).await {
+        let code = match core.group_call(call).await {
             GroupAnswer::Delete(code) => code,
             _ => ResponseError::CoordinatorNotAvailable.code(),
         };

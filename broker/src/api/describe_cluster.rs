@@ -1,18 +1,19 @@
 //! DescribeCluster: this single broker, also the controller.
 
+use crate::api::context::RequestContext;
 use crate::api::metadata::CLUSTER_ID;
-use crate::shard::Shard;
+use crate::core::Core;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 use std::rc::Rc;
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    _ctx: &RequestContext,
+    core: &Rc<Core>,
     _request: DescribeClusterRequest,
-    _version: i16,
 ) -> DescribeClusterResponse {
-    let config = &shard.config;
+    let config = &core.config;
     let node = BrokerId(config.node_id);
     let broker = DescribeClusterBroker::default()
         .with_broker_id(node)

@@ -1,8 +1,9 @@
 //! DescribeConfigs for topics (their effective log config, marking
 //! overrides) and for this broker (its static settings).
 
+use crate::api::context::RequestContext;
 use crate::config::Config;
-use crate::shard::Shard;
+use crate::core::Core;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
@@ -77,9 +78,9 @@ fn broker_entries(config: &Config) -> Vec<(&'static str, String)> {
 }
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    _ctx: &RequestContext,
+    core: &Rc<Core>,
     request: DescribeConfigsRequest,
-    _version: i16,
 ) -> DescribeConfigsResponse {
     let mut results = Vec::new();
     for resource in request.resources {
@@ -89,9 +90,9 @@ pub async fn handle(
             .with_resource_name(resource.resource_name.clone());
         let entries: Result<Vec<(String, String, i8, bool)>, ResponseError> =
             match resource.resource_type {
-                RESOURCE_TOPIC => match shard.topic(&name) {
+                RESOURCE_TOPIC => match core.topic(&name) {
                     None => Err(ResponseError::UnknownTopicOrPartition),
-                    Some(topic) => match topic.log_config(&shard.config.log) {
+                    Some(topic) => match topic.log_config(&core.config.log) {
                         Ok(config) => Ok(topic_entries(&config)
                             .into_iter()
                             .map(|(k, v)| {
@@ -106,8 +107,8 @@ pub async fn handle(
                         Err(_) => Err(ResponseError::InvalidConfig),
                     },
                 },
-                RESOURCE_BROKER if name.is_empty() || name == shard.config.node_id.to_string() => {
-                    Ok(broker_entries(&shard.config)
+                RESOURCE_BROKER if name.is_empty() || name == core.config.node_id.to_string() => {
+                    Ok(broker_entries(&core.config)
                         .into_iter()
                         .map(|(k, v)| (k.to_string(), v, SOURCE_STATIC_BROKER, true))
                         .collect())

@@ -1,8 +1,9 @@
 //! DescribeGroups (v0-5): state, protocol, and members with their
 //! subscription metadata and assignments. An unknown group is "Dead".
 
-use crate::group::{self, GroupAnswer, GroupCall};
-use crate::shard::Shard;
+use crate::api::context::RequestContext;
+use crate::core::Core;
+use crate::group::{GroupAnswer, GroupCall};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
@@ -10,17 +11,18 @@ use kafka_protocol::protocol::StrBytes;
 use std::rc::Rc;
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    ctx: &RequestContext,
+    core: &Rc<Core>,
     request: DescribeGroupsRequest,
-    version: i16,
 ) -> DescribeGroupsResponse {
+    let version = ctx.version;
     let mut described = Vec::new();
     for group_id in request.groups {
         let call = GroupCall::Describe {
             group: group_id.to_string(),
         };
         let result = DescribedGroup::default().with_group_id(group_id);
-        described.push(match group::call(shard, call).await {
+        described.push(match core.group_call(call).await {
             GroupAnswer::Describe(Some(view)) => result
                 .with_group_state(StrBytes::from_static_str(view.state))
                 .with_protocol_type(StrBytes::from_string(view.protocol_type))

@@ -8,10 +8,12 @@
 //! core, and come back as `Bytes` (tail-cache slices as they are, disk
 //! reads copied once to cross the thread).
 
-use crate::errors::storage_error_code;
-use crate::protocol::fetch_response::{PartitionAnswer, TopicAnswer};
-use crate::router::{CoreRequest, ReadWanted, RemoteRead};
-use crate::shard::Shard;
+use crate::api::context::RequestContext;
+use crate::api::fetch_response::{self, PartitionAnswer, TopicAnswer};
+use crate::api::reply::{Outcome, Reply};
+use crate::core::{Core, ReadWanted};
+use crate::errors::read_error;
+use crate::partition::{PartitionRead, ReadError};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::FetchRequest;
@@ -19,33 +21,38 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 use storage::{Chunk, Event};
 
-/// The answer, whose record slices protocol/fetch_response.rs frames
-/// without copying them.
-pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, _version: i16) -> Vec<TopicAnswer> {
+/// The answer, whose record slices api/fetch_response.rs frames without
+/// copying them.
+pub struct FetchReply(Vec<TopicAnswer>);
+
+impl Reply for FetchReply {
+    fn into_outcome(self, ctx: &RequestContext) -> Outcome {
+        Outcome::RespondParts(fetch_response::encode(
+            ctx.version,
+            ctx.correlation_id,
+            self.0,
+        ))
+    }
+}
+
+pub async fn handle(_ctx: &RequestContext, core: &Rc<Core>, request: FetchRequest) -> FetchReply {
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let min_bytes = request.min_bytes.max(0) as usize;
-    let plan = Plan::new(shard, &request);
+    let plan = Plan::new(core, &request);
     loop {
-        let appended = shard.next_append();
-        let read = plan.read(shard, request.max_bytes.max(0) as usize).await;
+        let appended = core.shard.appends().next();
+        let read = plan.read(core, request.max_bytes.max(0) as usize).await;
         let now = Instant::now();
         if read.bytes >= min_bytes.max(1) || read.failed || now >= deadline {
-            return plan.answer(read.answers);
+            return FetchReply(plan.answer(read.answers));
         }
         let remote_appended = Rc::new(Event::default());
         let woken = remote_appended.listen();
-        for (core, appends) in read.remote_appends {
-            let router = shard.router.clone();
-            let remote_appended = remote_appended.clone();
+        for (other, appends) in read.remote_appends {
+            let (core, remote_appended) = (core.clone(), remote_appended.clone());
             let timeout = deadline - now;
             glommio::spawn_local(async move {
-                router
-                    .call(core, |reply| CoreRequest::WaitForAppend {
-                        after: appends,
-                        timeout,
-                        reply,
-                    })
-                    .await;
+                core.wait_for_appends(other, appends, timeout).await;
                 remote_appended.notify_all();
             })
             .detach();
@@ -73,7 +80,7 @@ struct Read {
 }
 
 impl Plan {
-    fn new(shard: &Shard, request: &FetchRequest) -> Plan {
+    fn new(core: &Core, request: &FetchRequest) -> Plan {
         let mut topics = Vec::new();
         let mut wanted = Vec::new();
         for topic in &request.topics {
@@ -88,10 +95,10 @@ impl Plan {
             }
             topics.push((name, topic.partitions.len()));
         }
-        let here = shard.router.core();
+        let here = core.router.core();
         let mut by_core: Vec<(usize, Vec<usize>)> = Vec::new();
         for (index, (name, partition, _, _)) in wanted.iter().enumerate() {
-            let owner = shard.router.owner(name, *partition);
+            let owner = core.router.owner(name, *partition);
             match by_core.iter_mut().find(|(core, _)| *core == owner) {
                 Some((_, indexes)) => indexes.push(index),
                 None => by_core.push((owner, vec![index])),
@@ -105,7 +112,7 @@ impl Plan {
         }
     }
 
-    async fn read(&self, shard: &Rc<Shard>, max_bytes: usize) -> Read {
+    async fn read(&self, core: &Rc<Core>, max_bytes: usize) -> Read {
         let mut read = Read {
             answers: (0..self.wanted.len()).map(|_| None).collect(),
             bytes: 0,
@@ -113,39 +120,46 @@ impl Plan {
             remote_appends: Vec::new(),
         };
         let mut budget = max_bytes;
-        for (core, indexes) in &self.by_core {
+        for (owner, indexes) in &self.by_core {
             let group: Vec<ReadWanted> = indexes.iter().map(|&i| self.wanted[i].clone()).collect();
-            let (answers, bytes) = if *core == shard.router.core() {
-                read_group(shard, &group, budget, read.bytes).await
+            let (answers, bytes) = if *owner == core.router.core() {
+                let (reads, bytes) = core.read_here(&group, budget, read.bytes).await;
+                let answers: Vec<PartitionAnswer> = group
+                    .iter()
+                    .zip(reads)
+                    .map(|(wanted, read)| partition_answer(wanted.1, read))
+                    .collect();
+                (answers, bytes)
             } else {
-                let reply = shard
-                    .router
-                    .call(*core, |reply| CoreRequest::Read {
-                        wanted: group.clone(),
-                        budget,
-                        total: read.bytes,
-                        reply,
-                    })
+                let reply = core
+                    .read_on(*owner, group.clone(), budget, read.bytes)
                     .await;
-                let Some((appends, remote)) = reply else {
-                    let stopping = group
-                        .iter()
-                        .map(|w| unreadable(w.1, ResponseError::NotLeaderOrFollower));
-                    for (&index, answer) in indexes.iter().zip(stopping) {
-                        read.answers[index] = Some(answer);
+                let Ok((appends, remote)) = reply else {
+                    for &index in indexes {
+                        let partition = self.wanted[index].1;
+                        read.answers[index] =
+                            Some(unreadable(partition, ResponseError::NotLeaderOrFollower));
                     }
                     read.failed = true;
                     continue;
                 };
-                read.remote_appends.push((*core, appends));
+                read.remote_appends.push((*owner, appends));
                 let bytes = remote
                     .iter()
+                    .flatten()
                     .map(|r| r.records.iter().map(Bytes::len).sum::<usize>())
                     .sum();
                 let answers = group
                     .iter()
                     .zip(remote)
-                    .map(|(wanted, remote)| from_peer(wanted.1, remote))
+                    .map(|(wanted, read)| {
+                        let read = read.map(|r| PartitionRead {
+                            high_watermark: r.high_watermark,
+                            log_start_offset: r.log_start_offset,
+                            records: r.records.into_iter().map(Chunk::Memory).collect(),
+                        });
+                        partition_answer(wanted.1, read)
+                    })
                     .collect();
                 (answers, bytes)
             };
@@ -196,82 +210,21 @@ fn answer_with_code(partition_index: i32, error_code: i16) -> PartitionAnswer {
     }
 }
 
-/// Reads this core's partitions in order from a shared budget. Kafka
-/// returns at least one batch to make progress, even past max_bytes, but
-/// only for the first partition with data (`total_before` == 0).
-async fn read_group(
-    shard: &Rc<Shard>,
-    group: &[ReadWanted],
-    mut budget: usize,
-    total_before: usize,
-) -> (Vec<PartitionAnswer>, usize) {
-    let mut total = 0usize;
-    let mut answers = Vec::with_capacity(group.len());
-    for (name, index, offset, partition_max) in group {
-        let Some(partition) = shard.partition(name, *index) else {
-            answers.push(unreadable(*index, ResponseError::UnknownTopicOrPartition));
-            continue;
-        };
-        let log = &partition.log;
-        let mut answer = answer_with_code(*index, 0);
-        answer.high_watermark = log.high_watermark();
-        answer.last_stable_offset = answer.high_watermark;
-        answer.log_start_offset = log.log_start_offset();
-        if budget == 0 && total_before + total > 0 {
-            answers.push(answer);
-            continue;
-        }
-        let limit = (*partition_max).min(budget.max(1));
-        match log.read(*offset, limit).await {
-            Ok(read) => {
-                let bytes = read.total_bytes();
-                total += bytes;
-                budget = budget.saturating_sub(bytes);
-                answer.records = Some(read.chunks);
-            }
-            Err(error) => answer.error_code = storage_error_code(&error),
-        }
-        answers.push(answer);
-    }
-    (answers, total)
-}
-
-/// A peer core's side of `CoreRequest::Read`.
-pub async fn read_for_peer(
-    shard: &Rc<Shard>,
-    group: &[ReadWanted],
-    budget: usize,
-    total_before: usize,
-) -> Vec<RemoteRead> {
-    let (answers, _) = read_group(shard, group, budget, total_before).await;
-    answers
-        .into_iter()
-        .map(|answer| RemoteRead {
-            error_code: answer.error_code,
-            high_watermark: answer.high_watermark,
-            log_start_offset: answer.log_start_offset,
-            records: answer
-                .records
-                .unwrap_or_default()
-                .into_iter()
-                .map(|chunk| match chunk {
-                    Chunk::Memory(bytes) => bytes,
-                    // DMA buffers belong to this core's executor.
-                    Chunk::Disk(read) => Bytes::copy_from_slice(&read),
-                })
-                .collect(),
-        })
-        .collect()
-}
-
-fn from_peer(partition_index: i32, remote: RemoteRead) -> PartitionAnswer {
-    PartitionAnswer {
-        partition_index,
-        error_code: remote.error_code,
-        high_watermark: remote.high_watermark,
-        last_stable_offset: remote.high_watermark,
-        log_start_offset: remote.log_start_offset,
-        aborted_transactions: Some(Vec::new()),
-        records: Some(remote.records.into_iter().map(Chunk::Memory).collect()),
+/// A partition's read as Fetch answers it.
+fn partition_answer(
+    partition_index: i32,
+    read: Result<PartitionRead<Chunk>, ReadError>,
+) -> PartitionAnswer {
+    match read {
+        Ok(read) => PartitionAnswer {
+            partition_index,
+            error_code: 0,
+            high_watermark: read.high_watermark,
+            last_stable_offset: read.high_watermark,
+            log_start_offset: read.log_start_offset,
+            aborted_transactions: Some(Vec::new()),
+            records: Some(read.records),
+        },
+        Err(error) => unreadable(partition_index, read_error(&error)),
     }
 }

@@ -2,7 +2,8 @@
 //! is picked inside, so clients always get this node). v4 batches keys.
 //! Transactions are not served: transaction coordinators are refused.
 
-use crate::shard::Shard;
+use crate::api::context::RequestContext;
+use crate::core::Core;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -12,13 +13,14 @@ use std::rc::Rc;
 const KEY_TYPE_GROUP: i8 = 0;
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    ctx: &RequestContext,
+    core: &Rc<Core>,
     request: FindCoordinatorRequest,
-    version: i16,
 ) -> FindCoordinatorResponse {
-    let node = BrokerId(shard.config.node_id);
-    let host = StrBytes::from_string(shard.config.advertised_host.clone());
-    let port = i32::from(shard.config.advertised_port);
+    let version = ctx.version;
+    let node = BrokerId(core.config.node_id);
+    let host = StrBytes::from_string(core.config.advertised_host.clone());
+    let port = i32::from(core.config.advertised_port);
     let answer = |key: &str| -> (i16, Option<String>) {
         if request.key_type != KEY_TYPE_GROUP {
             (

@@ -1,15 +1,16 @@
 //! Heartbeat: keeps a member's session alive and tells it when to rejoin.
 
-use crate::group::{self, GroupAnswer, GroupCall};
-use crate::shard::Shard;
+use crate::api::context::RequestContext;
+use crate::core::Core;
+use crate::group::{GroupAnswer, GroupCall};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use std::rc::Rc;
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    _ctx: &RequestContext,
+    core: &Rc<Core>,
     request: HeartbeatRequest,
-    _version: i16,
 ) -> HeartbeatResponse {
     let call = GroupCall::Heartbeat {
         group: request.group_id.to_string(),
@@ -17,7 +18,7 @@ pub async fn handle(
         instance_id: request.group_instance_id.map(|i| i.to_string()),
         generation: request.generation_id,
     };
-    let code = match group::call(shard, call).await {
+    let code = match core.group_call(call).await {
         GroupAnswer::Heartbeat(code) => code,
         _ => ResponseError::CoordinatorNotAvailable.code(),
     };

@@ -2,8 +2,9 @@
 //! honours, checked against the log config, applied to every partition and
 //! persisted. Broker configs are static (set at start-up).
 
+use crate::api::context::RequestContext;
 use crate::api::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
-use crate::shard::Shard;
+use crate::core::Core;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
@@ -14,9 +15,9 @@ const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    _ctx: &RequestContext,
+    core: &Rc<Core>,
     request: IncrementalAlterConfigsRequest,
-    _version: i16,
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::new();
     for resource in request.resources {
@@ -26,7 +27,7 @@ pub async fn handle(
             .with_resource_name(resource.resource_name.clone());
         let outcome = match resource.resource_type {
             RESOURCE_TOPIC => {
-                alter_topic(shard, &name, &resource.configs, request.validate_only).await
+                alter_topic(core, &name, &resource.configs, request.validate_only).await
             }
             RESOURCE_BROKER => Err((
                 ResponseError::InvalidRequest,
@@ -48,12 +49,12 @@ pub async fn handle(
 }
 
 async fn alter_topic(
-    shard: &Rc<Shard>,
+    core: &Rc<Core>,
     name: &str,
     changes: &[kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig],
     validate_only: bool,
 ) -> Result<(), (ResponseError, String)> {
-    let Some(mut topic) = shard.topic(name) else {
+    let Some(mut topic) = core.topic(name) else {
         return Err((
             ResponseError::UnknownTopicOrPartition,
             format!("Topic '{name}' does not exist."),
@@ -82,13 +83,12 @@ async fn alter_topic(
         }
     }
     let config = topic
-        .log_config(&shard.config.log)
+        .log_config(&core.config.log)
         .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
     if validate_only {
         return Ok(());
     }
-    shard
-        .update_topic(topic, config)
+    core.update_topic(topic, config)
         .await
-        .map_err(|message| (ResponseError::KafkaStorageError, message))
+        .map_err(|e| (ResponseError::KafkaStorageError, e.to_string()))
 }

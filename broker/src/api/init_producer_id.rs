@@ -2,15 +2,16 @@
 //! id with a bumped epoch when the client asks for one (KIP-360).
 //! Transactions are not served yet: a transactional id is refused.
 
-use crate::shard::Shard;
+use crate::api::context::RequestContext;
+use crate::core::Core;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use std::rc::Rc;
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    _ctx: &RequestContext,
+    core: &Rc<Core>,
     request: InitProducerIdRequest,
-    _version: i16,
 ) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
@@ -25,12 +26,12 @@ pub async fn handle(
     }
     let (id, epoch) = if request.producer_id.0 >= 0 && request.producer_epoch >= 0 {
         if request.producer_epoch == i16::MAX - 1 {
-            (shard.cluster.allocate_producer_id(), 0)
+            (core.cluster.allocate_producer_id(), 0)
         } else {
             (request.producer_id.0, request.producer_epoch + 1)
         }
     } else {
-        (shard.cluster.allocate_producer_id(), 0)
+        (core.cluster.allocate_producer_id(), 0)
     };
     response
         .with_producer_id(ProducerId(id))

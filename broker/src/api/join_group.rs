@@ -1,27 +1,22 @@
 //! JoinGroup: enter a group's join round; answered when the round
 //! completes (every member rejoined, or the rebalance timeout).
 
+use crate::api::context::RequestContext;
+use crate::core::Core;
 use crate::group::coordinator::JoinArgs;
-use crate::group::{self, GroupAnswer};
-use crate::shard::Shard;
+use crate::group::{GroupAnswer, GroupCall};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 use std::rc::Rc;
 
-/// Who sent the request: for DescribeGroups' client id and host.
-pub struct ClientInfo {
-    pub client_id: String,
-    pub host: String,
-}
-
 pub async fn handle(
-    shard: &Rc<Shard>,
+    ctx: &RequestContext,
+    core: &Rc<Core>,
     request: JoinGroupRequest,
-    version: i16,
-    client: &ClientInfo,
 ) -> JoinGroupResponse {
+    let version = ctx.version;
     let args = JoinArgs {
         group: request.group_id.to_string(),
         member_id: request.member_id.to_string(),
@@ -39,11 +34,12 @@ pub async fn handle(
         } else {
             request.session_timeout_ms
         },
-        client_id: client.client_id.clone(),
-        client_host: client.host.clone(),
+        // Who sent the request, for DescribeGroups.
+        client_id: ctx.client_id.clone(),
+        client_host: ctx.connection.client_host(),
         require_known_member_id: version >= 4,
     };
-    let joined = match group::call(shard, group::GroupCall::Join(args)).await {
+    let joined = match core.group_call(GroupCall::Join(args)).await {
         GroupAnswer::Join(joined) => joined,
         _ => {
             return JoinGroupResponse::default()

@@ -1,18 +1,20 @@
 //! LeaveGroup: one member (v0-2) or a batch of members, by member id or
 //! group.instance.id (v3+).
 
-use crate::group::{self, GroupAnswer, GroupCall};
-use crate::shard::Shard;
+use crate::api::context::RequestContext;
+use crate::core::Core;
+use crate::group::{GroupAnswer, GroupCall};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 use std::rc::Rc;
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    ctx: &RequestContext,
+    core: &Rc<Core>,
     request: LeaveGroupRequest,
-    version: i16,
 ) -> LeaveGroupResponse {
+    let version = ctx.version;
     let identities: Vec<(String, Option<String>)> = if version >= 3 {
         request
             .members
@@ -31,7 +33,7 @@ pub async fn handle(
         group: request.group_id.to_string(),
         identities: identities.clone(),
     };
-    let errors = match group::call(shard, call).await {
+    let errors = match core.group_call(call).await {
         GroupAnswer::Leave(errors) => errors,
         _ => vec![ResponseError::CoordinatorNotAvailable.code(); identities.len()],
     };

@@ -1,19 +1,21 @@
 //! ListGroups (v0-4): every group of every core, optionally filtered by
 //! state (v4).
 
-use crate::group::{self, GroupAnswer, GroupCall};
-use crate::shard::Shard;
+use crate::api::context::RequestContext;
+use crate::core::Core;
+use crate::group::{GroupAnswer, GroupCall};
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 use std::rc::Rc;
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    ctx: &RequestContext,
+    core: &Rc<Core>,
     request: ListGroupsRequest,
-    version: i16,
 ) -> ListGroupsResponse {
-    let GroupAnswer::List(groups) = group::call(shard, GroupCall::List).await else {
+    let version = ctx.version;
+    let GroupAnswer::List(groups) = core.group_call(GroupCall::List).await else {
         return ListGroupsResponse::default();
     };
     let wanted: Vec<String> = request

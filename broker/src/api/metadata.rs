@@ -1,9 +1,11 @@
 //! Metadata: this broker, and the topics asked for (auto-creating unknown
 //! ones per `auto.create.topics.enable`).
 
+use crate::api::context::RequestContext;
 use crate::api::topic_name;
+use crate::core::{Core, TopicError};
+use crate::errors::topic_error;
 use crate::metadata::topics::{is_valid_topic_name, Topic};
-use crate::shard::Shard;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -15,8 +17,13 @@ use std::rc::Rc;
 
 pub const CLUSTER_ID: &str = "sluice-single-node";
 
-pub async fn handle(shard: &Rc<Shard>, request: MetadataRequest, version: i16) -> MetadataResponse {
-    let config = &shard.config;
+pub async fn handle(
+    ctx: &RequestContext,
+    core: &Rc<Core>,
+    request: MetadataRequest,
+) -> MetadataResponse {
+    let version = ctx.version;
+    let config = &core.config;
     let node = BrokerId(config.node_id);
     let requested: Option<Vec<String>> = match request.topics {
         None => None,
@@ -32,12 +39,12 @@ pub async fn handle(shard: &Rc<Shard>, request: MetadataRequest, version: i16) -
     let mut topics = Vec::new();
     match requested {
         None => {
-            let all: Vec<Topic> = shard.cluster.topics();
+            let all: Vec<Topic> = core.cluster.topics();
             topics.extend(all.iter().map(|t| describe(t, node)));
         }
         Some(names) => {
             for name in names {
-                topics.push(lookup_or_create(shard, &name, auto_create, node).await);
+                topics.push(lookup_or_create(core, &name, auto_create, node).await);
             }
         }
     }
@@ -53,12 +60,12 @@ pub async fn handle(shard: &Rc<Shard>, request: MetadataRequest, version: i16) -
 }
 
 async fn lookup_or_create(
-    shard: &Rc<Shard>,
+    core: &Rc<Core>,
     name: &str,
     auto_create: bool,
     node: BrokerId,
 ) -> MetadataResponseTopic {
-    if let Some(topic) = shard.topic(name) {
+    if let Some(topic) = core.topic(name) {
         return describe(&topic, node);
     }
     let error = if !is_valid_topic_name(name) {
@@ -66,19 +73,19 @@ async fn lookup_or_create(
     } else if !auto_create {
         ResponseError::UnknownTopicOrPartition
     } else {
-        match shard
-            .create_topic(name, shard.config.num_partitions, BTreeMap::new())
+        match core
+            .create_topic(name, core.config.num_partitions, BTreeMap::new())
             .await
         {
             Ok(topic) => return describe(&topic, node),
-            Err((ResponseError::TopicAlreadyExists, _)) => {
-                match shard.topic(name) {
+            Err(TopicError::AlreadyExists(_)) => {
+                match core.topic(name) {
                     Some(topic) => return describe(&topic, node),
                     // Another core is creating it right now: retriable.
                     None => ResponseError::LeaderNotAvailable,
                 }
             }
-            Err((error, _)) => error,
+            Err(error) => topic_error(&error),
         }
     };
     MetadataResponseTopic::default()

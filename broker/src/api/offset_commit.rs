@@ -2,9 +2,10 @@
 //! generation -1 for an empty group, stores offsets durably in
 //! `__consumer_offsets` before the answer.
 
+use crate::api::context::RequestContext;
 use crate::api::topic_name;
-use crate::group::{self, GroupAnswer, GroupCall};
-use crate::shard::Shard;
+use crate::core::Core;
+use crate::group::{GroupAnswer, GroupCall};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -13,11 +14,12 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use std::rc::Rc;
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    ctx: &RequestContext,
+    core: &Rc<Core>,
     request: OffsetCommitRequest,
-    version: i16,
 ) -> OffsetCommitResponse {
-    let topics: Vec<(String, Vec<group::CommitPartition>)> = request
+    let version = ctx.version;
+    let topics: Vec<(String, Vec<crate::group::CommitPartition>)> = request
         .topics
         .iter()
         .map(|t| {
@@ -48,7 +50,7 @@ pub async fn handle(
         generation: request.generation_id_or_member_epoch,
         topics: topics.clone(),
     };
-    let results = match group::call(shard, call).await {
+    let results = match core.group_call(call).await {
         GroupAnswer::Commit(results) => results,
         _ => topics
             .iter()

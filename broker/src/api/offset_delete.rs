@@ -1,9 +1,10 @@
 //! OffsetDelete (v0): removes committed offsets of partitions, refused for
 //! topics that a non-empty group's consumers subscribe to.
 
+use crate::api::context::RequestContext;
 use crate::api::topic_name;
-use crate::group::{self, GroupAnswer, GroupCall};
-use crate::shard::Shard;
+use crate::core::Core;
+use crate::group::{GroupAnswer, GroupCall};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
@@ -12,9 +13,9 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 use std::rc::Rc;
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    _ctx: &RequestContext,
+    core: &Rc<Core>,
     request: OffsetDeleteRequest,
-    _version: i16,
 ) -> OffsetDeleteResponse {
     let call = GroupCall::OffsetDelete {
         group: request.group_id.to_string(),
@@ -32,7 +33,7 @@ pub async fn handle(
             })
             .collect(),
     };
-    let results = match group::call(shard, call).await {
+    let results = match core.group_call(call).await {
         GroupAnswer::OffsetDelete(Ok(results)) => results,
         GroupAnswer::OffsetDelete(Err(code)) => {
             return OffsetDeleteResponse::default().with_error_code(code)

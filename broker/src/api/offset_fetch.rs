@@ -2,9 +2,10 @@
 //! (v8+), for the partitions asked or, with null topics, all of them.
 //! A partition with no commit answers offset -1.
 
+use crate::api::context::RequestContext;
 use crate::api::topic_name;
-use crate::group::{self, FetchedOffsets, GroupAnswer, GroupCall};
-use crate::shard::Shard;
+use crate::core::Core;
+use crate::group::{FetchedOffsets, GroupAnswer, GroupCall};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -15,21 +16,22 @@ use kafka_protocol::protocol::StrBytes;
 use std::rc::Rc;
 
 async fn fetch_group(
-    shard: &Rc<Shard>,
+    core: &Rc<Core>,
     group: String,
     topics: Option<Vec<(String, Vec<i32>)>>,
 ) -> Result<FetchedOffsets, i16> {
-    match group::call(shard, GroupCall::Fetch { group, topics }).await {
+    match core.group_call(GroupCall::Fetch { group, topics }).await {
         GroupAnswer::Fetch(offsets) => Ok(offsets),
         _ => Err(ResponseError::CoordinatorNotAvailable.code()),
     }
 }
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    ctx: &RequestContext,
+    core: &Rc<Core>,
     request: OffsetFetchRequest,
-    version: i16,
 ) -> OffsetFetchResponse {
+    let version = ctx.version;
     if version >= 8 {
         let mut groups = Vec::new();
         for wanted in request.groups {
@@ -40,7 +42,7 @@ pub async fn handle(
             });
             let group = OffsetFetchResponseGroup::default().with_group_id(wanted.group_id.clone());
             groups.push(
-                match fetch_group(shard, wanted.group_id.to_string(), topics).await {
+                match fetch_group(core, wanted.group_id.to_string(), topics).await {
                     Ok(offsets) => group.with_topics(multi_group_topics(offsets)),
                     Err(code) => group.with_error_code(code),
                 },
@@ -54,7 +56,7 @@ pub async fn handle(
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
-    match fetch_group(shard, group.to_string(), topics).await {
+    match fetch_group(core, group.to_string(), topics).await {
         Ok(offsets) => {
             OffsetFetchResponse::default().with_topics(single_group_topics(offsets, version))
         }

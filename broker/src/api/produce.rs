@@ -1,39 +1,80 @@
-//! Produce: one RecordBatch per partition, appended to the partition's log;
-//! acks=-1 waits for the group-commit fdatasync (under the default durable
-//! flush policy), acks=1 for the in-memory append, acks=0 answers nothing. Idempotent producers get Kafka's sequence
-//! checks (duplicates answered with the original offset).
+//! Produce: one RecordBatch per partition, validated once here (on the core
+//! that received it) and appended by the partition on its owning core;
+//! acks=-1 waits for durability under the flush policy, acks=1 for the
+//! in-memory append, acks=0 answers nothing. Idempotent producers get
+//! Kafka's sequence checks (duplicates answered with the original offset).
+//!
+//! The record batches are not copied out of the request frame: once the
+//! decoded request is dropped, the frame's memory is split into one
+//! mutable piece per batch (offsets are written into it in place), and the
+//! only copy left is storage's into the DMA buffer.
 
+use crate::api::context::RequestContext;
+use crate::api::reply::{Outcome, Reply};
 use crate::api::topic_name;
-use crate::errors::storage_error_code;
-use crate::producer_state::{check_sequence, remember, Sequence};
-use crate::router::CoreRequest;
-use crate::shard::Shard;
+use crate::core::Core;
+use crate::errors::produce_error;
+use crate::group::store::OFFSETS_TOPIC;
+use crate::partition::{Acks, ProduceError, Produced};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use std::rc::Rc;
-use storage::batch::BatchHeader;
+use storage::{BatchError, ProducedBatch};
 
-pub async fn handle(shard: &Rc<Shard>, request: ProduceRequest, _version: i16) -> ProduceResponse {
+/// A topic's partitions as the request named them, with their records.
+type WantedTopic = (String, Vec<(i32, Option<Bytes>)>);
+
+/// The response, or nothing at all for acks=0.
+pub struct ProduceReply {
+    acks: i16,
+    response: ProduceResponse,
+}
+
+impl Reply for ProduceReply {
+    fn into_outcome(self, ctx: &RequestContext) -> Outcome {
+        if self.acks == 0 {
+            Outcome::Silent
+        } else {
+            self.response.into_outcome(ctx)
+        }
+    }
+}
+
+pub async fn handle(
+    ctx: &RequestContext,
+    core: &Rc<Core>,
+    request: ProduceRequest,
+) -> ProduceReply {
     let acks = request.acks;
-    let mut pending = Vec::new();
+    let mut wanted: Vec<WantedTopic> = Vec::new();
     for topic in request.topic_data {
-        let name = topic.name.0.to_string();
-        let mut tasks = Vec::new();
-        for data in topic.partition_data {
-            let shard = shard.clone();
-            let name = name.clone();
+        let partitions = topic
+            .partition_data
+            .into_iter()
+            .map(|data| (data.index, data.records))
+            .collect();
+        wanted.push((topic.name.0.to_string(), partitions));
+    }
+    let mut records = Records::take(ctx.take_frame(), &mut wanted);
+    let mut pending = Vec::with_capacity(wanted.len());
+    for (name, partitions) in wanted {
+        let mut tasks = Vec::with_capacity(partitions.len());
+        for (index, _) in partitions {
+            let bytes = records.next_piece();
+            let (core, name) = (core.clone(), name.clone());
             tasks.push(glommio::spawn_local(async move {
-                produce_partition(&shard, name, data.index, data.records, acks).await
+                let produced = produce_partition(&core, name, index, bytes, acks).await;
+                answer(index, produced)
             }));
         }
         pending.push((name, tasks));
     }
-    let mut responses = Vec::new();
+    let mut responses = Vec::with_capacity(pending.len());
     for (name, tasks) in pending {
-        let mut partitions = Vec::new();
+        let mut partitions = Vec::with_capacity(tasks.len());
         for task in tasks {
             partitions.push(task.await);
         }
@@ -43,10 +84,89 @@ pub async fn handle(shard: &Rc<Shard>, request: ProduceRequest, _version: i16) -
                 .with_partition_responses(partitions),
         );
     }
-    ProduceResponse::default().with_responses(responses)
+    ProduceReply {
+        acks,
+        response: ProduceResponse::default().with_responses(responses),
+    }
 }
 
-fn failed(index: i32, error: ResponseError, message: Option<String>) -> PartitionProduceResponse {
+/// Why a partition's produce is refused before it reaches the partition.
+enum Refused {
+    Kafka(ResponseError, &'static str),
+    Batch(BatchError),
+    Produce(ProduceError),
+}
+
+async fn produce_partition(
+    core: &Rc<Core>,
+    topic: String,
+    index: i32,
+    records: Option<BytesMut>,
+    acks: i16,
+) -> Result<Produced, Refused> {
+    let Some(acks) = Acks::from_wire(acks) else {
+        return Err(Refused::Kafka(ResponseError::InvalidRequiredAcks, ""));
+    };
+    if topic == OFFSETS_TOPIC {
+        // Only the group coordinator writes the offsets topic.
+        return Err(Refused::Kafka(
+            ResponseError::InvalidTopicException,
+            "cannot produce to an internal topic",
+        ));
+    }
+    let Some(records) = records.filter(|r| !r.is_empty()) else {
+        return Err(Refused::Kafka(ResponseError::InvalidRecord, "no records"));
+    };
+    if !is_one_batch(&records) {
+        return Err(Refused::Kafka(
+            ResponseError::InvalidRecord,
+            "exactly one record batch per partition is accepted",
+        ));
+    }
+    let batch = ProducedBatch::new(records).map_err(Refused::Batch)?;
+    core.produce(topic, index, batch, acks)
+        .await
+        .map_err(Refused::Produce)
+}
+
+/// The batch's own length field covers the whole buffer. Kafka's producers
+/// send one batch per partition; a second one after it is refused.
+fn is_one_batch(records: &[u8]) -> bool {
+    // baseOffset (8) then batchLength (4), which counts what follows it.
+    const LENGTH_END: usize = 12;
+    let Some(length) = records.get(8..LENGTH_END) else {
+        return true; // too short even for a header: validation says so
+    };
+    let length = i32::from_be_bytes([length[0], length[1], length[2], length[3]]);
+    usize::try_from(length).is_ok_and(|l| l.checked_add(LENGTH_END) == Some(records.len()))
+        || records.len() < storage::limits::BATCH_HEADER_BYTES
+}
+
+fn answer(index: i32, produced: Result<Produced, Refused>) -> PartitionProduceResponse {
+    let (error, message) = match produced {
+        Ok(produced) => {
+            return PartitionProduceResponse::default()
+                .with_index(index)
+                .with_base_offset(produced.base_offset)
+                .with_log_append_time_ms(produced.log_append_time_ms.unwrap_or(-1))
+                .with_log_start_offset(produced.log_start_offset)
+        }
+        Err(Refused::Kafka(error, message)) => {
+            (error, (!message.is_empty()).then(|| message.to_string()))
+        }
+        Err(Refused::Batch(error)) => {
+            let storage = storage::StorageError::InvalidBatch(error);
+            (
+                crate::errors::storage_error(&storage),
+                Some(storage.to_string()),
+            )
+        }
+        Err(Refused::Produce(error)) => {
+            tracing::debug!(index, %error, "produce refused");
+            let message = matches!(error, ProduceError::Storage(_)).then(|| error.to_string());
+            (produce_error(&error), message)
+        }
+    };
     PartitionProduceResponse::default()
         .with_index(index)
         .with_error_code(error.code())
@@ -56,154 +176,118 @@ fn failed(index: i32, error: ResponseError, message: Option<String>) -> Partitio
         .with_error_message(message.map(StrBytes::from_string))
 }
 
-/// Appends on the partition's owning core: here, or by a hop to its core.
-async fn produce_partition(
-    shard: &Rc<Shard>,
-    topic: String,
-    index: i32,
-    records: Option<Bytes>,
-    acks: i16,
-) -> PartitionProduceResponse {
-    let owner = shard.router.owner(&topic, index);
-    if owner == shard.router.core() {
-        return produce_local(shard, &topic, index, records, acks).await;
-    }
-    let answer = shard
-        .router
-        .call(owner, |reply| CoreRequest::Produce {
-            topic,
-            partition: index,
-            records,
-            acks,
-            reply,
-        })
-        .await;
-    answer.unwrap_or_else(|| failed(index, ResponseError::NotLeaderOrFollower, None))
+/// The request's record batches as mutable memory, in request order:
+/// pieces of the request frame itself when it can be made unique (always,
+/// once the decoded request is gone), else copies.
+struct Records {
+    pieces: std::vec::IntoIter<Option<BytesMut>>,
 }
 
-/// Produce on the core that owns the partition.
-pub async fn produce_local(
-    shard: &Rc<Shard>,
-    topic: &str,
-    index: i32,
-    records: Option<Bytes>,
-    acks: i16,
-) -> PartitionProduceResponse {
-    if !matches!(acks, -1..=1) {
-        return failed(index, ResponseError::InvalidRequiredAcks, None);
-    }
-    if topic == crate::group::store::OFFSETS_TOPIC {
-        // Only the group coordinator writes the offsets topic.
-        return failed(
-            index,
-            ResponseError::InvalidTopicException,
-            Some("cannot produce to an internal topic".into()),
-        );
-    }
-    let Some(partition) = shard.partition(topic, index) else {
-        return failed(index, ResponseError::UnknownTopicOrPartition, None);
-    };
-    let Some(records) = records.filter(|r| !r.is_empty()) else {
-        return failed(
-            index,
-            ResponseError::InvalidRecord,
-            Some("no records".into()),
-        );
-    };
-    let Ok(header) = BatchHeader::parse(&records) else {
-        return failed(
-            index,
-            ResponseError::CorruptMessage,
-            Some("truncated batch header".into()),
-        );
-    };
-    if header.total_bytes() != Some(records.len()) {
-        return failed(
-            index,
-            ResponseError::InvalidRecord,
-            Some("exactly one record batch per partition is accepted".into()),
-        );
-    }
-    let producer_id = header.producer_id.get();
-    let epoch = header.producer_epoch.get();
-    let first_sequence = header.base_sequence.get();
-    let count = header.records_count.get();
-    let appended = {
-        let Ok(_turn) = partition.produce_order.acquire_permit(1).await else {
-            return failed(index, ResponseError::NotLeaderOrFollower, None);
+impl Records {
+    /// Takes every partition's records out of `wanted` (left as None).
+    fn take(frame: Option<Bytes>, wanted: &mut [WantedTopic]) -> Records {
+        let slices: Vec<Option<Bytes>> = wanted
+            .iter_mut()
+            .flat_map(|(_, partitions)| partitions.iter_mut().map(|(_, records)| records.take()))
+            .collect();
+        let pieces = match frame {
+            Some(frame) => split_frame(frame, slices),
+            None => slices
+                .into_iter()
+                .map(|s| s.map(|s| BytesMut::from(&s[..])))
+                .collect(),
         };
-        let mut duplicate = None;
-        if producer_id >= 0 {
-            match check_sequence(&partition, producer_id, epoch, first_sequence) {
-                Sequence::Duplicate(base_offset) => duplicate = Some(base_offset),
-                Sequence::Reject(error) => return failed(index, error, None),
-                Sequence::Accept => {}
-            }
+        Records {
+            pieces: pieces.into_iter(),
         }
-        match duplicate {
-            Some(base_offset) => Ok((base_offset, base_offset + i64::from(count) - 1, None, true)),
-            None => {
-                let result = partition
-                    .log
-                    .append_unsynced(BytesMut::from(&records[..]))
-                    .await;
-                if let Ok(info) = &result {
-                    if producer_id >= 0 {
-                        remember(
-                            &mut partition.producers.borrow_mut(),
-                            producer_id,
-                            epoch,
-                            first_sequence,
-                            count,
-                            info.base_offset,
-                        );
-                    }
-                    partition
-                        .log
-                        .set_high_watermark(partition.log.log_end_offset());
-                    shard.note_append();
-                }
-                result.map(|info| {
-                    (
-                        info.base_offset,
-                        info.last_offset,
-                        info.log_append_time_ms,
-                        false,
-                    )
-                })
-            }
+    }
+
+    fn next_piece(&mut self) -> Option<BytesMut> {
+        self.pieces.next().flatten()
+    }
+}
+
+/// Splits `frame` into the mutable pieces `slices` view, without copying
+/// when every slice lies in the frame in order and nothing else shares it.
+fn split_frame(frame: Bytes, slices: Vec<Option<Bytes>>) -> Vec<Option<BytesMut>> {
+    let base = frame.as_ptr() as usize;
+    let mut ranges = Vec::with_capacity(slices.len());
+    let mut end_so_far = 0usize;
+    let mut in_order = true;
+    for slice in &slices {
+        ranges.push(slice.as_ref().map(|s| {
+            let start = (s.as_ptr() as usize).wrapping_sub(base);
+            in_order &= start >= end_so_far && start.saturating_add(s.len()) <= frame.len();
+            end_so_far = start.saturating_add(s.len());
+            (start, s.len())
+        }));
+    }
+    if !in_order {
+        return slices
+            .into_iter()
+            .map(|s| s.map(|s| BytesMut::from(&s[..])))
+            .collect();
+    }
+    // The slices' references go; the frame's must be the last one.
+    drop(slices);
+    let mut rest = match frame.try_into_mut() {
+        Ok(whole) => whole,
+        Err(shared) => {
+            return ranges
+                .into_iter()
+                .map(|r| r.map(|(start, len)| BytesMut::from(&shared[start..start + len])))
+                .collect()
         }
     };
-    // acks=all waits for the group-commit fdatasync outside the ordering
-    // turn, so later requests join the same flush; only under a durable
-    // flush policy (the default flush.messages=1). With write caching
-    // (flush.messages > 1) acks=all is answered once appended, as Kafka's
-    // single-replica acks=all is, and the policy flushes later.
-    let durable = partition.log.is_durable();
-    let appended = match appended {
-        Ok((base, last, append_time, duplicate)) if acks == -1 && durable => partition
-            .log
-            .flush_to(last + 1)
-            .await
-            .map(|()| (base, append_time, duplicate)),
-        Ok((base, _, append_time, duplicate)) => Ok((base, append_time, duplicate)),
-        Err(error) => Err(error),
-    };
-    match appended {
-        Ok((base_offset, append_time, _duplicate)) => PartitionProduceResponse::default()
-            .with_index(index)
-            .with_base_offset(base_offset)
-            .with_log_append_time_ms(append_time.unwrap_or(-1))
-            .with_log_start_offset(partition.log.log_start_offset()),
-        Err(error) => {
-            tracing::debug!(topic, index, %error, "produce refused");
-            PartitionProduceResponse::default()
-                .with_index(index)
-                .with_error_code(storage_error_code(&error))
-                .with_base_offset(-1)
-                .with_log_append_time_ms(-1)
-                .with_log_start_offset(-1)
-                .with_error_message(Some(StrBytes::from_string(error.to_string())))
-        }
+    let mut consumed = 0usize;
+    ranges
+        .into_iter()
+        .map(|range| {
+            range.map(|(start, len)| {
+                let _ = rest.split_to(start - consumed);
+                consumed = start + len;
+                rest.split_to(len)
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_pieces_of_the_frame_not_copies() {
+        let mut frame = BytesMut::new();
+        frame.extend_from_slice(b"header..AAAA..BBBBBB..");
+        let frame = frame.freeze();
+        let a = frame.slice(8..12);
+        let b = frame.slice(14..20);
+        let (a_at, b_at) = (a.as_ptr(), b.as_ptr());
+        let pieces = split_frame(frame, vec![Some(a), None, Some(b)]);
+        let [Some(a), None, Some(b)] = &pieces[..] else {
+            panic!("pieces: {pieces:?}");
+        };
+        assert_eq!((&a[..], &b[..]), (&b"AAAA"[..], &b"BBBBBB"[..]));
+        assert_eq!((a.as_ptr(), b.as_ptr()), (a_at, b_at), "copied");
+    }
+
+    #[test]
+    fn a_shared_frame_is_copied_not_corrupted() {
+        let frame = Bytes::from_static(b"..AAAA").slice(0..6);
+        let keep = frame.clone();
+        let a = frame.slice(2..6);
+        let pieces = split_frame(frame, vec![Some(a)]);
+        assert_eq!(pieces[0].as_deref(), Some(&b"AAAA"[..]));
+        assert_eq!(&keep[..], b"..AAAA");
+    }
+
+    #[test]
+    fn one_batch_is_the_whole_buffer() {
+        let mut batch = vec![0u8; 70];
+        batch[8..12].copy_from_slice(&58i32.to_be_bytes());
+        assert!(is_one_batch(&batch));
+        batch.extend_from_slice(&[0u8; 70]);
+        assert!(!is_one_batch(&batch));
     }
 }

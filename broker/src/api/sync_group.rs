@@ -1,18 +1,20 @@
 //! SyncGroup: the leader hands in the assignment; every member gets its
 //! share once the leader's arrives.
 
-use crate::group::{self, GroupAnswer, GroupCall};
-use crate::shard::Shard;
+use crate::api::context::RequestContext;
+use crate::core::Core;
+use crate::group::{GroupAnswer, GroupCall};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 use std::rc::Rc;
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    ctx: &RequestContext,
+    core: &Rc<Core>,
     request: SyncGroupRequest,
-    version: i16,
 ) -> SyncGroupResponse {
+    let version = ctx.version;
     let call = GroupCall::Sync {
         group: request.group_id.to_string(),
         member_id: request.member_id.to_string(),
@@ -26,7 +28,7 @@ pub async fn handle(
             .map(|a| (a.member_id.to_string(), a.assignment))
             .collect(),
     };
-    let answer = match group::call(shard, call).await {
+    let answer = match core.group_call(call).await {
         GroupAnswer::Sync(answer) => answer,
         _ => Err(ResponseError::CoordinatorNotAvailable),
     };

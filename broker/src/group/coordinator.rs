@@ -9,6 +9,7 @@
 //! decide under a borrow and return either an answer or a one-shot
 //! receiver that the completion of the round fills.
 
+pub use crate::config::GroupConfig;
 use crate::group::store::{CommittedOffset, Entry, GroupRecord};
 use crate::limits::{
     GROUPS_PER_CORE_MAX, GROUP_ASSIGNMENT_BYTES_MAX, GROUP_PROTOCOLS_MAX,
@@ -19,43 +20,6 @@ use kafka_protocol::error::ResponseError;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
-
-/// Kafka's `group.*` / `offsets.*` broker settings.
-#[derive(Debug, Clone)]
-pub struct GroupConfig {
-    /// `group.min.session.timeout.ms`
-    pub min_session_timeout_ms: i32,
-    /// `group.max.session.timeout.ms`
-    pub max_session_timeout_ms: i32,
-    /// `group.initial.rebalance.delay.ms`
-    pub initial_rebalance_delay_ms: i32,
-    /// `group.max.size`
-    pub max_size: usize,
-    /// `offsets.retention.minutes`, in ms: offsets of a group that stayed
-    /// empty this long expire.
-    pub offsets_retention_ms: i64,
-    /// `offset.metadata.max.bytes`
-    pub offset_metadata_max_bytes: usize,
-    /// `offsets.topic.num.partitions`
-    pub offsets_topic_partitions: i32,
-    /// `offsets.topic.segment.bytes`
-    pub offsets_topic_segment_bytes: i64,
-}
-
-impl Default for GroupConfig {
-    fn default() -> Self {
-        GroupConfig {
-            min_session_timeout_ms: 6_000,
-            max_session_timeout_ms: 1_800_000,
-            initial_rebalance_delay_ms: 3_000,
-            max_size: 1_000,
-            offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
-            offset_metadata_max_bytes: 4096,
-            offsets_topic_partitions: 50,
-            offsets_topic_segment_bytes: 100 * 1024 * 1024,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {

@@ -7,17 +7,21 @@
 pub mod coordinator;
 pub mod store;
 
+use crate::error::BrokerError;
 use crate::errors::storage_error_code;
 use crate::limits::OFFSETS_COMPACT_SEGMENTS_MIN;
-use crate::router::{owner_of, CoreRequest};
+use crate::metadata::cluster::Cluster;
+use crate::partition::Partition;
+use crate::router::owner_of;
 use crate::shard::Shard;
 use bytes::Bytes;
-use coordinator::{now_ms, Answer, JoinArgs, Joined, State, SyncAnswer};
+use coordinator::{now_ms, Answer, Coordinator, JoinArgs, Joined, State, SyncAnswer};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ConsumerProtocolSubscription;
 use kafka_protocol::protocol::Decodable;
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 use store::{CommittedOffset, Entry, OFFSETS_TOPIC};
 
@@ -79,7 +83,8 @@ pub enum GroupCall {
 }
 
 impl GroupCall {
-    fn group(&self) -> Option<&str> {
+    /// The group the call is for; None for ListGroups (every core).
+    pub fn group(&self) -> Option<&str> {
         match self {
             GroupCall::Join(args) => Some(&args.group),
             GroupCall::Sync { group, .. }
@@ -135,395 +140,601 @@ pub enum GroupAnswer {
     Unavailable,
 }
 
-/// The core that coordinates `group`.
-pub fn coordinator_core(shard: &Shard, group: &str) -> usize {
-    let partition = store::partition_for(group, shard.config.group.offsets_topic_partitions);
-    owner_of(OFFSETS_TOPIC, partition, shard.router.cores())
+/// The core that coordinates `group`: the owner of its `__consumer_offsets`
+/// partition.
+pub fn coordinator_core(group: &str, offsets_partitions: i32, cores: usize) -> usize {
+    let partition = store::partition_for(group, offsets_partitions);
+    owner_of(OFFSETS_TOPIC, partition, cores)
 }
 
-/// Runs a group call on the group's core (List: on every core, merged).
-pub async fn call(shard: &Rc<Shard>, call: GroupCall) -> GroupAnswer {
-    let Some(group) = call.group() else {
-        let mut all = Vec::new();
-        for core in 0..shard.router.cores() {
-            let answer = if core == shard.router.core() {
-                execute(shard, GroupCall::List).await
-            } else {
-                shard
-                    .router
-                    .call(core, |reply| CoreRequest::Group {
-                        call: GroupCall::List,
-                        reply,
-                    })
-                    .await
-                    .unwrap_or(GroupAnswer::Unavailable)
-            };
-            if let GroupAnswer::List(groups) = answer {
-                all.extend(groups);
-            }
+/// The groups one core coordinates: the state machine, and what it needs
+/// of the core (its `__consumer_offsets` partitions, the topic registry).
+pub struct Groups {
+    pub coordinator: Coordinator,
+    shard: Rc<Shard>,
+    cluster: Arc<Cluster>,
+    core: usize,
+}
+
+impl Groups {
+    pub fn new(
+        coordinator: Coordinator,
+        shard: Rc<Shard>,
+        cluster: Arc<Cluster>,
+        core: usize,
+    ) -> Groups {
+        Groups {
+            coordinator,
+            shard,
+            cluster,
+            core,
         }
-        all.sort();
-        return GroupAnswer::List(all);
-    };
-    let core = coordinator_core(shard, group);
-    if core == shard.router.core() {
-        return execute(shard, call).await;
     }
-    shard
-        .router
-        .call(core, |reply| CoreRequest::Group { call, reply })
-        .await
-        .unwrap_or(GroupAnswer::Unavailable)
-}
 
-/// Runs a group call on this core, which coordinates the group.
-pub async fn execute(shard: &Rc<Shard>, call: GroupCall) -> GroupAnswer {
-    let groups = &shard.groups;
-    match call {
-        GroupCall::Join(args) => {
-            let group = args.group.clone();
-            let joined = match groups.join(args) {
-                Answer::Now(joined) => joined,
-                Answer::Wait(receiver) => receiver.recv_async().await.unwrap_or_else(|_| Joined {
-                    error: ResponseError::RebalanceInProgress.code(),
-                    generation: -1,
-                    protocol_type: None,
-                    protocol: None,
-                    leader: String::new(),
-                    member_id: String::new(),
-                    members: Vec::new(),
-                }),
-            };
-            if joined.error == 0 && joined.leader == joined.member_id {
-                persist_group(shard, &group).await;
+    fn offsets_partitions(&self) -> i32 {
+        self.coordinator.config.offsets_topic_partitions
+    }
+
+    fn offsets_partition(&self, index: i32) -> Option<Rc<Partition>> {
+        self.shard.partition(OFFSETS_TOPIC, index)
+    }
+
+    /// Runs a group call on this core, which coordinates the group.
+    pub async fn execute(&self, call: GroupCall) -> GroupAnswer {
+        let groups = &self.coordinator;
+        match call {
+            GroupCall::Join(args) => {
+                let group = args.group.clone();
+                let joined = match groups.join(args) {
+                    Answer::Now(joined) => joined,
+                    Answer::Wait(receiver) => {
+                        receiver.recv_async().await.unwrap_or_else(|_| Joined {
+                            error: ResponseError::RebalanceInProgress.code(),
+                            generation: -1,
+                            protocol_type: None,
+                            protocol: None,
+                            leader: String::new(),
+                            member_id: String::new(),
+                            members: Vec::new(),
+                        })
+                    }
+                };
+                if joined.error == 0 && joined.leader == joined.member_id {
+                    self.persist_group(&group).await;
+                }
+                GroupAnswer::Join(joined)
             }
-            GroupAnswer::Join(joined)
-        }
-        GroupCall::Sync {
-            group,
-            member_id,
-            instance_id,
-            generation,
-            protocol_type,
-            protocol_name,
-            assignments,
-        } => {
-            let answer = groups.sync(
+            GroupCall::Sync {
+                group,
+                member_id,
+                instance_id,
+                generation,
+                protocol_type,
+                protocol_name,
+                assignments,
+            } => {
+                let answer = groups.sync(
+                    &group,
+                    &member_id,
+                    instance_id.as_deref(),
+                    generation,
+                    (protocol_type.as_deref(), protocol_name.as_deref()),
+                    assignments,
+                );
+                GroupAnswer::Sync(match answer {
+                    Answer::Now(answer) => answer,
+                    Answer::Wait(receiver) => receiver
+                        .recv_async()
+                        .await
+                        .unwrap_or(Err(ResponseError::RebalanceInProgress)),
+                })
+            }
+            GroupCall::Heartbeat {
+                group,
+                member_id,
+                instance_id,
+                generation,
+            } => GroupAnswer::Heartbeat(groups.heartbeat(
                 &group,
                 &member_id,
                 instance_id.as_deref(),
                 generation,
-                (protocol_type.as_deref(), protocol_name.as_deref()),
-                assignments,
-            );
-            GroupAnswer::Sync(match answer {
-                Answer::Now(answer) => answer,
-                Answer::Wait(receiver) => receiver
-                    .recv_async()
-                    .await
-                    .unwrap_or(Err(ResponseError::RebalanceInProgress)),
-            })
-        }
-        GroupCall::Heartbeat {
-            group,
-            member_id,
-            instance_id,
-            generation,
-        } => GroupAnswer::Heartbeat(groups.heartbeat(
-            &group,
-            &member_id,
-            instance_id.as_deref(),
-            generation,
-        )),
-        GroupCall::Leave { group, identities } => {
-            let errors = groups.leave(&group, &identities);
-            persist_group(shard, &group).await;
-            GroupAnswer::Leave(errors)
-        }
-        GroupCall::Commit {
-            group,
-            member_id,
-            instance_id,
-            generation,
-            topics,
-        } => GroupAnswer::Commit(
-            commit(
-                shard,
-                &group,
-                &member_id,
-                instance_id.as_deref(),
+            )),
+            GroupCall::Leave { group, identities } => {
+                let errors = groups.leave(&group, &identities);
+                self.persist_group(&group).await;
+                GroupAnswer::Leave(errors)
+            }
+            GroupCall::Commit {
+                group,
+                member_id,
+                instance_id,
                 generation,
                 topics,
-            )
-            .await,
-        ),
-        GroupCall::Fetch { group, topics } => GroupAnswer::Fetch(fetch(shard, &group, topics)),
-        GroupCall::Describe { group } => GroupAnswer::Describe(describe(shard, &group)),
-        GroupCall::List => GroupAnswer::List(
-            groups
-                .groups
-                .borrow()
-                .values()
-                .map(|g| {
-                    (
-                        g.id.clone(),
-                        g.protocol_type.clone().unwrap_or_default(),
-                        g.state.name(),
-                    )
+            } => GroupAnswer::Commit(
+                self.commit(
+                    &group,
+                    &member_id,
+                    instance_id.as_deref(),
+                    generation,
+                    topics,
+                )
+                .await,
+            ),
+            GroupCall::Fetch { group, topics } => GroupAnswer::Fetch(self.fetch(&group, topics)),
+            GroupCall::Describe { group } => GroupAnswer::Describe(self.describe(&group)),
+            GroupCall::List => GroupAnswer::List(
+                groups
+                    .groups
+                    .borrow()
+                    .values()
+                    .map(|g| {
+                        (
+                            g.id.clone(),
+                            g.protocol_type.clone().unwrap_or_default(),
+                            g.state.name(),
+                        )
+                    })
+                    .collect(),
+            ),
+            GroupCall::Delete { group } => GroupAnswer::Delete(self.delete(&group).await),
+            GroupCall::OffsetDelete { group, topics } => {
+                GroupAnswer::OffsetDelete(self.offset_delete(&group, topics).await)
+            }
+        }
+    }
+
+    /// Appends entries to the group's `__consumer_offsets` partition, runs
+    /// `apply` (the in-memory change they record) right after the in-memory
+    /// append, and waits until they are durable (Kafka writes the offsets topic
+    /// with acks=all). Append + apply happen under the core's write-order turn,
+    /// so a compaction snapshot never sees a record in the log that memory does
+    /// not show yet, nor writes an older value after a newer one.
+    async fn append(
+        &self,
+        group: &str,
+        entries: &[Entry],
+        apply: impl FnOnce(),
+    ) -> Result<(), i16> {
+        if entries.is_empty() {
+            apply();
+            return Ok(());
+        }
+        let index = store::partition_for(group, self.offsets_partitions());
+        let Some(partition) = self.offsets_partition(index) else {
+            return Err(ResponseError::CoordinatorNotAvailable.code());
+        };
+        let batch = own_batch(entries)?;
+        let info = {
+            let Ok(_turn) = self.coordinator.write_order.acquire_permit(1).await else {
+                return Err(ResponseError::CoordinatorNotAvailable.code());
+            };
+            let info = partition
+                .append_own(batch)
+                .await
+                .map_err(|e| storage_error_code(&e))?;
+            apply();
+            info
+        };
+        partition
+            .wait_durable(&info)
+            .await
+            .map_err(|e| storage_error_code(&e))
+    }
+
+    async fn persist_group(&self, group: &str) {
+        let record = self
+            .coordinator
+            .groups
+            .borrow()
+            .get(group)
+            .map(|g| g.record(now_ms()));
+        if let Some(record) = record {
+            if let Err(code) = self.append(group, &[record], || {}).await {
+                tracing::warn!(group, code, "group metadata not persisted");
+            }
+        }
+    }
+
+    async fn commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        topics: Vec<(String, Vec<CommitPartition>)>,
+    ) -> PartitionErrors {
+        let all = |code: i16| -> PartitionErrors {
+            topics
+                .iter()
+                .map(|(t, ps)| (t.clone(), ps.iter().map(|p| (p.0, code)).collect()))
+                .collect()
+        };
+        if let Err(error) = self.check_commit(group_id, member_id, instance_id, generation) {
+            return all(error.code());
+        }
+        let stamp = now_ms();
+        let metadata_max = self.coordinator.config.offset_metadata_max_bytes;
+        let mut entries = Vec::new();
+        let mut results = Vec::new();
+        for (topic, partitions) in &topics {
+            let known = self.cluster.topic(topic).map_or(0, |t| t.partitions);
+            let mut errors = Vec::new();
+            for (partition, offset, leader_epoch, metadata) in partitions {
+                let metadata = metadata.clone().unwrap_or_default();
+                let code = if !(0..known).contains(partition) {
+                    ResponseError::UnknownTopicOrPartition.code()
+                } else if metadata.len() > metadata_max {
+                    ResponseError::OffsetMetadataTooLarge.code()
+                } else {
+                    entries.push(Entry::Offset {
+                        group: group_id.to_string(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                        value: Some(CommittedOffset {
+                            offset: *offset,
+                            leader_epoch: *leader_epoch,
+                            metadata,
+                            commit_timestamp_ms: stamp,
+                        }),
+                    });
+                    0
+                };
+                errors.push((*partition, code));
+            }
+            results.push((topic.clone(), errors));
+        }
+        let committed = entries.clone();
+        let apply = || {
+            let mut groups = self.coordinator.groups.borrow_mut();
+            let group = groups
+                .entry(group_id.to_string())
+                .or_insert_with(|| coordinator::Group::new(group_id, stamp));
+            for entry in committed {
+                if let Entry::Offset {
+                    topic,
+                    partition,
+                    value: Some(committed),
+                    ..
+                } = entry
+                {
+                    group.offsets.insert((topic, partition), committed);
+                }
+            }
+            if group.state == State::Empty {
+                group.empty_since_ms = stamp;
+            }
+        };
+        if let Err(code) = self.append(group_id, &entries, apply).await {
+            return all(code);
+        }
+        results
+    }
+
+    /// Kafka's rules: generation -1 with no member id commits only to an empty
+    /// (or new) group; otherwise the member and generation must be current.
+    fn check_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), ResponseError> {
+        if group_id.is_empty() {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        let groups = self.coordinator.groups.borrow();
+        let Some(group) = groups.get(group_id) else {
+            return if generation < 0 {
+                Ok(())
+            } else {
+                Err(ResponseError::IllegalGeneration)
+            };
+        };
+        if generation < 0 && group.state == State::Empty {
+            return Ok(());
+        }
+        if group.state == State::CompletingRebalance && group.members.contains_key(member_id) {
+            return Err(ResponseError::RebalanceInProgress);
+        }
+        // A commit from an unknown member id is UNKNOWN_MEMBER_ID even when its
+        // instance id belongs to another member (check_member would say
+        // FENCED_INSTANCE_ID there, as SyncGroup and Heartbeat do).
+        if !group.members.contains_key(member_id) {
+            return Err(ResponseError::UnknownMemberId);
+        }
+        coordinator::check_member(group, member_id, instance_id, generation)
+    }
+
+    fn fetch(&self, group_id: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> FetchedOffsets {
+        let groups = self.coordinator.groups.borrow();
+        let offsets = groups.get(group_id).map(|g| &g.offsets);
+        match topics {
+            Some(topics) => topics
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    let found = partitions
+                        .into_iter()
+                        .map(|p| {
+                            let committed =
+                                offsets.and_then(|o| o.get(&(topic.clone(), p))).cloned();
+                            (p, committed)
+                        })
+                        .collect();
+                    (topic, found)
                 })
                 .collect(),
-        ),
-        GroupCall::Delete { group } => GroupAnswer::Delete(delete(shard, &group).await),
-        GroupCall::OffsetDelete { group, topics } => {
-            GroupAnswer::OffsetDelete(offset_delete(shard, &group, topics).await)
+            None => {
+                let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> =
+                    BTreeMap::new();
+                for ((topic, partition), committed) in offsets.into_iter().flatten() {
+                    by_topic
+                        .entry(topic.clone())
+                        .or_default()
+                        .push((*partition, Some(committed.clone())));
+                }
+                by_topic.into_iter().collect()
+            }
         }
+    }
+
+    fn describe(&self, group_id: &str) -> Option<GroupView> {
+        let groups = self.coordinator.groups.borrow();
+        let group = groups.get(group_id)?;
+        let protocol = group.protocol.clone();
+        Some(GroupView {
+            state: group.state.name(),
+            protocol_type: group.protocol_type.clone().unwrap_or_default(),
+            protocol: protocol.clone().unwrap_or_default(),
+            members: group
+                .members
+                .values()
+                .map(|m| MemberView {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: m.metadata_for(protocol.as_deref()),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    async fn delete(&self, group_id: &str) -> i16 {
+        let entries = {
+            let groups = self.coordinator.groups.borrow();
+            match groups.get(group_id) {
+                None => return ResponseError::GroupIdNotFound.code(),
+                Some(group) if group.state != State::Empty => {
+                    return ResponseError::NonEmptyGroup.code()
+                }
+                Some(group) => coordinator::tombstones(group),
+            }
+        };
+        let apply = || {
+            let mut groups = self.coordinator.groups.borrow_mut();
+            if groups
+                .get(group_id)
+                .is_some_and(|g| g.state == State::Empty)
+            {
+                groups.remove(group_id);
+            }
+        };
+        if let Err(code) = self.append(group_id, &entries, apply).await {
+            return code;
+        }
+        0
+    }
+
+    async fn offset_delete(
+        &self,
+        group_id: &str,
+        topics: Vec<(String, Vec<i32>)>,
+    ) -> Result<PartitionErrors, i16> {
+        let (entries, results) = {
+            let groups = self.coordinator.groups.borrow();
+            let Some(group) = groups.get(group_id) else {
+                return Err(ResponseError::GroupIdNotFound.code());
+            };
+            let subscribed = subscribed_topics(group);
+            let mut entries = Vec::new();
+            let mut results = Vec::new();
+            for (topic, partitions) in topics {
+                let refused = group.state != State::Empty && subscribed.contains(&topic);
+                let mut errors = Vec::new();
+                for partition in partitions {
+                    if refused {
+                        errors.push((partition, ResponseError::GroupSubscribedToTopic.code()));
+                        continue;
+                    }
+                    if group.offsets.contains_key(&(topic.clone(), partition)) {
+                        entries.push(Entry::Offset {
+                            group: group_id.to_string(),
+                            topic: topic.clone(),
+                            partition,
+                            value: None,
+                        });
+                    }
+                    errors.push((partition, 0));
+                }
+                results.push((topic, errors));
+            }
+            (entries, results)
+        };
+        let apply = || {
+            let mut groups = self.coordinator.groups.borrow_mut();
+            if let Some(group) = groups.get_mut(group_id) {
+                for entry in &entries {
+                    if let Entry::Offset {
+                        topic, partition, ..
+                    } = entry
+                    {
+                        group.offsets.remove(&(topic.clone(), *partition));
+                    }
+                }
+            }
+        };
+        self.append(group_id, &entries, apply).await?;
+        Ok(results)
+    }
+
+    /// Reloads this core's groups from its `__consumer_offsets` partitions.
+    pub async fn load(&self) -> Result<(), BrokerError> {
+        let mut loaded = 0usize;
+        for index in 0..self.offsets_partitions() {
+            let Some(partition) = self.offsets_partition(index) else {
+                continue;
+            };
+            let log = partition.log();
+            let mut offset = log.log_start_offset();
+            while offset < log.log_end_offset() {
+                let read = log.read(offset, 1024 * 1024).await.map_err(|source| {
+                    BrokerError::ReadPartition {
+                        dir: log.dir().to_path_buf(),
+                        source,
+                    }
+                })?;
+                if read.is_empty() {
+                    break;
+                }
+                let mut next = offset;
+                for batch in read.batches() {
+                    if let Ok(header) = storage::batch::BatchHeader::parse(batch) {
+                        next = next.max(header.last_offset() + 1);
+                    }
+                    for entry in store::decode_batches(Bytes::copy_from_slice(batch)) {
+                        self.coordinator.load(entry);
+                        loaded += 1;
+                    }
+                }
+                if next <= offset {
+                    break;
+                }
+                offset = next;
+            }
+        }
+        if loaded > 0 {
+            tracing::info!(
+                core = self.core,
+                records = loaded,
+                groups = self.coordinator.groups.borrow().len(),
+                "loaded consumer groups"
+            );
+        }
+        Ok(())
+    }
+
+    /// Session/rebalance timers, offset expiry and compaction for this core's
+    /// groups.
+    pub async fn run_timers(self: Rc<Self>) {
+        let mut ticks: u64 = 0;
+        loop {
+            glommio::timer::sleep(Duration::from_millis(TICK_MS)).await;
+            ticks += 1;
+            if ticks.is_multiple_of(COMPACT_CHECK_TICKS) {
+                self.compact_all().await;
+            }
+            let (changed, expired) = self.coordinator.tick();
+            for entry in changed.into_iter().chain(expired) {
+                let group = match &entry {
+                    Entry::Offset { group, .. } | Entry::Group { group, .. } => group.clone(),
+                };
+                if let Err(code) = self
+                    .append(&group, std::slice::from_ref(&entry), || {})
+                    .await
+                {
+                    tracing::warn!(%group, code, "group record not persisted");
+                }
+            }
+        }
+    }
+
+    /// Compacts this core's `__consumer_offsets` partitions that have reached
+    /// `OFFSETS_COMPACT_SEGMENTS_MIN` segments.
+    async fn compact_all(&self) {
+        for index in 0..self.offsets_partitions() {
+            let Some(partition) = self.offsets_partition(index) else {
+                continue;
+            };
+            if partition.log().segment_base_offsets().len() < OFFSETS_COMPACT_SEGMENTS_MIN {
+                continue;
+            }
+            match self.compact(index, &partition).await {
+                Ok(deleted) => {
+                    tracing::info!(partition = index, deleted, "compacted {OFFSETS_TOPIC}")
+                }
+                Err(code) => {
+                    tracing::warn!(partition = index, code, "{OFFSETS_TOPIC} compaction failed")
+                }
+            }
+        }
+    }
+
+    /// Compaction by rewrite: the live state of every group of the partition
+    /// (its metadata record and one record per committed offset) is appended
+    /// again, then the segments wholly before that rewrite are deleted; every
+    /// record in them is superseded by one in the rewrite. A crash between the
+    /// two steps leaves duplicates, which replay tolerates (last one wins).
+    async fn compact(&self, index: i32, partition: &Partition) -> Result<usize, i16> {
+        let partitions = self.offsets_partitions();
+        let storage_code = |e: storage::StorageError| storage_error_code(&e);
+        let (start, last) = {
+            let Ok(_turn) = self.coordinator.write_order.acquire_permit(1).await else {
+                return Err(ResponseError::CoordinatorNotAvailable.code());
+            };
+            let start = partition.log().log_end_offset();
+            let live: Vec<Entry> = {
+                let groups = self.coordinator.groups.borrow();
+                let stamp = now_ms();
+                groups
+                    .values()
+                    .filter(|g| store::partition_for(&g.id, partitions) == index)
+                    .flat_map(|g| {
+                        let offsets =
+                            g.offsets
+                                .iter()
+                                .map(|((topic, partition), committed)| Entry::Offset {
+                                    group: g.id.clone(),
+                                    topic: topic.clone(),
+                                    partition: *partition,
+                                    value: Some(committed.clone()),
+                                });
+                        std::iter::once(g.record(stamp)).chain(offsets)
+                    })
+                    .collect()
+            };
+            let mut last = start - 1;
+            for chunk in live.chunks(COMPACT_BATCH_ENTRIES) {
+                let batch = own_batch(chunk)?;
+                last = partition
+                    .append_own(batch)
+                    .await
+                    .map_err(storage_code)?
+                    .last_offset;
+            }
+            (start, last)
+        };
+        // The rewrite must be on disk before what it supersedes is deleted,
+        // whatever the topic's flush policy says.
+        let log = partition.log();
+        log.flush_to(last + 1).await.map_err(storage_code)?;
+        log.delete_segments_before(start)
+            .await
+            .map_err(storage_code)
     }
 }
 
-/// Appends entries to the group's `__consumer_offsets` partition, runs
-/// `apply` (the in-memory change they record) right after the in-memory
-/// append, and waits until they are durable (Kafka writes the offsets topic
-/// with acks=all). Append + apply happen under the core's write-order turn,
-/// so a compaction snapshot never sees a record in the log that memory does
-/// not show yet, nor writes an older value after a newer one.
-async fn append(
-    shard: &Rc<Shard>,
-    group: &str,
-    entries: &[Entry],
-    apply: impl FnOnce(),
-) -> Result<(), i16> {
-    if entries.is_empty() {
-        apply();
-        return Ok(());
-    }
-    let index = store::partition_for(group, shard.config.group.offsets_topic_partitions);
-    let Some(partition) = shard.partition(OFFSETS_TOPIC, index) else {
-        return Err(ResponseError::CoordinatorNotAvailable.code());
-    };
-    let batch = store::encode_batch(entries, now_ms()).map_err(|error| {
+/// A `__consumer_offsets` batch of the coordinator's own records.
+fn own_batch(entries: &[Entry]) -> Result<storage::ProducedBatch, i16> {
+    let encoded = store::encode_batch(entries, now_ms()).map_err(|error| {
         tracing::error!(%error, "encode __consumer_offsets batch");
         ResponseError::UnknownServerError.code()
     })?;
-    let log = &partition.log;
-    let last_offset = {
-        let Ok(_turn) = shard.groups.write_order.acquire_permit(1).await else {
-            return Err(ResponseError::CoordinatorNotAvailable.code());
-        };
-        let info = log
-            .append_unsynced(batch)
-            .await
-            .map_err(|e| storage_error_code(&e))?;
-        apply();
-        info.last_offset
-    };
-    log.set_high_watermark(log.log_end_offset());
-    log.flush_to(last_offset + 1)
-        .await
-        .map_err(|e| storage_error_code(&e))
-}
-
-async fn persist_group(shard: &Rc<Shard>, group: &str) {
-    let record = shard
-        .groups
-        .groups
-        .borrow()
-        .get(group)
-        .map(|g| g.record(now_ms()));
-    if let Some(record) = record {
-        if let Err(code) = append(shard, group, &[record], || {}).await {
-            tracing::warn!(group, code, "group metadata not persisted");
-        }
-    }
-}
-
-async fn commit(
-    shard: &Rc<Shard>,
-    group_id: &str,
-    member_id: &str,
-    instance_id: Option<&str>,
-    generation: i32,
-    topics: Vec<(String, Vec<CommitPartition>)>,
-) -> PartitionErrors {
-    let all = |code: i16| -> PartitionErrors {
-        topics
-            .iter()
-            .map(|(t, ps)| (t.clone(), ps.iter().map(|p| (p.0, code)).collect()))
-            .collect()
-    };
-    if let Err(error) = check_commit(shard, group_id, member_id, instance_id, generation) {
-        return all(error.code());
-    }
-    let stamp = now_ms();
-    let metadata_max = shard.config.group.offset_metadata_max_bytes;
-    let mut entries = Vec::new();
-    let mut results = Vec::new();
-    for (topic, partitions) in &topics {
-        let known = shard.topic(topic).map_or(0, |t| t.partitions);
-        let mut errors = Vec::new();
-        for (partition, offset, leader_epoch, metadata) in partitions {
-            let metadata = metadata.clone().unwrap_or_default();
-            let code = if !(0..known).contains(partition) {
-                ResponseError::UnknownTopicOrPartition.code()
-            } else if metadata.len() > metadata_max {
-                ResponseError::OffsetMetadataTooLarge.code()
-            } else {
-                entries.push(Entry::Offset {
-                    group: group_id.to_string(),
-                    topic: topic.clone(),
-                    partition: *partition,
-                    value: Some(CommittedOffset {
-                        offset: *offset,
-                        leader_epoch: *leader_epoch,
-                        metadata,
-                        commit_timestamp_ms: stamp,
-                    }),
-                });
-                0
-            };
-            errors.push((*partition, code));
-        }
-        results.push((topic.clone(), errors));
-    }
-    let committed = entries.clone();
-    let apply = || {
-        let mut groups = shard.groups.groups.borrow_mut();
-        let group = groups
-            .entry(group_id.to_string())
-            .or_insert_with(|| coordinator::Group::new(group_id, stamp));
-        for entry in committed {
-            if let Entry::Offset {
-                topic,
-                partition,
-                value: Some(committed),
-                ..
-            } = entry
-            {
-                group.offsets.insert((topic, partition), committed);
-            }
-        }
-        if group.state == State::Empty {
-            group.empty_since_ms = stamp;
-        }
-    };
-    if let Err(code) = append(shard, group_id, &entries, apply).await {
-        return all(code);
-    }
-    results
-}
-
-/// Kafka's rules: generation -1 with no member id commits only to an empty
-/// (or new) group; otherwise the member and generation must be current.
-fn check_commit(
-    shard: &Shard,
-    group_id: &str,
-    member_id: &str,
-    instance_id: Option<&str>,
-    generation: i32,
-) -> Result<(), ResponseError> {
-    if group_id.is_empty() {
-        return Err(ResponseError::InvalidGroupId);
-    }
-    let groups = shard.groups.groups.borrow();
-    let Some(group) = groups.get(group_id) else {
-        return if generation < 0 {
-            Ok(())
-        } else {
-            Err(ResponseError::IllegalGeneration)
-        };
-    };
-    if generation < 0 && group.state == State::Empty {
-        return Ok(());
-    }
-    if group.state == State::CompletingRebalance && group.members.contains_key(member_id) {
-        return Err(ResponseError::RebalanceInProgress);
-    }
-    // A commit from an unknown member id is UNKNOWN_MEMBER_ID even when its
-    // instance id belongs to another member (check_member would say
-    // FENCED_INSTANCE_ID there, as SyncGroup and Heartbeat do).
-    if !group.members.contains_key(member_id) {
-        return Err(ResponseError::UnknownMemberId);
-    }
-    coordinator::check_member(group, member_id, instance_id, generation)
-}
-
-fn fetch(shard: &Shard, group_id: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> FetchedOffsets {
-    let groups = shard.groups.groups.borrow();
-    let offsets = groups.get(group_id).map(|g| &g.offsets);
-    match topics {
-        Some(topics) => topics
-            .into_iter()
-            .map(|(topic, partitions)| {
-                let found = partitions
-                    .into_iter()
-                    .map(|p| {
-                        let committed = offsets.and_then(|o| o.get(&(topic.clone(), p))).cloned();
-                        (p, committed)
-                    })
-                    .collect();
-                (topic, found)
-            })
-            .collect(),
-        None => {
-            let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> =
-                BTreeMap::new();
-            for ((topic, partition), committed) in offsets.into_iter().flatten() {
-                by_topic
-                    .entry(topic.clone())
-                    .or_default()
-                    .push((*partition, Some(committed.clone())));
-            }
-            by_topic.into_iter().collect()
-        }
-    }
-}
-
-fn describe(shard: &Shard, group_id: &str) -> Option<GroupView> {
-    let groups = shard.groups.groups.borrow();
-    let group = groups.get(group_id)?;
-    let protocol = group.protocol.clone();
-    Some(GroupView {
-        state: group.state.name(),
-        protocol_type: group.protocol_type.clone().unwrap_or_default(),
-        protocol: protocol.clone().unwrap_or_default(),
-        members: group
-            .members
-            .values()
-            .map(|m| MemberView {
-                member_id: m.id.clone(),
-                instance_id: m.instance_id.clone(),
-                client_id: m.client_id.clone(),
-                client_host: m.client_host.clone(),
-                metadata: m.metadata_for(protocol.as_deref()),
-                assignment: m.assignment.clone(),
-            })
-            .collect(),
+    storage::ProducedBatch::new(encoded).map_err(|error| {
+        tracing::error!(%error, "own __consumer_offsets batch is invalid");
+        ResponseError::UnknownServerError.code()
     })
-}
-
-async fn delete(shard: &Rc<Shard>, group_id: &str) -> i16 {
-    let entries = {
-        let groups = shard.groups.groups.borrow();
-        match groups.get(group_id) {
-            None => return ResponseError::GroupIdNotFound.code(),
-            Some(group) if group.state != State::Empty => {
-                return ResponseError::NonEmptyGroup.code()
-            }
-            Some(group) => coordinator::tombstones(group),
-        }
-    };
-    let apply = || {
-        let mut groups = shard.groups.groups.borrow_mut();
-        if groups
-            .get(group_id)
-            .is_some_and(|g| g.state == State::Empty)
-        {
-            groups.remove(group_id);
-        }
-    };
-    if let Err(code) = append(shard, group_id, &entries, apply).await {
-        return code;
-    }
-    0
 }
 
 /// Topics the group's consumers subscribe to (consumer protocol only).
@@ -546,190 +757,4 @@ fn subscribed_topics(group: &coordinator::Group) -> Vec<String> {
         }
     }
     topics
-}
-
-async fn offset_delete(
-    shard: &Rc<Shard>,
-    group_id: &str,
-    topics: Vec<(String, Vec<i32>)>,
-) -> Result<PartitionErrors, i16> {
-    let (entries, results) = {
-        let groups = shard.groups.groups.borrow();
-        let Some(group) = groups.get(group_id) else {
-            return Err(ResponseError::GroupIdNotFound.code());
-        };
-        let subscribed = subscribed_topics(group);
-        let mut entries = Vec::new();
-        let mut results = Vec::new();
-        for (topic, partitions) in topics {
-            let refused = group.state != State::Empty && subscribed.contains(&topic);
-            let mut errors = Vec::new();
-            for partition in partitions {
-                if refused {
-                    errors.push((partition, ResponseError::GroupSubscribedToTopic.code()));
-                    continue;
-                }
-                if group.offsets.contains_key(&(topic.clone(), partition)) {
-                    entries.push(Entry::Offset {
-                        group: group_id.to_string(),
-                        topic: topic.clone(),
-                        partition,
-                        value: None,
-                    });
-                }
-                errors.push((partition, 0));
-            }
-            results.push((topic, errors));
-        }
-        (entries, results)
-    };
-    let apply = || {
-        let mut groups = shard.groups.groups.borrow_mut();
-        if let Some(group) = groups.get_mut(group_id) {
-            for entry in &entries {
-                if let Entry::Offset {
-                    topic, partition, ..
-                } = entry
-                {
-                    group.offsets.remove(&(topic.clone(), *partition));
-                }
-            }
-        }
-    };
-    append(shard, group_id, &entries, apply).await?;
-    Ok(results)
-}
-
-/// Reloads this core's groups from its `__consumer_offsets` partitions.
-pub async fn load(shard: &Rc<Shard>) -> anyhow::Result<()> {
-    let mut loaded = 0usize;
-    for index in 0..shard.config.group.offsets_topic_partitions {
-        let Some(partition) = shard.partition(OFFSETS_TOPIC, index) else {
-            continue;
-        };
-        let log = &partition.log;
-        let mut offset = log.log_start_offset();
-        while offset < log.log_end_offset() {
-            let read = log.read(offset, 1024 * 1024).await?;
-            if read.is_empty() {
-                break;
-            }
-            let mut next = offset;
-            for batch in read.batches() {
-                if let Ok(header) = storage::batch::BatchHeader::parse(batch) {
-                    next = next.max(header.last_offset() + 1);
-                }
-                for entry in store::decode_batches(Bytes::copy_from_slice(batch)) {
-                    shard.groups.load(entry);
-                    loaded += 1;
-                }
-            }
-            if next <= offset {
-                break;
-            }
-            offset = next;
-        }
-    }
-    if loaded > 0 {
-        tracing::info!(
-            core = shard.router.core(),
-            records = loaded,
-            groups = shard.groups.groups.borrow().len(),
-            "loaded consumer groups"
-        );
-    }
-    Ok(())
-}
-
-/// Session/rebalance timers, offset expiry and compaction for this core's
-/// groups.
-pub async fn run_timers(shard: Rc<Shard>) {
-    let mut ticks: u64 = 0;
-    loop {
-        glommio::timer::sleep(Duration::from_millis(TICK_MS)).await;
-        ticks += 1;
-        if ticks.is_multiple_of(COMPACT_CHECK_TICKS) {
-            compact_all(&shard).await;
-        }
-        let (changed, expired) = shard.groups.tick();
-        for entry in changed.into_iter().chain(expired) {
-            let group = match &entry {
-                Entry::Offset { group, .. } | Entry::Group { group, .. } => group.clone(),
-            };
-            if let Err(code) = append(&shard, &group, std::slice::from_ref(&entry), || {}).await {
-                tracing::warn!(%group, code, "group record not persisted");
-            }
-        }
-    }
-}
-
-/// Compacts this core's `__consumer_offsets` partitions that have reached
-/// `OFFSETS_COMPACT_SEGMENTS_MIN` segments.
-async fn compact_all(shard: &Rc<Shard>) {
-    for index in 0..shard.config.group.offsets_topic_partitions {
-        let Some(partition) = shard.partition(OFFSETS_TOPIC, index) else {
-            continue;
-        };
-        if partition.log.segment_base_offsets().len() < OFFSETS_COMPACT_SEGMENTS_MIN {
-            continue;
-        }
-        match compact(shard, index, &partition.log).await {
-            Ok(deleted) => tracing::info!(partition = index, deleted, "compacted {OFFSETS_TOPIC}"),
-            Err(code) => {
-                tracing::warn!(partition = index, code, "{OFFSETS_TOPIC} compaction failed")
-            }
-        }
-    }
-}
-
-/// Compaction by rewrite: the live state of every group of the partition
-/// (its metadata record and one record per committed offset) is appended
-/// again, then the segments wholly before that rewrite are deleted; every
-/// record in them is superseded by one in the rewrite. A crash between the
-/// two steps leaves duplicates, which replay tolerates (last one wins).
-async fn compact(shard: &Rc<Shard>, index: i32, log: &storage::Log) -> Result<usize, i16> {
-    let partitions = shard.config.group.offsets_topic_partitions;
-    let storage_code = |e: storage::StorageError| storage_error_code(&e);
-    let (start, last) = {
-        let Ok(_turn) = shard.groups.write_order.acquire_permit(1).await else {
-            return Err(ResponseError::CoordinatorNotAvailable.code());
-        };
-        let start = log.log_end_offset();
-        let live: Vec<Entry> = {
-            let groups = shard.groups.groups.borrow();
-            let stamp = now_ms();
-            groups
-                .values()
-                .filter(|g| store::partition_for(&g.id, partitions) == index)
-                .flat_map(|g| {
-                    let offsets =
-                        g.offsets
-                            .iter()
-                            .map(|((topic, partition), committed)| Entry::Offset {
-                                group: g.id.clone(),
-                                topic: topic.clone(),
-                                partition: *partition,
-                                value: Some(committed.clone()),
-                            });
-                    std::iter::once(g.record(stamp)).chain(offsets)
-                })
-                .collect()
-        };
-        let mut last = start - 1;
-        for chunk in live.chunks(COMPACT_BATCH_ENTRIES) {
-            let batch = store::encode_batch(chunk, now_ms())
-                .map_err(|_| ResponseError::UnknownServerError.code())?;
-            last = log
-                .append_unsynced(batch)
-                .await
-                .map_err(storage_code)?
-                .last_offset;
-        }
-        (start, last)
-    };
-    log.set_high_watermark(log.log_end_offset());
-    log.flush_to(last + 1).await.map_err(storage_code)?;
-    log.delete_segments_before(start)
-        .await
-        .map_err(storage_code)
 }

@@ -3,8 +3,8 @@
 //! InitProducerId) touch it; produce and fetch go straight to the owning
 //! core's partitions and never take this lock.
 
+use crate::error::MetadataError;
 use crate::metadata::topics::{Topic, TopicStore};
-use anyhow::Result;
 use kafka_protocol::error::ResponseError;
 use std::collections::HashSet;
 use std::path::Path;
@@ -26,7 +26,7 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    pub fn open(data_dir: &Path) -> Result<Arc<Cluster>> {
+    pub fn open(data_dir: &Path) -> Result<Arc<Cluster>, MetadataError> {
         let store = TopicStore::open(data_dir)?;
         // Idempotent producer state is not persisted, so ids must not repeat
         // across restarts: start from the clock.
@@ -73,11 +73,11 @@ impl Cluster {
     }
 
     /// Adds or replaces a topic and persists the registry.
-    pub fn insert(&self, topic: Topic) -> Result<()> {
+    pub fn insert(&self, topic: Topic) -> Result<(), MetadataError> {
         self.registry().store.insert(topic)
     }
 
-    pub fn remove(&self, name: &str) -> Result<Option<Topic>> {
+    pub fn remove(&self, name: &str) -> Result<Option<Topic>, MetadataError> {
         self.registry().store.remove(name)
     }
 

@@ -3,11 +3,14 @@
 //! that topics survive restarts. Text, one topic per line:
 //! `name<TAB>partitions<TAB>key=value,key=value`, replaced atomically.
 
-use anyhow::{Context, Result};
+use crate::error::MetadataError;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use storage::config::ConfigError;
 use storage::LogConfig;
+
+type Result<T> = std::result::Result<T, MetadataError>;
 
 const DIR: &str = "__sluice_metadata";
 const FILE: &str = "topics";
@@ -26,7 +29,7 @@ pub struct Topic {
 
 impl Topic {
     /// The topic's log config: broker defaults plus its overrides.
-    pub fn log_config(&self, defaults: &LogConfig) -> Result<LogConfig> {
+    pub fn log_config(&self, defaults: &LogConfig) -> std::result::Result<LogConfig, ConfigError> {
         let mut config = defaults.clone();
         for (key, value) in &self.configs {
             config.set(key, value)?;
@@ -54,20 +57,21 @@ pub fn is_valid_topic_name(name: &str) -> bool {
 impl TopicStore {
     pub fn open(data_dir: &Path) -> Result<TopicStore> {
         let dir = data_dir.join(DIR);
-        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
         let path = dir.join(FILE);
         let mut topics = BTreeMap::new();
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 for (number, line) in text.lines().enumerate() {
-                    let topic = parse_line(line).with_context(|| {
-                        format!("{}:{}: bad topic line", path.display(), number + 1)
+                    let topic = parse_line(line).ok_or_else(|| MetadataError::BadLine {
+                        path: path.clone(),
+                        line: number + 1,
                     })?;
                     topics.insert(topic.name.clone(), topic);
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
+            Err(e) => return Err(io_error(&path)(e)),
         }
         Ok(TopicStore { path, topics })
     }
@@ -107,15 +111,24 @@ impl TopicStore {
             ));
         }
         let tmp = self.path.with_extension("tmp");
-        let mut file =
-            std::fs::File::create(&tmp).with_context(|| format!("write {}", tmp.display()))?;
-        file.write_all(text.as_bytes())?;
-        file.sync_data()?;
-        std::fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        let write = || -> std::io::Result<()> {
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(text.as_bytes())?;
+            file.sync_data()?;
+            std::fs::rename(&tmp, &self.path)?;
+            if let Some(dir) = self.path.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        };
+        write().map_err(io_error(&self.path))
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> MetadataError + '_ {
+    move |source| MetadataError::Io {
+        path: path.to_path_buf(),
+        source,
     }
 }
 

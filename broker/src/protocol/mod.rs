@@ -1,7 +1,6 @@
-//! Framing, request decoding, the supported-version table, dispatch.
+//! Framing, the request header and its version checks, and the hand-off to
+//! the API table (`api::dispatch`).
 
 pub mod decode;
 pub mod dispatch;
-pub mod fetch_response;
 pub mod frame;
-pub mod versions;

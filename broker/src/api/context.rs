@@ -1,0 +1,102 @@
+//! What every handler is told about the request besides its body: the API
+//! and version, the header's correlation and client ids, and the
+//! connection it came on (peer, listener, authenticated principal).
+
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+/// Kafka's `KafkaPrincipal`: type and name, written `User:alice`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub kind: &'static str,
+    pub name: String,
+}
+
+impl Principal {
+    /// Who an unauthenticated (PLAINTEXT) connection is, as in Kafka.
+    pub fn anonymous() -> Principal {
+        Principal {
+            kind: "User",
+            name: "ANONYMOUS".to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.kind, self.name)
+    }
+}
+
+/// One connection's facts, shared by all its requests.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    pub peer: Option<SocketAddr>,
+    /// The listener's name (`PLAINTEXT` until `listeners` names more).
+    pub listener: Rc<str>,
+    pub principal: Principal,
+}
+
+impl ConnectionInfo {
+    pub fn plaintext(peer: Option<SocketAddr>) -> ConnectionInfo {
+        ConnectionInfo {
+            peer,
+            listener: "PLAINTEXT".into(),
+            principal: Principal::anonymous(),
+        }
+    }
+
+    /// The client's IP without the port, as Kafka shows client hosts
+    /// ("/127.0.0.1").
+    pub fn client_host(&self) -> String {
+        match self.peer {
+            Some(peer) => format!("/{}", peer.ip()),
+            None => "/unknown".to_string(),
+        }
+    }
+}
+
+pub struct RequestContext {
+    pub api: ApiKey,
+    pub version: i16,
+    pub correlation_id: i32,
+    /// The header's client id ("" when null).
+    pub client_id: String,
+    pub connection: Rc<ConnectionInfo>,
+    /// The whole request frame, for Produce only: once the decoded request
+    /// is dropped, taking it back gives the record batches' memory unique
+    /// ownership, so offsets are written in place instead of into a copy.
+    frame: Cell<Option<Bytes>>,
+}
+
+impl RequestContext {
+    pub fn new(
+        api: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        client_id: String,
+        connection: Rc<ConnectionInfo>,
+    ) -> RequestContext {
+        RequestContext {
+            api,
+            version,
+            correlation_id,
+            client_id,
+            connection,
+            frame: Cell::new(None),
+        }
+    }
+
+    pub fn with_frame(self, frame: Bytes) -> RequestContext {
+        self.frame.set(Some(frame));
+        self
+    }
+
+    /// The request frame, once (see `frame`).
+    pub fn take_frame(&self) -> Option<Bytes> {
+        self.frame.take()
+    }
+}
