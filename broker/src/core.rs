@@ -6,7 +6,7 @@
 //! cores call `Partition`, `Shard` and `Groups` operations, never handlers.
 
 use crate::config::Config;
-use crate::error::BrokerError;
+use crate::error::{BrokerError, TopicError};
 use crate::group::coordinator::Coordinator;
 use crate::group::store::OFFSETS_TOPIC;
 use crate::group::{coordinator_core, GroupAnswer, GroupCall, Groups};
@@ -29,19 +29,6 @@ pub type ReadWanted = (String, i32, i64, usize);
 
 /// One partition's read, as it crosses cores.
 pub type SentRead = Result<PartitionRead<bytes::Bytes>, ReadError>;
-
-/// Why a topic change failed.
-#[derive(Debug, thiserror::Error)]
-pub enum TopicError {
-    #[error("Topic '{0}' already exists.")]
-    AlreadyExists(String),
-    #[error("Topic '{0}' does not exist.")]
-    Unknown(String),
-    #[error("topic '{0}' is internal")]
-    Internal(String),
-    #[error(transparent)]
-    Broker(#[from] BrokerError),
-}
 
 pub struct Core {
     pub config: Config,

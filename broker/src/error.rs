@@ -35,3 +35,16 @@ pub enum BrokerError {
     #[error("core {0} is stopping")]
     CoreStopping(usize),
 }
+
+/// Why a topic change failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error("Topic '{0}' already exists.")]
+    AlreadyExists(String),
+    #[error("Topic '{0}' does not exist.")]
+    Unknown(String),
+    #[error("topic '{0}' is internal")]
+    Internal(String),
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+}

@@ -1,7 +1,7 @@
 //! The one place where the broker's typed errors (storage, partition,
 //! topic) become Kafka error codes.
 
-use crate::core::TopicError;
+use crate::error::TopicError;
 use crate::partition::{ProduceError, ReadError};
 use crate::producer_state::SequenceError;
 use kafka_protocol::error::ResponseError;

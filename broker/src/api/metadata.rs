@@ -3,7 +3,8 @@
 
 use crate::api::context::RequestContext;
 use crate::api::topic_name;
-use crate::core::{Core, TopicError};
+use crate::core::Core;
+use crate::error::TopicError;
 use crate::errors::topic_error;
 use crate::metadata::topics::{is_valid_topic_name, Topic};
 use kafka_protocol::error::ResponseError;

@@ -5,6 +5,7 @@ mod client;
 mod cores;
 mod groups;
 mod harness;
+mod layers;
 mod produce_fetch;
 mod robustness;
 mod topics;
