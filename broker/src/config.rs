@@ -1,9 +1,54 @@
 //! Every broker knob, under its Kafka name where one exists.
 
-use anyhow::{bail, Context, Result};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use storage::LogConfig;
+
+type Result<T> = std::result::Result<T, ConfigError>;
+
+/// Why a setting, a flag or the `--config` file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unknown setting {0}")]
+    Unknown(String),
+    #[error("{key}={value}: {reason}")]
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("{flag}: {reason}")]
+    Flag { flag: String, reason: String },
+    #[error("--config {}: {reason}", path.display())]
+    File { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Log(#[from] storage::config::ConfigError),
+}
+
+fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// `.or_invalid(key, value, reason)` on an Option or a Result.
+trait OrInvalid<T> {
+    fn or_invalid(self, key: &str, value: &str, reason: &str) -> Result<T>;
+}
+
+impl<T> OrInvalid<T> for Option<T> {
+    fn or_invalid(self, key: &str, value: &str, reason: &str) -> Result<T> {
+        self.ok_or_else(|| invalid(key, value, reason))
+    }
+}
+
+impl<T, E> OrInvalid<T> for std::result::Result<T, E> {
+    fn or_invalid(self, key: &str, value: &str, reason: &str) -> Result<T> {
+        self.map_err(|_| invalid(key, value, reason))
+    }
+}
 
 pub const IDLE_POLL_US_DEFAULT: u64 = 50;
 /// Beyond this an idle broker burns a core for nothing.
@@ -87,15 +132,17 @@ impl Config {
         };
         if let Some(path) = &flags.config_file {
             for (key, value) in read_config_file(path)? {
-                config
-                    .set(&key, &value)
-                    .with_context(|| format!("--config {}", path.display()))?;
+                config.set(&key, &value).map_err(|e| ConfigError::File {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
             }
         }
         for setting in &flags.settings {
-            let (key, value) = setting
-                .split_once('=')
-                .with_context(|| format!("--set {setting}: expected key=value"))?;
+            let (key, value) = setting.split_once('=').ok_or_else(|| ConfigError::Flag {
+                flag: format!("--set {setting}"),
+                reason: "expected key=value".into(),
+            })?;
             config.set(key.trim(), value.trim())?;
         }
         config.listen = flags.listen.unwrap_or(config.listen);
@@ -105,20 +152,19 @@ impl Config {
         config.idle_poll_us = flags.idle_poll_us.unwrap_or(config.idle_poll_us);
         config.node_id = flags.node_id.unwrap_or(config.node_id);
         if !(1..=cpus).contains(&config.cores) {
-            bail!(
-                "--cores {}: must be between 1 and the {cpus} CPUs this process may run on",
-                config.cores
-            );
+            return Err(ConfigError::Flag {
+                flag: format!("--cores {}", config.cores),
+                reason: format!("must be between 1 and the {cpus} CPUs this process may run on"),
+            });
         }
         if config.idle_poll_us > IDLE_POLL_US_MAX {
-            bail!(
-                "--idle-poll-time-us {} is above {IDLE_POLL_US_MAX}",
-                config.idle_poll_us
-            );
+            return Err(ConfigError::Flag {
+                flag: format!("--idle-poll-time-us {}", config.idle_poll_us),
+                reason: format!("is above {IDLE_POLL_US_MAX}"),
+            });
         }
         (config.advertised_host, config.advertised_port) = match &config.advertised_listener {
-            Some(address) => parse_host_port(address)
-                .with_context(|| format!("advertised listener {address}: expected host:port"))?,
+            Some(address) => parse_host_port("advertised listener", address)?,
             None => (config.listen.ip().to_string(), config.listen.port()),
         };
         Ok(config)
@@ -128,22 +174,23 @@ impl Config {
         let number = || -> Result<i64> {
             value
                 .parse::<i64>()
-                .with_context(|| format!("{key}={value}: not an integer"))
+                .or_invalid(key, value, "not an integer")
         };
         match key {
             "listeners" => {
-                let (host, port) = parse_host_port(value)?;
-                self.listen = format!("{host}:{port}")
-                    .parse()
-                    .with_context(|| format!("{key}={value}: expected ip:port"))?;
+                let (host, port) = parse_host_port(key, value)?;
+                self.listen =
+                    format!("{host}:{port}")
+                        .parse()
+                        .or_invalid(key, value, "expected ip:port")?;
             }
             "advertised.listeners" => {
-                parse_host_port(value)?;
+                parse_host_port(key, value)?;
                 self.advertised_listener = Some(value.to_string());
             }
             "log.dirs" | "log.dir" => {
                 if value.contains(',') {
-                    bail!("{key}={value}: Sluice takes one data directory");
+                    return Err(invalid(key, value, "Sluice takes one data directory"));
                 }
                 self.data_dir = PathBuf::from(value);
             }
@@ -151,43 +198,40 @@ impl Config {
                 self.node_id = i32::try_from(number()?)
                     .ok()
                     .filter(|id| *id >= 0)
-                    .with_context(|| format!("{key}={value}: must be 0..=2147483647"))?;
+                    .or_invalid(key, value, "must be 0..=2147483647")?;
             }
             "sluice.cores" => {
-                self.cores = usize::try_from(number()?)
-                    .with_context(|| format!("{key}={value}: must be positive"))?;
+                self.cores =
+                    usize::try_from(number()?).or_invalid(key, value, "must be positive")?;
             }
             "sluice.idle.poll.time.us" => {
-                self.idle_poll_us = u64::try_from(number()?)
-                    .with_context(|| format!("{key}={value}: must not be negative"))?;
+                self.idle_poll_us =
+                    u64::try_from(number()?).or_invalid(key, value, "must not be negative")?;
             }
             "sluice.tail.cache.bytes" => {
-                self.tail_cache_bytes_max = usize::try_from(number()?)
-                    .with_context(|| format!("{key}={value}: must not be negative"))?;
+                self.tail_cache_bytes_max =
+                    usize::try_from(number()?).or_invalid(key, value, "must not be negative")?;
             }
             "sluice.write.buffer.bytes" => {
-                self.write_buffer_bytes_max =
-                    usize::try_from(number()?)
-                        .ok()
-                        .filter(|n| *n >= 1)
-                        .with_context(|| format!("{key}={value}: must be positive"))?;
+                self.write_buffer_bytes_max = usize::try_from(number()?)
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .or_invalid(key, value, "must be positive")?;
             }
             "auto.create.topics.enable" => {
-                self.auto_create_topics = value
-                    .parse()
-                    .with_context(|| format!("{key}={value}: not true/false"))?
+                self.auto_create_topics = value.parse().or_invalid(key, value, "not true/false")?
             }
             "num.partitions" => {
                 let n = number()?;
                 if !(1..=100_000).contains(&n) {
-                    bail!("{key}={value}: must be between 1 and 100000");
+                    return Err(invalid(key, value, "must be between 1 and 100000"));
                 }
                 self.num_partitions = n as i32;
             }
             "socket.request.max.bytes" => {
                 let n = number()?;
                 if !(1024..=i32::MAX as i64).contains(&n) {
-                    bail!("{key}={value}: must be between 1024 and 2147483647");
+                    return Err(invalid(key, value, "must be between 1024 and 2147483647"));
                 }
                 self.request_bytes_max = n as usize;
             }
@@ -195,7 +239,7 @@ impl Config {
             "log.retention.check.interval.ms" => {
                 let n = number()?;
                 if n < 1 {
-                    bail!("{key}={value}: must be at least 1");
+                    return Err(invalid(key, value, "must be at least 1"));
                 }
                 self.retention_check_interval_ms = n as u64;
             }
@@ -209,7 +253,7 @@ impl Config {
                 self.group.initial_rebalance_delay_ms = i32::try_from(number()?)
                     .ok()
                     .filter(|n| *n >= 0)
-                    .with_context(|| format!("{key}={value}: must be 0..=2147483647"))?
+                    .or_invalid(key, value, "must be 0..=2147483647")?
             }
             "group.max.size" => self.group.max_size = positive_i32(key, value)? as usize,
             "offsets.retention.minutes" => {
@@ -219,7 +263,7 @@ impl Config {
             "offsets.topic.segment.bytes" => {
                 let n = number()?;
                 if !(1024..=i32::MAX as i64).contains(&n) {
-                    bail!("{key}={value}: must be between 1024 and 2147483647");
+                    return Err(invalid(key, value, "must be between 1024 and 2147483647"));
                 }
                 self.group.offsets_topic_segment_bytes = n;
             }
@@ -229,7 +273,7 @@ impl Config {
             "offsets.topic.num.partitions" => {
                 let n = positive_i32(key, value)?;
                 if n > 1000 {
-                    bail!("{key}={value}: must be between 1 and 1000");
+                    return Err(invalid(key, value, "must be between 1 and 1000"));
                 }
                 self.group.offsets_topic_partitions = n;
             }
@@ -242,33 +286,37 @@ impl Config {
             "log.flush.interval.ms" => self.log.set("flush.ms", value)?,
             "log.index.interval.bytes" => self.log.set("index.interval.bytes", value)?,
             "log.message.timestamp.type" => self.log.set("message.timestamp.type", value)?,
-            _ => bail!("unknown setting {key}"),
+            _ => return Err(ConfigError::Unknown(key.to_string())),
         }
         Ok(())
     }
 }
 
 fn positive_i32(key: &str, value: &str) -> Result<i32> {
-    value
-        .parse::<i32>()
-        .ok()
-        .filter(|n| *n >= 1)
-        .with_context(|| format!("{key}={value}: must be an integer 1..=2147483647"))
+    value.parse::<i32>().ok().filter(|n| *n >= 1).or_invalid(
+        key,
+        value,
+        "must be an integer 1..=2147483647",
+    )
 }
 
 /// `host:port`, with Kafka's optional `PLAINTEXT://` listener prefix.
-fn parse_host_port(value: &str) -> Result<(String, u16)> {
+fn parse_host_port(key: &str, value: &str) -> Result<(String, u16)> {
     let address = match value.split_once("://") {
         Some(("PLAINTEXT", rest)) => rest,
         Some((protocol, _)) => {
-            bail!("{value}: only PLAINTEXT listeners are served, not {protocol}")
+            return Err(invalid(
+                key,
+                value,
+                format!("only PLAINTEXT listeners are served, not {protocol}"),
+            ))
         }
         None => value,
     };
     let (host, port) = address
         .rsplit_once(':')
-        .with_context(|| format!("{value}: expected host:port"))?;
-    let port = port.parse().with_context(|| format!("{value}: bad port"))?;
+        .or_invalid(key, value, "expected host:port")?;
+    let port = port.parse().or_invalid(key, value, "bad port")?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     Ok((host.to_string(), port))
 }
@@ -278,17 +326,25 @@ fn parse_host_port(value: &str) -> Result<(String, u16)> {
 /// as nested tables), quoted, or under a table (`[log] segment.bytes = ..`):
 /// nested tables are flattened back into dotted names.
 pub fn read_config_file(path: &std::path::Path) -> Result<Vec<(String, String)>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("--config {}: cannot read", path.display()))?;
+    let file_error = |reason: String| ConfigError::File {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| file_error(format!("cannot read: {e}")))?;
     let table: toml::Table = text
         .parse()
-        .with_context(|| format!("--config {}: not valid TOML", path.display()))?;
+        .map_err(|e| file_error(format!("not valid TOML: {e}")))?;
     let mut settings = Vec::new();
-    flatten("", &table, &mut settings).with_context(|| format!("--config {}", path.display()))?;
+    flatten("", &table, &mut settings).map_err(file_error)?;
     Ok(settings)
 }
 
-fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, String)>) -> Result<()> {
+fn flatten(
+    prefix: &str,
+    table: &toml::Table,
+    out: &mut Vec<(String, String)>,
+) -> std::result::Result<(), String> {
     for (key, value) in table {
         let name = if prefix.is_empty() {
             key.clone()
@@ -304,7 +360,7 @@ fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, String)>) -
             toml::Value::Integer(n) => n.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
             toml::Value::Float(f) => f.to_string(),
-            other => bail!("{name}: unsupported value {}", other.type_str()),
+            other => return Err(format!("{name}: unsupported value {}", other.type_str())),
         };
         out.push((name, text));
     }

@@ -58,8 +58,8 @@ fn used_modules(text: &str) -> Vec<String> {
             used.push(name);
         }
         // `use crate::{a, b}` names several modules at once.
-        if rest.starts_with('{') {
-            let group: String = rest[1..].chars().take_while(|c| *c != '}').collect();
+        if let Some(group) = rest.strip_prefix('{') {
+            let group: String = group.chars().take_while(|c| *c != '}').collect();
             used.extend(
                 group
                     .split(',')
