@@ -6,5 +6,6 @@ mod cores;
 mod groups;
 mod harness;
 mod produce_fetch;
+mod restart;
 mod robustness;
 mod topics;
