@@ -13,3 +13,4 @@ pub mod protocol;
 pub mod router;
 pub mod server;
 pub mod shard;
+pub mod transport;
