@@ -4,57 +4,23 @@
 //! appended back to back and covered by one group-commit fdatasync, instead
 //! of paying one fsync per request. Requests in flight per connection are
 //! bounded (`limits::CONNECTION_REQUESTS_IN_FLIGHT_MAX`); reading pauses at
-//! the bound (back-pressure through TCP).
+//! the bound (back-pressure through TCP). The bytes go over a
+//! `transport::Transport` (plain TCP today) that both tasks share.
 
-use crate::api::context::ConnectionInfo;
 use crate::api::fetch_response::Part;
 use crate::api::reply::Outcome;
 use crate::core::Core;
 use crate::limits::CONNECTION_REQUESTS_IN_FLIGHT_MAX;
 use crate::protocol::dispatch;
 use crate::protocol::frame::{read_frame, FrameError};
-use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use crate::transport::{self, PlainTcp, Reader, Transport, PLAINTEXT};
 use glommio::channels::local_channel;
 use glommio::net::TcpStream;
 use glommio::Task;
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::io;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 use storage::Event;
-
-/// The socket shared by the reader and writer tasks of one connection. Each
-/// poll borrows it only for that call (never across an await), and glommio
-/// keeps separate read and write sources, so the two can wait at once.
-#[derive(Clone)]
-struct SharedStream(Rc<RefCell<TcpStream>>);
-
-impl AsyncRead for SharedStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for SharedStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_write(cx, buf)
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_flush(cx)
-    }
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_close(cx)
-    }
-}
 
 /// Set when the writer gives up, so the reader stops too.
 struct Closing {
@@ -62,11 +28,20 @@ struct Closing {
     event: Event,
 }
 
+/// Serves an accepted plain-TCP connection.
 pub async fn serve(core: Rc<Core>, stream: TcpStream) {
-    let address = stream.peer_addr().ok();
-    let peer = address.map_or_else(|| "?".to_string(), |a| a.to_string());
-    let info = Rc::new(ConnectionInfo::plaintext(address));
-    let stream = SharedStream(Rc::new(RefCell::new(stream)));
+    match PlainTcp::new(stream, PLAINTEXT) {
+        Ok(transport) => serve_transport(core, transport).await,
+        Err(error) => tracing::debug!(%error, "connection gone before it was served"),
+    }
+}
+
+/// Serves one connection over any transport until it closes or misbehaves.
+/// The reader (this task) and the writer task share the transport.
+pub async fn serve_transport<T: Transport>(core: Rc<Core>, transport: T) {
+    let transport = Rc::new(transport);
+    let peer = transport.info().peer;
+    let info = Rc::new(transport.info().clone());
     let closing = Rc::new(Closing {
         closed: Cell::new(false),
         event: Event::default(),
@@ -74,12 +49,11 @@ pub async fn serve(core: Rc<Core>, stream: TcpStream) {
     let (queue, responses) =
         local_channel::new_bounded::<Task<Outcome>>(CONNECTION_REQUESTS_IN_FLIGHT_MAX);
     let writer = glommio::spawn_local(write_responses(
-        stream.clone(),
+        transport.clone(),
         responses,
         closing.clone(),
-        peer.clone(),
     ));
-    let mut reader = stream;
+    let mut reader = Reader(&*transport);
     loop {
         let closed = closing.event.listen();
         if closing.closed.get() {
@@ -109,21 +83,28 @@ pub async fn serve(core: Rc<Core>, stream: TcpStream) {
     writer.await;
 }
 
-async fn write_responses(
-    mut stream: SharedStream,
+async fn write_responses<T: Transport>(
+    transport: Rc<T>,
     responses: local_channel::LocalReceiver<Task<Outcome>>,
     closing: Rc<Closing>,
-    peer: String,
 ) {
+    let peer = transport.info().peer;
     while let Some(task) = responses.recv().await {
         let written = match task.await {
-            Outcome::Respond(bytes) => stream.write_all(&bytes).await,
-            Outcome::RespondParts(parts) => write_parts(&mut stream, &parts).await,
+            Outcome::Respond(bytes) => transport.write_parts(&[&bytes]).await,
+            Outcome::RespondParts(parts) => {
+                let slices: Vec<&[u8]> = parts.iter().map(Part::as_slice).collect();
+                transport.write_parts(&slices).await
+            }
             Outcome::Silent => Ok(()),
             Outcome::Close(reason) => {
                 tracing::warn!(%peer, %reason, "closing connection");
                 Err(io::Error::other(reason))
             }
+        };
+        let written = match written {
+            Ok(()) => transport::flush(&*transport).await,
+            Err(error) => Err(error),
         };
         if let Err(error) = written {
             tracing::debug!(%peer, %error, "connection writer stops");
@@ -134,84 +115,183 @@ async fn write_responses(
     closing.event.notify_all();
 }
 
-/// Slices handed to one sendmsg (Linux's UIO_MAXIOV is 1024).
-const IOVECS_PER_SEND_MAX: usize = 1024;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::context::{ConnectionInfo, Principal};
+    use bytes::{Buf, BufMut, Bytes, BytesMut};
+    use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    use glommio::net::UnixStream;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+    use std::cell::RefCell;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
 
-/// Writes a response given in parts with vectored sends straight from the
-/// parts' memory (storage slices included), so a Fetch response costs one
-/// syscall per socket-buffer's worth instead of one per part. The sends
-/// never block: when the socket is full, one plain async write waits for
-/// room through glommio and the vectored sends resume.
-async fn write_parts(stream: &mut SharedStream, parts: &[Part]) -> io::Result<()> {
-    use std::os::unix::io::AsRawFd;
-    let slices: Vec<&[u8]> = parts
-        .iter()
-        .map(Part::as_slice)
-        .filter(|s| !s.is_empty())
-        .collect();
-    let fd = stream.0.borrow().as_raw_fd();
-    let (mut index, mut offset) = (0usize, 0usize);
-    while index < slices.len() {
-        let window = &slices[index..slices.len().min(index + IOVECS_PER_SEND_MAX)];
-        let sent = match send_vectored(fd, window, offset) {
-            Ok(sent) => sent,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                let written = stream.write(&slices[index][offset..]).await?;
-                if written == 0 {
-                    return Err(io::ErrorKind::WriteZero.into());
-                }
-                written
-            }
-            Err(error) => return Err(error),
-        };
-        // Advance past what was sent.
-        let mut left = sent;
-        while left > 0 && index < slices.len() {
-            let rest = slices[index].len() - offset;
-            if left < rest {
-                offset += left;
-                left = 0;
-            } else {
-                left -= rest;
-                index += 1;
-                offset = 0;
-            }
+    /// A connection over a Unix socketpair: not TCP, and `write_parts` is
+    /// the trait's default (each part through `poll_write`).
+    struct Unix {
+        stream: RefCell<UnixStream>,
+        info: ConnectionInfo,
+    }
+
+    impl Transport for Unix {
+        fn info(&self) -> &ConnectionInfo {
+            &self.info
+        }
+        fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            Pin::new(&mut *self.stream.borrow_mut()).poll_read(cx, buf)
+        }
+        fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            Pin::new(&mut *self.stream.borrow_mut()).poll_write(cx, buf)
         }
     }
-    Ok(())
-}
 
-/// One non-blocking sendmsg of `slices` (the first from `offset` on).
-fn send_vectored(
-    fd: std::os::unix::io::RawFd,
-    slices: &[&[u8]],
-    offset: usize,
-) -> io::Result<usize> {
-    let mut iovecs: Vec<libc::iovec> = slices
-        .iter()
-        .enumerate()
-        .map(|(i, slice)| {
-            let slice = if i == 0 { &slice[offset..] } else { slice };
-            libc::iovec {
-                iov_base: slice.as_ptr() as *mut libc::c_void,
-                iov_len: slice.len(),
-            }
+    async fn one_core(dir: &std::path::Path) -> Rc<Core> {
+        let config = crate::config::Config::resolve(crate::config::Flags {
+            cores: Some(1),
+            data_dir: Some(dir.to_path_buf()),
+            ..crate::config::Flags::default()
         })
-        .collect();
-    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
-    #[expect(unsafe_code)]
-    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
-    header.msg_iov = iovecs.as_mut_ptr();
-    header.msg_iovlen = iovecs.len() as _;
-    // SAFETY: every iovec points into a slice borrowed for this call and
-    // sendmsg only reads them; the fd is the connection's open socket.
-    // MSG_DONTWAIT keeps the executor thread from blocking; MSG_NOSIGNAL
-    // turns a closed peer into EPIPE instead of SIGPIPE.
-    #[expect(unsafe_code)]
-    let sent = unsafe { libc::sendmsg(fd, &header, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
+        .expect("config");
+        let cluster = crate::metadata::cluster::Cluster::open(dir).expect("cluster");
+        let (router, requests) = crate::router::Router::mesh(1)
+            .into_iter()
+            .next()
+            .expect("one core");
+        let core = Core::open(config, cluster, router).await.expect("core");
+        glommio::spawn_local(crate::router::serve(core.clone(), requests)).detach();
+        core
     }
-    Ok(sent as usize)
+
+    fn frame<R: Encodable + HeaderVersion>(
+        api: ApiKey,
+        version: i16,
+        id: i32,
+        request: &R,
+    ) -> Vec<u8> {
+        let header = RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(id)
+            .with_client_id(Some(StrBytes::from_static_str("transport-test")));
+        let mut body = BytesMut::new();
+        header
+            .encode(&mut body, R::header_version(version))
+            .expect("header");
+        request.encode(&mut body, version).expect("request");
+        let mut framed = BytesMut::new();
+        framed.put_i32(body.len() as i32);
+        framed.extend_from_slice(&body);
+        framed.to_vec()
+    }
+
+    async fn response<R: Decodable>(
+        client: &mut UnixStream,
+        api: ApiKey,
+        version: i16,
+        id: i32,
+    ) -> R {
+        let mut size = [0u8; 4];
+        client.read_exact(&mut size).await.expect("size");
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        client.read_exact(&mut body).await.expect("body");
+        let mut body = Bytes::from(body);
+        let header = ResponseHeader::decode(&mut body, api.response_header_version(version))
+            .expect("response header");
+        assert_eq!(header.correlation_id, id, "answered in order");
+        let decoded = R::decode(&mut body, version).expect("response body");
+        assert_eq!(body.remaining(), 0);
+        decoded
+    }
+
+    fn topic(name: &str) -> TopicName {
+        TopicName(StrBytes::from_string(name.to_string()))
+    }
+
+    #[test]
+    fn a_connection_is_served_over_a_transport_that_is_not_tcp() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        let fetched = crate::transport::tests::run(async move {
+            let core = one_core(&path).await;
+            let (server, mut client) = UnixStream::pair().expect("socketpair");
+            let transport = Unix {
+                stream: RefCell::new(server),
+                info: ConnectionInfo {
+                    peer: "192.0.2.7:4242".parse().expect("addr"),
+                    listener: "TEST".into(),
+                    principal: Principal::anonymous(),
+                },
+            };
+            let served = glommio::spawn_local(serve_transport(core, transport));
+
+            use kafka_protocol::messages::create_topics_request::CreatableTopic;
+            let create = CreateTopicsRequest::default()
+                .with_timeout_ms(10_000)
+                .with_topics(vec![CreatableTopic::default()
+                    .with_name(topic("over-unix"))
+                    .with_num_partitions(1)
+                    .with_replication_factor(1)]);
+            let sent = frame(ApiKey::CreateTopics, 7, 1, &create);
+            client.write_all(&sent).await.expect("send");
+            let created: CreateTopicsResponse =
+                response(&mut client, ApiKey::CreateTopics, 7, 1).await;
+            assert_eq!(created.topics[0].error_code, 0);
+
+            use kafka_protocol::messages::produce_request::{
+                PartitionProduceData, TopicProduceData,
+            };
+            let records = Bytes::from(storage::batch::build_batch(
+                &[b"through the seam"],
+                1_700_000_000_000,
+            ));
+            let produce = ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(10_000)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(topic("over-unix"))
+                    .with_partition_data(vec![PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(records))])]);
+            use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+            let fetch = FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_wait_ms(10_000)
+                .with_min_bytes(1)
+                .with_max_bytes(1 << 20)
+                .with_topics(vec![FetchTopic::default()
+                    .with_topic(topic("over-unix"))
+                    .with_partitions(vec![FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(0)
+                        .with_partition_max_bytes(1 << 20)])]);
+            // Pipelined: the fetch may long-poll until the produce behind
+            // it lands; the answers still come back in request order.
+            let mut pipelined = frame(ApiKey::Fetch, 12, 2, &fetch);
+            pipelined.extend(frame(ApiKey::Produce, 9, 3, &produce));
+            pipelined.extend(frame(
+                ApiKey::ApiVersions,
+                3,
+                4,
+                &ApiVersionsRequest::default(),
+            ));
+            client.write_all(&pipelined).await.expect("send");
+            let fetched: FetchResponse = response(&mut client, ApiKey::Fetch, 12, 2).await;
+            let produced: ProduceResponse = response(&mut client, ApiKey::Produce, 9, 3).await;
+            assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+            let versions: ApiVersionsResponse =
+                response(&mut client, ApiKey::ApiVersions, 3, 4).await;
+            assert_eq!(versions.error_code, 0);
+
+            drop(client);
+            served.await; // the end of the stream ends the connection
+            fetched
+        });
+        let partition = &fetched.responses[0].partitions[0];
+        assert_eq!(partition.error_code, 0);
+        assert_eq!(partition.high_watermark, 1);
+        let records = partition.records.as_ref().expect("records");
+        assert!(records.windows(16).any(|w| w == b"through the seam"));
+    }
 }

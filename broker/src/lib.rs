@@ -16,3 +16,4 @@ pub mod protocol;
 pub mod router;
 pub mod server;
 pub mod shard;
+pub mod transport;

@@ -20,6 +20,14 @@ const IO_MEMORY_BYTES: usize = 16 * 1024 * 1024;
 const IO_MEMORY_BYTES_MIN: usize = 1024 * 1024;
 /// How often the accept loop looks at the stop flag.
 const STOP_POLL_MS: u64 = 50;
+/// How long a busy port may take to come free at start-up before it counts
+/// as held by a live listener (a killed broker's io_uring releases its
+/// listeners some 50 ms after the process is gone).
+const PORT_RELEASE_WAIT_MS_MAX: u64 = 2_000;
+/// How often the port is re-checked meanwhile.
+const PORT_RECHECK_MS: u64 = 10;
+/// Pending connections per core's listener (glommio's own bind uses 1024).
+const LISTEN_BACKLOG: i32 = 1024;
 
 pub fn run(mut config: Config) -> Result<()> {
     let io_memory = raise_memlock_limit(config.cores)?;
@@ -28,8 +36,9 @@ pub fn run(mut config: Config) -> Result<()> {
     // logs, errors and `describe` output read better with the absolute one.
     config.data_dir = std::fs::canonicalize(&config.data_dir)
         .with_context(|| format!("resolve data dir {}", config.data_dir.display()))?;
-    // glommio binds with SO_REUSEPORT, which would silently share a port with
-    // another broker; a plain bind first turns that into a clear error.
+    // Listeners bind with SO_REUSEPORT, which would silently share a port
+    // with another broker; a bind without it first turns that into a clear
+    // error.
     check_port_free(config.listen).with_context(|| {
         format!(
             "cannot listen on {} (is another broker running?)",
@@ -125,7 +134,7 @@ async fn serve(
     opened: Arc<Barrier>,
 ) -> Result<()> {
     let core_index = router.core();
-    let listener = TcpListener::bind(config.listen);
+    let listener = bind_listener(config.listen);
     let core = Core::open(config.clone(), cluster, router).await;
     let (listener, core) = match (listener, core) {
         (Ok(listener), Ok(core)) => (listener, core),
@@ -226,14 +235,90 @@ fn ensure_offsets_topic(cluster: &Cluster, config: &Config) -> Result<i32> {
     Ok(wanted)
 }
 
-/// Binds and listens once without SO_REUSEPORT (but with SO_REUSEADDR, so
-/// TIME_WAIT leftovers of a previous run do not count as busy).
+/// Fails when a live listener holds `address`: binds and listens once with
+/// SO_REUSEADDR but without SO_REUSEPORT. Linux then refuses the bind for a
+/// LISTEN socket on the port (another broker, whose SO_REUSEPORT would
+/// otherwise let us share its port silently) and for bound sockets without
+/// SO_REUSEADDR, but not for connections of a previous run lingering in
+/// FIN-WAIT/TIME-WAIT, since those inherited SO_REUSEADDR from
+/// `bind_listener`. A just-killed broker's listeners outlive it briefly (its
+/// io_uring is torn down after the process is gone, ~50 ms), so a busy port
+/// is re-checked for up to `PORT_RELEASE_WAIT_MS_MAX` before it counts.
 fn check_port_free(address: std::net::SocketAddr) -> std::io::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_millis(PORT_RELEASE_WAIT_MS_MAX);
+    let mut waiting = false;
+    loop {
+        match listen_exclusive(address) {
+            Err(error)
+                if error.kind() == std::io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < deadline =>
+            {
+                if !waiting {
+                    tracing::info!(%address, wait_ms_max = PORT_RELEASE_WAIT_MS_MAX, "port busy; waiting in case it is a just-stopped broker's");
+                    waiting = true;
+                }
+                std::thread::sleep(Duration::from_millis(PORT_RECHECK_MS));
+            }
+            result => return result,
+        }
+    }
+}
+
+fn listen_exclusive(address: std::net::SocketAddr) -> std::io::Result<()> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
     socket.bind(&address.into())?;
     socket.listen(1)
+}
+
+/// One core's listener on `address`. SO_REUSEPORT lets every core bind the
+/// port (the kernel spreads connections over them). SO_REUSEADDR is for the
+/// next start: accepted sockets inherit it, so when this process dies with
+/// connections open, their leftovers (FIN-WAIT-2, TIME-WAIT, up to a minute
+/// or more) do not fail the next start's `check_port_free`. glommio's own
+/// `TcpListener::bind` sets SO_REUSEPORT only; Kafka (the JVM) sets
+/// SO_REUSEADDR on its listeners too.
+fn bind_listener(address: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::os::unix::io::{FromRawFd, IntoRawFd};
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    set_reuse_port(&socket)?;
+    socket.bind(&address.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    #[expect(unsafe_code)]
+    // SAFETY: the fd is a bound, listening TCP socket that nothing else
+    // owns (into_raw_fd gave it up); the glommio listener takes it over and
+    // closes it on drop. We are on an executor thread, as from_raw_fd needs.
+    let listener = unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) };
+    Ok(listener)
+}
+
+/// SO_REUSEPORT (socket2 has it only behind its "all" feature).
+fn set_reuse_port(socket: &socket2::Socket) -> std::io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    let on: libc::c_int = 1;
+    #[expect(unsafe_code)]
+    // SAFETY: setsockopt on a socket we own, reading a c_int we own for the
+    // length we pass.
+    let set = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_REUSEPORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if set != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn check_data_dir(dir: &std::path::Path) -> Result<()> {

@@ -16,7 +16,7 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// Who an unauthenticated (PLAINTEXT) connection is, as in Kafka.
+    /// Plain TCP, and TLS without a client certificate, as in Kafka.
     pub fn anonymous() -> Principal {
         Principal {
             kind: "User",
@@ -31,31 +31,26 @@ impl std::fmt::Display for Principal {
     }
 }
 
-/// One connection's facts, shared by all its requests.
+/// One connection's facts, shared by all its requests; the transport
+/// (transport.rs) fills them in.
 #[derive(Debug, Clone)]
 pub struct ConnectionInfo {
-    pub peer: Option<SocketAddr>,
-    /// The listener's name (`PLAINTEXT` until `listeners` names more).
+    pub peer: SocketAddr,
+    /// The listener that accepted it (`PLAINTEXT`, later `SSL`, ...).
     pub listener: Rc<str>,
+    /// Authenticated by the transport (mTLS) or, later, by SASL.
     pub principal: Principal,
 }
 
 impl ConnectionInfo {
-    pub fn plaintext(peer: Option<SocketAddr>) -> ConnectionInfo {
-        ConnectionInfo {
-            peer,
-            listener: "PLAINTEXT".into(),
-            principal: Principal::anonymous(),
-        }
+    /// The client's IP without the port, as ACL hosts match it.
+    pub fn host(&self) -> String {
+        self.peer.ip().to_string()
     }
 
-    /// The client's IP without the port, as Kafka shows client hosts
-    /// ("/127.0.0.1").
+    /// The client host as Kafka shows it in DescribeGroups ("/127.0.0.1").
     pub fn client_host(&self) -> String {
-        match self.peer {
-            Some(peer) => format!("/{}", peer.ip()),
-            None => "/unknown".to_string(),
-        }
+        format!("/{}", self.host())
     }
 }
 

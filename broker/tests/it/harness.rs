@@ -19,7 +19,21 @@ pub struct Broker {
     _temp: Option<tempfile::TempDir>,
 }
 
-fn free_port() -> u16 {
+/// What the reader of a starting broker's stderr saw.
+enum Started {
+    Ready,
+    /// stderr closed before the ready line: everything it said.
+    Exited(String),
+}
+
+/// A broker that exited instead of becoming ready.
+#[derive(Debug)]
+pub struct StartFailed {
+    pub status: Option<std::process::ExitStatus>,
+    pub stderr: String,
+}
+
+pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind :0");
     listener.local_addr().expect("local addr").port()
 }
@@ -40,7 +54,34 @@ impl Broker {
 
     /// Starts on `data_dir` with extra command-line arguments.
     pub fn start_with(data_dir: &Path, args: &[&str], settings: &[&str]) -> Broker {
-        let port = free_port();
+        Broker::start_on_with(data_dir, free_port(), args, settings)
+    }
+
+    /// Starts on `data_dir` and this loopback `port` (a restart reuses the
+    /// port its clients know).
+    pub fn start_on(data_dir: &Path, port: u16, settings: &[&str]) -> Broker {
+        Broker::start_on_with(data_dir, port, &[], settings)
+    }
+
+    /// `start_on` with extra command-line arguments.
+    pub fn start_on_with(data_dir: &Path, port: u16, args: &[&str], settings: &[&str]) -> Broker {
+        match Broker::try_start_on(data_dir, port, args, settings) {
+            Ok(broker) => broker,
+            Err(failed) => panic!(
+                "broker did not become ready (exit status {:?}):\n{}",
+                failed.status, failed.stderr
+            ),
+        }
+    }
+
+    /// Starts a broker and waits until it is ready or has exited; a broker
+    /// that exits before it is ready gives its status and stderr.
+    pub fn try_start_on(
+        data_dir: &Path,
+        port: u16,
+        args: &[&str],
+        settings: &[&str],
+    ) -> Result<Broker, StartFailed> {
         let address: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
         let mut command = Command::new(env!("CARGO_BIN_EXE_broker"));
         command
@@ -57,19 +98,29 @@ impl Broker {
         }
         let mut child = command.spawn().expect("spawn broker");
         let stderr = child.stderr.take().expect("stderr");
-        let (ready_tx, ready_rx) = mpsc::channel();
+        let (started_tx, started_rx) = mpsc::channel();
         std::thread::spawn(move || {
-            let mut ready = Some(ready_tx);
+            // Lines until ready; after that stderr is only drained (and
+            // echoed with SLUICE_TEST_LOG) so the broker never blocks on it.
+            let mut started = Some((started_tx, String::new()));
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if std::env::var_os("SLUICE_TEST_LOG").is_some() {
                     eprintln!("[broker {port}] {line}");
                 }
-                if line.contains("sluice broker ready") {
-                    if let Some(tx) = ready.take() {
-                        let _ = tx.send(());
+                let ready = line.contains("sluice broker ready");
+                if let Some((_, seen)) = started.as_mut() {
+                    seen.push_str(&line);
+                    seen.push('\n');
+                }
+                if ready {
+                    if let Some((tx, _)) = started.take() {
+                        let _ = tx.send(Started::Ready);
                     }
                 }
+            }
+            if let Some((tx, seen)) = started.take() {
+                let _ = tx.send(Started::Exited(seen));
             }
         });
         let mut broker = Broker {
@@ -78,14 +129,20 @@ impl Broker {
             data_dir: data_dir.to_path_buf(),
             _temp: None,
         };
-        if ready_rx.recv_timeout(START_TIMEOUT).is_err() {
-            let status = broker
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
-            panic!("broker did not become ready (exit status {status:?})");
+        match started_rx.recv_timeout(START_TIMEOUT) {
+            Ok(Started::Ready) => Ok(broker),
+            Ok(Started::Exited(stderr)) => {
+                let status = broker.child.take().and_then(|mut c| c.wait().ok());
+                Err(StartFailed { status, stderr })
+            }
+            Err(_) => {
+                let status = broker
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten());
+                panic!("broker neither ready nor exited (exit status {status:?})");
+            }
         }
-        broker
     }
 
     /// SIGKILL, as a crash.

@@ -7,5 +7,6 @@ mod groups;
 mod harness;
 mod layers;
 mod produce_fetch;
+mod restart;
 mod robustness;
 mod topics;
