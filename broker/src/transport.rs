@@ -39,7 +39,6 @@ use std::future::Future;
 use std::io;
 use std::os::unix::io::{AsRawFd, RawFd};
 use std::pin::Pin;
-use std::rc::Rc;
 use std::task::{Context, Poll};
 
 /// Kafka's name of the plain-TCP listener (`PLAINTEXT://host:port`).

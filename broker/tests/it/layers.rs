@@ -18,7 +18,8 @@ const LAYERS: &[&[&str]] = &[
     &["core"],
     &["api"],
     &["protocol"],
-    &["connection", "transport"],
+    &["transport"],
+    &["connection"],
     &["server"],
 ];
 
