@@ -48,3 +48,42 @@ pub enum TopicError {
     #[error(transparent)]
     Broker(#[from] BrokerError),
 }
+
+/// Why the broker could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {address} (is another broker running?): {source}")]
+    PortInUse {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "RLIMIT_MEMLOCK is {have} bytes and could not be raised; glommio needs at least {need} \
+         bytes locked for {cores} cores (run as root, `ulimit -l unlimited`, set memlock in \
+         /etc/security/limits.conf, or use fewer --cores)"
+    )]
+    Memlock {
+        have: u64,
+        need: usize,
+        cores: usize,
+    },
+    #[error("start executor {core} (io_uring / locked memory?): {reason}")]
+    Executor { core: usize, reason: String },
+    #[error("core {core}: listen on {address}: {source}")]
+    Listen {
+        core: usize,
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("core {core}: open partitions: {source}")]
+    Open { core: usize, source: BrokerError },
+    #[error("core {0}: another core failed to start")]
+    PeerFailed(usize),
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+}

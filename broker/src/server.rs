@@ -5,9 +5,9 @@
 
 use crate::config::Config;
 use crate::core::Core;
+use crate::error::ServerError;
 use crate::metadata::cluster::Cluster;
 use crate::router::{Job, Router};
-use anyhow::{bail, Context, Result};
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +25,12 @@ const STOP_POLL_MS: u64 = 50;
 /// listeners some 50 ms after the process is gone).
 const PORT_RELEASE_WAIT_MS_MAX: u64 = 2_000;
 /// How often the port is re-checked meanwhile.
+type Result<T> = std::result::Result<T, ServerError>;
+
+fn io_error(what: String) -> impl FnOnce(std::io::Error) -> ServerError {
+    move |source| ServerError::Io { what, source }
+}
+
 const PORT_RECHECK_MS: u64 = 10;
 /// Pending connections per core's listener (glommio's own bind uses 1024).
 const LISTEN_BACKLOG: i32 = 1024;
@@ -34,20 +40,21 @@ pub fn run(mut config: Config) -> Result<()> {
     check_data_dir(&config.data_dir)?;
     // Logs work with relative paths too (storage makes them absolute), but
     // logs, errors and `describe` output read better with the absolute one.
-    config.data_dir = std::fs::canonicalize(&config.data_dir)
-        .with_context(|| format!("resolve data dir {}", config.data_dir.display()))?;
+    config.data_dir = std::fs::canonicalize(&config.data_dir).map_err(io_error(format!(
+        "resolve data dir {}",
+        config.data_dir.display()
+    )))?;
     // Listeners bind with SO_REUSEPORT, which would silently share a port
     // with another broker; a bind without it first turns that into a clear
     // error.
-    check_port_free(config.listen).with_context(|| {
-        format!(
-            "cannot listen on {} (is another broker running?)",
-            config.listen
-        )
+    check_port_free(config.listen).map_err(|source| ServerError::PortInUse {
+        address: config.listen,
+        source,
     })?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, stop.clone()).context("install signal handler")?;
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(io_error("install signal handler".into()))?;
     }
     let cluster = Cluster::open(&config.data_dir)?;
     config.group.offsets_topic_partitions = ensure_offsets_topic(&cluster, &config)?;
@@ -70,8 +77,9 @@ pub fn run(mut config: Config) -> Result<()> {
             .spawn(
                 move || async move { serve(config, cluster, router, requests, stop, opened).await },
             )
-            .map_err(|e| {
-                anyhow::anyhow!("start executor {core} (io_uring / locked memory?): {e}")
+            .map_err(|e| ServerError::Executor {
+                core,
+                reason: e.to_string(),
             })?;
         handles.push(handle);
     }
@@ -79,7 +87,10 @@ pub fn run(mut config: Config) -> Result<()> {
     for (core, handle) in handles.into_iter().enumerate() {
         let joined = handle
             .join()
-            .map_err(|e| anyhow::anyhow!("executor {core} failed: {e}"))
+            .map_err(|e| ServerError::Executor {
+                core,
+                reason: format!("failed: {e}"),
+            })
             .and_then(|served| served);
         if let Err(error) = joined {
             // One core failing (e.g. a partition that cannot be opened)
@@ -140,11 +151,18 @@ async fn serve(
         (Ok(listener), Ok(core)) => (listener, core),
         (Err(e), _) => {
             opened.wait_abandoned();
-            bail!("core {core_index}: listen on {}: {e}", config.listen);
+            return Err(ServerError::Listen {
+                core: core_index,
+                address: config.listen,
+                source: e,
+            });
         }
         (_, Err(e)) => {
             opened.wait_abandoned();
-            bail!("core {core_index}: open partitions: {e}");
+            return Err(ServerError::Open {
+                core: core_index,
+                source: e,
+            });
         }
     };
     let retention_interval = Duration::from_millis(config.retention_check_interval_ms);
@@ -157,7 +175,7 @@ async fn serve(
     .detach();
     glommio::spawn_local(core.groups.clone().run_timers()).detach();
     if !opened.wait() {
-        bail!("core {core_index}: another core failed to start");
+        return Err(ServerError::PeerFailed(core_index));
     }
     if core_index == 0 {
         tracing::info!(listen = %config.listen, cores = config.cores, data_dir = %config.data_dir.display(), "sluice broker ready");
@@ -322,11 +340,15 @@ fn set_reuse_port(socket: &socket2::Socket) -> std::io::Result<()> {
 }
 
 fn check_data_dir(dir: &std::path::Path) -> Result<()> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("data dir {} cannot be created", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(io_error(format!(
+        "data dir {} cannot be created",
+        dir.display()
+    )))?;
     let probe = dir.join(".sluice-write-check");
-    std::fs::write(&probe, b"ok")
-        .with_context(|| format!("data dir {} is not writable", dir.display()))?;
+    std::fs::write(&probe, b"ok").map_err(io_error(format!(
+        "data dir {} is not writable",
+        dir.display()
+    )))?;
     std::fs::remove_file(&probe).ok();
     Ok(())
 }
@@ -344,10 +366,10 @@ fn raise_memlock_limit(cores: usize) -> Result<usize> {
     // SAFETY: getrlimit writes into the struct we pass and own.
     let read = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) };
     if read != 0 {
-        bail!(
-            "getrlimit(RLIMIT_MEMLOCK) failed: {}",
-            std::io::Error::last_os_error()
-        );
+        return Err(ServerError::Io {
+            what: "getrlimit(RLIMIT_MEMLOCK)".into(),
+            source: std::io::Error::last_os_error(),
+        });
     }
     let wanted = libc::rlimit {
         rlim_cur: libc::RLIM_INFINITY,
@@ -370,13 +392,11 @@ fn raise_memlock_limit(cores: usize) -> Result<usize> {
     }
     let fits = (limit.rlim_cur / 2 / cores.max(1) as u64).min(IO_MEMORY_BYTES as u64) as usize;
     if fits < IO_MEMORY_BYTES_MIN {
-        bail!(
-            "RLIMIT_MEMLOCK is {} bytes and could not be raised; glommio needs at least {} bytes \
-             locked for {cores} cores (run as root, `ulimit -l unlimited`, set memlock in \
-             /etc/security/limits.conf, or use fewer --cores)",
-            limit.rlim_cur,
-            IO_MEMORY_BYTES_MIN * 2 * cores
-        );
+        return Err(ServerError::Memlock {
+            have: limit.rlim_cur,
+            need: IO_MEMORY_BYTES_MIN * 2 * cores,
+            cores,
+        });
     }
     tracing::info!(
         memlock_bytes = limit.rlim_cur,
