@@ -1,6 +1,7 @@
 //! Appends (offset assignment, room in the write buffers), the group commit
-//! flush, background flush scheduling, and segment rolls.
+//! flush, and segment rolls.
 
+use super::scheduler::FlushReason;
 use super::{now_ms, AppendInfo, Log};
 use crate::batch::{self, BatchHeader};
 use crate::checkpoint::{self, Checkpoint};
@@ -8,12 +9,10 @@ use crate::commit::Turn;
 use crate::config::TimestampType;
 use crate::error::Result;
 use crate::io::sync_dir;
-use crate::limits::WRITE_BEHIND_FRACTION;
 use crate::segment::Segment;
 use bytes::BytesMut;
 use glommio::sync::StaticPermit;
 use std::rc::Rc;
-use std::time::Duration;
 
 impl Log {
     /// Appends one produced batch and resolves when it is durable under the
@@ -25,7 +24,7 @@ impl Log {
         if durable {
             self.flush_to(info.last_offset + 1).await?;
         } else {
-            self.schedule_flush();
+            self.request_flushes_after_append();
         }
         Ok(info)
     }
@@ -35,7 +34,7 @@ impl Log {
     /// under the policy so the bytes still reach the disk.
     pub async fn append_unsynced(&self, batch: BytesMut) -> Result<AppendInfo> {
         let info = self.append_in_memory(batch).await?;
-        self.schedule_flush();
+        self.request_flushes_after_append();
         Ok(info)
     }
 
@@ -105,65 +104,11 @@ impl Log {
         Ok(order)
     }
 
-    /// Starts a background flush if the policy wants one and none is queued.
-    fn schedule_flush(&self) {
-        self.write_behind();
-        let delay = {
-            let mut state = self.inner.state.borrow_mut();
-            if state.flush_scheduled || state.durable_offset >= state.log_end_offset() {
-                return;
-            }
-            let unflushed = (state.log_end_offset() - state.durable_offset) as u64;
-            let delay = if state.config.is_durable() || unflushed >= state.config.flush_messages {
-                Duration::ZERO
-            } else if state.config.flush_ms < i64::MAX {
-                Duration::from_millis(state.config.flush_ms as u64)
-            } else {
-                // Neither bound is set: bytes reach the disk when the write
-                // buffer fills, a segment rolls, or the log closes.
-                return;
-            };
-            state.flush_scheduled = true;
-            delay
-        };
-        let log = self.clone();
-        glommio::spawn_local(async move {
-            if !delay.is_zero() {
-                glommio::timer::sleep(delay).await;
-            }
-            log.inner.state.borrow_mut().flush_scheduled = false;
-            let end = log.log_end_offset();
-            if let Err(error) = log.flush_to(end).await {
-                tracing::error!(dir = %log.inner.dir.display(), %error, "background flush failed");
-            }
-        })
-        .detach();
-    }
-
-    /// With write caching, flushes in the background once the write buffer
-    /// is a quarter full, so appends rarely find it full: a full buffer
-    /// makes the appender flush under the append lock, and every append of
-    /// the partition waits for that write and fdatasync (measured: p99 of
-    /// 6 ms at 400 MB/s; docs/benchmarks.md).
-    fn write_behind(&self) {
-        {
-            let mut state = self.inner.state.borrow_mut();
-            let threshold = (state.config.write_buffer_bytes_max / WRITE_BEHIND_FRACTION) as u64;
-            if state.write_behind || state.active().pending_bytes() < threshold {
-                return;
-            }
-            state.write_behind = true;
-        }
-        let log = self.clone();
-        glommio::spawn_local(async move {
-            let end = log.log_end_offset();
-            let flushed = log.flush_to(end).await;
-            log.inner.state.borrow_mut().write_behind = false;
-            if let Err(error) = flushed {
-                tracing::error!(dir = %log.inner.dir.display(), %error, "write-behind flush failed");
-            }
-        })
-        .detach();
+    /// After an append: asks the flusher for what write-behind and the
+    /// flush policy want (see scheduler.rs).
+    fn request_flushes_after_append(&self) {
+        self.request_flush(FlushReason::WriteBehind);
+        self.request_flush(FlushReason::Policy);
     }
 
     /// Writes and fdatasyncs everything appended so far.

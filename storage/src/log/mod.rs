@@ -9,13 +9,18 @@
 //! while the previous flush was in flight (group commit, see commit.rs).
 //! Every write to the files (flush, roll, truncate, close) runs in a task of
 //! its own that holds `flush_lock`, so it finishes even when the caller that
-//! started it is dropped (`Log::in_own_task`).
+//! started it is dropped (`Log::in_own_task`). Flushes nobody waits for
+//! (flush policy, write-behind, the core's write buffer) go through one
+//! background flusher per log (scheduler.rs).
 //! State sits in a `RefCell` that is never borrowed across an `.await`.
 
 mod append;
 mod open;
 mod read;
 mod retention;
+mod scheduler;
+
+use scheduler::{FlushReason, FlushScheduler};
 
 pub use open::RecoveryReport;
 
@@ -33,7 +38,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// How a log is opened: its config, the core's shared memory budget, and
 /// (for tests) injected faults.
@@ -76,6 +81,8 @@ struct Inner {
     append_lock: Rc<Semaphore>,
     flush_lock: Rc<Semaphore>,
     flushed: Rc<Event>,
+    /// Wakes the flusher task before its due time (see scheduler.rs).
+    flusher_wake: Event,
     faults: Rc<Faults>,
 }
 
@@ -89,9 +96,8 @@ struct State {
     durable_offset: i64,
     recovery_point: i64,
     poisoned: Option<String>,
-    flush_scheduled: bool,
-    /// A write-behind flush (write buffer past `WRITE_BEHIND_FRACTION`) runs.
-    write_behind: bool,
+    /// The one background flusher (see scheduler.rs).
+    flusher: FlushScheduler,
     closed: bool,
     stats: LogStats,
     /// This log's share of the core's unwritten bytes, as last counted.
@@ -317,6 +323,7 @@ impl Log {
             "log poisoned: it is read-only until restart");
         state.poisoned = Some(cause);
         self.recount_unwritten(state);
+        self.wake_flusher();
     }
 
     fn write_checkpoint(&self) -> Result<()> {
@@ -332,11 +339,23 @@ impl Log {
 
     /// Resolves once nothing this log started is still running: no append
     /// in its order, no flush, roll, truncate or close (work whose caller
-    /// was dropped finishes in the background, see `in_own_task`).
+    /// was dropped finishes in the background, see `in_own_task`), and no
+    /// background flush running or due by now (one due later, after
+    /// `flush.ms`, is not waited for).
     pub async fn idle(&self) -> Result<()> {
-        let _order = self.order().await?;
-        let _turn = self.turn().await?;
-        Ok(())
+        loop {
+            {
+                let _order = self.order().await?;
+                let _turn = self.turn().await?;
+                let state = self.inner.state.borrow();
+                if !state.flusher.is_busy(Instant::now()) {
+                    return Ok(());
+                }
+            }
+            // The flusher needs the turn just given back; it notifies
+            // `flushed` when it flushed and when it stops being busy.
+            self.inner.flushed.listen().await;
+        }
     }
 }
 
@@ -354,18 +373,8 @@ impl CacheOwner for Inner {
             .is_ok_and(|mut state| state.cache.evict_oldest())
     }
 
-    fn flush_in_background(self: Rc<Self>) {
-        let log = Log { inner: self };
-        let end = log.log_end_offset();
-        if log.durable_end_offset() >= end {
-            return;
-        }
-        glommio::spawn_local(async move {
-            if let Err(error) = log.flush_to(end).await {
-                tracing::error!(dir = %log.inner.dir.display(), %error, "flush for the core's write buffer failed");
-            }
-        })
-        .detach();
+    fn request_flush(self: Rc<Self>) {
+        Log { inner: self }.request_flush(FlushReason::CoreWriteBuffer);
     }
 }
 

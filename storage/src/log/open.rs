@@ -1,6 +1,7 @@
 //! Opening a log (recovery of its segments and checkpoint), closing it, and
 //! deleting it.
 
+use super::scheduler::FlushScheduler;
 use super::{Inner, Log, LogOptions, LogStats, State};
 use crate::cache::{CacheOwner, TailCache};
 use crate::checkpoint;
@@ -100,8 +101,7 @@ impl Log {
             durable_offset: 0,
             recovery_point: 0,
             poisoned: None,
-            flush_scheduled: false,
-            write_behind: false,
+            flusher: FlushScheduler::default(),
             closed: false,
             stats: LogStats::default(),
             unwritten_counted: 0,
@@ -119,6 +119,7 @@ impl Log {
                 append_lock: Rc::new(Semaphore::new(1)),
                 flush_lock: Rc::new(Semaphore::new(1)),
                 flushed: Rc::new(Event::default()),
+                flusher_wake: Event::default(),
                 faults: options.faults,
             }),
         };
@@ -149,6 +150,7 @@ impl Log {
             state.closed = true;
             self.recount_unwritten(&mut state);
         }
+        self.wake_flusher();
         self.write_checkpoint()
     }
 
@@ -163,6 +165,7 @@ impl Log {
             state.cache.clear();
             self.recount_unwritten(&mut state);
         }
+        self.wake_flusher();
         std::fs::remove_dir_all(&self.inner.dir)
             .map_err(|e| StorageError::io(format!("delete {}", self.inner.dir.display()), e))
     }

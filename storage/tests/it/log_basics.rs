@@ -369,39 +369,6 @@ fn clean_close_lets_reopen_skip_the_scan_and_a_crash_after_it_does_not() {
 }
 
 #[test]
-fn write_caching_flushes_behind_before_the_buffer_fills() {
-    crate::common::run(async {
-        let dir = tempfile::tempdir().expect("tempdir");
-        // Write caching: no message or time bound, a 64 KiB write buffer.
-        let config = storage::LogConfig {
-            flush_messages: u64::MAX,
-            flush_ms: i64::MAX,
-            write_buffer_bytes_max: 64 * 1024,
-            ..storage::LogConfig::default()
-        };
-        let (log, _) = crate::common::open(dir.path(), config).await;
-        // ~20 KiB pending: past a quarter of the buffer, far from full.
-        for i in 0..10 {
-            log.append_unsynced(crate::common::batch(&format!("w{i}"), 2, 1000))
-                .await
-                .expect("append");
-        }
-        // The write-behind flush runs in the background; the deadline only
-        // guards against hanging.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while log.durable_end_offset() == 0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no write-behind flush"
-            );
-            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        assert!(log.durable_end_offset() > 0);
-        log.close().await.expect("close");
-    });
-}
-
-#[test]
 fn relative_dir_works_like_an_absolute_one() {
     run(async {
         let dir = tempfile::tempdir().expect("tempdir");

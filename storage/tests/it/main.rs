@@ -1,5 +1,6 @@
 //! Storage integration tests: one binary, one module per subject.
 
+mod background_flush;
 mod cancellation;
 mod common;
 mod core_memory;
