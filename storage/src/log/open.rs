@@ -77,7 +77,7 @@ impl Log {
                 // prefix and drop what follows, as Kafka's recovery does.
                 for later in &bases[i + 1..] {
                     let (segment, _) = Segment::open(dir, *later, Trust::None, interval).await?;
-                    segment.remove_files().await?;
+                    segment.remove_files()?;
                     report.segments_deleted.push(*later);
                 }
                 tracing::error!(dir = %dir.display(), deleted = ?report.segments_deleted,

@@ -6,6 +6,7 @@ use crate::batch::{BatchHeader, BatchScan};
 use crate::error::{Result, StorageError};
 use crate::io::sync_dir;
 use crate::segment::{cut_file, read_tail_page, Segment};
+use std::collections::BTreeMap;
 
 impl Log {
     /// Removes every batch at or after `offset`. Truncation is by batch: the
@@ -58,7 +59,7 @@ impl Log {
         let result = async {
             cut_file(&file, &path, position).await?;
             for segment in doomed {
-                segment.remove_files().await?;
+                segment.remove_files()?;
             }
             let page = read_tail_page(&file, &path, position).await?;
             self.inner
@@ -120,21 +121,20 @@ impl Log {
 
     /// Deletes all data and restarts the log empty at `offset` (Kafka's
     /// truncateFullyAndStartAt).
+    /// The old segments stay in memory until the new one exists: the log
+    /// is never without an active segment across an await (a background
+    /// flusher asking for the log end then panicked; model test).
     async fn truncate_fully(&self, offset: i64) -> Result<()> {
-        let doomed: Vec<Segment> = {
-            let mut state = self.inner.state.borrow_mut();
-            state.cache.clear();
-            std::mem::take(&mut state.segments).into_values().collect()
-        };
         let result = async {
-            for segment in doomed {
-                segment.remove_files().await?;
+            for segment in self.inner.state.borrow().segments.values() {
+                segment.remove_files()?;
             }
             let segment = Segment::create(&self.inner.dir, offset).await?;
             sync_dir(&self.inner.dir).await?;
             {
                 let mut state = self.inner.state.borrow_mut();
-                state.segments.insert(offset, segment);
+                state.cache.clear();
+                state.segments = BTreeMap::from([(offset, segment)]);
                 state.log_start_offset = offset;
                 state.durable_offset = offset;
                 state.high_watermark = offset;
@@ -221,7 +221,7 @@ impl Log {
         self.write_checkpoint()?;
         for segment in doomed {
             tracing::info!(dir = %self.inner.dir.display(), segment = segment.base_offset, "{why}");
-            segment.remove_files().await?;
+            segment.remove_files()?;
         }
         Ok(count)
     }

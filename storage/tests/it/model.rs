@@ -242,3 +242,17 @@ fn regression_dropped_append_roll_then_crash_reopen() {
         Op::Reopen,
     ]));
 }
+
+/// Found by the property test: truncating to the log start emptied the
+/// segment map across an await, and the background flusher of the append
+/// before it asked for the log end in that gap (a panic).
+#[test]
+fn regression_append_then_truncate_to_the_log_start() {
+    run(apply(vec![
+        Op::Append {
+            records: 1,
+            value_bytes: 0,
+        },
+        Op::Truncate { at: 0 },
+    ]));
+}
