@@ -3,44 +3,66 @@
 
 use super::scheduler::FlushReason;
 use super::{now_ms, AppendInfo, Log};
-use crate::batch::{self, BatchHeader};
+use crate::batch::ProducedBatch;
 use crate::checkpoint::{self, Checkpoint};
 use crate::commit::Turn;
 use crate::config::TimestampType;
-use crate::error::Result;
+use crate::error::{BatchError, Result};
 use crate::io::sync_dir;
 use crate::segment::Segment;
-use bytes::BytesMut;
 use glommio::sync::StaticPermit;
 use std::rc::Rc;
 
 impl Log {
     /// Appends one produced batch and resolves when it is durable under the
-    /// flush policy: with the default `flush.messages=1`, after the
-    /// fdatasync that covers it.
-    pub async fn append(&self, batch: BytesMut) -> Result<AppendInfo> {
+    /// flush policy: [`Log::append_unsynced`] then [`Log::wait_durable`].
+    pub async fn append(&self, batch: ProducedBatch) -> Result<AppendInfo> {
+        let info = self.append_unsynced(batch).await?;
+        self.wait_durable(&info).await?;
+        Ok(info)
+    }
+
+    /// Appends one produced batch and resolves once it is in the log
+    /// (offsets assigned, readable), before it is durable: acks=1. Refuses
+    /// a batch over `max.message.bytes` (`BatchError::RecordTooLarge`); the
+    /// batch's other checks ran in [`ProducedBatch::new`]. Asks for a
+    /// background flush under the policy, so the bytes reach the disk
+    /// without anyone waiting for them.
+    pub async fn append_unsynced(&self, batch: ProducedBatch) -> Result<AppendInfo> {
         let info = self.append_in_memory(batch).await?;
-        let durable = self.inner.state.borrow().config.is_durable();
-        if durable {
-            self.flush_to(info.last_offset + 1).await?;
-        } else {
-            self.request_flushes_after_append();
+        self.request_flush(FlushReason::WriteBehind);
+        self.request_flush(FlushReason::Policy);
+        Ok(info)
+    }
+
+    /// Resolves once the batch `info` describes is durable under the flush
+    /// policy; the one call for "acks=all resolves when the batch is
+    /// durable". Under a durable policy ([`LogConfig::is_durable`], the
+    /// default `flush.messages=1`) that is after the group-commit
+    /// fdatasync covering `info.last_offset`, joined with every append
+    /// waiting at the same time. Under write caching it resolves at once:
+    /// the background flusher writes the batch later (`flush.messages`,
+    /// `flush.ms`, write-behind), as Kafka answers acks=all from the page
+    /// cache. A batch truncated away meanwhile resolves at once too.
+    ///
+    /// [`LogConfig::is_durable`]: crate::LogConfig::is_durable
+    pub async fn wait_durable(&self, info: &AppendInfo) -> Result<()> {
+        if !self.is_durable() {
+            return Ok(());
         }
-        Ok(info)
+        self.flush_to(info.last_offset + 1).await
     }
 
-    /// Appends one produced batch and resolves once it is in the log (readable,
-    /// offsets assigned), before it is durable: acks=1. A flush is scheduled
-    /// under the policy so the bytes still reach the disk.
-    pub async fn append_unsynced(&self, batch: BytesMut) -> Result<AppendInfo> {
-        let info = self.append_in_memory(batch).await?;
-        self.request_flushes_after_append();
-        Ok(info)
-    }
-
-    async fn append_in_memory(&self, mut batch: BytesMut) -> Result<AppendInfo> {
+    async fn append_in_memory(&self, batch: ProducedBatch) -> Result<AppendInfo> {
         let max_bytes = self.inner.state.borrow().config.max_message_bytes;
-        batch::validate_produced(&batch, max_bytes)?;
+        if batch.len() > max_bytes {
+            let size = batch.len();
+            return Err(BatchError::RecordTooLarge {
+                size,
+                max: max_bytes,
+            }
+            .into());
+        }
         let order = self.order().await?;
         let _order = self.make_room(order, batch.len() as u64).await?;
         let info = {
@@ -49,16 +71,16 @@ impl Log {
             let base_offset = state.log_end_offset();
             let append_time =
                 (state.config.timestamp_type == TimestampType::LogAppendTime).then(now_ms);
-            batch::assign_offsets(&mut batch, base_offset, append_time)?;
-            let header = BatchHeader::parse(&batch)?;
-            let last_offset = header.last_offset();
-            let max_timestamp = header.max_timestamp.get();
-            let bytes = batch.freeze();
+            let stored = batch.assign_offsets(base_offset, append_time);
+            let last_offset = stored.last_offset;
             let interval = state.config.index_interval_bytes;
-            state
-                .active_mut()
-                .append(bytes.clone(), last_offset, max_timestamp, interval);
-            state.cache.push(base_offset, last_offset, bytes);
+            state.active_mut().append(
+                stored.bytes.clone(),
+                last_offset,
+                stored.max_timestamp,
+                interval,
+            );
+            state.cache.push(base_offset, last_offset, stored.bytes);
             self.recount_unwritten(&mut state);
             AppendInfo {
                 base_offset,
@@ -102,13 +124,6 @@ impl Log {
         };
         self.inner.memory.room_for(len as usize).await;
         Ok(order)
-    }
-
-    /// After an append: asks the flusher for what write-behind and the
-    /// flush policy want (see scheduler.rs).
-    fn request_flushes_after_append(&self) {
-        self.request_flush(FlushReason::WriteBehind);
-        self.request_flush(FlushReason::Policy);
     }
 
     /// Writes and fdatasyncs everything appended so far.

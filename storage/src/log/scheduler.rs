@@ -237,6 +237,7 @@ async fn sleep_until_or(due: Instant, woken: Listen<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::ProducedBatch;
     use crate::config::LogConfig;
     use crate::log::LogOptions;
 
@@ -329,9 +330,8 @@ mod tests {
             let (log, _) = Log::open(dir.path(), options).await.expect("open");
             let before = Instant::now();
             let batch = crate::batch::build_batch(&[b"x"], 0);
-            log.append_unsynced(bytes::BytesMut::from(&batch[..]))
-                .await
-                .expect("append");
+            let batch = ProducedBatch::new(bytes::BytesMut::from(&batch[..])).expect("valid");
+            log.append_unsynced(batch).await.expect("append");
             log.idle().await.expect("idle");
             loop {
                 let flushed = log.inner.flushed.listen();
