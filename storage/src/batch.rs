@@ -15,6 +15,8 @@
 
 use crate::error::BatchError;
 use crate::limits::{BATCH_HEADER_BYTES, BATCH_LENGTH_PREFIX_BYTES};
+use bytes::{Bytes, BytesMut};
+use std::mem::offset_of;
 use zerocopy::byteorder::big_endian::{I16, I32, I64, U32};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
@@ -53,16 +55,6 @@ impl BatchHeader {
             .map_err(|_| BatchError::Truncated {
                 needed: BATCH_HEADER_BYTES,
                 got: bytes.len(),
-            })
-    }
-
-    fn parse_mut(bytes: &mut [u8]) -> Result<&mut BatchHeader, BatchError> {
-        let got = bytes.len();
-        BatchHeader::mut_from_prefix(bytes)
-            .map(|(header, _)| header)
-            .map_err(|_| BatchError::Truncated {
-                needed: BATCH_HEADER_BYTES,
-                got,
             })
     }
 
@@ -135,8 +127,10 @@ pub fn check_stored(bytes: &[u8]) -> Result<&BatchHeader, BatchError> {
     Ok(header)
 }
 
-/// Validates one batch as produced by a client (Kafka's LogValidator rules
-/// that need no decompression). `max_bytes` is `max.message.bytes`.
+/// Validates one batch as produced by a client: the size bound
+/// `max_bytes` (`max.message.bytes`) and every check of
+/// [`ProducedBatch::new`]. For callers holding only a slice; the log
+/// appends a [`ProducedBatch`].
 pub fn validate_produced(bytes: &[u8], max_bytes: usize) -> Result<(), BatchError> {
     if bytes.len() > max_bytes {
         return Err(BatchError::RecordTooLarge {
@@ -144,6 +138,12 @@ pub fn validate_produced(bytes: &[u8], max_bytes: usize) -> Result<(), BatchErro
             max: max_bytes,
         });
     }
+    check_produced(bytes).map(|_| ())
+}
+
+/// Kafka's LogValidator rules for a produced batch that need no
+/// decompression, but the size bound (which is the log's config).
+fn check_produced(bytes: &[u8]) -> Result<&BatchHeader, BatchError> {
     let header = check_stored(bytes)?;
     if header.is_control() {
         return Err(BatchError::ControlBatch);
@@ -167,7 +167,140 @@ pub fn validate_produced(bytes: &[u8], max_bytes: usize) -> Result<(), BatchErro
     } else if header.compression() > 4 {
         return Err(BatchError::CorruptRecord("unknown compression codec"));
     }
-    Ok(())
+    Ok(header)
+}
+
+/// One record batch as a client produced it, checked once: magic 2, the
+/// length field equal to the bytes, CRC-32C, a positive record count equal
+/// to lastOffsetDelta + 1 (and, uncompressed, to the records present), no
+/// control batch, a base sequence with a producer id, a known codec. The
+/// header fields the broker and the log need are kept as plain values, so
+/// nothing parses the header again. Only `max.message.bytes`, a property
+/// of the log, is checked at append (`Log::append_unsynced`).
+pub struct ProducedBatch {
+    /// Invariant: a whole batch that passed the checks above, so at least
+    /// `BATCH_HEADER_BYTES` long; only `assign_offsets` changes it.
+    bytes: BytesMut,
+    attributes: i16,
+    max_timestamp: i64,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+    records_count: i32,
+}
+
+impl ProducedBatch {
+    /// Checks `bytes` (exactly one batch) once; the error says which rule
+    /// it broke, each mapping to one Kafka error code.
+    pub fn new(bytes: BytesMut) -> Result<ProducedBatch, BatchError> {
+        let header = check_produced(&bytes)?;
+        let (attributes, max_timestamp) = (header.attributes.get(), header.max_timestamp.get());
+        let (producer_id, producer_epoch) = (header.producer_id.get(), header.producer_epoch.get());
+        let (base_sequence, records_count) =
+            (header.base_sequence.get(), header.records_count.get());
+        Ok(ProducedBatch {
+            bytes,
+            attributes,
+            max_timestamp,
+            producer_id,
+            producer_epoch,
+            base_sequence,
+            records_count,
+        })
+    }
+
+    /// -1 for a producer that is not idempotent.
+    pub fn producer_id(&self) -> i64 {
+        self.producer_id
+    }
+
+    pub fn producer_epoch(&self) -> i16 {
+        self.producer_epoch
+    }
+
+    pub fn base_sequence(&self) -> i32 {
+        self.base_sequence
+    }
+
+    /// At least 1.
+    pub fn records_count(&self) -> i32 {
+        self.records_count
+    }
+
+    /// Bytes of the whole batch, the 12-byte prefix included.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Never true for a checked batch (it holds a header); here because a
+    /// `len` wants one.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Writes `base_offset` in place, and with `log_append_time_ms` the
+    /// timestamp type bit and maxTimestamp with a recomputed CRC, as Kafka
+    /// does (the CRC does not cover the base offset). From the kept fields:
+    /// nothing is parsed again.
+    pub(crate) fn assign_offsets(
+        mut self,
+        base_offset: i64,
+        log_append_time_ms: Option<i64>,
+    ) -> AssignedBatch {
+        debug_assert!(self.bytes.len() >= BATCH_HEADER_BYTES);
+        let bytes = &mut self.bytes[..];
+        put(
+            bytes,
+            offset_of!(BatchHeader, base_offset),
+            &base_offset.to_be_bytes(),
+        );
+        let mut max_timestamp = self.max_timestamp;
+        if let Some(now_ms) = log_append_time_ms {
+            let attributes = self.attributes | ATTR_TIMESTAMP_TYPE_LOG_APPEND;
+            put(
+                bytes,
+                offset_of!(BatchHeader, attributes),
+                &attributes.to_be_bytes(),
+            );
+            put(
+                bytes,
+                offset_of!(BatchHeader, max_timestamp),
+                &now_ms.to_be_bytes(),
+            );
+            let crc = compute_crc(bytes);
+            put(bytes, offset_of!(BatchHeader, crc), &crc.to_be_bytes());
+            max_timestamp = now_ms;
+        }
+        AssignedBatch {
+            last_offset: base_offset.saturating_add(i64::from(self.records_count) - 1),
+            max_timestamp,
+            bytes: self.bytes.freeze(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ProducedBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProducedBatch")
+            .field("len", &self.bytes.len())
+            .field("producer_id", &self.producer_id)
+            .field("producer_epoch", &self.producer_epoch)
+            .field("base_sequence", &self.base_sequence)
+            .field("records_count", &self.records_count)
+            .finish()
+    }
+}
+
+/// A [`ProducedBatch`] with its offsets: the bytes to store.
+pub(crate) struct AssignedBatch {
+    pub bytes: Bytes,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+}
+
+/// Overwrites the header field at `at` (a `BatchHeader` field offset).
+fn put(bytes: &mut [u8], at: usize, value: &[u8]) {
+    bytes[at..at + value.len()].copy_from_slice(value);
 }
 
 /// For an uncompressed batch, walks only the varint length prefixes of the
@@ -217,26 +350,6 @@ fn read_unsigned_varint(bytes: &[u8], max_len: usize) -> Option<(u64, usize)> {
         }
     }
     None
-}
-
-/// Assigns `base_offset` in place. The CRC does not cover it, so nothing
-/// else changes. With `log_append_time_ms` the timestamp type bit and
-/// maxTimestamp are rewritten and the CRC recomputed, as Kafka does.
-pub fn assign_offsets(
-    bytes: &mut [u8],
-    base_offset: i64,
-    log_append_time_ms: Option<i64>,
-) -> Result<(), BatchError> {
-    let header = BatchHeader::parse_mut(bytes)?;
-    header.base_offset.set(base_offset);
-    if let Some(now_ms) = log_append_time_ms {
-        let attributes = header.attributes.get() | ATTR_TIMESTAMP_TYPE_LOG_APPEND;
-        header.attributes.set(attributes);
-        header.max_timestamp.set(now_ms);
-        let crc = compute_crc(bytes);
-        BatchHeader::parse_mut(bytes)?.crc.set(crc);
-    }
-    Ok(())
 }
 
 /// The first record at or after `min_offset` whose timestamp is >=
@@ -379,39 +492,131 @@ impl<'a> BatchScan<'a> {
 mod tests {
     use super::*;
 
+    fn produced(bytes: &[u8]) -> Result<ProducedBatch, BatchError> {
+        ProducedBatch::new(BytesMut::from(bytes))
+    }
+
+    /// Rewrites header fields of a built batch through `edit`, then its CRC.
+    fn edited(values: &[&[u8]], edit: impl FnOnce(&mut BatchHeader)) -> Vec<u8> {
+        let mut batch = build_batch(values, 0);
+        let (header, _) = BatchHeader::mut_from_prefix(&mut batch[..]).expect("header");
+        edit(header);
+        let crc = compute_crc(&batch);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        batch
+    }
+
+    /// The rewrite the log did before `ProducedBatch`: through the header
+    /// view, on a slice.
+    fn assign_through_the_header_view(bytes: &mut [u8], base: i64, time: Option<i64>) {
+        let (header, _) = BatchHeader::mut_from_prefix(&mut *bytes).expect("header");
+        header.base_offset.set(base);
+        if let Some(now_ms) = time {
+            let attributes = header.attributes.get() | ATTR_TIMESTAMP_TYPE_LOG_APPEND;
+            header.attributes.set(attributes);
+            header.max_timestamp.set(now_ms);
+            let crc = compute_crc(bytes);
+            let (header, _) = BatchHeader::mut_from_prefix(&mut *bytes).expect("header");
+            header.crc.set(crc);
+        }
+    }
+
     #[test]
     fn built_batch_validates_and_round_trips_offsets() {
-        let mut batch = build_batch(&[b"a", b"bc", b""], 1000);
-        validate_produced(&batch, 1 << 20).expect("valid");
-        assign_offsets(&mut batch, 42, None).expect("assign");
-        let header = check_stored(&batch).expect("crc still valid");
+        let batch = build_batch(&[b"a", b"bc", b""], 1000);
+        let assigned = produced(&batch).expect("valid").assign_offsets(42, None);
+        assert_eq!((assigned.last_offset, assigned.max_timestamp), (44, 1002));
+        let stored = &assigned.bytes[..];
+        let header = check_stored(stored).expect("crc still valid");
         assert_eq!(header.base_offset(), 42);
         assert_eq!(header.last_offset(), 44);
-        assert_eq!(first_record_at_or_after(&batch, 0, 1001), Some((43, 1001)));
-        assert_eq!(first_record_at_or_after(&batch, 44, 0), Some((44, 1002)));
-        assert_eq!(first_record_at_or_after(&batch, 0, 1003), None);
+        assert_eq!(first_record_at_or_after(stored, 0, 1001), Some((43, 1001)));
+        assert_eq!(first_record_at_or_after(stored, 44, 0), Some((44, 1002)));
+        assert_eq!(first_record_at_or_after(stored, 0, 1003), None);
     }
 
     #[test]
     fn log_append_time_rewrites_crc() {
-        let mut batch = build_batch(&[b"x"], 5);
-        assign_offsets(&mut batch, 7, Some(99)).expect("assign");
-        let header = check_stored(&batch).expect("crc recomputed");
+        let batch = build_batch(&[b"x"], 5);
+        let assigned = produced(&batch).expect("valid").assign_offsets(7, Some(99));
+        assert_eq!((assigned.last_offset, assigned.max_timestamp), (7, 99));
+        let header = check_stored(&assigned.bytes).expect("crc recomputed");
         assert!(header.is_log_append_time());
         assert_eq!(header.max_timestamp.get(), 99);
     }
 
     #[test]
-    fn lying_record_count_is_rejected() {
-        let mut batch = build_batch(&[b"a", b"b"], 0);
-        batch[57..61].copy_from_slice(&3i32.to_be_bytes());
-        batch[23..27].copy_from_slice(&2i32.to_be_bytes());
-        let crc = compute_crc(&batch);
-        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    fn assigned_bytes_equal_the_header_view_rewrite() {
+        let batch = edited(&[b"a", b"bb", b"ccc"], |h| {
+            h.producer_id.set(7);
+            h.base_sequence.set(0);
+        });
+        for time in [None, Some(1_700_000_000_123)] {
+            let mut expected = batch.clone();
+            assign_through_the_header_view(&mut expected, 1 << 40, time);
+            let assigned = produced(&batch)
+                .expect("valid")
+                .assign_offsets(1 << 40, time);
+            assert_eq!(&assigned.bytes[..], &expected[..], "{time:?}");
+            assert_eq!(assigned.last_offset, (1 << 40) + 2);
+        }
+    }
+
+    #[test]
+    fn produced_batch_keeps_the_header_fields() {
+        let batch = edited(&[b"a", b"b"], |h| {
+            h.producer_id.set(1234);
+            h.producer_epoch.set(5);
+            h.base_sequence.set(17);
+        });
+        let produced = produced(&batch).expect("valid");
+        assert_eq!(produced.producer_id(), 1234);
+        assert_eq!(produced.producer_epoch(), 5);
+        assert_eq!(produced.base_sequence(), 17);
+        assert_eq!(produced.records_count(), 2);
+        assert_eq!(produced.len(), batch.len());
+        assert!(!produced.is_empty());
+    }
+
+    #[test]
+    fn control_batch_is_refused() {
+        let batch = edited(&[b"a"], |h| h.attributes.set(ATTR_CONTROL));
+        assert_eq!(produced(&batch).err(), Some(BatchError::ControlBatch));
+    }
+
+    #[test]
+    fn producer_id_without_a_sequence_is_refused() {
+        let batch = edited(&[b"a"], |h| h.producer_id.set(9));
         assert_eq!(
-            validate_produced(&batch, 1 << 20),
-            Err(BatchError::CorruptRecord(
+            produced(&batch).err(),
+            Some(BatchError::CorruptRecord(
+                "producer id without a base sequence"
+            ))
+        );
+    }
+
+    #[test]
+    fn lying_record_count_is_rejected() {
+        let batch = edited(&[b"a", b"b"], |h| {
+            h.records_count.set(3);
+            h.last_offset_delta.set(2);
+        });
+        assert_eq!(
+            produced(&batch).err(),
+            Some(BatchError::CorruptRecord(
                 "recordsCount differs from the records present"
+            ))
+        );
+        let batch = edited(&[b"a", b"b"], |h| h.records_count.set(0));
+        assert_eq!(
+            produced(&batch).err(),
+            Some(BatchError::CorruptRecord("batch without records"))
+        );
+        let batch = edited(&[b"a", b"b"], |h| h.last_offset_delta.set(5));
+        assert_eq!(
+            produced(&batch).err(),
+            Some(BatchError::CorruptRecord(
+                "lastOffsetDelta + 1 differs from recordsCount"
             ))
         );
     }
@@ -422,9 +627,31 @@ mod tests {
         let last = batch.len() - 1;
         batch[last] ^= 1;
         assert!(matches!(
-            validate_produced(&batch, 1 << 20),
+            produced(&batch),
             Err(BatchError::CrcMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn unknown_codec_and_short_or_trailing_bytes_are_refused() {
+        let batch = edited(&[b"a"], |h| h.attributes.set(5));
+        assert_eq!(
+            produced(&batch).err(),
+            Some(BatchError::CorruptRecord("unknown compression codec"))
+        );
+        let batch = build_batch(&[b"a"], 0);
+        assert!(matches!(
+            produced(&batch[..40]),
+            Err(BatchError::Truncated { .. })
+        ));
+        let mut two = batch.clone();
+        two.extend_from_slice(&batch);
+        assert_eq!(
+            produced(&two).err(),
+            Some(BatchError::CorruptRecord(
+                "batch length disagrees with its bytes"
+            ))
+        );
     }
 
     #[test]
@@ -434,5 +661,6 @@ mod tests {
             validate_produced(&batch, 50),
             Err(BatchError::RecordTooLarge { .. })
         ));
+        assert!(validate_produced(&batch, batch.len()).is_ok());
     }
 }

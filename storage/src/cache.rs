@@ -24,8 +24,9 @@ pub(crate) trait CacheOwner {
     fn oldest_evictable(&self) -> Option<u64>;
     /// Evicts that batch; false if it could not.
     fn evict_oldest(&self) -> bool;
-    /// Starts writing everything this log has pending, in the background.
-    fn flush_in_background(self: Rc<Self>);
+    /// Asks this log's background flusher to write everything it has
+    /// pending now.
+    fn request_flush(self: Rc<Self>);
 }
 
 /// The memory budget of one core, shared by its logs.
@@ -165,7 +166,7 @@ impl CoreMemory {
             }
             if !flushing {
                 for log in self.live_logs() {
-                    log.flush_in_background();
+                    log.request_flush();
                 }
                 flushing = true;
             }

@@ -1,13 +1,11 @@
 //! The one body shared by the cargo-fuzz target (storage/fuzz) and the replay
 //! of the inputs it once crashed on (tests/it/fuzz_regressions.rs).
 
-use crate::batch::{
-    assign_offsets, check_stored, first_record_at_or_after, validate_produced, BatchScan,
-};
+use crate::batch::{check_stored, first_record_at_or_after, BatchScan, ProducedBatch};
 use crate::index::{OffsetIndex, TimeIndex};
 
 /// Feeds `data` to every decoder of stored and produced batches and to the
-/// index parsers; none may panic, and a batch `validate_produced` accepts
+/// index parsers; none may panic, and a batch `ProducedBatch::new` accepts
 /// must keep a valid CRC through an offset and LogAppendTime rewrite.
 pub fn decode_everything(data: &[u8]) {
     let mut scan = BatchScan::new(data);
@@ -15,9 +13,11 @@ pub fn decode_everything(data: &[u8]) {
     let _ = first_record_at_or_after(data, 0, i64::MIN);
     let _ = OffsetIndex::from_bytes(data, u64::MAX);
     let _ = TimeIndex::from_bytes(data);
-    if validate_produced(data, 1 << 20).is_ok() {
-        let mut copy = data.to_vec();
-        assert!(assign_offsets(&mut copy, 12345, Some(1)).is_ok());
-        assert!(check_stored(&copy).is_ok(), "valid batch broken by rewrite");
+    if let Ok(batch) = ProducedBatch::new(bytes::BytesMut::from(data)) {
+        let assigned = batch.assign_offsets(12345, Some(1));
+        assert!(
+            check_stored(&assigned.bytes).is_ok(),
+            "valid batch broken by rewrite"
+        );
     }
 }

@@ -21,6 +21,7 @@ pub mod log;
 pub mod read;
 pub mod segment;
 
+pub use batch::ProducedBatch;
 pub use cache::CoreMemory;
 pub use commit::Event;
 pub use config::{LogConfig, TimestampType};

@@ -395,7 +395,7 @@ impl Segment {
             .map_err(|e| StorageError::io(format!("read {}", self.path("log").display()), e))
     }
 
-    pub async fn remove_files(self) -> Result<()> {
+    pub fn remove_files(&self) -> Result<()> {
         for suffix in ["log", "index", "timeindex"] {
             let path = self.path(suffix);
             match std::fs::remove_file(&path) {

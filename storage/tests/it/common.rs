@@ -6,7 +6,7 @@ use std::pin::pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use storage::batch::build_batch;
-use storage::{CoreMemory, Faults, Log, LogConfig, LogOptions, RecoveryReport};
+use storage::{CoreMemory, Faults, Log, LogConfig, LogOptions, ProducedBatch, RecoveryReport};
 
 /// Runs `fut` to completion on a fresh glommio executor on this thread.
 pub fn run<T: 'static, Fut: Future<Output = T> + 'static>(fut: Fut) -> T {
@@ -29,8 +29,14 @@ pub async fn open(dir: &Path, config: LogConfig) -> (Log, RecoveryReport) {
     Log::open(dir, options(config)).await.expect("open log")
 }
 
-/// A valid batch of `count` records whose values name `tag` and the index.
-pub fn batch(tag: &str, count: usize, value_bytes: usize) -> BytesMut {
+/// A valid batch of `count` records whose values name `tag` and the index,
+/// checked as the broker hands it to the log.
+pub fn batch(tag: &str, count: usize, value_bytes: usize) -> ProducedBatch {
+    produced(&batch_bytes(tag, count, value_bytes))
+}
+
+/// [`batch`]'s bytes, unchecked (to corrupt them).
+pub fn batch_bytes(tag: &str, count: usize, value_bytes: usize) -> BytesMut {
     let values: Vec<Vec<u8>> = (0..count)
         .map(|i| {
             let mut v = format!("{tag}-{i}-").into_bytes();
@@ -40,6 +46,11 @@ pub fn batch(tag: &str, count: usize, value_bytes: usize) -> BytesMut {
         .collect();
     let refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
     BytesMut::from(&build_batch(&refs, 1_700_000_000_000)[..])
+}
+
+/// `bytes` checked as a produced batch; they must be valid.
+pub fn produced(bytes: &[u8]) -> ProducedBatch {
+    ProducedBatch::new(BytesMut::from(bytes)).expect("a valid produced batch")
 }
 
 /// Reads every batch from `from` to the log end, in order.

@@ -95,3 +95,46 @@ fn core_write_buffer_bound_flushes_other_logs() {
         assert_eq!(memory.write_buffer_bytes(), 0, "closed logs hold nothing");
     });
 }
+
+/// The core's bound asks each log's one flusher for a flush now; a flusher
+/// waiting for an hour-long `flush.ms` is woken for it.
+#[test]
+fn core_write_buffer_bound_wakes_a_flusher_waiting_for_flush_ms() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            flush_messages: u64::MAX,
+            flush_ms: 60 * 60 * 1000,
+            write_buffer_bytes_max: 16 << 20,
+            ..LogConfig::default()
+        };
+        let memory = CoreMemory::with_limits(64 << 20, 256 * 1024);
+        let open = |name: &str| {
+            let mut opts = options(config.clone());
+            opts.memory = memory.clone();
+            let path = dir.path().join(name);
+            async move { Log::open(&path, opts).await }
+        };
+        let (first, _) = open("first-0").await.expect("open");
+        let (second, _) = open("second-0").await.expect("open");
+        for i in 0..15 {
+            first
+                .append_unsynced(batch(&format!("f{i}"), 10, 1000))
+                .await
+                .expect("append");
+        }
+        first.idle().await.expect("idle");
+        assert_eq!(first.durable_end_offset(), 0, "its flush is an hour away");
+        second
+            .append_unsynced(batch("s", 120, 1000))
+            .await
+            .expect("append");
+        assert_eq!(
+            first.durable_end_offset(),
+            first.log_end_offset(),
+            "the waiting flusher was woken to make room"
+        );
+        first.close().await.expect("close");
+        second.close().await.expect("close");
+    });
+}

@@ -1,6 +1,8 @@
-use crate::common::{batch, open, options, read_all, run, small_segments};
+use crate::common::{batch, batch_bytes, open, options, produced, read_all, run, small_segments};
 use storage::batch::BatchHeader;
-use storage::{BatchError, CoreMemory, Faults, Log, LogConfig, StorageError, TimestampType};
+use storage::{
+    BatchError, CoreMemory, Faults, Log, LogConfig, ProducedBatch, StorageError, TimestampType,
+};
 
 #[test]
 fn append_assigns_dense_offsets_and_read_returns_the_bytes() {
@@ -149,15 +151,56 @@ fn out_of_range_and_bad_batches_are_typed_errors() {
             err,
             StorageError::InvalidBatch(BatchError::RecordTooLarge { .. })
         ));
-        let mut corrupt = batch("c", 2, 10);
+        let mut corrupt = batch_bytes("c", 2, 10);
         let last = corrupt.len() - 1;
         corrupt[last] ^= 0xff;
-        let err = log.append(corrupt).await.expect_err("bad crc");
-        assert!(matches!(
-            err,
-            StorageError::InvalidBatch(BatchError::CrcMismatch { .. })
-        ));
+        let err = ProducedBatch::new(corrupt).expect_err("bad crc");
+        assert!(matches!(err, BatchError::CrcMismatch { .. }));
         assert_eq!(log.log_end_offset(), 1, "rejected batches take no offsets");
+    });
+}
+
+#[test]
+fn oversize_produced_batch_is_refused_by_append_with_record_too_large() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            max_message_bytes: 2000,
+            ..LogConfig::default()
+        };
+        let (log, _) = open(dir.path(), config).await;
+        let big = batch("big", 1, 5000);
+        let size = big.len();
+        let err = log.append_unsynced(big).await.expect_err("too large");
+        assert!(
+            matches!(
+                err,
+                StorageError::InvalidBatch(BatchError::RecordTooLarge { size: s, max: 2000 }) if s == size
+            ),
+            "{err}"
+        );
+        assert_eq!(log.log_end_offset(), 0, "no offsets taken");
+        let fits = batch("fits", 1, 1000);
+        assert!(fits.len() <= 2000);
+        assert_eq!(log.append(fits).await.expect("append").base_offset, 0);
+    });
+}
+
+#[test]
+fn stored_batch_is_the_produced_bytes_with_their_base_offset() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (log, _) = open(dir.path(), LogConfig::default()).await;
+        log.append(batch("first", 3, 10)).await.expect("append");
+        let input = batch_bytes("second", 4, 100);
+        let info = log.append(produced(&input)).await.expect("append");
+        assert_eq!((info.base_offset, info.last_offset), (3, 6));
+        let read = log.read(3, 1 << 20).await.expect("read");
+        let stored = read.batches().next().expect("batch");
+        assert_eq!(&stored[..8], &3i64.to_be_bytes(), "base offset written");
+        assert_eq!(&stored[8..], &input[8..], "every other byte as produced");
+        let header = storage::batch::check_stored(stored).expect("crc valid");
+        assert_eq!(header.last_offset(), info.last_offset);
     });
 }
 
@@ -246,9 +289,7 @@ fn offset_for_timestamp_finds_the_first_record_at_or_after() {
             let values: Vec<&[u8]> = vec![b"a", b"b", b"c"];
             // Record timestamps: 1000*i, 1000*i + 1, 1000*i + 2.
             let bytes = storage::batch::build_batch(&values, 1000 * i);
-            log.append(bytes::BytesMut::from(&bytes[..]))
-                .await
-                .expect("append");
+            log.append(produced(&bytes)).await.expect("append");
         }
         let cases = [
             (0, Some((0, 0))),
@@ -365,39 +406,6 @@ fn clean_close_lets_reopen_skip_the_scan_and_a_crash_after_it_does_not() {
         assert!(report.segments.last().expect("segments").index_rebuilt);
         assert_eq!(read_all(&log, 0).await, after);
         assert_eq!(log.log_end_offset(), 70);
-    });
-}
-
-#[test]
-fn write_caching_flushes_behind_before_the_buffer_fills() {
-    crate::common::run(async {
-        let dir = tempfile::tempdir().expect("tempdir");
-        // Write caching: no message or time bound, a 64 KiB write buffer.
-        let config = storage::LogConfig {
-            flush_messages: u64::MAX,
-            flush_ms: i64::MAX,
-            write_buffer_bytes_max: 64 * 1024,
-            ..storage::LogConfig::default()
-        };
-        let (log, _) = crate::common::open(dir.path(), config).await;
-        // ~20 KiB pending: past a quarter of the buffer, far from full.
-        for i in 0..10 {
-            log.append_unsynced(crate::common::batch(&format!("w{i}"), 2, 1000))
-                .await
-                .expect("append");
-        }
-        // The write-behind flush runs in the background; the deadline only
-        // guards against hanging.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while log.durable_end_offset() == 0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no write-behind flush"
-            );
-            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        assert!(log.durable_end_offset() > 0);
-        log.close().await.expect("close");
     });
 }
 

@@ -1,5 +1,7 @@
 //! Storage integration tests: one binary, one module per subject.
 
+mod background_flush;
+mod broker_contract;
 mod cancellation;
 mod common;
 mod core_memory;

@@ -188,7 +188,7 @@ proptest! {
 
     #[test]
     fn random_bytes_never_panic_the_batch_parser(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
-        let _ = storage::batch::validate_produced(&bytes, 1 << 20);
+        let _ = storage::ProducedBatch::new(bytes::BytesMut::from(&bytes[..]));
         let mut scan = storage::batch::BatchScan::new(&bytes);
         while scan.next_batch().is_ok() {}
         let _ = storage::batch::first_record_at_or_after(&bytes, 0, 0);
@@ -209,8 +209,11 @@ proptest! {
                 input[8..12].copy_from_slice(&length.to_be_bytes());
                 input[16] = 2;
             }
-            let result = log.append(bytes::BytesMut::from(&input[..])).await;
-            prop_assert!(result.is_err());
+            let refused = match storage::ProducedBatch::new(bytes::BytesMut::from(&input[..])) {
+                Err(_) => true,
+                Ok(batch) => log.append(batch).await.is_err(),
+            };
+            prop_assert!(refused);
             prop_assert_eq!(log.log_end_offset(), 0);
             Ok(())
         }).expect("case");
@@ -240,5 +243,19 @@ fn regression_dropped_append_roll_then_crash_reopen() {
             value_bytes: 1379,
         },
         Op::Reopen,
+    ]));
+}
+
+/// Found by the property test: truncating to the log start emptied the
+/// segment map across an await, and the background flusher of the append
+/// before it asked for the log end in that gap (a panic).
+#[test]
+fn regression_append_then_truncate_to_the_log_start() {
+    run(apply(vec![
+        Op::Append {
+            records: 1,
+            value_bytes: 0,
+        },
+        Op::Truncate { at: 0 },
     ]));
 }

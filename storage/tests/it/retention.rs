@@ -54,7 +54,7 @@ fn retention_ms_deletes_segments_whose_newest_record_is_old() {
         for i in 0..100i64 {
             let values: Vec<&[u8]> = vec![&[7u8; 400]; 2];
             let bytes = storage::batch::build_batch(&values, i * 1000);
-            log.append(bytes::BytesMut::from(&bytes[..]))
+            log.append(crate::common::produced(&bytes))
                 .await
                 .expect("append");
         }

@@ -1,0 +1,248 @@
+//! Appends (offset assignment, room in the write buffers), the group commit
+//! flush, and segment rolls.
+
+use super::scheduler::FlushReason;
+use super::{now_ms, AppendInfo, Log};
+use crate::batch::ProducedBatch;
+use crate::checkpoint::{self, Checkpoint};
+use crate::commit::Turn;
+use crate::config::TimestampType;
+use crate::error::{BatchError, Result};
+use crate::io::sync_dir;
+use crate::segment::Segment;
+use glommio::sync::StaticPermit;
+use std::rc::Rc;
+
+impl Log {
+    /// Appends one produced batch and resolves when it is durable under the
+    /// flush policy: [`Log::append_unsynced`] then [`Log::wait_durable`].
+    pub async fn append(&self, batch: ProducedBatch) -> Result<AppendInfo> {
+        let info = self.append_unsynced(batch).await?;
+        self.wait_durable(&info).await?;
+        Ok(info)
+    }
+
+    /// Appends one produced batch and resolves once it is in the log
+    /// (offsets assigned, readable), before it is durable: acks=1. Refuses
+    /// a batch over `max.message.bytes` (`BatchError::RecordTooLarge`); the
+    /// batch's other checks ran in [`ProducedBatch::new`]. Asks for a
+    /// background flush under the policy, so the bytes reach the disk
+    /// without anyone waiting for them.
+    pub async fn append_unsynced(&self, batch: ProducedBatch) -> Result<AppendInfo> {
+        let info = self.append_in_memory(batch).await?;
+        self.request_flush(FlushReason::WriteBehind);
+        self.request_flush(FlushReason::Policy);
+        Ok(info)
+    }
+
+    /// Resolves once the batch `info` describes is durable under the flush
+    /// policy; the one call for "acks=all resolves when the batch is
+    /// durable". Under a durable policy ([`LogConfig::is_durable`], the
+    /// default `flush.messages=1`) that is after the group-commit
+    /// fdatasync covering `info.last_offset`, joined with every append
+    /// waiting at the same time. Under write caching it resolves at once:
+    /// the background flusher writes the batch later (`flush.messages`,
+    /// `flush.ms`, write-behind), as Kafka answers acks=all from the page
+    /// cache. A batch truncated away meanwhile resolves at once too.
+    ///
+    /// [`LogConfig::is_durable`]: crate::LogConfig::is_durable
+    pub async fn wait_durable(&self, info: &AppendInfo) -> Result<()> {
+        if !self.is_durable() {
+            return Ok(());
+        }
+        self.flush_to(info.last_offset + 1).await
+    }
+
+    async fn append_in_memory(&self, batch: ProducedBatch) -> Result<AppendInfo> {
+        let max_bytes = self.inner.state.borrow().config.max_message_bytes;
+        if batch.len() > max_bytes {
+            let size = batch.len();
+            return Err(BatchError::RecordTooLarge {
+                size,
+                max: max_bytes,
+            }
+            .into());
+        }
+        let order = self.order().await?;
+        let _order = self.make_room(order, batch.len() as u64).await?;
+        let info = {
+            let mut state = self.inner.state.borrow_mut();
+            self.check_writable(&state)?;
+            let base_offset = state.log_end_offset();
+            let append_time =
+                (state.config.timestamp_type == TimestampType::LogAppendTime).then(now_ms);
+            let stored = batch.assign_offsets(base_offset, append_time);
+            let last_offset = stored.last_offset;
+            let interval = state.config.index_interval_bytes;
+            state.active_mut().append(
+                stored.bytes.clone(),
+                last_offset,
+                stored.max_timestamp,
+                interval,
+            );
+            state.cache.push(base_offset, last_offset, stored.bytes);
+            self.recount_unwritten(&mut state);
+            AppendInfo {
+                base_offset,
+                last_offset,
+                log_append_time_ms: append_time,
+                log_start_offset: state.log_start_offset,
+            }
+        };
+        Ok(info)
+    }
+
+    /// Before an append of `len` bytes: rolls the segment if it is full or
+    /// old, flushes if the log's write buffer would exceed its bound, and
+    /// waits for room in the core's write buffer. Takes and gives back the
+    /// caller's place in the append order.
+    async fn make_room(&self, order: StaticPermit, len: u64) -> Result<StaticPermit> {
+        let (roll, flush) = {
+            let state = self.inner.state.borrow();
+            self.check_writable(&state)?;
+            let active = state.active();
+            let config = &state.config;
+            let age_ms = active.created_at.elapsed().as_millis() as i64;
+            let offsets_full = state.log_end_offset() - active.base_offset >= i64::from(i32::MAX);
+            let roll = active.size > 0
+                && (active.size + len > config.segment_bytes
+                    || age_ms >= config.segment_ms
+                    || offsets_full);
+            let flush = active.pending_bytes() + len > config.write_buffer_bytes_max as u64;
+            (roll, flush)
+        };
+        let order = if roll {
+            let (order, rolled) = self.roll_locked(order).await;
+            rolled?;
+            order.ok_or_else(|| self.closed_error())?
+        } else {
+            if flush {
+                let end = self.log_end_offset();
+                self.flush_to(end).await?;
+            }
+            order
+        };
+        self.inner.memory.room_for(len as usize).await;
+        Ok(order)
+    }
+
+    /// Writes and fdatasyncs everything appended so far.
+    pub async fn flush(&self) -> Result<()> {
+        let end = self.log_end_offset();
+        self.flush_to(end).await
+    }
+
+    /// Resolves once every offset below `end_offset` is durable. This is the
+    /// group commit: see the module comment.
+    pub async fn flush_to(&self, end_offset: i64) -> Result<()> {
+        loop {
+            let flushed = {
+                let state = self.inner.state.borrow();
+                // Offsets truncated away since the caller appended them can
+                // never become durable: stop at the log end.
+                if state.durable_offset >= end_offset.min(state.log_end_offset()) {
+                    return Ok(());
+                }
+                self.check_writable(&state)?;
+                self.inner.flushed.listen()
+            };
+            match self.inner.flush_lock.try_acquire_static_permit(1) {
+                Ok(permit) => {
+                    let turn = Turn::new(permit, self.inner.flushed.clone());
+                    let flush = |log: Log| async move { log.flush_pending().await };
+                    self.in_own_task(turn, None, flush).await.1?;
+                }
+                Err(_) => flushed.await,
+            }
+        }
+    }
+
+    /// One write + one fdatasync of everything pending. Caller holds
+    /// `flush_lock`.
+    pub(super) async fn flush_pending(&self) -> Result<()> {
+        let job = {
+            let mut state = self.inner.state.borrow_mut();
+            self.check_writable(&state)?;
+            match state.active_mut().take_flush() {
+                Some(job) => job,
+                None if state.durable_offset < state.log_end_offset() => {
+                    // Offsets that are neither durable nor pending: a broken
+                    // invariant that would make every flush_to spin (as a
+                    // dropped flush once did). Stop loudly instead.
+                    let cause = format!(
+                        "internal: offsets {}..{} are neither written nor pending",
+                        state.durable_offset,
+                        state.log_end_offset()
+                    );
+                    self.poison(&mut state, cause);
+                    return self.check_writable(&state);
+                }
+                None => return Ok(()),
+            }
+        };
+        let buffer = Rc::new(job.buffer);
+        let written = job.file.write_rc_at(buffer.clone(), job.position).await;
+        let synced = match written {
+            Ok(_) => match self.inner.faults.fdatasync_error() {
+                Some(error) => Err(error),
+                None => job.file.fdatasync().await.map_err(Into::into),
+            },
+            Err(error) => Err(error.into()),
+        };
+        let mut state = self.inner.state.borrow_mut();
+        if let Err(error) = synced {
+            let cause = format!("write/fdatasync at {}: {error}", job.position);
+            self.poison(&mut state, cause);
+            return self.check_writable(&state);
+        }
+        state
+            .active_mut()
+            .complete_flush(job.position, buffer.as_bytes(), job.end);
+        state.durable_offset = job.last_offset + 1;
+        state.stats.flushes += 1;
+        state.stats.bytes_written += buffer.len() as u64;
+        self.recount_unwritten(&mut state);
+        drop(state);
+        self.inner.memory.evict();
+        Ok(())
+    }
+
+    /// Seals the active segment and starts a new one at the log end (a no-op
+    /// on an empty active segment).
+    pub async fn roll(&self) -> Result<()> {
+        let order = self.order().await?;
+        if self.inner.state.borrow().active().size == 0 {
+            return Ok(());
+        }
+        self.roll_locked(order).await.1
+    }
+
+    /// [`Log::roll`] for a caller in the append order, run to completion.
+    async fn roll_locked(&self, order: StaticPermit) -> (Option<StaticPermit>, Result<()>) {
+        self.exclusively(Some(order), |log| async move { log.roll_now().await })
+            .await
+    }
+
+    /// The roll itself; the caller holds the append order and the turn.
+    async fn roll_now(&self) -> Result<()> {
+        self.flush_pending().await?;
+        let (seal, next_base) = {
+            let mut state = self.inner.state.borrow_mut();
+            let next_base = state.log_end_offset();
+            (state.active_mut().prepare_seal(), next_base)
+        };
+        self.poison_on_error(seal.run().await)?;
+        let segment = self.poison_on_error(Segment::create(&self.inner.dir, next_base).await)?;
+        self.poison_on_error(sync_dir(&self.inner.dir).await)?;
+        let checkpoint = {
+            let mut state = self.inner.state.borrow_mut();
+            state.segments.insert(next_base, segment);
+            state.recovery_point = next_base;
+            Checkpoint {
+                recovery_point: next_base,
+                log_start_offset: state.log_start_offset,
+            }
+        };
+        self.poison_on_error(checkpoint::write(&self.inner.dir, checkpoint))
+    }
+}
