@@ -237,11 +237,16 @@ impl TailCache {
 
     /// Whole batches from the one holding `offset`, up to `max_bytes` (at
     /// least one batch, as Kafka returns an oversized first batch).
-    pub fn read(&self, offset: i64, max_bytes: usize) -> Vec<Bytes> {
+    /// Batches from the one holding `offset`, up to `max_bytes` (at least
+    /// one), none starting at or after `end_offset`.
+    pub fn read(&self, offset: i64, max_bytes: usize, end_offset: i64) -> Vec<Bytes> {
         let start = self.batches.partition_point(|b| b.last_offset < offset);
         let mut out = Vec::new();
         let mut total = 0usize;
         for batch in self.batches.range(start..) {
+            if batch.base_offset >= end_offset {
+                break;
+            }
             if !out.is_empty() && total + batch.bytes.len() > max_bytes {
                 break;
             }

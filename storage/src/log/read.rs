@@ -13,6 +13,19 @@ impl Log {
     /// least one batch). Recent batches come from the tail cache, older ones
     /// from one direct read located through the offset index.
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadBatches> {
+        self.read_until(offset, max_bytes, i64::MAX).await
+    }
+
+    /// [`Log::read`] that stops before the first batch starting at or after
+    /// `end_offset`: consumers read up to the high watermark, followers to
+    /// the log end. An `offset` between `end_offset` and the log end reads
+    /// nothing; past the log end it is out of range, as in Kafka.
+    pub async fn read_until(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        end_offset: i64,
+    ) -> Result<ReadBatches> {
         let (file, path, mut position, limit, base, slack) = {
             let state = self.inner.state.borrow();
             let (start, end) = (state.log_start_offset, state.log_end_offset());
@@ -23,7 +36,7 @@ impl Log {
                     log_end: end,
                 });
             }
-            if offset == end {
+            if offset >= end.min(end_offset) {
                 return Ok(ReadBatches::default());
             }
             if state
@@ -31,7 +44,7 @@ impl Log {
                 .first_offset()
                 .is_some_and(|first| first <= offset)
             {
-                let chunks = state.cache.read(offset, max_bytes);
+                let chunks = state.cache.read(offset, max_bytes, end_offset);
                 return Ok(ReadBatches {
                     chunks: chunks.into_iter().map(Chunk::Memory).collect(),
                 });
@@ -60,7 +73,10 @@ impl Log {
                 .read_at(position, len)
                 .await
                 .map_err(|e| StorageError::io(format!("read {}", path.display()), e))?;
-            match pick_batches(&read, offset, max_bytes) {
+            match pick_batches(&read, offset, max_bytes, end_offset) {
+                Picked::Batches { start, end } if start == end => {
+                    return Ok(ReadBatches::default());
+                }
                 Picked::Batches { start, end } => {
                     let slice = ReadResult::slice(&read, start, end - start).unwrap_or_default();
                     return Ok(ReadBatches {
@@ -130,7 +146,7 @@ enum Picked {
 
 /// Picks from `bytes` (starting at a batch boundary) the batches from the
 /// one holding `offset`, up to `max_bytes` but at least one.
-fn pick_batches(bytes: &[u8], offset: i64, max_bytes: usize) -> Picked {
+fn pick_batches(bytes: &[u8], offset: i64, max_bytes: usize, end_offset: i64) -> Picked {
     let mut scan = BatchScan::new(bytes);
     let mut start = None;
     let mut end = 0;
@@ -138,9 +154,17 @@ fn pick_batches(bytes: &[u8], offset: i64, max_bytes: usize) -> Picked {
         let before = scan.position();
         match scan.next_batch() {
             Ok((at, batch)) => {
-                let last = BatchHeader::parse(batch).map_or(i64::MIN, |h| h.last_offset());
+                let (base, last) = BatchHeader::parse(batch)
+                    .map_or((i64::MIN, i64::MIN), |h| (h.base_offset(), h.last_offset()));
                 if last < offset {
                     continue;
+                }
+                if base >= end_offset {
+                    if start.is_some() {
+                        break;
+                    }
+                    // Only batches past the bound: nothing to give.
+                    return Picked::Batches { start: at, end: at };
                 }
                 let first = *start.get_or_insert(at);
                 if end > first && at + batch.len() - first > max_bytes {

@@ -99,6 +99,42 @@ fn files_are_named_like_kafka() {
 }
 
 #[test]
+fn read_until_stops_before_the_bound_from_cache_and_from_disk() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut opts = options(small_segments());
+        // Small enough that the first batches are read from disk.
+        opts.memory = CoreMemory::new(8 * 1024);
+        let (log, _) = Log::open(dir.path(), opts).await.expect("open");
+        let mut bases = Vec::new();
+        for i in 0..40 {
+            let info = log
+                .append(batch(&format!("u{i}"), 2, 500))
+                .await
+                .expect("append");
+            bases.push(info.base_offset);
+        }
+        let end = log.log_end_offset();
+        for (from, bound) in [(bases[0], bases[3]), (bases[36], bases[38])] {
+            let read = log.read_until(from, 1 << 20, bound).await.expect("read");
+            let last = read
+                .batches()
+                .map(|b| BatchHeader::parse(b).expect("header").last_offset())
+                .max()
+                .expect("some batches");
+            assert_eq!(last, bound - 1, "from {from} bounded at {bound}");
+            let unbounded = log.read(from, 1 << 20).await.expect("read");
+            assert!(unbounded.total_bytes() > read.total_bytes());
+        }
+        // At the bound (and between it and the log end) there is nothing.
+        let at = log.read_until(bases[3], 1 << 20, bases[3]).await.expect("read");
+        assert!(at.is_empty());
+        // Past the log end is out of range whatever the bound.
+        assert!(log.read_until(end + 1, 1 << 20, end).await.is_err());
+    });
+}
+
+#[test]
 fn evicted_tail_cache_reads_come_from_disk() {
     run(async {
         let dir = tempfile::tempdir().expect("tempdir");
