@@ -127,7 +127,10 @@ fn read_until_stops_before_the_bound_from_cache_and_from_disk() {
             assert!(unbounded.total_bytes() > read.total_bytes());
         }
         // At the bound (and between it and the log end) there is nothing.
-        let at = log.read_until(bases[3], 1 << 20, bases[3]).await.expect("read");
+        let at = log
+            .read_until(bases[3], 1 << 20, bases[3])
+            .await
+            .expect("read");
         assert!(at.is_empty());
         // Past the log end is out of range whatever the bound.
         assert!(log.read_until(end + 1, 1 << 20, end).await.is_err());
