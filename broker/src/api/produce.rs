@@ -25,7 +25,7 @@ use std::rc::Rc;
 use storage::{BatchError, ProducedBatch};
 
 /// A topic's partitions as the request named them, with their records.
-type WantedTopic = (String, Vec<(i32, Option<Bytes>)>);
+pub(crate) type WantedTopic = (String, Vec<(i32, Option<Bytes>)>);
 
 /// The response, or nothing at all for acks=0.
 pub struct ProduceReply {
@@ -49,16 +49,7 @@ pub async fn handle(
     request: ProduceRequest,
 ) -> ProduceReply {
     let acks = request.acks;
-    let mut wanted: Vec<WantedTopic> = Vec::new();
-    for topic in request.topic_data {
-        let partitions = topic
-            .partition_data
-            .into_iter()
-            .map(|data| (data.index, data.records))
-            .collect();
-        wanted.push((topic.name.0.to_string(), partitions));
-    }
-    let mut records = Records::take(ctx.take_frame(), &mut wanted);
+    let (wanted, mut records) = batches_of(ctx.take_frame(), request);
     let mut pending = Vec::with_capacity(wanted.len());
     for (name, partitions) in wanted {
         let mut tasks = Vec::with_capacity(partitions.len());
@@ -88,6 +79,28 @@ pub async fn handle(
         acks,
         response: ProduceResponse::default().with_responses(responses),
     }
+}
+
+/// The request's topics and partitions, and their record batches as
+/// mutable memory in the same order. Everything of the decoded request is
+/// dropped first, so that the frame's memory is unique again.
+pub(crate) fn batches_of(
+    frame: Option<Bytes>,
+    mut request: ProduceRequest,
+) -> (Vec<WantedTopic>, Records) {
+    let topic_data = std::mem::take(&mut request.topic_data);
+    drop(request); // its transactional id and tagged fields share the frame
+    let mut wanted: Vec<WantedTopic> = Vec::with_capacity(topic_data.len());
+    for topic in topic_data {
+        let partitions = topic
+            .partition_data
+            .into_iter()
+            .map(|data| (data.index, data.records))
+            .collect();
+        wanted.push((topic.name.0.to_string(), partitions));
+    }
+    let records = Records::take(frame, &mut wanted);
+    (wanted, records)
 }
 
 /// Why a partition's produce is refused before it reaches the partition.
@@ -179,7 +192,7 @@ fn answer(index: i32, produced: Result<Produced, Refused>) -> PartitionProduceRe
 /// The request's record batches as mutable memory, in request order:
 /// pieces of the request frame itself when it can be made unique (always,
 /// once the decoded request is gone), else copies.
-struct Records {
+pub(crate) struct Records {
     pieces: std::vec::IntoIter<Option<BytesMut>>,
 }
 
@@ -202,7 +215,7 @@ impl Records {
         }
     }
 
-    fn next_piece(&mut self) -> Option<BytesMut> {
+    pub(crate) fn next_piece(&mut self) -> Option<BytesMut> {
         self.pieces.next().flatten()
     }
 }

@@ -76,3 +76,53 @@ pub fn decode(frame: BytesMut) -> Result<Decoded, String> {
         frame: (api == ApiKey::Produce).then_some(frame),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The whole way from a request frame: decode, then the handler's split.
+    #[test]
+    fn a_decoded_produce_request_hands_its_batches_over_uncopied() {
+        use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+        use kafka_protocol::messages::{ProduceRequest, TransactionalId};
+        use kafka_protocol::protocol::Encodable;
+        use kafka_protocol::protocol::StrBytes;
+        let batch = |text: &[u8]| Bytes::from(storage::batch::build_batch(&[text], 1));
+        let partition = |index, text: &[u8]| {
+            PartitionProduceData::default()
+                .with_index(index)
+                .with_records(Some(batch(text)))
+        };
+        for version in [3i16, 9, 11] {
+            let request = ProduceRequest::default()
+                .with_acks(-1)
+                .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx"))))
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(crate::api::topic_name("t"))
+                    .with_partition_data(vec![partition(0, b"zero"), partition(1, b"one")])]);
+            let mut frame = BytesMut::new();
+            RequestHeader::default()
+                .with_request_api_key(ApiKey::Produce as i16)
+                .with_request_api_version(version)
+                .encode(&mut frame, ApiKey::Produce.request_header_version(version))
+                .expect("header");
+            request.encode(&mut frame, version).expect("body");
+            let range = frame.as_ptr() as usize..frame.as_ptr() as usize + frame.len();
+            let decoded = decode(frame).expect("decodes");
+            let Body::Request(crate::api::Request::Produce(request)) = decoded.body else {
+                panic!("not a produce request");
+            };
+            let (wanted, mut records) = crate::api::produce::batches_of(decoded.frame, request);
+            assert_eq!(wanted.len(), 1);
+            for expected in [&b"zero"[..], b"one"] {
+                let piece = records.next_piece().expect("records");
+                assert_eq!(&piece[..], &batch(expected)[..]);
+                assert!(
+                    range.contains(&(piece.as_ptr() as usize)),
+                    "v{version}: the batch was copied out of the frame"
+                );
+            }
+        }
+    }
+}
