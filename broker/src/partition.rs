@@ -364,6 +364,9 @@ impl Partition {
             tracing::error!(dir = %log.dir().display(), %error, "close log");
             return;
         }
+        let stats = log.stats();
+        tracing::debug!(dir = %log.dir().display(), flushes = stats.flushes,
+            bytes_written = stats.bytes_written, "closed log");
         let snapshot = producer_state::write_snapshot(
             log.dir(),
             &self.producers.borrow(),

@@ -50,33 +50,42 @@ fn idle_log_cache_is_reclaimed_by_a_busy_log() {
     });
 }
 
+/// Two write-caching logs (`flush.ms` as given) with per-log buffers far
+/// larger than their core's 256 KiB, the first holding ~150 KiB unwritten:
+/// under a quarter of its own buffer, so no write-behind starts.
+async fn two_logs_with_unwritten_bytes(
+    dir: &std::path::Path,
+    flush_ms: i64,
+) -> (std::rc::Rc<CoreMemory>, Log, Log) {
+    let config = LogConfig {
+        flush_messages: u64::MAX,
+        flush_ms,
+        write_buffer_bytes_max: 16 << 20,
+        ..LogConfig::default()
+    };
+    let memory = CoreMemory::with_limits(64 << 20, 256 * 1024);
+    let open = |name: &str| {
+        let mut opts = options(config.clone());
+        opts.memory = memory.clone();
+        let path = dir.join(name);
+        async move { Log::open(&path, opts).await }
+    };
+    let (first, _) = open("first-0").await.expect("open");
+    let (second, _) = open("second-0").await.expect("open");
+    for i in 0..15 {
+        first
+            .append_unsynced(batch(&format!("f{i}"), 10, 1000))
+            .await
+            .expect("append");
+    }
+    (memory, first, second)
+}
+
 #[test]
 fn core_write_buffer_bound_flushes_other_logs() {
     run(async {
         let dir = tempfile::tempdir().expect("tempdir");
-        // Write caching with per-log buffers far larger than the core's.
-        let config = LogConfig {
-            flush_messages: u64::MAX,
-            flush_ms: i64::MAX,
-            write_buffer_bytes_max: 16 << 20,
-            ..LogConfig::default()
-        };
-        let memory = CoreMemory::with_limits(64 << 20, 256 * 1024);
-        let open = |name: &str| {
-            let mut opts = options(config.clone());
-            opts.memory = memory.clone();
-            let path = dir.path().join(name);
-            async move { Log::open(&path, opts).await }
-        };
-        let (first, _) = open("first-0").await.expect("open");
-        let (second, _) = open("second-0").await.expect("open");
-        // Under a quarter of the per-log buffer: no write-behind starts.
-        for i in 0..15 {
-            first
-                .append_unsynced(batch(&format!("f{i}"), 10, 1000))
-                .await
-                .expect("append");
-        }
+        let (memory, first, second) = two_logs_with_unwritten_bytes(dir.path(), i64::MAX).await;
         let unwritten = memory.write_buffer_bytes();
         assert!(unwritten > 128 * 1024, "{memory:?}");
         assert_eq!(first.durable_end_offset(), 0, "nothing written yet");
@@ -102,27 +111,8 @@ fn core_write_buffer_bound_flushes_other_logs() {
 fn core_write_buffer_bound_wakes_a_flusher_waiting_for_flush_ms() {
     run(async {
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = LogConfig {
-            flush_messages: u64::MAX,
-            flush_ms: 60 * 60 * 1000,
-            write_buffer_bytes_max: 16 << 20,
-            ..LogConfig::default()
-        };
-        let memory = CoreMemory::with_limits(64 << 20, 256 * 1024);
-        let open = |name: &str| {
-            let mut opts = options(config.clone());
-            opts.memory = memory.clone();
-            let path = dir.path().join(name);
-            async move { Log::open(&path, opts).await }
-        };
-        let (first, _) = open("first-0").await.expect("open");
-        let (second, _) = open("second-0").await.expect("open");
-        for i in 0..15 {
-            first
-                .append_unsynced(batch(&format!("f{i}"), 10, 1000))
-                .await
-                .expect("append");
-        }
+        let (_memory, first, second) =
+            two_logs_with_unwritten_bytes(dir.path(), 60 * 60 * 1000).await;
         first.idle().await.expect("idle");
         assert_eq!(first.durable_end_offset(), 0, "its flush is an hour away");
         second
