@@ -277,6 +277,13 @@ impl Config {
                 }
                 self.group.offsets_topic_partitions = n;
             }
+            "log.cleanup.policy" => self.log.set("cleanup.policy", value)?,
+            "log.cleaner.delete.retention.ms" => self.log.set("delete.retention.ms", value)?,
+            "log.cleaner.min.cleanable.ratio" => {
+                self.log.set("min.cleanable.dirty.ratio", value)?
+            }
+            "log.cleaner.min.compaction.lag.ms" => self.log.set("min.compaction.lag.ms", value)?,
+            "log.cleaner.max.compaction.lag.ms" => self.log.set("max.compaction.lag.ms", value)?,
             "message.max.bytes" => self.log.set("max.message.bytes", value)?,
             "log.segment.bytes" => self.log.set("segment.bytes", value)?,
             "log.roll.ms" => self.log.set("segment.ms", value)?,

@@ -6,6 +6,48 @@ use crate::limits::{
 };
 
 const WEEK_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// `cleanup.policy`: `delete`, `compact`, or both (`compact,delete`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    /// Segments past `retention.ms` / `retention.bytes` are deleted.
+    pub delete: bool,
+    /// The cleaner keeps the last record of each key.
+    pub compact: bool,
+}
+
+impl CleanupPolicy {
+    pub const DELETE: CleanupPolicy = CleanupPolicy {
+        delete: true,
+        compact: false,
+    };
+
+    /// Kafka's spelling: a comma-separated list of `delete` and `compact`
+    /// (in either order, spaces allowed), not empty.
+    pub fn parse(value: &str) -> Option<CleanupPolicy> {
+        let mut policy = CleanupPolicy {
+            delete: false,
+            compact: false,
+        };
+        for part in value.split(',').map(str::trim) {
+            match part {
+                "delete" => policy.delete = true,
+                "compact" => policy.compact = true,
+                _ => return None,
+            }
+        }
+        (policy.delete || policy.compact).then_some(policy)
+    }
+
+    pub fn name(self) -> &'static str {
+        match (self.compact, self.delete) {
+            (true, true) => "compact,delete",
+            (true, false) => "compact",
+            _ => "delete",
+        }
+    }
+}
 
 /// `message.timestamp.type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,8 +56,22 @@ pub enum TimestampType {
     LogAppendTime,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
+    /// `cleanup.policy`.
+    pub cleanup_policy: CleanupPolicy,
+    /// `delete.retention.ms`: how long the cleaner keeps a tombstone (a
+    /// record with a key and a null value) after the segment holding it was
+    /// cleaned, so consumers that lag see the delete.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: clean once this share of the log
+    /// (bytes not yet cleaned / all bytes outside the active segment) is dirty.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: a record stays uncompacted at least this long.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a record is compacted at most this late,
+    /// whatever the dirty ratio.
+    pub max_compaction_lag_ms: i64,
     /// `segment.bytes`: roll the active segment before it would exceed this.
     pub segment_bytes: u64,
     /// `segment.ms`: roll a non-empty active segment this old.
@@ -43,6 +99,11 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
+            cleanup_policy: CleanupPolicy::DELETE,
+            delete_retention_ms: DAY_MS,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
             segment_bytes: SEGMENT_BYTES_DEFAULT,
             segment_ms: WEEK_MS,
             flush_messages: 1,
@@ -89,6 +150,35 @@ impl LogConfig {
                 .map_err(|_| invalid("not an integer"))
         };
         match key {
+            "cleanup.policy" => {
+                self.cleanup_policy = CleanupPolicy::parse(value)
+                    .ok_or_else(|| invalid("must be a list of delete and compact"))?
+            }
+            "delete.retention.ms" => {
+                self.delete_retention_ms = int()?;
+                if self.delete_retention_ms < 0 {
+                    return Err(invalid("must be at least 0"));
+                }
+            }
+            "min.cleanable.dirty.ratio" => {
+                let ratio: f64 = value.trim().parse().map_err(|_| invalid("not a number"))?;
+                if !(0.0..=1.0).contains(&ratio) {
+                    return Err(invalid("must be between 0 and 1"));
+                }
+                self.min_cleanable_dirty_ratio = ratio;
+            }
+            "min.compaction.lag.ms" => {
+                self.min_compaction_lag_ms = int()?;
+                if self.min_compaction_lag_ms < 0 {
+                    return Err(invalid("must be at least 0"));
+                }
+            }
+            "max.compaction.lag.ms" => {
+                self.max_compaction_lag_ms = int()?;
+                if self.max_compaction_lag_ms < 1 {
+                    return Err(invalid("must be at least 1"));
+                }
+            }
             "segment.bytes" => {
                 let v = int()?;
                 if v < 14 || v as u64 > SEGMENT_BYTES_MAX {
@@ -137,6 +227,20 @@ mod tests {
         assert_eq!(config.timestamp_type, TimestampType::LogAppendTime);
         assert!(config.set("segment.bytes", "big").is_err());
         assert!(config.set("no.such", "1").is_err());
+        for (value, policy) in [
+            ("delete", "delete"),
+            ("compact", "compact"),
+            ("compact,delete", "compact,delete"),
+            ("delete, compact", "compact,delete"),
+        ] {
+            config.set("cleanup.policy", value).expect("policy");
+            assert_eq!(config.cleanup_policy.name(), policy);
+        }
+        for bad in ["", "remove", "compact,", "delete,,compact"] {
+            assert!(config.set("cleanup.policy", bad).is_err(), "{bad:?}");
+        }
+        assert!(config.set("min.cleanable.dirty.ratio", "1.5").is_err());
+        assert!(config.set("delete.retention.ms", "-1").is_err());
         assert!(config.is_durable());
         config.set("flush.messages", "1000").expect("set");
         assert!(!config.is_durable());

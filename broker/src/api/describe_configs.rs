@@ -26,7 +26,11 @@ pub fn topic_entries(config: &LogConfig) -> Vec<(&'static str, String)> {
         TimestampType::LogAppendTime => "LogAppendTime",
     };
     vec![
-        ("cleanup.policy", "delete".to_string()),
+        ("cleanup.policy", config.cleanup_policy.name().to_string()),
+        (
+            "delete.retention.ms",
+            config.delete_retention_ms.to_string(),
+        ),
         ("flush.messages", config.flush_messages.to_string()),
         ("flush.ms", config.flush_ms.to_string()),
         (
@@ -34,7 +38,19 @@ pub fn topic_entries(config: &LogConfig) -> Vec<(&'static str, String)> {
             config.index_interval_bytes.to_string(),
         ),
         ("max.message.bytes", config.max_message_bytes.to_string()),
+        (
+            "max.compaction.lag.ms",
+            config.max_compaction_lag_ms.to_string(),
+        ),
         ("message.timestamp.type", timestamp_type.to_string()),
+        (
+            "min.cleanable.dirty.ratio",
+            config.min_cleanable_dirty_ratio.to_string(),
+        ),
+        (
+            "min.compaction.lag.ms",
+            config.min_compaction_lag_ms.to_string(),
+        ),
         ("retention.bytes", config.retention_bytes.to_string()),
         ("retention.ms", config.retention_ms.to_string()),
         ("segment.bytes", config.segment_bytes.to_string()),
@@ -58,6 +74,11 @@ fn broker_entries(config: &Config) -> Vec<(&'static str, String)> {
     ];
     let log = topic_entries(&config.log);
     let broker_name = |topic_key: &str| match topic_key {
+        "cleanup.policy" => Some("log.cleanup.policy"),
+        "delete.retention.ms" => Some("log.cleaner.delete.retention.ms"),
+        "max.compaction.lag.ms" => Some("log.cleaner.max.compaction.lag.ms"),
+        "min.cleanable.dirty.ratio" => Some("log.cleaner.min.cleanable.ratio"),
+        "min.compaction.lag.ms" => Some("log.cleaner.min.compaction.lag.ms"),
         "flush.messages" => Some("log.flush.interval.messages"),
         "flush.ms" => Some("log.flush.interval.ms"),
         "index.interval.bytes" => Some("log.index.interval.bytes"),

@@ -147,12 +147,17 @@ impl Log {
     }
 
     /// Deletes whole old segments past `retention.bytes` or older than
-    /// `retention.ms` (by their newest timestamp), never the active one.
-    /// Returns how many were deleted.
+    /// `retention.ms` (by their newest timestamp), never the active one;
+    /// only under a `cleanup.policy` with `delete` (a compact-only topic
+    /// keeps every key's last record however old). Returns how many were
+    /// deleted.
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<usize> {
         let doomed_bases = {
             let state = self.inner.state.borrow();
             let config = &state.config;
+            if !config.cleanup_policy.delete {
+                return Ok(0);
+            }
             let mut total: u64 = state.segments.values().map(|s| s.size).sum();
             let active_base = state.active().base_offset;
             let mut doomed_bases = Vec::new();

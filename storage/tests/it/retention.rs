@@ -1,5 +1,5 @@
 use crate::common::{batch, open, read_all, run, small_segments};
-use storage::LogConfig;
+use storage::{CleanupPolicy, LogConfig};
 
 #[test]
 fn retention_bytes_deletes_oldest_whole_segments() {
@@ -81,6 +81,33 @@ fn retention_ms_deletes_segments_whose_newest_record_is_old() {
             1,
             "active segment is never deleted"
         );
+    });
+}
+
+#[test]
+fn retention_leaves_a_compact_only_log_alone_and_applies_with_compact_delete() {
+    run(async {
+        for (policy, deletes) in [("compact", false), ("compact,delete", true)] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let config = LogConfig {
+                retention_bytes: 40 * 1024,
+                retention_ms: 1,
+                cleanup_policy: CleanupPolicy::parse(policy).expect("policy"),
+                ..small_segments()
+            };
+            let (log, _) = open(dir.path(), config).await;
+            for i in 0..100 {
+                log.append(batch(&format!("c{i}"), 2, 300))
+                    .await
+                    .expect("append");
+            }
+            let deleted = log
+                .enforce_retention(i64::MAX / 2)
+                .await
+                .expect("retention");
+            assert_eq!(deleted > 0, deletes, "{policy}");
+            assert_eq!(log.log_start_offset() > 0, deletes, "{policy}");
+        }
     });
 }
 
