@@ -31,16 +31,20 @@ if [ ! -x .venv/bin/pytest ]; then
 fi
 .venv/bin/pip install -q --disable-pip-version-check -r tests/clients/requirements.txt
 
-# The Java client (kafka-clients from Maven Central) for the smoke test.
+# The JVM side from Maven Central (tests/java/pom.xml): the Java client,
+# Kafka Streams, Kafka Connect with the FileStream connectors, and Kafka's
+# admin tools. Fetched again whenever the pom changes.
 if command -v mvn >/dev/null 2>&1 && command -v javac >/dev/null 2>&1; then
     (
         cd tests/java
-        if [ ! -f lib/kafka-clients-4.1.1.jar ]; then
+        if [ ! -f lib/.pom.xml ] || ! cmp -s pom.xml lib/.pom.xml; then
+            rm -rf lib
             mvn -q -B dependency:copy-dependencies -DoutputDirectory=lib
+            cp pom.xml lib/.pom.xml
         fi
         mkdir -p classes
-        javac -cp "lib/*" -d classes src/main/java/sluice/SmokeTest.java
+        javac -cp "lib/*" -d classes src/main/java/sluice/*.java
     )
 else
-    echo "mvn/javac missing: the Java client smoke test will be skipped" >&2
+    echo "mvn/javac missing: the Java client, Streams and Connect tests will be skipped" >&2
 fi
