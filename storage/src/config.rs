@@ -56,8 +56,55 @@ pub enum TimestampType {
     LogAppendTime,
 }
 
+/// Topic configs Kafka knows that Sluice accepts without acting on them,
+/// because ignoring them cannot surprise a user: there are no replicas to
+/// throttle or elect yet, files are deleted at once, indexes are sized by
+/// the segment. (Kafka's name, Kafka's default, how its value must parse.)
+pub const ACCEPTED_NOT_IN_FORCE: &[(&str, &str, ValueKind)] = &[
+    ("compression.gzip.level", "-1", ValueKind::Int),
+    ("compression.lz4.level", "9", ValueKind::Int),
+    ("compression.zstd.level", "3", ValueKind::Int),
+    ("file.delete.delay.ms", "60000", ValueKind::Int),
+    (
+        "follower.replication.throttled.replicas",
+        "",
+        ValueKind::Text,
+    ),
+    ("leader.replication.throttled.replicas", "", ValueKind::Text),
+    ("preallocate", "false", ValueKind::Bool),
+    ("segment.index.bytes", "10485760", ValueKind::Int),
+    ("segment.jitter.ms", "0", ValueKind::Int),
+    ("unclean.leader.election.enable", "false", ValueKind::Bool),
+];
+
+/// Topic configs Kafka knows that Sluice accepts only at the value that
+/// says what Sluice does: any other would be silently ignored, which could
+/// surprise (batches stored as produced; no tiered storage; timestamps not
+/// bounded; one replica, so one in-sync replica).
+pub const ACCEPTED_AT_ONE_VALUE: &[(&str, &str)] = &[
+    ("compression.type", "producer"),
+    ("local.retention.bytes", "-2"),
+    ("local.retention.ms", "-2"),
+    ("message.timestamp.after.max.ms", "9223372036854775807"),
+    ("message.timestamp.before.max.ms", "9223372036854775807"),
+    ("min.insync.replicas", "1"),
+    ("remote.log.copy.disable", "false"),
+    ("remote.log.delete.on.disable", "false"),
+    ("remote.storage.enable", "false"),
+];
+
+/// How an accepted-but-not-in-force value must parse, as Kafka checks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    Int,
+    Bool,
+    Text,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
+    /// Overrides of `ACCEPTED_NOT_IN_FORCE` keys, kept only to be reported.
+    pub not_in_force: std::collections::BTreeMap<String, String>,
     /// `cleanup.policy`.
     pub cleanup_policy: CleanupPolicy,
     /// `delete.retention.ms`: how long the cleaner keeps a tombstone (a
@@ -99,6 +146,7 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
+            not_in_force: Default::default(),
             cleanup_policy: CleanupPolicy::DELETE,
             delete_retention_ms: DAY_MS,
             min_cleanable_dirty_ratio: 0.5,
@@ -206,8 +254,41 @@ impl LogConfig {
                     _ => return Err(invalid("must be CreateTime or LogAppendTime")),
                 }
             }
-            _ => return Err(ConfigError::Unknown(key.to_string())),
+            _ => return self.set_not_in_force(key, value),
         }
+        Ok(())
+    }
+
+    fn set_not_in_force(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let invalid = |reason| ConfigError::Invalid {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason,
+        };
+        if let Some((_, only)) = ACCEPTED_AT_ONE_VALUE.iter().find(|(k, _)| *k == key) {
+            if value.trim() != *only {
+                return Err(invalid(
+                    "Sluice supports only the value that describes it (see DescribeConfigs)",
+                ));
+            }
+            return Ok(());
+        }
+        let Some((_, _, kind)) = ACCEPTED_NOT_IN_FORCE.iter().find(|(k, _, _)| *k == key) else {
+            return Err(ConfigError::Unknown(key.to_string()));
+        };
+        let parses = match kind {
+            ValueKind::Int => value.trim().parse::<i64>().is_ok(),
+            ValueKind::Bool => matches!(value.trim(), "true" | "false"),
+            ValueKind::Text => true,
+        };
+        if !parses {
+            return Err(invalid(match kind {
+                ValueKind::Int => "not an integer",
+                _ => "not true/false",
+            }));
+        }
+        self.not_in_force
+            .insert(key.to_string(), value.trim().to_string());
         Ok(())
     }
 }
@@ -240,6 +321,19 @@ mod tests {
             assert!(config.set("cleanup.policy", bad).is_err(), "{bad:?}");
         }
         assert!(config.set("min.cleanable.dirty.ratio", "1.5").is_err());
+        // Known to Kafka, accepted, reported, not in force.
+        config.set("preallocate", "true").expect("accepted");
+        assert_eq!(
+            config.not_in_force.get("preallocate").map(String::as_str),
+            Some("true")
+        );
+        assert!(config.set("preallocate", "yes").is_err());
+        // Known to Kafka, accepted only at Sluice's value.
+        config
+            .set("compression.type", "producer")
+            .expect("as produced");
+        assert!(config.set("compression.type", "zstd").is_err());
+        assert!(config.set("min.insync.replicas", "2").is_err());
         assert!(config.set("delete.retention.ms", "-1").is_err());
         assert!(config.is_durable());
         config.set("flush.messages", "1000").expect("set");

@@ -24,7 +24,7 @@ pub mod segment;
 pub use batch::ProducedBatch;
 pub use cache::CoreMemory;
 pub use commit::Event;
-pub use config::{CleanupPolicy, LogConfig, TimestampType};
+pub use config::{CleanupPolicy, LogConfig, TimestampType, ValueKind};
 pub use error::{BatchError, Result, StorageError};
 pub use io::Faults;
 pub use log::{AppendInfo, Log, LogOptions, LogStats, RecoveryReport};

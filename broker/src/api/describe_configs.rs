@@ -98,6 +98,78 @@ fn broker_entries(config: &Config) -> Vec<(&'static str, String)> {
     entries
 }
 
+/// One config as DescribeConfigs reports it.
+struct Entry {
+    name: String,
+    value: String,
+    source: i8,
+    read_only: bool,
+    /// DescribeConfigs v3+: said of configs Sluice accepts but does not act on.
+    documentation: Option<&'static str>,
+}
+
+const NOT_IN_FORCE: &str = "Accepted for compatibility; Sluice does not act on it.";
+
+/// A topic's configs: the ones in force with their source (the topic's
+/// override, the broker's `log.*` setting, or the default), then the ones
+/// Kafka knows that Sluice accepts without acting on.
+fn topic_config_entries(
+    overrides: &std::collections::BTreeMap<String, String>,
+    config: &LogConfig,
+    broker: &LogConfig,
+) -> Vec<Entry> {
+    let defaults = topic_entries(&LogConfig::default());
+    let brokers = topic_entries(broker);
+    let mut entries: Vec<Entry> = topic_entries(config)
+        .into_iter()
+        .map(|(k, v)| {
+            let source = if overrides.contains_key(k) {
+                SOURCE_DYNAMIC_TOPIC
+            } else if brokers
+                .iter()
+                .zip(&defaults)
+                .any(|((bk, bv), (_, dv))| *bk == k && bv != dv)
+            {
+                SOURCE_STATIC_BROKER
+            } else {
+                SOURCE_DEFAULT
+            };
+            Entry {
+                name: k.to_string(),
+                value: v,
+                source,
+                read_only: false,
+                documentation: None,
+            }
+        })
+        .collect();
+    for (key, default, _) in storage::config::ACCEPTED_NOT_IN_FORCE {
+        let value = config.not_in_force.get(*key);
+        entries.push(Entry {
+            name: key.to_string(),
+            value: value.map_or_else(|| default.to_string(), Clone::clone),
+            source: if value.is_some() {
+                SOURCE_DYNAMIC_TOPIC
+            } else {
+                SOURCE_DEFAULT
+            },
+            read_only: false,
+            documentation: Some(NOT_IN_FORCE),
+        });
+    }
+    for (key, value) in storage::config::ACCEPTED_AT_ONE_VALUE {
+        entries.push(Entry {
+            name: key.to_string(),
+            value: value.to_string(),
+            source: SOURCE_DEFAULT,
+            read_only: true,
+            documentation: Some("The only value Sluice supports."),
+        });
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    entries
+}
+
 pub async fn handle(
     _ctx: &RequestContext,
     core: &Rc<Core>,
@@ -109,49 +181,49 @@ pub async fn handle(
         let result = DescribeConfigsResult::default()
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());
-        let entries: Result<Vec<(String, String, i8, bool)>, ResponseError> =
-            match resource.resource_type {
-                RESOURCE_TOPIC => match core.topic(&name) {
-                    None => Err(ResponseError::UnknownTopicOrPartition),
-                    Some(topic) => match topic.log_config(&core.config.log) {
-                        Ok(config) => Ok(topic_entries(&config)
-                            .into_iter()
-                            .map(|(k, v)| {
-                                let source = if topic.configs.contains_key(k) {
-                                    SOURCE_DYNAMIC_TOPIC
-                                } else {
-                                    SOURCE_DEFAULT
-                                };
-                                (k.to_string(), v, source, false)
-                            })
-                            .collect()),
-                        Err(_) => Err(ResponseError::InvalidConfig),
-                    },
+        let entries: Result<Vec<Entry>, ResponseError> = match resource.resource_type {
+            RESOURCE_TOPIC => match core.topic(&name) {
+                None => Err(ResponseError::UnknownTopicOrPartition),
+                Some(topic) => match topic.log_config(&core.config.log) {
+                    Ok(config) => Ok(topic_config_entries(
+                        &topic.configs,
+                        &config,
+                        &core.config.log,
+                    )),
+                    Err(_) => Err(ResponseError::InvalidConfig),
                 },
-                RESOURCE_BROKER if name.is_empty() || name == core.config.node_id.to_string() => {
-                    Ok(broker_entries(&core.config)
-                        .into_iter()
-                        .map(|(k, v)| (k.to_string(), v, SOURCE_STATIC_BROKER, true))
-                        .collect())
-                }
-                RESOURCE_BROKER => Err(ResponseError::InvalidRequest),
-                _ => Err(ResponseError::InvalidRequest),
-            };
+            },
+            RESOURCE_BROKER if name.is_empty() || name == core.config.node_id.to_string() => {
+                Ok(broker_entries(&core.config)
+                    .into_iter()
+                    .map(|(k, v)| Entry {
+                        name: k.to_string(),
+                        value: v,
+                        source: SOURCE_STATIC_BROKER,
+                        read_only: true,
+                        documentation: None,
+                    })
+                    .collect())
+            }
+            RESOURCE_BROKER => Err(ResponseError::InvalidRequest),
+            _ => Err(ResponseError::InvalidRequest),
+        };
         let result = match entries {
             Err(error) => result.with_error_code(error.code()),
             Ok(entries) => {
                 let wanted = resource.configuration_keys.as_ref();
                 let configs = entries
                     .into_iter()
-                    .filter(|(k, ..)| {
-                        wanted.is_none_or(|keys| keys.iter().any(|w| w.as_str() == k))
+                    .filter(|entry| {
+                        wanted.is_none_or(|keys| keys.iter().any(|w| w.as_str() == entry.name))
                     })
-                    .map(|(k, v, source, read_only)| {
+                    .map(|entry| {
                         DescribeConfigsResourceResult::default()
-                            .with_name(StrBytes::from_string(k))
-                            .with_value(Some(StrBytes::from_string(v)))
-                            .with_read_only(read_only)
-                            .with_config_source(source)
+                            .with_name(StrBytes::from_string(entry.name))
+                            .with_value(Some(StrBytes::from_string(entry.value)))
+                            .with_read_only(entry.read_only)
+                            .with_config_source(entry.source)
+                            .with_documentation(entry.documentation.map(StrBytes::from_static_str))
                     })
                     .collect();
                 result.with_configs(configs)

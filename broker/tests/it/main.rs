@@ -9,4 +9,5 @@ mod layers;
 mod produce_fetch;
 mod restart;
 mod robustness;
+mod topic_configs;
 mod topics;
