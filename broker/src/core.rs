@@ -13,7 +13,8 @@ use crate::group::{coordinator_core, GroupAnswer, GroupCall, Groups};
 use crate::metadata::cluster::Cluster;
 use crate::metadata::topics::Topic;
 use crate::partition::{
-    Acks, OffsetAnswer, OffsetQuery, PartitionRead, ProduceError, Produced, ReadBound, ReadError,
+    Acks, DeleteRecordsError, OffsetAnswer, OffsetQuery, PartitionRead, ProduceError, Produced,
+    ProducerSummary, ReadBound, ReadError,
 };
 use crate::router::Router;
 use crate::shard::Shard;
@@ -144,6 +145,74 @@ impl Core {
             })
             .await;
         answer.unwrap_or(Err(ReadError::NotLeader))
+    }
+
+    /// DeleteRecords on a partition's owning core: the new low watermark.
+    pub async fn delete_records(
+        self: &Rc<Self>,
+        topic: String,
+        partition: i32,
+        offset: i64,
+    ) -> Result<i64, DeleteRecordsError> {
+        let owner = self.router.owner(&topic, partition);
+        let answer = self
+            .on_core(owner, move |core| async move {
+                match core.shard.partition(&topic, partition) {
+                    Some(partition) => partition.delete_records_before(offset).await,
+                    None => Err(DeleteRecordsError::UnknownPartition),
+                }
+            })
+            .await;
+        answer.unwrap_or(Err(DeleteRecordsError::NotLeader))
+    }
+
+    /// DescribeProducers on a partition's owning core.
+    pub async fn producers_of(
+        self: &Rc<Self>,
+        topic: String,
+        partition: i32,
+    ) -> Result<Vec<ProducerSummary>, ReadError> {
+        let owner = self.router.owner(&topic, partition);
+        let answer = self
+            .on_core(owner, move |core| async move {
+                match core.shard.partition(&topic, partition) {
+                    Some(partition) => Ok(partition.producers()),
+                    None => Err(ReadError::UnknownPartition),
+                }
+            })
+            .await;
+        answer.unwrap_or(Err(ReadError::NotLeader))
+    }
+
+    /// (topic, partition, bytes on disk) of every partition of every core
+    /// (DescribeLogDirs), sorted; a core that does not answer is left out.
+    pub async fn partition_sizes(self: &Rc<Self>) -> Vec<(String, i32, u64)> {
+        let mut all = Vec::new();
+        for core in 0..self.router.cores() {
+            let sizes = self
+                .on_core(core, |core| async move {
+                    let mut sizes = Vec::new();
+                    for topic in core.cluster.topics() {
+                        for index in 0..topic.partitions {
+                            if let Some(partition) = core.shard.partition(&topic.name, index) {
+                                sizes.push((
+                                    topic.name.clone(),
+                                    index,
+                                    partition.log().size_bytes(),
+                                ));
+                            }
+                        }
+                    }
+                    sizes
+                })
+                .await;
+            match sizes {
+                Ok(sizes) => all.extend(sizes),
+                Err(error) => tracing::warn!(core, %error, "partition sizes"),
+            }
+        }
+        all.sort();
+        all
     }
 
     /// Reads this core's partitions in order from a shared budget, for
