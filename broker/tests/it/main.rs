@@ -1,6 +1,7 @@
 //! Broker integration tests: the real `broker` binary on a free loopback
 //! port with a temp data dir, driven over the Kafka protocol.
 
+mod admin_apis;
 mod client;
 mod cores;
 mod groups;
