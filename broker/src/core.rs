@@ -16,6 +16,7 @@ use crate::partition::{
     Acks, DeleteRecordsError, OffsetAnswer, OffsetQuery, PartitionRead, ProduceError, Produced,
     ProducerSummary, ReadBound, ReadError,
 };
+use crate::refusals::Refusals;
 use crate::router::Router;
 use crate::shard::Shard;
 use std::collections::BTreeMap;
@@ -37,6 +38,8 @@ pub struct Core {
     pub router: Router<Core>,
     pub shard: Rc<Shard>,
     pub groups: Rc<Groups>,
+    /// Refused requests already logged on this core (refusals.rs).
+    pub refusals: Refusals,
 }
 
 impl Core {
@@ -72,6 +75,7 @@ impl Core {
             router,
             shard,
             groups,
+            refusals: Refusals::default(),
         }))
     }
 
@@ -363,6 +367,20 @@ impl Core {
             .await;
         if let Err(error) = dropped {
             tracing::error!(topic = name, %error, "delete partitions");
+        }
+        // Every core's groups forget their committed offsets of the topic.
+        let name_owned = name.to_string();
+        let forgotten = self
+            .on_every_core(move |core| async move {
+                let removed = core.groups.topic_deleted(&name_owned).await;
+                if removed > 0 {
+                    tracing::info!(topic = %name_owned, offsets = removed, "removed committed offsets of deleted topic");
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(error) = forgotten {
+            tracing::error!(topic = name, %error, "remove committed offsets");
         }
         tracing::info!(topic = name, "deleted topic");
         Ok(())

@@ -6,6 +6,7 @@ mod client;
 mod cores;
 mod groups;
 mod harness;
+mod kafka_order;
 mod layers;
 mod produce_fetch;
 mod restart;
