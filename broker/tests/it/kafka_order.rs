@@ -243,6 +243,25 @@ fn a_refused_request_is_logged_once_per_client_and_reason_with_the_peer() {
         create(&mut client, "t", 1, &[("retention.ms", "soon")]),
         ResponseError::InvalidConfig.code()
     );
+    assert_eq!(create_topic(&mut client, "altered", 1), 0);
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("altered"))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_static_str("segment.bytes"))
+                .with_config_operation(0)
+                .with_value(Some(StrBytes::from_static_str("1")))]),
+    ]);
+    let response: IncrementalAlterConfigsResponse =
+        client.call(ApiKey::IncrementalAlterConfigs, 1, &request);
+    assert_eq!(
+        response.responses[0].error_code,
+        ResponseError::InvalidConfig.code()
+    );
     let request = FindCoordinatorRequest::default()
         .with_key(StrBytes::from_static_str("tx"))
         .with_key_type(1);
@@ -260,7 +279,19 @@ fn a_refused_request_is_logged_once_per_client_and_reason_with_the_peer() {
     };
     assert_eq!(count("txn-tool", "AddPartitionsToTxn"), 1, "{refused:#?}");
     assert_eq!(count("other-tool", "AddPartitionsToTxn"), 1, "{refused:#?}");
-    assert_eq!(count("sluice-test", "INVALID_CONFIG"), 1, "{refused:#?}");
+    assert_eq!(
+        count("sluice-test", "CreateTopics 't': INVALID_CONFIG"),
+        1,
+        "{refused:#?}"
+    );
+    assert_eq!(
+        count(
+            "sluice-test",
+            "IncrementalAlterConfigs 'altered': INVALID_CONFIG"
+        ),
+        1,
+        "{refused:#?}"
+    );
     assert_eq!(count("sluice-test", "FindCoordinator key type 1"), 1);
     assert!(
         refused.iter().all(|l| l.contains("127.0.0.1:")),
