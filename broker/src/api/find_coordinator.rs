@@ -6,7 +6,7 @@
 //! FindCoordinatorHandler` re-enqueues on any retriable error (the
 //! COORDINATOR_NOT_AVAILABLE answered before), so `initTransactions()`
 //! hung until `max.block.ms`; TRANSACTIONAL_ID_AUTHORIZATION_FAILED is its
-//! one named fatal error (`fatalError`), so the call fails at once. It is
+//! one named fatal error (`fatalError`), so the call fails at once.
 //! librdkafka's `rd_kafka_txn_handle_FindCoordinator` (rdkafka_txnmgr.c)
 //! is the same: that code is fatal, any other re-queries every 500 ms
 //! (tests/clients/test_admin_apis.py checks librdkafka 2.16). It is also
