@@ -10,6 +10,7 @@ pub mod batch;
 pub mod cache;
 pub mod checkpoint;
 pub mod commit;
+pub mod compact;
 pub mod config;
 pub mod error;
 #[doc(hidden)]
@@ -27,5 +28,5 @@ pub use commit::Event;
 pub use config::{CleanupPolicy, LogConfig, TimestampType};
 pub use error::{BatchError, Result, StorageError};
 pub use io::Faults;
-pub use log::{AppendInfo, Log, LogOptions, LogStats, RecoveryReport};
+pub use log::{AppendInfo, CleanOptions, CleanReport, Log, LogOptions, LogStats, RecoveryReport};
 pub use read::{Chunk, ReadBatches};

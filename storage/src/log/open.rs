@@ -105,6 +105,8 @@ impl Log {
             closed: false,
             stats: LogStats::default(),
             unwritten_counted: 0,
+            cleaner: checkpoint::read_cleaner(dir).unwrap_or_default(),
+            cleaning: false,
         };
         let end = state.log_end_offset();
         state.log_start_offset = state.log_start_offset.min(end);
@@ -172,8 +174,9 @@ impl Log {
 }
 
 /// Base offsets of the `.log` files in `dir`, ascending. Leftover temp
-/// files are removed.
+/// files are removed, and a cleaner's swap cut short is finished first.
 fn list_segments(dir: &Path) -> Result<Vec<i64>> {
+    finish_cleaner_swaps(dir)?;
     let entries = std::fs::read_dir(dir)
         .map_err(|e| StorageError::io(format!("list {}", dir.display()), e))?;
     let mut bases = Vec::new();
@@ -191,4 +194,52 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>> {
     }
     bases.sort_unstable();
     Ok(bases)
+}
+
+/// The cleaner's files left by a crash (see log/clean.rs and
+/// docs/storage-format.md): a `.cleaned` file may be incomplete and is
+/// deleted; a `.swap` file is complete and fdatasynced (it is renamed to
+/// `.swap` only then), so it replaces its segment's `.log` (whose indexes go:
+/// they may describe the old bytes and are rebuilt by the scan).
+fn finish_cleaner_swaps(dir: &Path) -> Result<()> {
+    let context = |what: &str, path: &Path| format!("{what} {}", path.display());
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| StorageError::io(format!("list {}", dir.display()), e))?;
+    let mut changed = false;
+    for entry in entries {
+        let entry = entry.map_err(|e| StorageError::io(format!("list {}", dir.display()), e))?;
+        let path = entry.path();
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(".cleaned") {
+            std::fs::remove_file(&path)
+                .map_err(|e| StorageError::io(context("delete", &path), e))?;
+            changed = true;
+            continue;
+        }
+        let Some(stem) = name.strip_suffix(".swap") else {
+            continue;
+        };
+        if stem.len() != 20 || stem.parse::<i64>().is_err() {
+            continue;
+        }
+        for suffix in ["index", "timeindex"] {
+            let index = dir.join(format!("{stem}.{suffix}"));
+            match std::fs::remove_file(&index) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io(context("delete", &index), e)),
+            }
+        }
+        let log = dir.join(format!("{stem}.log"));
+        std::fs::rename(&path, &log).map_err(|e| StorageError::io(context("rename", &path), e))?;
+        tracing::warn!(dir = %dir.display(), segment = stem, "finished a cleaner swap cut short");
+        changed = true;
+    }
+    if changed {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StorageError::io(context("fsync directory", dir), e))?;
+    }
+    Ok(())
 }
