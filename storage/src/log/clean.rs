@@ -213,7 +213,11 @@ impl Log {
         }
         let end = state.log_end_offset();
         let active_base = state.active().base_offset;
-        let clean_point = state.cleaner.clean_point.clamp(state.log_start_offset, end);
+        let clean_point = state
+            .cleaner
+            .clean_point
+            .min(end)
+            .max(state.log_start_offset);
         let map_limit = state.high_watermark.min(state.durable_offset).min(end);
         let lag_horizon_ms = now_ms.saturating_sub(config.min_compaction_lag_ms);
         let sealed = state
@@ -432,21 +436,27 @@ impl Log {
         let dir = self.inner.dir.clone();
         let cleaned = segment_file(&dir, base, "cleaned");
         let swap = segment_file(&dir, base, "swap");
+        // Checked before `.swap` exists too: a `.swap` beside a `.log` that
+        // was truncated meanwhile would bring the cut records back on open.
+        // Truncation needs the turn (held here); retention does not, and may
+        // delete the `.log` across the await below: recovery then deletes
+        // the lone `.swap` (log/open.rs), and the check after the await
+        // sees the segment gone.
+        if !self.still_there(base, &old_file, old_size) {
+            remove_if_present(&cleaned)?;
+            return Ok(false);
+        }
         std::fs::rename(&cleaned, &swap)
             .map_err(|e| StorageError::io(format!("rename {}", cleaned.display()), e))?;
         sync_dir(&dir).await?;
         // From here a crash finishes the swap on open (log/open.rs).
-        let seal = {
+        if !self.still_there(base, &old_file, old_size) {
+            remove_if_present(&swap)?;
+            return Ok(false);
+        }
+        // No await from the check to the in-memory swap.
+        let (seal, new_file) = {
             let mut state = self.inner.state.borrow_mut();
-            let active_base = state.active().base_offset;
-            let still_there = state.segments.get(&base).is_some_and(|s| {
-                Rc::ptr_eq(&s.file, &old_file) && s.size == old_size && base != active_base
-            });
-            if !still_there || self.check_writable(&state).is_err() {
-                drop(state);
-                remove_if_present(&swap)?;
-                return Ok(false);
-            }
             for suffix in ["index", "timeindex"] {
                 remove_if_present(&segment_file(&dir, base, suffix))?;
             }
@@ -455,13 +465,46 @@ impl Log {
                 .map_err(|e| StorageError::io(format!("rename {}", swap.display()), e))?;
             let next = segment.next_offset;
             let seal = segment.prepare_seal();
+            let new_file = segment.file.clone();
             state.segments.insert(base, segment);
             state.cache.drop_before(next);
-            seal
+            (seal, new_file)
         };
-        seal.run().await?;
-        sync_dir(&dir).await?;
+        // The directory may or may not hold the rename: an fsync failure
+        // here poisons the log, as every other one does.
+        let sealed = async {
+            seal.run().await?;
+            sync_dir(&dir).await
+        }
+        .await;
+        self.poison_on_error(sealed)?;
+        let size = self
+            .inner
+            .state
+            .borrow()
+            .segments
+            .get(&base)
+            .map(|s| s.size);
+        if !self.still_there(base, &new_file, size.unwrap_or(0)) {
+            // Retention deleted it while its indexes were written: they
+            // would outlive their segment.
+            for suffix in ["index", "timeindex"] {
+                remove_if_present(&segment_file(&dir, base, suffix))?;
+            }
+        }
         Ok(true)
+    }
+
+    /// Whether segment `base` is still the sealed one read from `file`.
+    fn still_there(&self, base: i64, file: &Rc<DmaFile>, size: u64) -> bool {
+        let state = self.inner.state.borrow();
+        let active_base = state.active().base_offset;
+        self.check_writable(&state).is_ok()
+            && base != active_base
+            && state
+                .segments
+                .get(&base)
+                .is_some_and(|s| Rc::ptr_eq(&s.file, file) && s.size == size)
     }
 
     /// Moves the clean point to `offset` (within the log), stamps segments

@@ -200,7 +200,8 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>> {
 /// docs/storage-format.md): a `.cleaned` file may be incomplete and is
 /// deleted; a `.swap` file is complete and fdatasynced (it is renamed to
 /// `.swap` only then), so it replaces its segment's `.log` (whose indexes go:
-/// they may describe the old bytes and are rebuilt by the scan).
+/// they may describe the old bytes and are rebuilt by the scan); without a
+/// `.log` (retention deleted the segment meanwhile) it is deleted.
 fn finish_cleaner_swaps(dir: &Path) -> Result<()> {
     let context = |what: &str, path: &Path| format!("{what} {}", path.display());
     let entries = std::fs::read_dir(dir)
@@ -232,6 +233,13 @@ fn finish_cleaner_swaps(dir: &Path) -> Result<()> {
             }
         }
         let log = dir.join(format!("{stem}.log"));
+        if !log.exists() {
+            // Retention deleted the segment while it was being cleaned.
+            std::fs::remove_file(&path)
+                .map_err(|e| StorageError::io(context("delete", &path), e))?;
+            changed = true;
+            continue;
+        }
         std::fs::rename(&path, &log).map_err(|e| StorageError::io(context("rename", &path), e))?;
         tracing::warn!(dir = %dir.display(), segment = stem, "finished a cleaner swap cut short");
         changed = true;
