@@ -341,6 +341,10 @@ impl Log {
         let result = self
             .filter_segment(sealed, rules, &mut segment, &mut writer)
             .await;
+        let result = match result {
+            Ok(removed) => writer.finish().await.map(|()| removed),
+            Err(error) => Err(error),
+        };
         let removed = match result {
             Ok(removed) => removed,
             Err(error) => {
@@ -348,7 +352,6 @@ impl Log {
                 return Err(error);
             }
         };
-        writer.finish().await?;
         if removed == 0 || segment.next_offset != sealed.next_offset {
             if removed > 0 {
                 tracing::warn!(dir = %self.inner.dir.display(), segment = sealed.base,
