@@ -160,6 +160,9 @@ impl Log {
             .await?;
         let cleanable_end = plan.cleanable.last().map_or(0, |s| s.next_offset);
         let new_clean_point = map.end.min(cleanable_end).max(plan.clean_point);
+        // Before any swap: recovery allows offset gaps only in a log that
+        // has a cleaner checkpoint (log/open.rs).
+        self.write_cleaner_checkpoint()?;
         report.keys = map.offsets.len();
         report.map_full = map.full;
         for sealed in plan.cleanable.iter().filter(|s| s.base < new_clean_point) {
@@ -508,6 +511,11 @@ impl Log {
                 .segments
                 .get(&base)
                 .is_some_and(|s| Rc::ptr_eq(&s.file, file) && s.size == size)
+    }
+
+    fn write_cleaner_checkpoint(&self) -> Result<()> {
+        let checkpoint = self.inner.state.borrow().cleaner.clone();
+        checkpoint::write_cleaner(&self.inner.dir, &checkpoint)
     }
 
     /// Moves the clean point to `offset` (within the log), stamps segments

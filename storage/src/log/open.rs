@@ -44,6 +44,9 @@ impl Log {
         let checkpoint = checkpoint::read(dir)?;
         let recovery_point = checkpoint.map_or(0, |c| c.recovery_point);
         let bases = list_segments(dir)?;
+        // The cleaner writes its checkpoint before its first swap: without
+        // one, no segment has offset gaps.
+        let offset_gaps = dir.join(checkpoint::CLEANER_CHECKPOINT_FILE).exists();
         let interval = options.config.index_interval_bytes;
         let mut report = RecoveryReport::default();
         let mut segments = BTreeMap::new();
@@ -57,7 +60,7 @@ impl Log {
                 _ => Trust::None,
             };
             let trusted = trust != Trust::None;
-            let (segment, found) = Segment::open(dir, *base, trust, interval).await?;
+            let (segment, found) = Segment::open(dir, *base, trust, interval, offset_gaps).await?;
             let expected_next = next_base.unwrap_or(segment.next_offset);
             let broken = found.corrupt || segment.next_offset != expected_next;
             if found.truncated_bytes > 0 || found.index_rebuilt && trusted {
@@ -76,7 +79,8 @@ impl Log {
                 // A hole in the middle of the log: keep the consistent
                 // prefix and drop what follows, as Kafka's recovery does.
                 for later in &bases[i + 1..] {
-                    let (segment, _) = Segment::open(dir, *later, Trust::None, interval).await?;
+                    let (segment, _) =
+                        Segment::open(dir, *later, Trust::None, interval, offset_gaps).await?;
                     segment.remove_files()?;
                     report.segments_deleted.push(*later);
                 }

@@ -423,6 +423,43 @@ fn retention_during_a_clean_leaves_no_cleaner_files() {
     });
 }
 
+/// The base offset is outside the CRC: a forward jump in it is corruption
+/// in a log the cleaner never touched (no `cleaner-offset-checkpoint`), and
+/// a gap the cleaner left in one it did.
+#[test]
+fn offset_gap_is_corruption_only_in_a_log_never_cleaned() {
+    for cleaned in [false, true] {
+        run(async move {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let log = open(dir.path(), compact_config()).await;
+            for key in ["a", "b", "c"] {
+                put(&log, &[(key, Some(key))]).await;
+            }
+            let sizes: Vec<usize> = read_all(&log, 0).await.iter().map(Vec::len).collect();
+            drop(log); // a crash: the active segment is scanned on open
+            let path = dir.path().join(format!("{:020}.log", 0));
+            let mut bytes = std::fs::read(&path).expect("read");
+            let at = sizes[0] + sizes[1]; // the third batch
+            bytes[at..at + 8].copy_from_slice(&7i64.to_be_bytes());
+            std::fs::write(&path, &bytes).expect("write");
+            if cleaned {
+                std::fs::write(dir.path().join("cleaner-offset-checkpoint"), "0\n0\n0\n")
+                    .expect("write");
+            }
+            let (log, report) = Log::open(dir.path(), options(compact_config()))
+                .await
+                .expect("reopen");
+            if cleaned {
+                assert!(!report.segments[0].corrupt, "only padding cut: {report:?}");
+                assert_eq!(log.log_end_offset(), 8);
+            } else {
+                assert!(report.segments[0].corrupt, "{report:?}");
+                assert_eq!(log.log_end_offset(), 2);
+            }
+        });
+    }
+}
+
 /// Gives the other tasks of the executor a turn.
 async fn yield_once() {
     let mut yielded = false;
@@ -498,6 +535,9 @@ fn crash_at_each_step_of_the_swap_leaves_a_readable_log() {
             log.close().await.expect("close");
             assert!(after.len() < before.len());
             copy_dir(&old, &crashed);
+            // The pass writes its checkpoint (as it stood) before any
+            // `.cleaned` file.
+            std::fs::write(crashed.join("cleaner-offset-checkpoint"), "0\n0\n0\n").expect("write");
             let seg = |dir: &Path, suffix: &str| dir.join(format!("{:020}.{suffix}", 0));
             let cleaned_bytes = std::fs::read(seg(&new, "log")).expect("cleaned bytes");
             let active_only: Vec<Rec> = before.iter().filter(|r| r.0 >= 50).cloned().collect();
