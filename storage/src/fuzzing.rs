@@ -39,7 +39,7 @@ fn clean_one(batch: &[u8]) {
     let mut offsets = Vec::new();
     let mut index = 0usize;
     let walked = crate::compact::for_each_record(header, &payload, |record| {
-        if index % 2 == 0 {
+        if index.is_multiple_of(2) {
             kept.push(record.bytes);
             offsets.push(record.offset);
         }
