@@ -35,7 +35,7 @@ use crate::limits::{
     CLEANER_KEY_ENTRY_OVERHEAD_BYTES, CLEANER_KEY_MAP_BYTES_DEFAULT_MAX,
 };
 use crate::segment::Segment;
-use glommio::io::{DmaFile, OpenOptions};
+use glommio::io::{DmaFile, OpenOptions, ReadResult};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -329,6 +329,9 @@ impl Log {
         sealed: &Sealed,
         rules: &Rules<'_>,
     ) -> Result<Option<Rewritten>> {
+        if !self.removes_any(sealed, rules).await? {
+            return Ok(None);
+        }
         let path = segment_file(&self.inner.dir, sealed.base, "cleaned");
         let file = OpenOptions::new()
             .read(true)
@@ -376,57 +379,32 @@ impl Log {
         segment: &mut Segment,
         writer: &mut ChunkWriter,
     ) -> Result<u64> {
-        let context = || {
-            format!(
-                "clean {}",
-                segment_file(&self.inner.dir, sealed.base, "log").display()
-            )
-        };
         let mut removed = 0u64;
-        let mut position = 0u64;
-        let mut want = CLEANER_IO_CHUNK_BYTES;
-        while position < sealed.size {
-            let len = (sealed.size - position).min(want as u64) as usize;
-            let chunk = sealed
-                .file
-                .read_at(position, len)
-                .await
-                .map_err(|e| StorageError::io(context(), e))?;
-            let mut scan = BatchScan::new(&chunk);
-            loop {
-                match scan.next_batch() {
-                    Ok((at, batch)) => {
-                        let is_last = position + (at + batch.len()) as u64 == sealed.size;
-                        let (out, gone) = rules.apply(batch, is_last)?;
-                        removed += gone;
-                        if let Some(out) = out {
-                            let header = BatchHeader::parse(&out)?;
-                            let (last, max_ts) = (header.last_offset(), header.max_timestamp.get());
-                            writer.push(&out).await?;
-                            segment.account_written(out.len() as u64, last, max_ts, rules.interval);
-                        }
-                    }
-                    Err(ScanEnd::Clean) => break,
-                    Err(ScanEnd::Incomplete { position: at }) => {
-                        let need = BatchHeader::parse(&chunk[at..])
-                            .ok()
-                            .and_then(BatchHeader::total_bytes)
-                            .unwrap_or(BATCH_HEADER_BYTES);
-                        if position + (at + need) as u64 > sealed.size {
-                            return Err(StorageError::io(context(), torn()));
-                        }
-                        want = want.max(need);
-                        break;
-                    }
-                    Err(ScanEnd::Invalid { error, .. }) => return Err(error.into()),
-                }
+        let mut batches = SegmentBatches::new(sealed, &self.inner.dir);
+        while let Some(batch) = batches.next().await? {
+            let (out, gone) = rules.apply(&batch, batches.at_end())?;
+            removed += gone;
+            if let Some(out) = out {
+                let header = BatchHeader::parse(&out)?;
+                let (last, max_ts) = (header.last_offset(), header.max_timestamp.get());
+                writer.push(&out).await?;
+                segment.account_written(out.len() as u64, last, max_ts, rules.interval);
             }
-            if scan.position() == 0 && position < sealed.size && want <= len {
-                return Err(StorageError::io(context(), torn()));
-            }
-            position += scan.position() as u64;
         }
         Ok(removed)
+    }
+
+    /// Whether `rules` would remove any record of `sealed`: a read that
+    /// stops at the first such record, so a segment with nothing to remove
+    /// costs a read and no write.
+    async fn removes_any(&self, sealed: &Sealed, rules: &Rules<'_>) -> Result<bool> {
+        let mut batches = SegmentBatches::new(sealed, &self.inner.dir);
+        while let Some(batch) = batches.next().await? {
+            if rules.removes_from(&batch)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Replaces segment `base` (if it is still the one the pass read, sealed)
@@ -590,6 +568,18 @@ impl Rules<'_> {
         !superseded && !expired
     }
 
+    /// Whether `batch` loses any record under these rules.
+    fn removes_from(&self, batch: &[u8]) -> Result<bool> {
+        let header = BatchHeader::parse(batch)?;
+        if header.is_control() {
+            return Ok(false);
+        }
+        let (payload, _) = compact::records_payload(batch, CLEANER_INFLATED_BATCH_BYTES_MAX)?;
+        let mut any = false;
+        compact::for_each_record(header, &payload, |record| any |= !self.keeps(&record))?;
+        Ok(any)
+    }
+
     /// The batch to write for `batch` (None: drop it) and how many records
     /// went. Control batches stay as they are.
     fn apply(&self, batch: &[u8], is_last: bool) -> Result<(Option<Vec<u8>>, u64)> {
@@ -614,6 +604,86 @@ impl Rules<'_> {
             return Ok((None, gone));
         }
         Ok((Some(compact::rebuild(batch, &kept, xerial)?), gone))
+    }
+}
+
+/// The batches of a sealed segment, read in chunks of
+/// `CLEANER_IO_CHUNK_BYTES` (or one whole batch if it is bigger), each CRC
+/// checked.
+struct SegmentBatches<'a> {
+    sealed: &'a Sealed,
+    path: PathBuf,
+    /// File position of `chunk`'s first byte.
+    position: u64,
+    want: usize,
+    chunk: Option<ReadResult>,
+    /// Bytes of `chunk` already returned.
+    at: usize,
+}
+
+impl<'a> SegmentBatches<'a> {
+    fn new(sealed: &'a Sealed, dir: &Path) -> Self {
+        SegmentBatches {
+            sealed,
+            path: segment_file(dir, sealed.base, "log"),
+            position: 0,
+            want: CLEANER_IO_CHUNK_BYTES,
+            chunk: None,
+            at: 0,
+        }
+    }
+
+    /// Whether the last batch returned ends the segment.
+    fn at_end(&self) -> bool {
+        self.position + self.at as u64 == self.sealed.size
+    }
+
+    async fn next(&mut self) -> Result<Option<ReadResult>> {
+        let context = || format!("clean {}", self.path.display());
+        loop {
+            if let Some(chunk) = &self.chunk {
+                let rest = &chunk[self.at..];
+                match BatchScan::new(rest).next_batch() {
+                    Ok((_, batch)) => {
+                        let len = batch.len();
+                        let out = ReadResult::slice(chunk, self.at, len)
+                            .ok_or_else(|| StorageError::io(context(), torn()))?;
+                        self.at += len;
+                        return Ok(Some(out));
+                    }
+                    Err(ScanEnd::Clean) => {}
+                    Err(ScanEnd::Incomplete { .. }) => {
+                        let need = BatchHeader::parse(rest)
+                            .ok()
+                            .and_then(BatchHeader::total_bytes)
+                            .unwrap_or(BATCH_HEADER_BYTES);
+                        let start = self.position + self.at as u64;
+                        if start + need as u64 > self.sealed.size {
+                            return Err(StorageError::io(context(), torn()));
+                        }
+                        self.want = self.want.max(need);
+                    }
+                    Err(ScanEnd::Invalid { error, .. }) => return Err(error.into()),
+                }
+                self.position += self.at as u64;
+                self.chunk = None;
+                self.at = 0;
+            }
+            if self.position >= self.sealed.size {
+                return Ok(None);
+            }
+            let len = (self.sealed.size - self.position).min(self.want as u64) as usize;
+            let chunk = self
+                .sealed
+                .file
+                .read_at(self.position, len)
+                .await
+                .map_err(|e| StorageError::io(context(), e))?;
+            if chunk.len() < len {
+                return Err(StorageError::io(context(), torn()));
+            }
+            self.chunk = Some(chunk);
+        }
     }
 }
 

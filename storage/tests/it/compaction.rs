@@ -118,6 +118,35 @@ fn latest_value_per_key_survives_with_offsets_unchanged() {
     });
 }
 
+/// A pass re-reads the cleaned start of the log; a segment that loses
+/// nothing keeps its file (checked by inode).
+#[test]
+fn segment_with_nothing_to_remove_keeps_its_file() {
+    use std::os::unix::fs::MetadataExt;
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = open(dir.path(), compact_config()).await;
+        put(&log, &[("a", Some("a1")), ("b", Some("b1"))]).await;
+        log.roll().await.expect("roll");
+        put(&log, &[("c", Some("c1"))]).await;
+        put(&log, &[("c", Some("c2"))]).await;
+        log.roll().await.expect("roll");
+        let inode = |base: i64| {
+            let path = dir.path().join(format!("{base:020}.log"));
+            std::fs::metadata(path).expect("stat").ino()
+        };
+        let (first, second) = (inode(0), inode(2));
+        let report = log.clean(T0 + 1000).await.expect("clean");
+        assert_eq!(
+            (report.segments_read, report.segments_rewritten),
+            (2, 1),
+            "{report:?}"
+        );
+        assert_eq!(inode(0), first, "nothing to remove: not rewritten");
+        assert_ne!(inode(2), second, "c1 went");
+    });
+}
+
 #[test]
 fn active_segment_is_never_cleaned() {
     run(async {
