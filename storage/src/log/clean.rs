@@ -139,8 +139,18 @@ impl Log {
         self.clean_with(now_ms, CleanOptions::default()).await
     }
 
-    /// [`Log::clean`] with explicit bounds.
+    /// [`Log::clean`] with explicit bounds. The pass runs in a task of its
+    /// own: a caller that goes away at an await does not leave a
+    /// `.cleaned` file or a half-done pass behind (it finishes unawaited).
     pub async fn clean_with(&self, now_ms: i64, options: CleanOptions) -> Result<CleanReport> {
+        let log = self.clone();
+        glommio::spawn_local(async move { log.clean_pass(now_ms, options).await })
+            .detach()
+            .await
+            .unwrap_or_else(|| Err(self.closed_error()))
+    }
+
+    async fn clean_pass(&self, now_ms: i64, options: CleanOptions) -> Result<CleanReport> {
         let Some(plan) = self.plan_clean(now_ms) else {
             return Ok(CleanReport::default());
         };

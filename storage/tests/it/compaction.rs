@@ -508,6 +508,37 @@ async fn yield_once() {
     .await
 }
 
+/// The broker may drop a cleaning call (shutdown, a timer): the pass goes
+/// on in its own task and leaves the log cleaned, no `.cleaned` behind.
+#[test]
+fn dropped_clean_call_finishes_its_pass() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = open(dir.path(), compact_config()).await;
+        for i in 0..100 {
+            let value = format!("v{i}-{}", "x".repeat(500));
+            put(&log, &[(["a", "b"][i % 2], Some(&value))]).await;
+        }
+        log.roll().await.expect("roll");
+        assert!(crate::common::poll_once_then_drop(log.clean(T0 + 1000)));
+        let mut yields = 0;
+        while records(&log).await.len() > 2 {
+            yield_once().await;
+            yields += 1;
+            assert!(yields < 100_000, "the dropped pass never finished");
+        }
+        assert_eq!(
+            records(&log).await,
+            vec![
+                rec(98, "a", Some(&format!("v98-{}", "x".repeat(500)))),
+                rec(99, "b", Some(&format!("v99-{}", "x".repeat(500))))
+            ]
+        );
+        let cleaned = dir.path().join(format!("{:020}.cleaned", 0));
+        assert!(!cleaned.exists());
+    });
+}
+
 /// Copies the regular files of `from` into `to`.
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
