@@ -4,7 +4,8 @@
 //! layout, written with O_DIRECT through glommio's DMA files. It must be used
 //! from inside a glommio executor, on one core; it holds no global state.
 //! See docs/storage-format.md for the byte layout and the durability
-//! argument.
+//! argument. Under `cleanup.policy=compact`, [`Log::clean`] runs Kafka's
+//! log cleaner over the sealed segments (log/clean.rs, compact.rs).
 
 pub mod batch;
 pub mod cache;
