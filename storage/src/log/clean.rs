@@ -70,7 +70,8 @@ pub struct CleanReport {
     pub clean_point: i64,
     /// Distinct keys in the pass's map.
     pub keys: usize,
-    /// The map filled before the end of the dirty log: call again.
+    /// The map filled before the end of the cleanable segments: more is
+    /// dirty there, call again.
     pub map_full: bool,
     /// Segments read / rewritten and swapped in.
     pub segments_read: usize,
@@ -174,7 +175,8 @@ impl Log {
         // has a cleaner checkpoint (log/open.rs).
         self.write_cleaner_checkpoint()?;
         report.keys = map.offsets.len();
-        report.map_full = map.full;
+        // A map that filled past the cleanable segments covered them all.
+        report.map_full = map.full && map.end < cleanable_end;
         for sealed in plan.cleanable.iter().filter(|s| s.base < new_clean_point) {
             report.segments_read += 1;
             report.bytes_read += sealed.size;

@@ -335,6 +335,7 @@ fn small_key_map_cleans_in_several_passes() {
             }
             passes += 1;
             assert!(report.keys <= 2, "{report:?}");
+            assert_eq!(report.map_full, report.clean_point < 20, "{report:?}");
             assert!(passes < 20, "no progress: {report:?}");
         }
         assert!(passes >= 3, "{passes} passes");
