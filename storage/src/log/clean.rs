@@ -24,9 +24,9 @@
 //! file stays open after the rename replaces it); an offset's record never
 //! changes content, it is only there or not.
 
-use super::Log;
+use super::{Log, State};
 use crate::batch::{BatchHeader, BatchScan, ScanEnd};
-use crate::checkpoint;
+use crate::checkpoint::{self, SegmentCleaned};
 use crate::compact::{self, Record};
 use crate::error::{Result, StorageError};
 use crate::io::{align_down, align_up, segment_file, sync_dir};
@@ -221,6 +221,7 @@ impl Log {
     /// The pass's plan if cleaning may be due; marks the pass as running.
     fn plan_clean(&self, now_ms: i64) -> Option<Plan> {
         let mut state = self.inner.state.borrow_mut();
+        refresh_cleaner(&mut state);
         let config = &state.config;
         if !config.cleanup_policy.compact || state.cleaning || self.check_writable(&state).is_err()
         {
@@ -269,7 +270,9 @@ impl Log {
             max_lag_ms: config.max_compaction_lag_ms,
             delete_retention_ms: config.delete_retention_ms,
             interval: config.index_interval_bytes,
-            cleaned_at_ms: state.cleaner.cleaned_at_ms.clone(),
+            cleaned_at_ms: (state.cleaner.cleaned.iter())
+                .map(|(base, entry)| (*base, entry.first_cleaned_ms))
+                .collect(),
         };
         state.cleaning = true;
         Some(plan)
@@ -514,27 +517,56 @@ impl Log {
     fn record_clean_point(&self, offset: i64, now_ms: i64) -> Result<i64> {
         let checkpoint = {
             let mut state = self.inner.state.borrow_mut();
-            let clean_point = offset.min(state.log_end_offset());
-            let bases: Vec<(i64, i64)> = state
-                .segments
-                .values()
+            let truncated = refresh_cleaner(&mut state);
+            // A truncation during the pass: what it read past the cut is gone.
+            let clean_point = truncated.map_or(offset, |at| offset.min(at));
+            let clean_point = clean_point.min(state.log_end_offset());
+            let active_base = state.active().base_offset;
+            let ends: Vec<(i64, i64)> = (state.segments.values())
+                .filter(|s| s.base_offset != active_base && s.next_offset <= clean_point)
                 .map(|s| (s.base_offset, s.next_offset))
                 .collect();
             let cleaner = &mut state.cleaner;
             cleaner.clean_point = clean_point;
-            cleaner
-                .cleaned_at_ms
-                .retain(|base, _| bases.iter().any(|(b, _)| b == base));
-            for (base, next) in bases {
-                if next <= clean_point {
-                    cleaner.cleaned_at_ms.entry(base).or_insert(now_ms);
-                }
+            for (base, end_offset) in ends {
+                let entry = SegmentCleaned {
+                    first_cleaned_ms: now_ms,
+                    end_offset,
+                };
+                cleaner.cleaned.entry(base).or_insert(entry);
             }
             cleaner.clone()
         };
         checkpoint::write_cleaner(&self.inner.dir, &checkpoint)?;
         Ok(checkpoint.clean_point)
     }
+}
+
+/// Brings the cleaner's record in line with the log: after a truncation
+/// (returned, if any) the clean point goes no further than the cut, and a
+/// segment's first-cleaned time holds only while the segment still ends
+/// where it did then and is sealed (a cut segment becomes the active one and
+/// may grow again with records nobody cleaned). The clean point stays within
+/// the log.
+pub(super) fn refresh_cleaner(state: &mut State) -> Option<i64> {
+    let truncated = state.cache.take_truncation();
+    let end = state.log_end_offset();
+    let start = state.log_start_offset;
+    let active_base = state.active().base_offset;
+    let ends: BTreeMap<i64, i64> = (state.segments.iter())
+        .filter(|(base, _)| **base != active_base)
+        .map(|(base, s)| (*base, s.next_offset))
+        .collect();
+    let cleaner = &mut state.cleaner;
+    if let Some(at) = truncated {
+        cleaner.clean_point = cleaner.clean_point.min(at);
+    }
+    cleaner.clean_point = cleaner.clean_point.min(end).max(start);
+    cleaner.cleaned.retain(|base, entry| {
+        ends.get(base) == Some(&entry.end_offset)
+            && truncated.is_none_or(|at| entry.end_offset <= at)
+    });
+    truncated
 }
 
 impl KeyMap {

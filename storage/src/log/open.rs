@@ -116,6 +116,7 @@ impl Log {
         state.log_start_offset = state.log_start_offset.min(end);
         state.durable_offset = end;
         state.recovery_point = recovery_point.min(end);
+        super::clean::refresh_cleaner(&mut state);
         let memory = options.memory;
         let log = Log {
             inner: Rc::new(Inner {

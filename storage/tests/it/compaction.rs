@@ -211,6 +211,35 @@ fn tombstone_kept_then_dropped_after_delete_retention() {
     });
 }
 
+/// A truncation below the clean point: the records that grow back past the
+/// cut are dirty again and their segment's first-cleaned time is void.
+/// Fails if the cleaner ignores the truncation (the stale clean point keeps
+/// k1 out of the key map, so k1 stays); with the segment's stale
+/// first-cleaned time also trusted, the tombstone went and k1 came back.
+#[test]
+fn truncation_below_the_clean_point_forgets_what_was_cleaned() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = open(dir.path(), compact_config()).await;
+        put(&log, &[("a", Some("a1"))]).await;
+        put(&log, &[("a", None)]).await;
+        put(&log, &[("b", Some("b1"))]).await;
+        log.roll().await.expect("roll");
+        assert_eq!(log.clean(T0 + 1).await.expect("clean").clean_point, 3);
+        log.truncate_to(1).await.expect("truncate");
+        put(&log, &[("k", Some("k1"))]).await;
+        put(&log, &[("k", None)]).await;
+        put(&log, &[("z", Some("z1"))]).await;
+        log.roll().await.expect("roll");
+        assert!(log.clean(T0 + 20_000).await.expect("clean").ran);
+        assert_eq!(
+            records(&log).await,
+            vec![rec(2, "k", None), rec(3, "z", Some("z1"))],
+            "k1 must not outlive its tombstone"
+        );
+    });
+}
+
 #[test]
 fn compressed_batches_are_rewritten_with_their_codec() {
     for codec in 1..=4i16 {
