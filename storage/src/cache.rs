@@ -188,6 +188,9 @@ pub(crate) struct CachedBatch {
 pub(crate) struct TailCache {
     batches: VecDeque<CachedBatch>,
     memory: Rc<CoreMemory>,
+    /// The lowest offset the log was truncated from since the cleaner last
+    /// looked (every truncation goes through `truncate_from` or `clear`).
+    truncated_from: Option<i64>,
 }
 
 impl TailCache {
@@ -195,6 +198,7 @@ impl TailCache {
         TailCache {
             batches: VecDeque::new(),
             memory,
+            truncated_from: None,
         }
     }
 
@@ -259,6 +263,7 @@ impl TailCache {
     /// Drops batches whose last offset is >= `offset` (truncation) and
     /// returns them in order so the caller can see what was cut.
     pub fn truncate_from(&mut self, offset: i64) {
+        self.truncated_from = Some(self.truncated_from.map_or(offset, |t| t.min(offset)));
         while let Some(back) = self.batches.back() {
             if back.last_offset < offset && back.base_offset < offset {
                 break;
@@ -279,6 +284,12 @@ impl TailCache {
             self.batches.pop_front();
             self.add_bytes(-len);
         }
+    }
+
+    /// The lowest offset truncated from since the last call, if any: the
+    /// cleaner's records of what it cleaned at or past it are stale.
+    pub fn take_truncation(&mut self) -> Option<i64> {
+        self.truncated_from.take()
     }
 
     pub fn clear(&mut self) {

@@ -4,12 +4,14 @@
 //! layout, written with O_DIRECT through glommio's DMA files. It must be used
 //! from inside a glommio executor, on one core; it holds no global state.
 //! See docs/storage-format.md for the byte layout and the durability
-//! argument.
+//! argument. Under `cleanup.policy=compact`, [`Log::clean`] runs Kafka's
+//! log cleaner over the sealed segments (log/clean.rs, compact.rs).
 
 pub mod batch;
 pub mod cache;
 pub mod checkpoint;
 pub mod commit;
+pub mod compact;
 pub mod config;
 pub mod error;
 #[doc(hidden)]
@@ -27,5 +29,5 @@ pub use commit::Event;
 pub use config::{CleanupPolicy, LogConfig, TimestampType, ValueKind};
 pub use error::{BatchError, Result, StorageError};
 pub use io::Faults;
-pub use log::{AppendInfo, Log, LogOptions, LogStats, RecoveryReport};
+pub use log::{AppendInfo, CleanOptions, CleanReport, Log, LogOptions, LogStats, RecoveryReport};
 pub use read::{Chunk, ReadBatches};

@@ -42,3 +42,20 @@ const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
 /// With write caching, a background flush starts once a partition's
 /// pending bytes reach write.buffer / this.
 pub const WRITE_BEHIND_FRACTION: usize = 4;
+
+/// Default bound on the cleaner's key map per pass: key bytes plus
+/// `CLEANER_KEY_ENTRY_OVERHEAD_BYTES` per distinct key. A pass covers as much
+/// of the dirty log as fits; the next pass goes on from there.
+pub const CLEANER_KEY_MAP_BYTES_DEFAULT_MAX: usize = 32 * 1024 * 1024;
+/// What one key map entry costs besides its key bytes (hash table slot,
+/// boxed key header, the offset), counted against the bound above.
+pub const CLEANER_KEY_ENTRY_OVERHEAD_BYTES: usize = 48;
+/// Bound on one batch's records after decompression; a batch that inflates
+/// past it stops the pass (a hostile producer's zip bomb must not take the
+/// core's memory).
+pub const CLEANER_INFLATED_BATCH_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Bytes one cleaner read or write asks for (a bigger batch reads whole).
+pub const CLEANER_IO_CHUNK_BYTES: usize = 1024 * 1024;
+
+const _: () = assert!(CLEANER_INFLATED_BATCH_BYTES_MAX >= BATCH_BYTES_MAX);
+const _: () = assert!((CLEANER_IO_CHUNK_BYTES as u64).is_multiple_of(WRITE_ALIGN_BYTES));

@@ -117,6 +117,26 @@ impl Segment {
         self.pending.push(bytes);
     }
 
+    /// An empty in-memory segment for the cleaner to fill through
+    /// [`Segment::account_written`] with the batches it wrote to `file`.
+    pub(crate) fn rewritten(dir: &Path, base_offset: i64, file: Rc<DmaFile>) -> Segment {
+        Segment::new(dir, base_offset, file)
+    }
+
+    /// Accounts a batch already written at the end of the file (the
+    /// cleaner's output): index entries, size, offsets, all flushed.
+    pub(crate) fn account_written(
+        &mut self,
+        len: u64,
+        last_offset: i64,
+        max_timestamp: i64,
+        interval: u64,
+    ) {
+        self.account(len, last_offset, max_timestamp, interval);
+        self.flushed = self.size;
+        self.pending_last_offset = last_offset;
+    }
+
     /// Index entries, size and offsets for a batch placed at the end.
     fn account(&mut self, len: u64, last_offset: i64, max_timestamp: i64, interval: u64) {
         let position = self.size;
@@ -218,12 +238,16 @@ impl Segment {
     /// Opens an existing segment. A trusted segment (see [`Trust`]) is taken
     /// at its file size with its indexes if they are valid, reading only the
     /// batches after the last index entry; otherwise it is scanned, every CRC
-    /// checked, and cut at the first torn or corrupt batch.
+    /// checked, and cut at the first torn or corrupt batch. `offset_gaps`:
+    /// the log has been through the cleaner, so a batch may start past the
+    /// previous one's end; otherwise that is corruption (the base offset is
+    /// outside the CRC).
     pub async fn open(
         dir: &Path,
         base_offset: i64,
         trust: Trust,
         interval: u64,
+        offset_gaps: bool,
     ) -> Result<(Segment, SegmentRecovery)> {
         let path = segment_file(dir, base_offset, "log");
         let file = Rc::new(open_rw(&path, false).await?);
@@ -266,7 +290,7 @@ impl Segment {
         segment.flushed = 0;
         segment.next_offset = base_offset;
         segment.pending_last_offset = base_offset - 1;
-        let stop = segment.scan(file_size, interval).await?;
+        let stop = segment.scan(file_size, interval, offset_gaps).await?;
         if segment.size < file_size {
             report.truncated_bytes = file_size - segment.size;
             report.corrupt = !segment.is_zero_from(segment.size, file_size).await?;
@@ -335,7 +359,12 @@ impl Segment {
 
     /// Rebuilds size, next offset and indexes from the file; returns why the
     /// scan stopped before the end of the file, if it did.
-    async fn scan(&mut self, file_size: u64, interval: u64) -> Result<Option<String>> {
+    async fn scan(
+        &mut self,
+        file_size: u64,
+        interval: u64,
+        offset_gaps: bool,
+    ) -> Result<Option<String>> {
         let mut position = 0u64;
         let mut want = SCAN_CHUNK_BYTES;
         while position < file_size {
@@ -348,7 +377,10 @@ impl Segment {
                         let Ok(header) = BatchHeader::parse(batch) else {
                             break Some("unreadable header".to_string());
                         };
-                        if header.base_offset() != self.next_offset {
+                        // Offsets only grow; a gap is the cleaner's doing
+                        // (it drops batches whose records are all gone).
+                        let base = header.base_offset();
+                        if base < self.next_offset || (base > self.next_offset && !offset_gaps) {
                             break Some(format!(
                                 "batch at offset {} where {} was expected",
                                 header.base_offset(),

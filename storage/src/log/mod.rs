@@ -15,6 +15,7 @@
 //! State sits in a `RefCell` that is never borrowed across an `.await`.
 
 mod append;
+mod clean;
 mod open;
 mod read;
 mod retention;
@@ -22,10 +23,11 @@ mod scheduler;
 
 use scheduler::{FlushReason, FlushScheduler};
 
+pub use clean::{CleanOptions, CleanReport};
 pub use open::RecoveryReport;
 
 use crate::cache::{CacheOwner, CoreMemory, TailCache};
-use crate::checkpoint::{self, Checkpoint};
+use crate::checkpoint::{self, Checkpoint, CleanerCheckpoint};
 use crate::commit::{Event, Turn};
 use crate::config::LogConfig;
 use crate::error::{Result, StorageError};
@@ -102,6 +104,10 @@ struct State {
     stats: LogStats,
     /// This log's share of the core's unwritten bytes, as last counted.
     unwritten_counted: usize,
+    /// Where the cleaner stands (log/clean.rs), as in its checkpoint file.
+    cleaner: CleanerCheckpoint,
+    /// A cleaning pass is running: a second one waits for the next call.
+    cleaning: bool,
 }
 
 /// Counters for tests and metrics.

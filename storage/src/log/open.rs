@@ -44,6 +44,9 @@ impl Log {
         let checkpoint = checkpoint::read(dir)?;
         let recovery_point = checkpoint.map_or(0, |c| c.recovery_point);
         let bases = list_segments(dir)?;
+        // The cleaner writes its checkpoint before its first swap: without
+        // one, no segment has offset gaps.
+        let offset_gaps = dir.join(checkpoint::CLEANER_CHECKPOINT_FILE).exists();
         let interval = options.config.index_interval_bytes;
         let mut report = RecoveryReport::default();
         let mut segments = BTreeMap::new();
@@ -57,7 +60,7 @@ impl Log {
                 _ => Trust::None,
             };
             let trusted = trust != Trust::None;
-            let (segment, found) = Segment::open(dir, *base, trust, interval).await?;
+            let (segment, found) = Segment::open(dir, *base, trust, interval, offset_gaps).await?;
             let expected_next = next_base.unwrap_or(segment.next_offset);
             let broken = found.corrupt || segment.next_offset != expected_next;
             if found.truncated_bytes > 0 || found.index_rebuilt && trusted {
@@ -76,7 +79,8 @@ impl Log {
                 // A hole in the middle of the log: keep the consistent
                 // prefix and drop what follows, as Kafka's recovery does.
                 for later in &bases[i + 1..] {
-                    let (segment, _) = Segment::open(dir, *later, Trust::None, interval).await?;
+                    let (segment, _) =
+                        Segment::open(dir, *later, Trust::None, interval, offset_gaps).await?;
                     segment.remove_files()?;
                     report.segments_deleted.push(*later);
                 }
@@ -105,11 +109,14 @@ impl Log {
             closed: false,
             stats: LogStats::default(),
             unwritten_counted: 0,
+            cleaner: checkpoint::read_cleaner(dir).unwrap_or_default(),
+            cleaning: false,
         };
         let end = state.log_end_offset();
         state.log_start_offset = state.log_start_offset.min(end);
         state.durable_offset = end;
         state.recovery_point = recovery_point.min(end);
+        super::clean::refresh_cleaner(&mut state);
         let memory = options.memory;
         let log = Log {
             inner: Rc::new(Inner {
@@ -172,8 +179,9 @@ impl Log {
 }
 
 /// Base offsets of the `.log` files in `dir`, ascending. Leftover temp
-/// files are removed.
+/// files are removed, and a cleaner's swap cut short is finished first.
 fn list_segments(dir: &Path) -> Result<Vec<i64>> {
+    finish_cleaner_swaps(dir)?;
     let entries = std::fs::read_dir(dir)
         .map_err(|e| StorageError::io(format!("list {}", dir.display()), e))?;
     let mut bases = Vec::new();
@@ -191,4 +199,60 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>> {
     }
     bases.sort_unstable();
     Ok(bases)
+}
+
+/// The cleaner's files left by a crash (see log/clean.rs and
+/// docs/storage-format.md): a `.cleaned` file may be incomplete and is
+/// deleted; a `.swap` file is complete and fdatasynced (it is renamed to
+/// `.swap` only then), so it replaces its segment's `.log` (whose indexes go:
+/// they may describe the old bytes and are rebuilt by the scan); without a
+/// `.log` (retention deleted the segment meanwhile) it is deleted.
+fn finish_cleaner_swaps(dir: &Path) -> Result<()> {
+    let context = |what: &str, path: &Path| format!("{what} {}", path.display());
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| StorageError::io(format!("list {}", dir.display()), e))?;
+    let mut changed = false;
+    for entry in entries {
+        let entry = entry.map_err(|e| StorageError::io(format!("list {}", dir.display()), e))?;
+        let path = entry.path();
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(".cleaned") {
+            std::fs::remove_file(&path)
+                .map_err(|e| StorageError::io(context("delete", &path), e))?;
+            changed = true;
+            continue;
+        }
+        let Some(stem) = name.strip_suffix(".swap") else {
+            continue;
+        };
+        if stem.len() != 20 || stem.parse::<i64>().is_err() {
+            continue;
+        }
+        for suffix in ["index", "timeindex"] {
+            let index = dir.join(format!("{stem}.{suffix}"));
+            match std::fs::remove_file(&index) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io(context("delete", &index), e)),
+            }
+        }
+        let log = dir.join(format!("{stem}.log"));
+        if !log.exists() {
+            // Retention deleted the segment while it was being cleaned.
+            std::fs::remove_file(&path)
+                .map_err(|e| StorageError::io(context("delete", &path), e))?;
+            changed = true;
+            continue;
+        }
+        std::fs::rename(&path, &log).map_err(|e| StorageError::io(context("rename", &path), e))?;
+        tracing::warn!(dir = %dir.display(), segment = stem, "finished a cleaner swap cut short");
+        changed = true;
+    }
+    if changed {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StorageError::io(context("fsync directory", dir), e))?;
+    }
+    Ok(())
 }

@@ -4,6 +4,7 @@ mod background_flush;
 mod broker_contract;
 mod cancellation;
 mod common;
+mod compaction;
 mod core_memory;
 mod corruption;
 mod crash;
