@@ -174,6 +174,10 @@ async fn serve(
     )
     .detach();
     glommio::spawn_local(core.groups.clone().run_timers()).detach();
+    if config.cleaner_enable {
+        let backoff = Duration::from_millis(config.cleaner_backoff_ms);
+        glommio::spawn_local(core.shard.clone().clean_forever(backoff)).detach();
+    }
     if !opened.wait() {
         return Err(ServerError::PeerFailed(core_index));
     }
