@@ -278,6 +278,13 @@ impl Config {
                 let minutes = positive_i32(key, value)?;
                 self.group.offsets_retention_ms = i64::from(minutes) * 60_000;
             }
+            "offsets.retention.check.interval.ms" => {
+                let n = number()?;
+                if n < 1 {
+                    return Err(invalid(key, value, "must be at least 1"));
+                }
+                self.group.offsets_retention_check_interval_ms = n as u64;
+            }
             "offsets.topic.segment.bytes" => {
                 let n = number()?;
                 if !(1024..=i32::MAX as i64).contains(&n) {
@@ -406,6 +413,10 @@ pub struct GroupConfig {
     /// `offsets.retention.minutes`, in ms: offsets of a group that stayed
     /// empty this long expire.
     pub offsets_retention_ms: i64,
+    /// `offsets.retention.check.interval.ms`: how often expired offsets are
+    /// removed and empty groups without offsets are forgotten (until then
+    /// such a group stays listed, as in Kafka).
+    pub offsets_retention_check_interval_ms: u64,
     /// `offset.metadata.max.bytes`
     pub offset_metadata_max_bytes: usize,
     /// `offsets.topic.num.partitions`
@@ -422,6 +433,7 @@ impl Default for GroupConfig {
             initial_rebalance_delay_ms: 3_000,
             max_size: 1_000,
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
+            offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
             offsets_topic_partitions: 50,
             offsets_topic_segment_bytes: 100 * 1024 * 1024,

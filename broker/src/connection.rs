@@ -101,6 +101,10 @@ async fn write_responses<T: Transport>(
                 tracing::warn!(%peer, %reason, "closing connection");
                 Err(io::Error::other(reason))
             }
+            Outcome::Refused(reason) => {
+                tracing::debug!(%peer, %reason, "closing connection");
+                Err(io::Error::other(reason))
+            }
         };
         let written = match written {
             Ok(()) => transport::flush(&*transport).await,

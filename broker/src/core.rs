@@ -13,8 +13,10 @@ use crate::group::{coordinator_core, GroupAnswer, GroupCall, Groups};
 use crate::metadata::cluster::Cluster;
 use crate::metadata::topics::Topic;
 use crate::partition::{
-    Acks, OffsetAnswer, OffsetQuery, PartitionRead, ProduceError, Produced, ReadBound, ReadError,
+    Acks, DeleteRecordsError, OffsetAnswer, OffsetQuery, PartitionRead, ProduceError, Produced,
+    ProducerSummary, ReadBound, ReadError,
 };
+use crate::refusals::Refusals;
 use crate::router::Router;
 use crate::shard::Shard;
 use std::collections::BTreeMap;
@@ -36,6 +38,8 @@ pub struct Core {
     pub router: Router<Core>,
     pub shard: Rc<Shard>,
     pub groups: Rc<Groups>,
+    /// Refused requests already logged on this core (refusals.rs).
+    pub refusals: Refusals,
 }
 
 impl Core {
@@ -71,6 +75,7 @@ impl Core {
             router,
             shard,
             groups,
+            refusals: Refusals::default(),
         }))
     }
 
@@ -144,6 +149,74 @@ impl Core {
             })
             .await;
         answer.unwrap_or(Err(ReadError::NotLeader))
+    }
+
+    /// DeleteRecords on a partition's owning core: the new low watermark.
+    pub async fn delete_records(
+        self: &Rc<Self>,
+        topic: String,
+        partition: i32,
+        offset: i64,
+    ) -> Result<i64, DeleteRecordsError> {
+        let owner = self.router.owner(&topic, partition);
+        let answer = self
+            .on_core(owner, move |core| async move {
+                match core.shard.partition(&topic, partition) {
+                    Some(partition) => partition.delete_records_before(offset).await,
+                    None => Err(DeleteRecordsError::UnknownPartition),
+                }
+            })
+            .await;
+        answer.unwrap_or(Err(DeleteRecordsError::NotLeader))
+    }
+
+    /// DescribeProducers on a partition's owning core.
+    pub async fn producers_of(
+        self: &Rc<Self>,
+        topic: String,
+        partition: i32,
+    ) -> Result<Vec<ProducerSummary>, ReadError> {
+        let owner = self.router.owner(&topic, partition);
+        let answer = self
+            .on_core(owner, move |core| async move {
+                match core.shard.partition(&topic, partition) {
+                    Some(partition) => Ok(partition.producers()),
+                    None => Err(ReadError::UnknownPartition),
+                }
+            })
+            .await;
+        answer.unwrap_or(Err(ReadError::NotLeader))
+    }
+
+    /// (topic, partition, bytes on disk) of every partition of every core
+    /// (DescribeLogDirs), sorted; a core that does not answer is left out.
+    pub async fn partition_sizes(self: &Rc<Self>) -> Vec<(String, i32, u64)> {
+        let mut all = Vec::new();
+        for core in 0..self.router.cores() {
+            let sizes = self
+                .on_core(core, |core| async move {
+                    let mut sizes = Vec::new();
+                    for topic in core.cluster.topics() {
+                        for index in 0..topic.partitions {
+                            if let Some(partition) = core.shard.partition(&topic.name, index) {
+                                sizes.push((
+                                    topic.name.clone(),
+                                    index,
+                                    partition.log().size_bytes(),
+                                ));
+                            }
+                        }
+                    }
+                    sizes
+                })
+                .await;
+            match sizes {
+                Ok(sizes) => all.extend(sizes),
+                Err(error) => tracing::warn!(core, %error, "partition sizes"),
+            }
+        }
+        all.sort();
+        all
     }
 
     /// Reads this core's partitions in order from a shared budget, for
@@ -294,6 +367,20 @@ impl Core {
             .await;
         if let Err(error) = dropped {
             tracing::error!(topic = name, %error, "delete partitions");
+        }
+        // Every core's groups forget their committed offsets of the topic.
+        let name_owned = name.to_string();
+        let forgotten = self
+            .on_every_core(move |core| async move {
+                let removed = core.groups.topic_deleted(&name_owned).await;
+                if removed > 0 {
+                    tracing::info!(topic = %name_owned, offsets = removed, "removed committed offsets of deleted topic");
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(error) = forgotten {
+            tracing::error!(topic = name, %error, "remove committed offsets");
         }
         tracing::info!(topic = name, "deleted topic");
         Ok(())

@@ -2,7 +2,7 @@
 //! topic) become Kafka error codes.
 
 use crate::error::TopicError;
-use crate::partition::{ProduceError, ReadError};
+use crate::partition::{DeleteRecordsError, ProduceError, ReadError};
 use crate::producer_state::SequenceError;
 use kafka_protocol::error::ResponseError;
 use storage::{BatchError, StorageError};
@@ -58,5 +58,14 @@ pub fn topic_error(error: &TopicError) -> ResponseError {
         TopicError::Unknown(_) => ResponseError::UnknownTopicOrPartition,
         TopicError::Internal(_) => ResponseError::InvalidTopicException,
         TopicError::Broker(_) => ResponseError::KafkaStorageError,
+    }
+}
+
+pub fn delete_records_error(error: &DeleteRecordsError) -> ResponseError {
+    match error {
+        DeleteRecordsError::NotLeader => ResponseError::NotLeaderOrFollower,
+        DeleteRecordsError::UnknownPartition => ResponseError::UnknownTopicOrPartition,
+        DeleteRecordsError::PolicyViolation => ResponseError::PolicyViolation,
+        DeleteRecordsError::Storage(storage) => storage_error(storage),
     }
 }

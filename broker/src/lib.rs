@@ -13,6 +13,7 @@ pub mod metadata;
 pub mod partition;
 pub mod producer_state;
 pub mod protocol;
+pub mod refusals;
 pub mod router;
 pub mod server;
 pub mod shard;

@@ -76,6 +76,28 @@ pub enum ReadError {
     Storage(#[from] StorageError),
 }
 
+/// One idempotent producer as DescribeProducers shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerSummary {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub last_sequence: i32,
+}
+
+/// Why DeleteRecords on a partition failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteRecordsError {
+    #[error("this broker is not the partition's leader")]
+    NotLeader,
+    #[error("unknown topic or partition")]
+    UnknownPartition,
+    /// Kafka refuses DeleteRecords unless `cleanup.policy` has `delete`.
+    #[error("records of a partition whose cleanup.policy has no delete cannot be deleted")]
+    PolicyViolation,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
 /// How far a read may go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadBound {
@@ -171,6 +193,10 @@ impl Appends {
         }
     }
 }
+
+/// DeleteRecords' offset meaning "up to the high watermark"
+/// (`DeleteRecordsRequest.HIGH_WATERMARK`).
+pub const DELETE_TO_HIGH_WATERMARK: i64 = -1;
 
 pub struct Partition {
     log: Log,
@@ -354,6 +380,43 @@ impl Partition {
             timestamp,
             leader_epoch,
         })
+    }
+
+    /// The idempotent producers this partition remembers, by producer id.
+    pub fn producers(&self) -> Vec<ProducerSummary> {
+        let producers = self.producers.borrow();
+        let mut summaries: Vec<ProducerSummary> = producers
+            .iter()
+            .filter_map(|(id, entry)| {
+                let last = entry.batches.back()?;
+                Some(ProducerSummary {
+                    producer_id: *id,
+                    epoch: entry.epoch,
+                    last_sequence: last.last_sequence,
+                })
+            })
+            .collect();
+        summaries.sort_by_key(|s| s.producer_id);
+        summaries
+    }
+
+    /// DeleteRecords on the leader (Kafka's `Partition.deleteRecordsOnLeader`):
+    /// -1 means the high watermark; the log start moves to `offset` unless
+    /// it is above the high watermark (out of range). Returns the new low
+    /// watermark (the log start).
+    pub async fn delete_records_before(&self, offset: i64) -> Result<i64, DeleteRecordsError> {
+        if self.role.get() != Role::Leader {
+            return Err(DeleteRecordsError::NotLeader);
+        }
+        if !self.log.config().cleanup_policy.delete {
+            return Err(DeleteRecordsError::PolicyViolation);
+        }
+        let offset = if offset == DELETE_TO_HIGH_WATERMARK {
+            self.log.high_watermark()
+        } else {
+            offset
+        };
+        Ok(self.log.delete_records_before(offset).await?)
     }
 
     /// Flushes, seals and closes the log (clean shutdown), then writes the

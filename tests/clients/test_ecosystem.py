@@ -99,7 +99,11 @@ def test_kafka_connect_distributed_moves_1000_lines_through_a_topic(broker, tmp_
     try:
         wait_until("the Connect REST API", lambda: connect.poll() is not None or rest_up(port))
         assert connect.poll() is None, (tmp_path / "connect.log").read_text()
+        # One partition, so that the sink must see the source's order.
+        from confluent_kafka.admin import AdminClient, NewTopic
         topic = f"connect-data-{suffix}"
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
         rest(port, "POST", "/connectors", {"name": "file-source", "config": {
             "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
             "tasks.max": "1", "file": str(source_file), "topic": topic}})
@@ -144,3 +148,33 @@ def test_kafka_configs_sets_and_describes_cleanup_policy_compact(broker):
     refused = java("kafka.admin.ConfigCommand", *common, "--alter", "--add-config", "cleanup.policy=shred")
     assert refused.returncode != 0
     assert "cleanup.policy" in refused.stdout + refused.stderr
+
+
+@needs_jvm
+def test_kafka_delete_records_and_log_dirs_tools(broker, tmp_path):
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic("tools-topic", 2, 1)])["tools-topic"].result(30)
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(100):
+        producer.produce("tools-topic", value=f"v{i}".encode(), partition=i % 2)
+    producer.flush(30)
+
+    offsets = tmp_path / "delete.json"
+    offsets.write_text(json.dumps({"version": 1, "partitions": [
+        {"topic": "tools-topic", "partition": 0, "offset": 20}]}))
+    deleted = java("org.apache.kafka.tools.DeleteRecordsCommand", "--bootstrap-server", broker.bootstrap,
+                   "--offset-json-file", str(offsets))
+    assert deleted.returncode == 0, deleted.stdout + deleted.stderr
+    assert "partition: tools-topic-0" in deleted.stdout and "low_watermark: 20" in deleted.stdout, deleted.stdout
+
+    dirs = java("org.apache.kafka.tools.LogDirsCommand", "--bootstrap-server", broker.bootstrap,
+                "--describe", "--topic-list", "tools-topic")
+    assert dirs.returncode == 0, dirs.stdout + dirs.stderr
+    # The tool prints a JSON line: one log dir holding both partitions.
+    report = json.loads(next(line for line in dirs.stdout.splitlines() if line.startswith("{")))
+    (log_dir,) = report["brokers"][0]["logDirs"]
+    assert log_dir["error"] is None
+    assert sorted(p["partition"] for p in log_dir["partitions"]) == ["tools-topic-0", "tools-topic-1"]
+    assert all(p["size"] > 0 for p in log_dir["partitions"])

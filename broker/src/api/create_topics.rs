@@ -1,5 +1,8 @@
 //! CreateTopics: partitions, configs (checked against the log config),
 //! validate_only. Single node: replication factor must be 1 (or -1).
+//! Checks in Kafka's order (`ReplicationControlManager.createTopics`):
+//! the name, then TOPIC_ALREADY_EXISTS, then the configs, then partitions
+//! and replication factor.
 
 use crate::api::context::RequestContext;
 use crate::api::topic_name;
@@ -14,7 +17,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
 
 pub async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     core: &Rc<Core>,
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
@@ -45,22 +48,10 @@ pub async fn handle(
             ));
             continue;
         }
-        let partitions = if topic.num_partitions == -1 {
-            core.config.num_partitions
-        } else {
-            topic.num_partitions
-        };
-        if !(1..=PARTITIONS_MAX).contains(&partitions) {
+        if core.topic(&name).is_some() {
             results.push(fail(
-                ResponseError::InvalidPartitions,
-                format!("Number of partitions must be between 1 and {PARTITIONS_MAX}."),
-            ));
-            continue;
-        }
-        if !matches!(topic.replication_factor, -1 | 1) || !topic.assignments.is_empty() {
-            results.push(fail(
-                ResponseError::InvalidReplicationFactor,
-                "Replication factor must be 1: this is a single-node broker.".to_string(),
+                ResponseError::TopicAlreadyExists,
+                format!("Topic '{name}' already exists."),
             ));
             continue;
         }
@@ -79,13 +70,28 @@ pub async fn handle(
             configs.insert(key, value);
         }
         if let Some(message) = invalid {
+            let reason = format!("CreateTopics '{name}': INVALID_CONFIG: {message}");
+            core.refusals
+                .warn_once(&ctx.client_id, ctx.connection.peer, &reason);
             results.push(fail(ResponseError::InvalidConfig, message));
             continue;
         }
-        if core.topic(&name).is_some() {
+        let partitions = if topic.num_partitions == -1 {
+            core.config.num_partitions
+        } else {
+            topic.num_partitions
+        };
+        if !(1..=PARTITIONS_MAX).contains(&partitions) {
             results.push(fail(
-                ResponseError::TopicAlreadyExists,
-                format!("Topic '{name}' already exists."),
+                ResponseError::InvalidPartitions,
+                format!("Number of partitions must be between 1 and {PARTITIONS_MAX}."),
+            ));
+            continue;
+        }
+        if !matches!(topic.replication_factor, -1 | 1) || !topic.assignments.is_empty() {
+            results.push(fail(
+                ResponseError::InvalidReplicationFactor,
+                "Replication factor must be 1: this is a single-node broker.".to_string(),
             ));
             continue;
         }

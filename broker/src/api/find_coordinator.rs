@@ -1,6 +1,16 @@
 //! FindCoordinator: this broker coordinates every group (the owning core
 //! is picked inside, so clients always get this node). v4 batches keys.
-//! Transactions are not served: transaction coordinators are refused.
+//! Transactions are not served: a transaction coordinator (key type 1) is
+//! refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED and a message saying
+//! so. Why that code: the Java producer's `TransactionManager.
+//! FindCoordinatorHandler` re-enqueues on any retriable error (the
+//! COORDINATOR_NOT_AVAILABLE answered before), so `initTransactions()`
+//! hung until `max.block.ms`; TRANSACTIONAL_ID_AUTHORIZATION_FAILED is its
+//! one named fatal error (`fatalError`), so the call fails at once.
+//! librdkafka's `rd_kafka_txn_handle_FindCoordinator` (rdkafka_txnmgr.c)
+//! is the same: that code is fatal, any other re-queries every 500 ms
+//! (tests/clients/test_admin_apis.py checks librdkafka 2.16). It is also
+//! what InitProducerId answers a transactional id (init_producer_id.rs).
 
 use crate::api::context::RequestContext;
 use crate::core::Core;
@@ -11,6 +21,8 @@ use kafka_protocol::protocol::StrBytes;
 use std::rc::Rc;
 
 const KEY_TYPE_GROUP: i8 = 0;
+
+const TRANSACTIONS_REFUSED: &str = "Transactions are not supported by Sluice yet.";
 
 pub async fn handle(
     ctx: &RequestContext,
@@ -23,9 +35,15 @@ pub async fn handle(
     let port = i32::from(core.config.advertised_port);
     let answer = |key: &str| -> (i16, Option<String>) {
         if request.key_type != KEY_TYPE_GROUP {
+            let reason = format!(
+                "FindCoordinator key type {}: {TRANSACTIONS_REFUSED}",
+                request.key_type
+            );
+            core.refusals
+                .warn_once(&ctx.client_id, ctx.connection.peer, &reason);
             (
-                ResponseError::CoordinatorNotAvailable.code(),
-                Some("Transactions are not supported by Sluice yet.".to_string()),
+                ResponseError::TransactionalIdAuthorizationFailed.code(),
+                Some(TRANSACTIONS_REFUSED.to_string()),
             )
         } else if key.is_empty() {
             (

@@ -15,7 +15,7 @@ const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
 
 pub async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     core: &Rc<Core>,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
@@ -38,6 +38,11 @@ pub async fn handle(
                 "Unsupported resource type.".to_string(),
             )),
         };
+        if let Err((ResponseError::InvalidConfig, message)) = &outcome {
+            let reason = format!("IncrementalAlterConfigs '{name}': INVALID_CONFIG: {message}");
+            core.refusals
+                .warn_once(&ctx.client_id, ctx.connection.peer, &reason);
+        }
         responses.push(match outcome {
             Ok(()) => response,
             Err((error, message)) => response

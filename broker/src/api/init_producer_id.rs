@@ -1,6 +1,10 @@
 //! InitProducerId for idempotent producers: a fresh producer id, or the same
 //! id with a bumped epoch when the client asks for one (KIP-360).
-//! Transactions are not served yet: a transactional id is refused.
+//! Transactions are not served yet: a transactional id is refused with
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which the Java producer's
+//! `TransactionManager.InitProducerIdHandler` fails on at once (an
+//! abortable error that fails `initTransactions()`), where a retriable
+//! code would be retried until `max.block.ms`.
 
 use crate::api::context::RequestContext;
 use crate::core::Core;
@@ -9,7 +13,7 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use std::rc::Rc;
 
 pub async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     core: &Rc<Core>,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
@@ -21,7 +25,11 @@ pub async fn handle(
         .as_ref()
         .is_some_and(|id| !id.0.is_empty())
     {
-        tracing::warn!("InitProducerId with a transactional id: transactions are not supported");
+        core.refusals.warn_once(
+            &ctx.client_id,
+            ctx.connection.peer,
+            "InitProducerId with a transactional id: transactions are not supported",
+        );
         return response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
     }
     let (id, epoch) = if request.producer_id.0 >= 0 && request.producer_epoch >= 0 {

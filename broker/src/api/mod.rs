@@ -13,10 +13,14 @@ pub mod context;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
+pub mod describe_producers;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod fetch_response;
 pub mod find_coordinator;
@@ -101,6 +105,10 @@ served_apis! {
     ListGroups(m::ListGroupsRequest) 0..=4 => list_groups::handle;
     DeleteGroups(m::DeleteGroupsRequest) 0..=2 => delete_groups::handle;
     OffsetDelete(m::OffsetDeleteRequest) 0..=0 => offset_delete::handle;
+    DeleteRecords(m::DeleteRecordsRequest) 0..=2 => delete_records::handle;
+    DescribeLogDirs(m::DescribeLogDirsRequest) 1..=4 => describe_log_dirs::handle;
+    ElectLeaders(m::ElectLeadersRequest) 0..=2 => elect_leaders::handle;
+    DescribeProducers(m::DescribeProducersRequest) 0..=0 => describe_producers::handle;
 }
 
 /// Lowest Produce version actually served (RecordBatch v2 needs v3).

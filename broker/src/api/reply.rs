@@ -15,8 +15,12 @@ pub enum Outcome {
     RespondParts(Vec<Part>),
     /// acks=0 produce: nothing is sent back.
     Silent,
-    /// Malformed or unsupported: close this connection only.
+    /// Malformed: close this connection only (logged at WARN each time).
     Close(String),
+    /// Unsupported API or version: close this connection; the refusal was
+    /// already logged once per client id and reason (refusals.rs), so the
+    /// close itself is logged at debug only.
+    Refused(String),
 }
 
 /// A handler's answer, turned into what the connection writes.

@@ -254,6 +254,8 @@ pub struct Coordinator {
     /// records (and through a compaction's rewrite).
     pub write_order: glommio::sync::Semaphore,
     next_member: Cell<u64>,
+    /// When offsets were last expired and empty groups forgotten.
+    last_cleanup: Cell<Instant>,
 }
 
 pub fn now_ms() -> i64 {
@@ -269,6 +271,7 @@ impl Coordinator {
             groups: RefCell::new(HashMap::new()),
             write_order: glommio::sync::Semaphore::new(1),
             next_member: Cell::new(0),
+            last_cleanup: Cell::new(Instant::now()),
         }
     }
 
@@ -747,6 +750,12 @@ impl Coordinator {
         let wall_ms = now_ms();
         let mut changed = Vec::new();
         let mut expired = Vec::new();
+        // Kafka's cleanupGroupMetadata: every offsets.retention.check.interval.ms.
+        let interval = Duration::from_millis(self.config.offsets_retention_check_interval_ms);
+        let cleanup = now.duration_since(self.last_cleanup.get()) >= interval;
+        if cleanup {
+            self.last_cleanup.set(now);
+        }
         let mut groups = self.groups.borrow_mut();
         for group in groups.values_mut() {
             let before = (group.generation, group.state);
@@ -793,7 +802,8 @@ impl Coordinator {
             if (group.generation, group.state) != before {
                 changed.push(group.record(wall_ms));
             }
-            if group.state == State::Empty
+            if cleanup
+                && group.state == State::Empty
                 && !group.offsets.is_empty()
                 && wall_ms.saturating_sub(group.empty_since_ms) > self.config.offsets_retention_ms
             {
@@ -802,10 +812,14 @@ impl Coordinator {
                 group.offsets.clear();
             }
         }
-        // Empty groups with nothing committed are forgotten, as in Kafka.
-        groups.retain(|_, g| {
-            !(g.state == State::Empty && g.offsets.is_empty() && g.pending.is_empty())
-        });
+        // Empty groups with nothing committed are forgotten at the cleanup,
+        // as in Kafka: until then they stay listed (a deleted topic's
+        // offsets going does not make its group vanish at once).
+        if cleanup {
+            groups.retain(|_, g| {
+                !(g.state == State::Empty && g.offsets.is_empty() && g.pending.is_empty())
+            });
+        }
         (changed, expired)
     }
 }
@@ -1100,6 +1114,35 @@ mod tests {
             kept.2,
             Bytes::from_static(b"p0"),
             "the assignment follows the instance"
+        );
+    }
+
+    #[test]
+    fn an_empty_group_without_offsets_stays_listed_until_the_retention_check() {
+        let hourly = Coordinator::new(GroupConfig {
+            offsets_retention_check_interval_ms: 3_600_000,
+            ..GroupConfig::default()
+        });
+        // An interval of 0: every tick is a retention check.
+        let checked_now = Coordinator::new(GroupConfig {
+            offsets_retention_check_interval_ms: 0,
+            ..GroupConfig::default()
+        });
+        for coordinator in [&hourly, &checked_now] {
+            coordinator
+                .groups
+                .borrow_mut()
+                .insert("left".into(), Group::new("left", now_ms()));
+        }
+        hourly.tick();
+        checked_now.tick();
+        assert!(
+            hourly.groups.borrow().contains_key("left"),
+            "kept until the check"
+        );
+        assert!(
+            !checked_now.groups.borrow().contains_key("left"),
+            "forgotten at the check"
         );
     }
 }

@@ -579,6 +579,51 @@ impl Groups {
         Ok(results)
     }
 
+    /// A topic was deleted: writes offset tombstones for every committed
+    /// offset of its partitions in the groups this core coordinates and
+    /// drops them from memory (Kafka's `GroupCoordinator.onPartitionsDeleted`),
+    /// so describing a group no longer shows partitions that do not exist.
+    /// A group left without offsets or members stays listed. Returns the
+    /// offsets removed.
+    pub async fn topic_deleted(&self, topic: &str) -> usize {
+        let doomed: Vec<(String, Vec<Entry>)> = {
+            let groups = self.coordinator.groups.borrow();
+            groups
+                .values()
+                .filter_map(|group| {
+                    let entries: Vec<Entry> = group
+                        .offsets
+                        .keys()
+                        .filter(|(t, _)| t == topic)
+                        .map(|(t, partition)| Entry::Offset {
+                            group: group.id.clone(),
+                            topic: t.clone(),
+                            partition: *partition,
+                            value: None,
+                        })
+                        .collect();
+                    (!entries.is_empty()).then(|| (group.id.clone(), entries))
+                })
+                .collect()
+        };
+        let mut removed = 0;
+        for (group_id, entries) in doomed {
+            let apply = || {
+                let mut groups = self.coordinator.groups.borrow_mut();
+                if let Some(group) = groups.get_mut(&group_id) {
+                    group.offsets.retain(|(t, _), _| t != topic);
+                }
+            };
+            match self.append(&group_id, &entries, apply).await {
+                Ok(()) => removed += entries.len(),
+                Err(code) => {
+                    tracing::warn!(group = %group_id, topic, code, "offsets of a deleted topic not removed")
+                }
+            }
+        }
+        removed
+    }
+
     /// Reloads this core's groups from its `__consumer_offsets` partitions.
     pub async fn load(&self) -> Result<(), BrokerError> {
         let mut loaded = 0usize;

@@ -31,20 +31,37 @@ pub struct Decoded {
     pub frame: Option<Bytes>,
 }
 
+/// Why a frame was not decoded; either way the connection is closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Garbage: too short, a bad header or body.
+    #[error("{0}")]
+    Malformed(String),
+    /// A well-formed request of an API or version this broker does not
+    /// serve: the operator is told (refusals.rs) with the client id.
+    #[error("{reason}")]
+    Unsupported { reason: String, client_id: String },
+}
+
 /// Decodes one frame body (size prefix already removed).
-pub fn decode(frame: BytesMut) -> Result<Decoded, String> {
+pub fn decode(frame: BytesMut) -> Result<Decoded, DecodeError> {
     if frame.len() < 8 {
-        return Err(format!(
+        return Err(DecodeError::Malformed(format!(
             "request of {} bytes is shorter than a header",
             frame.len()
-        ));
+        )));
     }
     let api_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-    let api = ApiKey::try_from(api_key).map_err(|_| format!("unknown api key {api_key}"))?;
-    let (min, max) =
-        api::served_range(api).ok_or_else(|| format!("api {api:?} is not supported"))?;
+    let unsupported = |reason: String| DecodeError::Unsupported {
+        reason,
+        client_id: raw_client_id(&frame),
+    };
+    let api =
+        ApiKey::try_from(api_key).map_err(|_| unsupported(format!("unknown api key {api_key}")))?;
+    let (min, max) = api::served_range(api)
+        .ok_or_else(|| unsupported(format!("api {api:?} ({api_key}) is not supported")))?;
     if api == ApiKey::ApiVersions && !(min..=max).contains(&version) {
         // Kafka's contract: answer with our range in a v0 body so the client
         // can retry with a version we speak.
@@ -58,15 +75,20 @@ pub fn decode(frame: BytesMut) -> Result<Decoded, String> {
         });
     }
     if !(min..=max).contains(&version) || (api == ApiKey::Produce && version < PRODUCE_SERVED_MIN) {
-        return Err(format!(
-            "{api:?} v{version} is not served (range {min}..={max})"
-        ));
+        let served_min = if api == ApiKey::Produce {
+            PRODUCE_SERVED_MIN
+        } else {
+            min
+        };
+        return Err(unsupported(format!(
+            "{api:?} v{version} is not served (served {served_min}..={max})"
+        )));
     }
     let frame: Bytes = frame.freeze();
     let mut buf = frame.clone();
     let header = RequestHeader::decode(&mut buf, api.request_header_version(version))
-        .map_err(|e| format!("bad request header: {e}"))?;
-    let request = api::decode_body(api, version, &mut buf)?;
+        .map_err(|e| DecodeError::Malformed(format!("bad request header: {e}")))?;
+    let request = api::decode_body(api, version, &mut buf).map_err(DecodeError::Malformed)?;
     Ok(Decoded {
         api,
         version,
@@ -77,9 +99,58 @@ pub fn decode(frame: BytesMut) -> Result<Decoded, String> {
     })
 }
 
+/// The client id of a request header (v1 and later: a nullable string right
+/// after the correlation id, also in flexible headers), read by hand from a
+/// request whose API or version has no decoder here; "" if absent or cut.
+pub fn raw_client_id(frame: &[u8]) -> String {
+    let Some(length) = frame.get(8..10).map(|b| i16::from_be_bytes([b[0], b[1]])) else {
+        return String::new();
+    };
+    let Ok(length) = usize::try_from(length) else {
+        return String::new(); // -1: null
+    };
+    frame
+        .get(10..10 + length)
+        .map(|id| String::from_utf8_lossy(id).into_owned())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unserved_api_or_version_is_unsupported_with_the_client_id() {
+        use kafka_protocol::protocol::{Encodable, StrBytes};
+        let frame = |api: i16, version: i16, client_id: Option<&'static str>| {
+            let mut frame = BytesMut::new();
+            RequestHeader::default()
+                .with_request_api_key(api)
+                .with_request_api_version(version)
+                .with_correlation_id(7)
+                .with_client_id(client_id.map(StrBytes::from_static_str))
+                .encode(&mut frame, 1)
+                .expect("header");
+            frame
+        };
+        let unsupported = |api, version, client_id| match decode(frame(api, version, client_id)) {
+            Err(DecodeError::Unsupported { client_id, .. }) => Some(client_id),
+            _ => None,
+        };
+        // AddPartitionsToTxn is not served; Fetch v3 and Produce v2 are below the range.
+        assert_eq!(
+            unsupported(24, 3, Some("kafka-tool")).as_deref(),
+            Some("kafka-tool")
+        );
+        assert_eq!(unsupported(1, 3, Some("c")).as_deref(), Some("c"));
+        assert_eq!(unsupported(0, 2, None).as_deref(), Some(""));
+        assert_eq!(unsupported(9999, 0, Some("new")).as_deref(), Some("new"));
+        assert!(matches!(
+            decode(BytesMut::from(&[0u8; 4][..])),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert_eq!(raw_client_id(&[0, 1, 0, 0, 0, 0, 0, 7, 0, 9, b'x']), "");
+    }
 
     /// The whole way from a request frame: decode, then the handler's split.
     #[test]

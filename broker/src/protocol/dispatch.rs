@@ -5,14 +5,19 @@
 use crate::api::context::{ConnectionInfo, RequestContext};
 use crate::api::reply::{self, Outcome};
 use crate::core::Core;
-use crate::protocol::decode::{decode, Body};
+use crate::protocol::decode::{decode, Body, DecodeError};
 use bytes::BytesMut;
 use std::rc::Rc;
 
 pub async fn handle(core: &Rc<Core>, frame: BytesMut, connection: &Rc<ConnectionInfo>) -> Outcome {
     let decoded = match decode(frame) {
         Ok(decoded) => decoded,
-        Err(reason) => return Outcome::Close(reason),
+        Err(DecodeError::Unsupported { reason, client_id }) => {
+            core.refusals
+                .warn_once(&client_id, connection.peer, &reason);
+            return Outcome::Refused(reason);
+        }
+        Err(error) => return Outcome::Close(error.to_string()),
     };
     let mut ctx = RequestContext::new(
         decoded.api,

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// Upper bound on start-up before the test fails (not a timing assertion:
@@ -16,6 +16,8 @@ pub struct Broker {
     child: Option<Child>,
     pub address: SocketAddr,
     pub data_dir: PathBuf,
+    /// Every stderr line, as the reader thread sees them.
+    log: Arc<(Mutex<Vec<String>>, Condvar)>,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -99,6 +101,8 @@ impl Broker {
         let mut child = command.spawn().expect("spawn broker");
         let stderr = child.stderr.take().expect("stderr");
         let (started_tx, started_rx) = mpsc::channel();
+        let log: Arc<(Mutex<Vec<String>>, Condvar)> = Arc::default();
+        let log_lines = log.clone();
         std::thread::spawn(move || {
             // Lines until ready; after that stderr is only drained (and
             // echoed with SLUICE_TEST_LOG) so the broker never blocks on it.
@@ -109,6 +113,13 @@ impl Broker {
                     eprintln!("[broker {port}] {line}");
                 }
                 let ready = line.contains("sluice broker ready");
+                {
+                    let (lines, added) = &*log_lines;
+                    if let Ok(mut lines) = lines.lock() {
+                        lines.push(line.clone());
+                    }
+                    added.notify_all();
+                }
                 if let Some((_, seen)) = started.as_mut() {
                     seen.push_str(&line);
                     seen.push('\n');
@@ -127,6 +138,7 @@ impl Broker {
             child: Some(child),
             address,
             data_dir: data_dir.to_path_buf(),
+            log,
             _temp: None,
         };
         match started_rx.recv_timeout(START_TIMEOUT) {
@@ -143,6 +155,22 @@ impl Broker {
                 panic!("broker neither ready nor exited (exit status {status:?})");
             }
         }
+    }
+
+    /// Waits until a stderr line contains `needle` and returns every line
+    /// logged so far (stderr is one ordered stream, so lines logged before
+    /// that one are in). Panics after `START_TIMEOUT`: a guard against
+    /// hanging, not a timing assertion.
+    pub fn wait_for_log(&self, needle: &str) -> Vec<String> {
+        let (lines, added) = &*self.log;
+        let lines = lines.lock().expect("log lock");
+        let (lines, timeout) = added
+            .wait_timeout_while(lines, START_TIMEOUT, |lines| {
+                !lines.iter().any(|l| l.contains(needle))
+            })
+            .expect("log lock");
+        assert!(!timeout.timed_out(), "broker never logged {needle:?}");
+        lines.clone()
     }
 
     /// SIGKILL, as a crash.

@@ -10,7 +10,7 @@ use std::path::Path;
 /// line share a layer and must not use each other.
 const LAYERS: &[&[&str]] = &[
     &["config", "limits", "error", "router"],
-    &["producer_state", "metadata"],
+    &["producer_state", "metadata", "refusals"],
     &["partition"],
     &["errors"],
     &["shard"],

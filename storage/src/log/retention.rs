@@ -200,6 +200,38 @@ impl Log {
             .await
     }
 
+    /// Kafka's DeleteRecords (`UnifiedLog.maybeIncrementLogStartOffset`):
+    /// the log start moves up to `offset`, so records below it are no
+    /// longer readable, the new start is checkpointed (it survives a
+    /// restart), and the whole segments below it are deleted. An offset
+    /// above the high watermark is out of range; one at or below the log
+    /// start changes nothing. Returns the new log start (the low watermark).
+    pub async fn delete_records_before(&self, offset: i64) -> Result<i64> {
+        let moved = {
+            let mut state = self.inner.state.borrow_mut();
+            self.check_writable(&state)?;
+            if offset < 0 || offset > state.high_watermark {
+                return Err(StorageError::OffsetOutOfRange {
+                    offset,
+                    log_start: state.log_start_offset,
+                    log_end: state.high_watermark,
+                });
+            }
+            let moved = offset > state.log_start_offset;
+            if moved {
+                state.log_start_offset = offset;
+                state.cache.drop_before(offset);
+            }
+            moved
+        };
+        if moved {
+            let written = self.write_checkpoint();
+            self.poison_on_error(written)?;
+            self.delete_segments_before(offset).await?;
+        }
+        Ok(self.log_start_offset())
+    }
+
     /// Removes the given oldest segments (never the active one), moves the
     /// log start, checkpoints, then deletes their files.
     async fn remove_leading_segments(&self, bases: Vec<i64>, why: &str) -> Result<usize> {

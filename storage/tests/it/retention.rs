@@ -142,3 +142,51 @@ fn delete_segments_before_keeps_every_segment_holding_a_later_offset() {
         log.close().await.expect("close");
     });
 }
+
+#[test]
+fn delete_records_before_moves_the_log_start_and_survives_a_reopen() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (log, _) = open(dir.path(), small_segments()).await;
+        for i in 0..200 {
+            log.append(batch(&format!("b{i}"), 2, 300))
+                .await
+                .expect("append");
+        }
+        log.set_high_watermark(log.log_end_offset());
+        let bases = log.segment_base_offsets();
+        assert!(bases.len() > 3, "several segments: {bases:?}");
+        // Inside the third segment: the start is exactly the offset asked
+        // for, and the two segments wholly below it are gone.
+        let cut = bases[2] + 3;
+        assert_eq!(log.delete_records_before(cut).await.expect("delete"), cut);
+        assert_eq!(log.log_start_offset(), cut);
+        assert_eq!(log.segment_base_offsets(), bases[2..].to_vec());
+        assert!(log.read(cut - 1, 100).await.is_err(), "below the start");
+        assert!(log.read(cut, 100).await.is_ok());
+        // Lower than the start: nothing changes.
+        assert_eq!(log.delete_records_before(1).await.expect("delete"), cut);
+        // Above the high watermark: out of range, nothing changes.
+        let above = log.delete_records_before(401).await;
+        assert!(
+            matches!(above, Err(storage::StorageError::OffsetOutOfRange { .. })),
+            "{above:?}"
+        );
+        assert_eq!(log.log_start_offset(), cut);
+        log.close().await.expect("close");
+        let (log, _) = open(dir.path(), small_segments()).await;
+        assert_eq!(log.log_start_offset(), cut);
+        assert!(
+            log.read(cut - 1, 100).await.is_err(),
+            "still below the start"
+        );
+        // Up to the log end: every sealed segment goes, the log is empty
+        // from there and appends continue at the same offsets.
+        log.set_high_watermark(log.log_end_offset());
+        assert_eq!(log.delete_records_before(400).await.expect("delete"), 400);
+        assert_eq!(log.segment_base_offsets().len(), 1);
+        let info = log.append(batch("after", 1, 10)).await.expect("append");
+        assert_eq!(info.base_offset, 400);
+        log.close().await.expect("close");
+    });
+}

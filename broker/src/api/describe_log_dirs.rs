@@ -1,0 +1,93 @@
+//! DescribeLogDirs: one log dir, the data dir, with every partition of
+//! every core (size on disk; offset lag 0 and no future replicas on a
+//! single node), and from v4 the file system's total and usable bytes.
+
+use crate::api::context::RequestContext;
+use crate::api::topic_name;
+use crate::core::Core;
+use kafka_protocol::messages::describe_log_dirs_response::{
+    DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
+};
+use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse};
+use kafka_protocol::protocol::StrBytes;
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::rc::Rc;
+
+pub async fn handle(
+    ctx: &RequestContext,
+    core: &Rc<Core>,
+    request: DescribeLogDirsRequest,
+) -> DescribeLogDirsResponse {
+    // None: every partition; else only those asked for.
+    let wanted: Option<HashSet<(String, i32)>> = request.topics.map(|topics| {
+        topics
+            .iter()
+            .flat_map(|t| {
+                let name = t.topic.0.to_string();
+                t.partitions.iter().map(move |p| (name.clone(), *p))
+            })
+            .collect()
+    });
+    let mut topics: BTreeMap<String, Vec<DescribeLogDirsPartition>> = BTreeMap::new();
+    for (name, index, bytes) in core.partition_sizes().await {
+        if wanted
+            .as_ref()
+            .is_some_and(|w| !w.contains(&(name.clone(), index)))
+        {
+            continue;
+        }
+        topics.entry(name).or_default().push(
+            DescribeLogDirsPartition::default()
+                .with_partition_index(index)
+                .with_partition_size(i64::try_from(bytes).unwrap_or(i64::MAX))
+                .with_offset_lag(0)
+                .with_is_future_key(false),
+        );
+    }
+    let topics = topics
+        .into_iter()
+        .map(|(name, partitions)| {
+            DescribeLogDirsTopic::default()
+                .with_name(topic_name(&name))
+                .with_partitions(partitions)
+        })
+        .collect();
+    let dir = core.config.data_dir.display().to_string();
+    let mut result = DescribeLogDirsResult::default()
+        .with_log_dir(StrBytes::from_string(dir))
+        .with_topics(topics);
+    if ctx.version >= 4 {
+        // -1 where the file system cannot say, as Kafka does (UNKNOWN).
+        let (total, usable) = disk_space(&core.config.data_dir).unwrap_or((-1, -1));
+        result = result.with_total_bytes(total).with_usable_bytes(usable);
+    }
+    let response = DescribeLogDirsResponse::default().with_results(vec![result]);
+    if ctx.version >= 3 {
+        response.with_error_code(0)
+    } else {
+        response
+    }
+}
+
+/// (total, usable) bytes of the file system holding `dir` (statvfs):
+/// usable is what an unprivileged writer may still use (`f_bavail`).
+fn disk_space(dir: &Path) -> Option<(i64, i64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    #[expect(unsafe_code)]
+    // SAFETY: `path` is a NUL-terminated string that outlives the call and
+    // `stat` is a writable statvfs; statvfs(3) writes only into it.
+    let status = unsafe { libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) };
+    if status != 0 {
+        return None;
+    }
+    #[expect(unsafe_code)]
+    // SAFETY: statvfs returned 0, so it filled the struct (and it was
+    // zeroed before, so every field is initialised either way).
+    let stat = unsafe { stat.assume_init() };
+    let block = u128::from(stat.f_frsize);
+    let clamp = |blocks: u64| i64::try_from(u128::from(blocks) * block).unwrap_or(i64::MAX);
+    Some((clamp(stat.f_blocks), clamp(stat.f_bavail)))
+}
