@@ -161,7 +161,7 @@ impl Shard {
                     continue;
                 }
                 match log.clean(now_ms).await {
-                    Ok(report) if report.cleaned() => {
+                    Ok(report) if report.ran => {
                         cleaned_any = true;
                         tracing::info!(dir = %log.dir().display(), ?report, "cleaned log");
                     }
