@@ -83,6 +83,12 @@ pub struct Config {
     /// `log.retention.check.interval.ms`: how often each core applies
     /// `retention.ms` / `retention.bytes` to its partitions.
     pub retention_check_interval_ms: u64,
+    /// `log.cleaner.enable`: each core compacts its `cleanup.policy=compact`
+    /// partitions.
+    pub cleaner_enable: bool,
+    /// `log.cleaner.backoff.ms`: how long a core's cleaner sleeps when no
+    /// partition of it needs cleaning.
+    pub cleaner_backoff_ms: u64,
     /// `sluice.tail.cache.bytes`: tail cache budget of one core.
     pub tail_cache_bytes_max: usize,
     /// `sluice.write.buffer.bytes`: bytes appended but not yet written, on
@@ -126,6 +132,8 @@ impl Config {
             connections_max: 10_000,
             log: LogConfig::default(),
             retention_check_interval_ms: 300_000,
+            cleaner_enable: true,
+            cleaner_backoff_ms: 15_000,
             tail_cache_bytes_max: storage::limits::TAIL_CACHE_BYTES_DEFAULT_MAX,
             write_buffer_bytes_max: storage::limits::WRITE_BUFFER_CORE_BYTES_DEFAULT_MAX,
             group: Default::default(),
@@ -242,6 +250,16 @@ impl Config {
                     return Err(invalid(key, value, "must be at least 1"));
                 }
                 self.retention_check_interval_ms = n as u64;
+            }
+            "log.cleaner.enable" => {
+                self.cleaner_enable = value.parse().or_invalid(key, value, "not true/false")?
+            }
+            "log.cleaner.backoff.ms" => {
+                let n = number()?;
+                if n < 1 {
+                    return Err(invalid(key, value, "must be at least 1"));
+                }
+                self.cleaner_backoff_ms = n as u64;
             }
             "group.min.session.timeout.ms" => {
                 self.group.min_session_timeout_ms = positive_i32(key, value)?

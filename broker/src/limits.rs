@@ -12,9 +12,6 @@ pub const GROUP_PROTOCOLS_MAX: usize = 32;
 pub const GROUP_PROTOCOL_METADATA_BYTES_MAX: usize = 1024 * 1024;
 /// Bytes of one member's assignment in the leader's SyncGroup.
 pub const GROUP_ASSIGNMENT_BYTES_MAX: usize = 1024 * 1024;
-/// A `__consumer_offsets` partition with this many segments is compacted
-/// (its live state rewritten, the older segments deleted).
-pub const OFFSETS_COMPACT_SEGMENTS_MIN: usize = 3;
 /// (client id, reason) pairs of refused requests one core remembers as
 /// already logged (refusals.rs); when full the set starts afresh.
 pub const REFUSALS_LOGGED_PER_CORE_MAX: usize = 1024;

@@ -174,6 +174,10 @@ async fn serve(
     )
     .detach();
     glommio::spawn_local(core.groups.clone().run_timers()).detach();
+    if config.cleaner_enable {
+        let backoff = Duration::from_millis(config.cleaner_backoff_ms);
+        glommio::spawn_local(core.shard.clone().clean_forever(backoff)).detach();
+    }
     if !opened.wait() {
         return Err(ServerError::PeerFailed(core_index));
     }
@@ -222,7 +226,7 @@ async fn serve_client(core: std::rc::Rc<Core>, stream: glommio::net::TcpStream) 
 fn ensure_offsets_topic(cluster: &Cluster, config: &Config) -> Result<i32> {
     use crate::group::store::OFFSETS_TOPIC;
     let wanted = config.group.offsets_topic_partitions;
-    if let Some(topic) = cluster.topic(OFFSETS_TOPIC) {
+    if let Some(mut topic) = cluster.topic(OFFSETS_TOPIC) {
         if topic.partitions != wanted {
             tracing::warn!(
                 existing = topic.partitions,
@@ -230,11 +234,21 @@ fn ensure_offsets_topic(cluster: &Cluster, config: &Config) -> Result<i32> {
                 "{OFFSETS_TOPIC} keeps its partition count; offsets.topic.num.partitions ignored"
             );
         }
+        // Created before the log cleaner existed (it was compacted by a
+        // rewrite of its own): the cleaner takes over.
+        if !topic.configs.contains_key("cleanup.policy") {
+            topic
+                .configs
+                .insert("cleanup.policy".into(), "compact".into());
+            cluster.insert(topic.clone())?;
+        }
         return Ok(topic.partitions);
     }
-    // Offsets never expire by time (the coordinator expires them per group
-    // and compacts), and every write is durable before it is acknowledged.
+    // Offsets never expire by time (the coordinator expires them per group;
+    // the log cleaner keeps the last record per key), and every write is
+    // durable before it is acknowledged.
     let configs = [
+        ("cleanup.policy", "compact".to_string()),
         (
             "segment.bytes",
             config.group.offsets_topic_segment_bytes.to_string(),

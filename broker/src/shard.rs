@@ -144,6 +144,39 @@ impl Shard {
         }
     }
 
+    /// Kafka's log cleaner for this core's partitions: compacts each
+    /// `cleanup.policy=compact` log that needs it (storage decides by
+    /// `min.cleanable.dirty.ratio` and the compaction lags), one at a time,
+    /// off the produce path; sleeps `backoff` when none needed cleaning.
+    /// Runs until the executor stops.
+    pub async fn clean_forever(self: Rc<Self>, backoff: Duration) {
+        loop {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let mut cleaned_any = false;
+            for partition in self.all() {
+                let log = partition.log();
+                if !log.config().cleanup_policy.compact {
+                    continue;
+                }
+                match log.clean(now_ms).await {
+                    Ok(report) if report.ran => {
+                        cleaned_any = true;
+                        tracing::info!(dir = %log.dir().display(), ?report, "cleaned log");
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::error!(dir = %log.dir().display(), %error, "log cleaner")
+                    }
+                }
+            }
+            if !cleaned_any {
+                glommio::timer::sleep(backoff).await;
+            }
+        }
+    }
+
     /// Flushes and seals every log of this core (clean shutdown).
     pub async fn close(&self) {
         for partition in self.all() {

@@ -251,7 +251,7 @@ pub struct Coordinator {
     pub config: GroupConfig,
     pub groups: RefCell<HashMap<String, Group>>,
     /// Held from a `__consumer_offsets` append to the in-memory change it
-    /// records (and through a compaction's rewrite).
+    /// records, so memory changes in log order.
     pub write_order: glommio::sync::Semaphore,
     next_member: Cell<u64>,
     /// When offsets were last expired and empty groups forgotten.

@@ -9,7 +9,6 @@ pub mod store;
 
 use crate::error::BrokerError;
 use crate::errors::storage_error_code;
-use crate::limits::OFFSETS_COMPACT_SEGMENTS_MIN;
 use crate::metadata::cluster::Cluster;
 use crate::partition::Partition;
 use crate::router::owner_of;
@@ -27,11 +26,6 @@ use store::{CommittedOffset, Entry, OFFSETS_TOPIC};
 
 /// How often each core checks session and rebalance timeouts.
 const TICK_MS: u64 = 100;
-/// Ticks between looks at whether a `__consumer_offsets` partition needs
-/// compacting.
-const COMPACT_CHECK_TICKS: u64 = 50;
-/// Entries per batch when a compaction rewrites the live state.
-const COMPACT_BATCH_ENTRIES: usize = 1000;
 
 /// One partition's commit: (partition, offset, leader epoch, metadata).
 pub type CommitPartition = (i32, i64, i32, Option<String>);
@@ -288,8 +282,9 @@ impl Groups {
     /// `apply` (the in-memory change they record) right after the in-memory
     /// append, and waits until they are durable (Kafka writes the offsets topic
     /// with acks=all). Append + apply happen under the core's write-order turn,
-    /// so a compaction snapshot never sees a record in the log that memory does
-    /// not show yet, nor writes an older value after a newer one.
+    /// so memory applies changes in the order the log holds them: the last
+    /// record of a key in the log (what the cleaner keeps, and what a reload
+    /// reads) is the value memory shows.
     async fn append(
         &self,
         group: &str,
@@ -670,16 +665,12 @@ impl Groups {
         Ok(())
     }
 
-    /// Session/rebalance timers, offset expiry and compaction for this core's
-    /// groups.
+    /// Session/rebalance timers and offset expiry for this core's groups.
+    /// (`__consumer_offsets` is compacted by the log cleaner, as every
+    /// `cleanup.policy=compact` topic is.)
     pub async fn run_timers(self: Rc<Self>) {
-        let mut ticks: u64 = 0;
         loop {
             glommio::timer::sleep(Duration::from_millis(TICK_MS)).await;
-            ticks += 1;
-            if ticks.is_multiple_of(COMPACT_CHECK_TICKS) {
-                self.compact_all().await;
-            }
             let (changed, expired) = self.coordinator.tick();
             for entry in changed.into_iter().chain(expired) {
                 let group = match &entry {
@@ -693,80 +684,6 @@ impl Groups {
                 }
             }
         }
-    }
-
-    /// Compacts this core's `__consumer_offsets` partitions that have reached
-    /// `OFFSETS_COMPACT_SEGMENTS_MIN` segments.
-    async fn compact_all(&self) {
-        for index in 0..self.offsets_partitions() {
-            let Some(partition) = self.offsets_partition(index) else {
-                continue;
-            };
-            if partition.log().segment_base_offsets().len() < OFFSETS_COMPACT_SEGMENTS_MIN {
-                continue;
-            }
-            match self.compact(index, &partition).await {
-                Ok(deleted) => {
-                    tracing::info!(partition = index, deleted, "compacted {OFFSETS_TOPIC}")
-                }
-                Err(code) => {
-                    tracing::warn!(partition = index, code, "{OFFSETS_TOPIC} compaction failed")
-                }
-            }
-        }
-    }
-
-    /// Compaction by rewrite: the live state of every group of the partition
-    /// (its metadata record and one record per committed offset) is appended
-    /// again, then the segments wholly before that rewrite are deleted; every
-    /// record in them is superseded by one in the rewrite. A crash between the
-    /// two steps leaves duplicates, which replay tolerates (last one wins).
-    async fn compact(&self, index: i32, partition: &Partition) -> Result<usize, i16> {
-        let partitions = self.offsets_partitions();
-        let storage_code = |e: storage::StorageError| storage_error_code(&e);
-        let (start, last) = {
-            let Ok(_turn) = self.coordinator.write_order.acquire_permit(1).await else {
-                return Err(ResponseError::CoordinatorNotAvailable.code());
-            };
-            let start = partition.log().log_end_offset();
-            let live: Vec<Entry> = {
-                let groups = self.coordinator.groups.borrow();
-                let stamp = now_ms();
-                groups
-                    .values()
-                    .filter(|g| store::partition_for(&g.id, partitions) == index)
-                    .flat_map(|g| {
-                        let offsets =
-                            g.offsets
-                                .iter()
-                                .map(|((topic, partition), committed)| Entry::Offset {
-                                    group: g.id.clone(),
-                                    topic: topic.clone(),
-                                    partition: *partition,
-                                    value: Some(committed.clone()),
-                                });
-                        std::iter::once(g.record(stamp)).chain(offsets)
-                    })
-                    .collect()
-            };
-            let mut last = start - 1;
-            for chunk in live.chunks(COMPACT_BATCH_ENTRIES) {
-                let batch = own_batch(chunk)?;
-                last = partition
-                    .append_own(batch)
-                    .await
-                    .map_err(storage_code)?
-                    .last_offset;
-            }
-            (start, last)
-        };
-        // The rewrite must be on disk before what it supersedes is deleted,
-        // whatever the topic's flush policy says.
-        let log = partition.log();
-        log.flush_to(last + 1).await.map_err(storage_code)?;
-        log.delete_segments_before(start)
-            .await
-            .map_err(storage_code)
     }
 }
 
