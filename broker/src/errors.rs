@@ -16,7 +16,9 @@ pub fn storage_error(error: &StorageError) -> ResponseError {
         StorageError::InvalidBatch(batch) => match batch {
             BatchError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
             BatchError::UnsupportedMagic(_) => ResponseError::UnsupportedForMessageFormat,
-            BatchError::ControlBatch => ResponseError::InvalidRecord,
+            BatchError::ControlBatch | BatchError::KeylessRecordInCompactedLog => {
+                ResponseError::InvalidRecord
+            }
             BatchError::Truncated { .. }
             | BatchError::CorruptRecord(_)
             | BatchError::CrcMismatch { .. } => ResponseError::CorruptMessage,

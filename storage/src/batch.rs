@@ -242,6 +242,11 @@ impl ProducedBatch {
     /// timestamp type bit and maxTimestamp with a recomputed CRC, as Kafka
     /// does (the CRC does not cover the base offset). From the kept fields:
     /// nothing is parsed again.
+    /// The batch's bytes (the compacted-log key check reads its records).
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     pub(crate) fn assign_offsets(
         mut self,
         base_offset: i64,

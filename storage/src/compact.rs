@@ -310,6 +310,18 @@ pub fn build_keyed_batch(records: &[KeyValue<'_>], base_timestamp_ms: i64, codec
     out
 }
 
+/// Whether any record of a produced batch has no key (a compacted log
+/// refuses such a batch, as Kafka's LogValidator does). A compressed batch
+/// is inflated, at most `inflated_max` bytes; one that does not inflate or
+/// walk is refused as corrupt.
+pub(crate) fn has_keyless_record(batch: &[u8], inflated_max: usize) -> Result<bool, BatchError> {
+    let header = BatchHeader::parse(batch)?;
+    let (payload, _) = records_payload(batch, inflated_max)?;
+    let mut keyless = false;
+    for_each_record(header, &payload, |record| keyless |= record.key.is_none())?;
+    Ok(keyless)
+}
+
 /// Test support: every record of a stored batch as (offset, key, value),
 /// inflating it; None if it does not parse.
 #[allow(clippy::type_complexity)]

@@ -19,6 +19,10 @@ pub enum BatchError {
     RecordTooLarge { size: usize, max: usize },
     #[error("control batches may not be produced by clients")]
     ControlBatch,
+    /// Kafka's LogValidator refuses these: the cleaner could keep nothing
+    /// of a record without a key.
+    #[error("compacted topic cannot accept a record without a key")]
+    KeylessRecordInCompactedLog,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -78,3 +78,19 @@ def test_compacted_topic_keeps_the_latest_value_per_key_at_its_offset(broker_fac
         time.sleep(0.2)
     offsets = [r[0] for r in records]
     assert offsets == sorted(offsets)
+
+
+def test_a_record_without_a_key_is_refused_by_a_compacted_topic(broker):
+    topic = "compacted-needs-keys"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1, config={"cleanup.policy": "compact"})])[topic].result(30)
+    errors = []
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0, "retries": 0})
+    # Separate batches: Kafka refuses a whole batch holding a keyless record.
+    producer.produce(topic, value=b"no key", on_delivery=lambda error, message: errors.append(error))
+    producer.flush(30)
+    producer.produce(topic, key=b"k", value=b"keyed", on_delivery=lambda error, message: errors.append(error))
+    producer.flush(30)
+    assert errors[0] is not None and errors[0].name() == "INVALID_RECORD", errors
+    assert errors[1] is None, errors
+

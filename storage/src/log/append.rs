@@ -54,7 +54,13 @@ impl Log {
     }
 
     async fn append_in_memory(&self, batch: ProducedBatch) -> Result<AppendInfo> {
-        let max_bytes = self.inner.state.borrow().config.max_message_bytes;
+        let (max_bytes, compacted) = {
+            let state = self.inner.state.borrow();
+            (
+                state.config.max_message_bytes,
+                state.config.cleanup_policy.compact,
+            )
+        };
         if batch.len() > max_bytes {
             let size = batch.len();
             return Err(BatchError::RecordTooLarge {
@@ -62,6 +68,16 @@ impl Log {
                 max: max_bytes,
             }
             .into());
+        }
+        // Kafka's LogValidator: a compacted log takes only keyed records.
+        // Only compacted logs pay for walking (and inflating) the records.
+        if compacted
+            && crate::compact::has_keyless_record(
+                batch.as_bytes(),
+                crate::limits::CLEANER_INFLATED_BATCH_BYTES_MAX,
+            )?
+        {
+            return Err(BatchError::KeylessRecordInCompactedLog.into());
         }
         let order = self.order().await?;
         let _order = self.make_room(order, batch.len() as u64).await?;

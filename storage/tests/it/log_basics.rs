@@ -474,3 +474,46 @@ fn relative_dir_works_like_an_absolute_one() {
         assert_eq!(log.log_end_offset(), 80);
     });
 }
+
+#[test]
+fn a_compacted_log_refuses_a_batch_with_a_keyless_record_and_takes_keyed_ones() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            cleanup_policy: storage::CleanupPolicy::parse("compact").expect("policy"),
+            ..LogConfig::default()
+        };
+        let (log, _) = open(dir.path(), config).await;
+        for codec in [0i16, 1, 2, 3, 4] {
+            let keyed = storage::compact::build_keyed_batch(
+                &[(Some(b"k1"), Some(b"v")), (Some(b"k2"), None)],
+                1,
+                codec,
+            );
+            log.append(produced(&keyed)).await.expect("keyed records");
+            let mixed = storage::compact::build_keyed_batch(
+                &[(Some(b"k1"), Some(b"v")), (None, Some(b"no key"))],
+                1,
+                codec,
+            );
+            let refused = log.append(produced(&mixed)).await;
+            assert!(
+                matches!(
+                    refused,
+                    Err(StorageError::InvalidBatch(
+                        BatchError::KeylessRecordInCompactedLog
+                    ))
+                ),
+                "codec {codec}: {refused:?}"
+            );
+        }
+        assert_eq!(log.log_end_offset(), 10, "refused batches took no offsets");
+        // The same keyless batch is fine under delete.
+        let (plain, _) = open(&dir.path().join("plain"), LogConfig::default()).await;
+        let keyless = storage::compact::build_keyed_batch(&[(None, Some(b"v"))], 1, 0);
+        plain
+            .append(produced(&keyless))
+            .await
+            .expect("delete policy takes it");
+    });
+}
