@@ -96,8 +96,12 @@ fn retention_leaves_a_compact_only_log_alone_and_applies_with_compact_delete() {
                 ..small_segments()
             };
             let (log, _) = open(dir.path(), config).await;
+            let value = [7u8; 300];
             for i in 0..100 {
-                log.append(batch(&format!("c{i}"), 2, 300))
+                let key = format!("c{i}");
+                let records = [(Some(key.as_bytes()), Some(&value[..])); 2];
+                let keyed = storage::compact::build_keyed_batch(&records, 1, 0);
+                log.append(crate::common::produced(&keyed))
                     .await
                     .expect("append");
             }
