@@ -5,7 +5,7 @@
 //! `ReplicaManager.deleteRecordsOnLocalLog` does (INVALID_TOPIC_EXCEPTION).
 
 use crate::api::context::RequestContext;
-use crate::api::topic_name;
+use crate::api::{per_partition, topic_name};
 use crate::core::Core;
 use crate::errors::delete_records_error;
 use crate::group::store::OFFSETS_TOPIC;
@@ -21,39 +21,42 @@ pub async fn handle(
     core: &Rc<Core>,
     request: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
-    let mut pending = Vec::new();
-    for topic in request.topics {
-        let name = topic.name.0.to_string();
-        let tasks: Vec<_> = topic
-            .partitions
-            .iter()
-            .map(|wanted| {
-                let (core, name) = (core.clone(), name.clone());
-                let (index, offset) = (wanted.partition_index, wanted.offset);
-                glommio::spawn_local(async move {
-                    (index, delete_before(&core, name, index, offset).await)
+    let wanted = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| (p.partition_index, p.offset))
+                .collect();
+            (topic.name.0.to_string(), partitions)
+        })
+        .collect();
+    let answers = per_partition(wanted, |name, (index, offset)| {
+        let core = core.clone();
+        async move { (index, delete_before(&core, name, index, offset).await) }
+    })
+    .await;
+    let topics = answers
+        .into_iter()
+        .map(|(name, partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|(index, answer)| {
+                    let result =
+                        DeleteRecordsPartitionResult::default().with_partition_index(index);
+                    match answer {
+                        Ok(low_watermark) => result.with_low_watermark(low_watermark),
+                        Err(error) => result.with_low_watermark(-1).with_error_code(error.code()),
+                    }
                 })
-            })
-            .collect();
-        pending.push((name, tasks));
-    }
-    let mut topics = Vec::new();
-    for (name, tasks) in pending {
-        let mut partitions = Vec::new();
-        for task in tasks {
-            let (index, answer) = task.await;
-            let result = DeleteRecordsPartitionResult::default().with_partition_index(index);
-            partitions.push(match answer {
-                Ok(low_watermark) => result.with_low_watermark(low_watermark),
-                Err(error) => result.with_low_watermark(-1).with_error_code(error.code()),
-            });
-        }
-        topics.push(
+                .collect();
             DeleteRecordsTopicResult::default()
                 .with_name(topic_name(&name))
-                .with_partitions(partitions),
-        );
-    }
+                .with_partitions(partitions)
+        })
+        .collect();
     DeleteRecordsResponse::default().with_topics(topics)
 }
 

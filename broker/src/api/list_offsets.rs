@@ -2,7 +2,7 @@
 //! timestamp. Each partition is answered by its owning core.
 
 use crate::api::context::RequestContext;
-use crate::api::topic_name;
+use crate::api::{per_partition, topic_name};
 use crate::core::Core;
 use crate::errors::read_error;
 use crate::partition::{OffsetAnswer, OffsetQuery};
@@ -22,52 +22,55 @@ pub async fn handle(
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let version = ctx.version;
-    let mut pending = Vec::new();
-    for topic in request.topics {
-        let name = topic.name.0.to_string();
-        let tasks: Vec<_> = topic
-            .partitions
-            .iter()
-            .map(|wanted| {
-                let (core, name) = (core.clone(), name.clone());
-                let (index, timestamp) = (wanted.partition_index, wanted.timestamp);
-                glommio::spawn_local(async move {
-                    (index, offset_of(&core, name, index, timestamp).await)
-                })
-            })
-            .collect();
-        pending.push((name, tasks));
-    }
-    let mut topics = Vec::new();
-    for (name, tasks) in pending {
-        let mut partitions = Vec::new();
-        for task in tasks {
-            let (index, answer) = task.await;
-            let response = ListOffsetsPartitionResponse::default().with_partition_index(index);
-            partitions.push(match answer {
-                Ok(answer) => {
-                    let response = response
-                        .with_offset(answer.offset)
-                        .with_timestamp(answer.timestamp);
-                    // leader_epoch exists from v4 on; the encoder refuses it before.
-                    if version >= 4 {
-                        response.with_leader_epoch(answer.leader_epoch)
-                    } else {
-                        response
+    let wanted = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| (p.partition_index, p.timestamp))
+                .collect();
+            (topic.name.0.to_string(), partitions)
+        })
+        .collect();
+    let answers = per_partition(wanted, |name, (index, timestamp)| {
+        let core = core.clone();
+        async move { (index, offset_of(&core, name, index, timestamp).await) }
+    })
+    .await;
+    let topics = answers
+        .into_iter()
+        .map(|(name, partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|(index, answer)| {
+                    let response =
+                        ListOffsetsPartitionResponse::default().with_partition_index(index);
+                    match answer {
+                        Ok(answer) => {
+                            let response = response
+                                .with_offset(answer.offset)
+                                .with_timestamp(answer.timestamp);
+                            // leader_epoch exists from v4 on; the encoder refuses it before.
+                            if version >= 4 {
+                                response.with_leader_epoch(answer.leader_epoch)
+                            } else {
+                                response
+                            }
+                        }
+                        Err(error) => response
+                            .with_error_code(error.code())
+                            .with_offset(-1)
+                            .with_timestamp(-1),
                     }
-                }
-                Err(error) => response
-                    .with_error_code(error.code())
-                    .with_offset(-1)
-                    .with_timestamp(-1),
-            });
-        }
-        topics.push(
+                })
+                .collect();
             ListOffsetsTopicResponse::default()
                 .with_name(topic_name(&name))
-                .with_partitions(partitions),
-        );
-    }
+                .with_partitions(partitions)
+        })
+        .collect();
     ListOffsetsResponse::default().with_topics(topics)
 }
 

@@ -122,6 +122,39 @@ pub fn served_range(api: ApiKey) -> Option<(i16, i16)> {
         .map(|(_, min, max)| (*min, *max))
 }
 
+/// Runs `each` for every partition of every topic concurrently (each may
+/// hop to its partition's core) and gives the answers back per topic, in
+/// request order: the shape of ListOffsets, DeleteRecords and the like.
+pub async fn per_partition<P, A, F, Fut>(
+    topics: Vec<(String, Vec<P>)>,
+    each: F,
+) -> Vec<(String, Vec<A>)>
+where
+    F: Fn(String, P) -> Fut,
+    Fut: std::future::Future<Output = A> + 'static,
+    A: 'static,
+{
+    let pending: Vec<(String, Vec<glommio::Task<A>>)> = topics
+        .into_iter()
+        .map(|(name, partitions)| {
+            let tasks = partitions
+                .into_iter()
+                .map(|partition| glommio::spawn_local(each(name.clone(), partition)))
+                .collect();
+            (name, tasks)
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(pending.len());
+    for (name, tasks) in pending {
+        let mut partitions = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            partitions.push(task.await);
+        }
+        answers.push((name, partitions));
+    }
+    answers
+}
+
 pub fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
 }
