@@ -36,6 +36,7 @@ run_one() { # name binary round
     "$bench" produce --bootstrap "127.0.0.1:$port" "${bench_args[@]}" --json "$dir/report.json" >"$dir/bench.out" 2>&1
     local after; after=$(cpu_ticks "$pid")
     kill -TERM "$pid"; wait "$pid" || true
+    rm -rf "$dir/data" # gigabytes per run: do not let the disk fill across rounds
     python3 - "$dir/report.json" "$name" "$round" "$(( after - before ))" "$tick" <<'PY'
 import json, sys
 report, name, round_, ticks, tick = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])

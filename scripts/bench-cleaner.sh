@@ -32,6 +32,7 @@ for round in $(seq 1 "$rounds"); do
         "$bench" produce --bootstrap "127.0.0.1:$port" --topic compacted --keep-topic --partitions 4 \
             --producers 2 --keys 10000 --acks 1,all --duration-s 10 --warmup-s 3 --json "$dir/r.json" >"$dir/bench.out" 2>&1
         kill -TERM "$pid"; wait "$pid" || true
+        rm -rf "$dir/data"
         passes=$(grep -c "cleaned log" "$dir/broker.log" || true)
         python3 - "$dir/r.json" "$cleaner" "$round" "$passes" <<'PY'
 import json, sys
