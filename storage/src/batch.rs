@@ -395,42 +395,13 @@ pub fn first_record_at_or_after(
 /// Test and benchmark support: builds a valid uncompressed batch with
 /// `values` as records (null keys, no headers), base offset 0.
 pub fn build_batch(values: &[&[u8]], base_timestamp_ms: i64) -> Vec<u8> {
-    let mut records = Vec::new();
-    for (delta, value) in values.iter().enumerate() {
-        let mut body = vec![0u8]; // attributes
-        put_varlong(&mut body, delta as i64); // timestampDelta: one ms per record
-        put_varlong(&mut body, delta as i64); // offsetDelta
-        put_varlong(&mut body, -1); // key: null
-        put_varlong(&mut body, value.len() as i64);
-        body.extend_from_slice(value);
-        put_varlong(&mut body, 0); // headers
-        put_varlong(&mut records, body.len() as i64);
-        records.extend_from_slice(&body);
-    }
-    let count = values.len() as i32;
-    let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + records.len());
-    out.extend_from_slice(&0i64.to_be_bytes());
-    let length = (BATCH_HEADER_BYTES - BATCH_LENGTH_PREFIX_BYTES + records.len()) as i32;
-    out.extend_from_slice(&length.to_be_bytes());
-    out.extend_from_slice(&0i32.to_be_bytes()); // partitionLeaderEpoch
-    out.push(2);
-    out.extend_from_slice(&0u32.to_be_bytes()); // crc, set below
-    out.extend_from_slice(&0i16.to_be_bytes()); // attributes
-    out.extend_from_slice(&(count - 1).to_be_bytes());
-    out.extend_from_slice(&base_timestamp_ms.to_be_bytes());
-    let max_ts = base_timestamp_ms + i64::from(count - 1);
-    out.extend_from_slice(&max_ts.to_be_bytes());
-    out.extend_from_slice(&(-1i64).to_be_bytes()); // producerId
-    out.extend_from_slice(&(-1i16).to_be_bytes());
-    out.extend_from_slice(&(-1i32).to_be_bytes());
-    out.extend_from_slice(&count.to_be_bytes());
-    out.extend_from_slice(&records);
-    let crc = compute_crc(&out);
-    out[17..21].copy_from_slice(&crc.to_be_bytes());
-    out
+    let records: Vec<crate::compact::KeyValue<'_>> =
+        values.iter().map(|value| (None, Some(*value))).collect();
+    crate::compact::build_keyed_batch(&records, base_timestamp_ms, 0)
 }
 
-fn put_varlong(out: &mut Vec<u8>, value: i64) {
+/// Appends `value` as a zigzag varlong (Kafka's record field encoding).
+pub(crate) fn put_varlong(out: &mut Vec<u8>, value: i64) {
     let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
     while zigzag >= 0x80 {
         out.push((zigzag as u8 & 0x7f) | 0x80);

@@ -9,7 +9,7 @@
 //! deltas. Kafka's cleaner does the same (it keeps lastOffsetDelta so the
 //! batch's offset range survives).
 
-use crate::batch::{compute_crc, read_varint, read_varlong, BatchHeader};
+use crate::batch::{compute_crc, put_varlong, read_varint, read_varlong, BatchHeader};
 use crate::error::BatchError;
 use crate::limits::{BATCH_HEADER_BYTES, BATCH_LENGTH_PREFIX_BYTES};
 use std::borrow::Cow;
@@ -369,15 +369,6 @@ fn put_bytes(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
         }
         None => put_varlong(out, -1),
     }
-}
-
-fn put_varlong(out: &mut Vec<u8>, value: i64) {
-    let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
-    while zigzag >= 0x80 {
-        out.push((zigzag as u8 & 0x7f) | 0x80);
-        zigzag >>= 7;
-    }
-    out.push(zigzag as u8);
 }
 
 #[cfg(test)]
