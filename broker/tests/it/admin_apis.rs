@@ -6,7 +6,6 @@ use crate::client::*;
 use crate::harness::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 
 /// DeleteRecords v2 of (partition, offset) pairs of one topic:
 /// (partition, error code, low watermark).
@@ -49,33 +48,6 @@ fn produce_batches(client: &mut Client, name: &str, count: usize, value: &[u8]) 
         let response: ProduceResponse = client.call(ApiKey::Produce, 9, &request);
         assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
     }
-}
-
-fn create_topic_with(
-    client: &mut Client,
-    name: &str,
-    partitions: i32,
-    configs: &[(&str, &str)],
-) -> i16 {
-    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-    let request = CreateTopicsRequest::default()
-        .with_timeout_ms(10_000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(topic(name))
-            .with_num_partitions(partitions)
-            .with_replication_factor(1)
-            .with_configs(
-                configs
-                    .iter()
-                    .map(|(k, v)| {
-                        CreatableTopicConfig::default()
-                            .with_name(StrBytes::from_string(k.to_string()))
-                            .with_value(Some(StrBytes::from_string(v.to_string())))
-                    })
-                    .collect(),
-            )]);
-    let response: CreateTopicsResponse = client.call(ApiKey::CreateTopics, 7, &request);
-    response.topics[0].error_code
 }
 
 fn segment_files(dir: &std::path::Path) -> Vec<String> {
@@ -194,12 +166,14 @@ fn delete_records_refuses_internal_compacted_and_unknown_partitions() {
     let broker = Broker::start(&[]);
     let mut client = Client::connect(broker.address);
     assert_eq!(
-        create_topic_with(
+        create_topic_configured(
             &mut client,
             "compacted",
             1,
+            1,
             &[("cleanup.policy", "compact")]
-        ),
+        )
+        .error_code,
         0
     );
     assert_eq!(

@@ -108,15 +108,35 @@ pub fn fetch_request(name: &str, partition: i32, offset: i64, max_wait_ms: i32) 
 }
 
 pub fn create_topic(client: &mut Client, name: &str, partitions: i32) -> i16 {
-    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    create_topic_configured(client, name, partitions, 1, &[]).error_code
+}
+
+/// CreateTopics v7 for one topic with these configs; its result.
+pub fn create_topic_configured(
+    client: &mut Client,
+    name: &str,
+    partitions: i32,
+    replication_factor: i16,
+    configs: &[(&str, &str)],
+) -> kafka_protocol::messages::create_topics_response::CreatableTopicResult {
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    let configs = configs
+        .iter()
+        .map(|(k, v)| {
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_string(k.to_string()))
+                .with_value(Some(StrBytes::from_string(v.to_string())))
+        })
+        .collect();
     let request = CreateTopicsRequest::default()
         .with_timeout_ms(10_000)
         .with_topics(vec![CreatableTopic::default()
             .with_name(topic(name))
             .with_num_partitions(partitions)
-            .with_replication_factor(1)]);
-    let response: CreateTopicsResponse = client.call(ApiKey::CreateTopics, 7, &request);
-    response.topics[0].error_code
+            .with_replication_factor(replication_factor)
+            .with_configs(configs)]);
+    let mut response: CreateTopicsResponse = client.call(ApiKey::CreateTopics, 7, &request);
+    response.topics.remove(0)
 }
 
 /// A valid uncompressed batch with these values (base offset 0).

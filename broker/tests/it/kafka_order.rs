@@ -111,28 +111,6 @@ fn deleting_a_topic_deletes_its_committed_offsets_in_every_group() {
     assert_eq!(committed(&mut client, "g1"), vec![]);
 }
 
-fn create(client: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) -> i16 {
-    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-    let request = CreateTopicsRequest::default()
-        .with_timeout_ms(10_000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(topic(name))
-            .with_num_partitions(partitions)
-            .with_replication_factor(1)
-            .with_configs(
-                configs
-                    .iter()
-                    .map(|(k, v)| {
-                        CreatableTopicConfig::default()
-                            .with_name(StrBytes::from_string(k.to_string()))
-                            .with_value(Some(StrBytes::from_string(v.to_string())))
-                    })
-                    .collect(),
-            )]);
-    let response: CreateTopicsResponse = client.call(ApiKey::CreateTopics, 7, &request);
-    response.topics[0].error_code
-}
-
 #[test]
 fn create_topics_reports_topic_already_exists_before_config_and_partition_errors() {
     let broker = Broker::start(&[]);
@@ -140,18 +118,27 @@ fn create_topics_reports_topic_already_exists_before_config_and_partition_errors
     assert_eq!(create_topic(&mut client, "there", 1), 0);
     let exists = ResponseError::TopicAlreadyExists.code();
     let bad_config = [("retention.ms", "not-a-number")];
-    assert_eq!(create(&mut client, "there", 1, &bad_config), exists);
-    assert_eq!(create(&mut client, "there", 0, &[]), exists);
+    assert_eq!(
+        create_topic_configured(&mut client, "there", 1, 1, &bad_config).error_code,
+        exists
+    );
+    assert_eq!(
+        create_topic_configured(&mut client, "there", 0, 1, &[]).error_code,
+        exists
+    );
     // A new topic: the config is checked before the partition count.
     let invalid_config = ResponseError::InvalidConfig.code();
-    assert_eq!(create(&mut client, "fresh", 0, &bad_config), invalid_config);
     assert_eq!(
-        create(&mut client, "fresh", 0, &[]),
+        create_topic_configured(&mut client, "fresh", 0, 1, &bad_config).error_code,
+        invalid_config
+    );
+    assert_eq!(
+        create_topic_configured(&mut client, "fresh", 0, 1, &[]).error_code,
         ResponseError::InvalidPartitions.code()
     );
     // An invalid name comes first of all.
     assert_eq!(
-        create(&mut client, "bad name", 1, &bad_config),
+        create_topic_configured(&mut client, "bad name", 1, 1, &bad_config).error_code,
         ResponseError::InvalidTopicException.code()
     );
 }
@@ -236,11 +223,11 @@ fn a_refused_request_is_logged_once_per_client_and_reason_with_the_peer() {
     send_refused(&broker, "other-tool", 24, 3);
     let mut client = Client::connect(broker.address);
     assert_eq!(
-        create(&mut client, "t", 1, &[("retention.ms", "soon")]),
+        create_topic_configured(&mut client, "t", 1, 1, &[("retention.ms", "soon")]).error_code,
         ResponseError::InvalidConfig.code()
     );
     assert_eq!(
-        create(&mut client, "t", 1, &[("retention.ms", "soon")]),
+        create_topic_configured(&mut client, "t", 1, 1, &[("retention.ms", "soon")]).error_code,
         ResponseError::InvalidConfig.code()
     );
     assert_eq!(create_topic(&mut client, "altered", 1), 0);

@@ -6,37 +6,16 @@
 use crate::client::*;
 use crate::harness::Broker;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 fn create_with(client: &mut Client, name: &str, configs: &[(&str, &str)]) -> (i16, Option<String>) {
-    let topic = CreatableTopic::default()
-        .with_name(topic(name))
-        .with_num_partitions(1)
-        .with_replication_factor(-1)
-        .with_configs(
-            configs
-                .iter()
-                .map(|(k, v)| {
-                    CreatableTopicConfig::default()
-                        .with_name(StrBytes::from_string(k.to_string()))
-                        .with_value(Some(StrBytes::from_string(v.to_string())))
-                })
-                .collect(),
-        );
-    let response: CreateTopicsResponse = client.call(
-        ApiKey::CreateTopics,
-        7,
-        &CreateTopicsRequest::default()
-            .with_timeout_ms(10_000)
-            .with_topics(vec![topic]),
-    );
-    let result = &response.topics[0];
+    // Replication factor -1: the broker's default, as Streams asks.
+    let result = create_topic_configured(client, name, 1, -1, configs);
     (
         result.error_code,
-        result.error_message.as_ref().map(|m| m.to_string()),
+        result.error_message.map(|m| m.to_string()),
     )
 }
 
