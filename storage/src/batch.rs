@@ -127,20 +127,6 @@ pub fn check_stored(bytes: &[u8]) -> Result<&BatchHeader, BatchError> {
     Ok(header)
 }
 
-/// Validates one batch as produced by a client: the size bound
-/// `max_bytes` (`max.message.bytes`) and every check of
-/// [`ProducedBatch::new`]. For callers holding only a slice; the log
-/// appends a [`ProducedBatch`].
-pub fn validate_produced(bytes: &[u8], max_bytes: usize) -> Result<(), BatchError> {
-    if bytes.len() > max_bytes {
-        return Err(BatchError::RecordTooLarge {
-            size: bytes.len(),
-            max: max_bytes,
-        });
-    }
-    check_produced(bytes).map(|_| ())
-}
-
 /// Kafka's LogValidator rules for a produced batch that need no
 /// decompression, but the size bound (which is the log's config).
 fn check_produced(bytes: &[u8]) -> Result<&BatchHeader, BatchError> {
@@ -628,15 +614,5 @@ mod tests {
                 "batch length disagrees with its bytes"
             ))
         );
-    }
-
-    #[test]
-    fn oversized_batch_is_too_large() {
-        let batch = build_batch(&[&[0u8; 100]], 0);
-        assert!(matches!(
-            validate_produced(&batch, 50),
-            Err(BatchError::RecordTooLarge { .. })
-        ));
-        assert!(validate_produced(&batch, batch.len()).is_ok());
     }
 }

@@ -327,7 +327,7 @@ mod tests {
             },
         ];
         let batch = encode_batch(&entries, 1).expect("encode");
-        storage::batch::validate_produced(&batch, 1 << 20).expect("a valid batch");
+        storage::ProducedBatch::new(batch.clone()).expect("a valid batch");
         assert_eq!(decode_batches(batch.freeze()), entries);
     }
 
