@@ -237,12 +237,17 @@ impl Core {
                 answers.push(Err(ReadError::UnknownPartition));
                 continue;
             };
-            // Nothing left to give: offsets only.
-            let limit = if budget == 0 && total_before + total > 0 {
-                0
-            } else {
-                (*partition_max).min(budget.max(1))
-            };
+            if budget == 0 && total_before + total > 0 {
+                // Nothing left to give: offsets only (a read always gives
+                // at least one batch, so do not read).
+                answers.push(Ok(PartitionRead {
+                    high_watermark: partition.high_watermark(),
+                    log_start_offset: partition.log_start_offset(),
+                    records: Vec::new(),
+                }));
+                continue;
+            }
+            let limit = (*partition_max).min(budget.max(1));
             let read = partition
                 .read(*offset, limit, ReadBound::HighWatermark)
                 .await;

@@ -304,3 +304,46 @@ fn idempotent_state_is_replayed_from_the_log_without_a_snapshot() {
         ResponseError::OutOfOrderSequenceNumber.code()
     );
 }
+
+/// Kafka gives the first partition with data at least one batch past
+/// max_bytes, and every later partition of the response nothing (offsets
+/// only) once the budget is spent.
+#[test]
+fn fetch_past_max_bytes_gives_later_partitions_offsets_only() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    // One core: both partitions are read from one budget in one place.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start_with(dir.path(), &["--cores", "1"], &[]);
+    let mut client = Client::connect(broker.address);
+    assert_eq!(create_topic(&mut client, "budget", 2), 0);
+    for partition in 0..2 {
+        let request = produce_request("budget", partition, batch(&[b"a record of some bytes"]), -1);
+        let response: ProduceResponse = client.call(ApiKey::Produce, 9, &request);
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    }
+    let partitions = (0..2)
+        .map(|p| {
+            FetchPartition::default()
+                .with_partition(p)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1024 * 1024)
+        })
+        .collect();
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic("budget"))
+            .with_partitions(partitions)]);
+    let response: FetchResponse = client.call(ApiKey::Fetch, 12, &request);
+    let answers = &response.responses[0].partitions;
+    let bytes = |i: usize| answers[i].records.as_ref().map_or(0, |r| r.len());
+    assert!(
+        bytes(0) > 0,
+        "the first partition gets one batch past max_bytes"
+    );
+    assert_eq!(bytes(1), 0, "the budget is spent: offsets only");
+    assert_eq!(answers[1].high_watermark, 1);
+}
