@@ -1,0 +1,243 @@
+//! The metadata image: the state the log's records build, applied in log
+//! order (Kafka's MetadataImage). Every node holds one, built the same way,
+//! so `apply` is deterministic and does no I/O; a snapshot is this image
+//! serialized, and restoring it then replaying the rest equals replaying
+//! the whole log (the property test in tests/it/image.rs).
+
+use crate::records::{ConfigResource, Endpoint, MetadataRecord, TopicId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerImage {
+    pub id: i32,
+    pub incarnation: u128,
+    /// The log index of its registration (Kafka's broker epoch).
+    pub epoch: u64,
+    pub endpoints: Vec<Endpoint>,
+    pub rack: Option<String>,
+    pub fenced: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionImage {
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// -1: no leader (offline).
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicImage {
+    pub name: String,
+    pub id: TopicId,
+    pub partitions: Vec<PartitionImage>,
+    /// Overrides by Kafka topic-config name.
+    pub configs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataImage {
+    /// Index of the last entry applied.
+    pub applied: u64,
+    pub brokers: BTreeMap<i32, BrokerImage>,
+    pub topics: BTreeMap<String, TopicImage>,
+    names: BTreeMap<TopicId, String>,
+    /// Broker configs (-1: cluster default).
+    pub broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
+    /// The first producer id not yet handed out.
+    pub next_producer_id: i64,
+}
+
+/// A record that does not fit the image (the decider never proposes one;
+/// applying skips it, on every node alike).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("no broker {0}")]
+    UnknownBroker(i32),
+    #[error("no topic with id {0:032x}")]
+    UnknownTopicId(TopicId),
+    #[error("topic {0} exists")]
+    TopicExists(String),
+    #[error("no partition {1} of topic id {0:032x}")]
+    UnknownPartition(TopicId, i32),
+    #[error("partition {1} of topic id {0:032x} is not the next one")]
+    PartitionOutOfOrder(TopicId, i32),
+    #[error("broker {0}: stale epoch {1}")]
+    StaleBrokerEpoch(i32, u64),
+    #[error("producer ids would go back")]
+    ProducerIdsBackwards,
+}
+
+impl MetadataImage {
+    pub fn topic(&self, name: &str) -> Option<&TopicImage> {
+        self.topics.get(name)
+    }
+
+    pub fn topic_by_id(&self, id: TopicId) -> Option<&TopicImage> {
+        self.names.get(&id).and_then(|name| self.topics.get(name))
+    }
+
+    pub fn unfenced_brokers(&self) -> impl Iterator<Item = &BrokerImage> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    fn topic_mut(&mut self, id: TopicId) -> Result<&mut TopicImage, ApplyError> {
+        let name = self.names.get(&id).ok_or(ApplyError::UnknownTopicId(id))?;
+        self.topics
+            .get_mut(name)
+            .ok_or(ApplyError::UnknownTopicId(id))
+    }
+
+    /// Applies the records of the entry at `index`, in order. A record that
+    /// does not fit is skipped (and reported), the others still apply: the
+    /// same on every node, so images never diverge.
+    pub fn apply(&mut self, index: u64, records: &[MetadataRecord]) -> Vec<ApplyError> {
+        let errors = records
+            .iter()
+            .filter_map(|record| self.apply_one(index, record).err())
+            .collect();
+        self.applied = self.applied.max(index);
+        errors
+    }
+
+    fn apply_one(&mut self, index: u64, record: &MetadataRecord) -> Result<(), ApplyError> {
+        match record {
+            MetadataRecord::RegisterBroker {
+                broker_id,
+                incarnation,
+                endpoints,
+                rack,
+            } => {
+                self.brokers.insert(
+                    *broker_id,
+                    BrokerImage {
+                        id: *broker_id,
+                        incarnation: *incarnation,
+                        epoch: index,
+                        endpoints: endpoints.clone(),
+                        rack: rack.clone(),
+                        fenced: true,
+                    },
+                );
+            }
+            MetadataRecord::FenceBroker { broker_id, epoch }
+            | MetadataRecord::UnfenceBroker { broker_id, epoch } => {
+                let broker = self
+                    .brokers
+                    .get_mut(broker_id)
+                    .ok_or(ApplyError::UnknownBroker(*broker_id))?;
+                if broker.epoch != *epoch {
+                    return Err(ApplyError::StaleBrokerEpoch(*broker_id, *epoch));
+                }
+                broker.fenced = matches!(record, MetadataRecord::FenceBroker { .. });
+            }
+            MetadataRecord::Topic { name, topic_id } => {
+                if self.topics.contains_key(name) || self.names.contains_key(topic_id) {
+                    return Err(ApplyError::TopicExists(name.clone()));
+                }
+                self.names.insert(*topic_id, name.clone());
+                self.topics.insert(
+                    name.clone(),
+                    TopicImage {
+                        name: name.clone(),
+                        id: *topic_id,
+                        partitions: Vec::new(),
+                        configs: BTreeMap::new(),
+                    },
+                );
+            }
+            MetadataRecord::Partition {
+                topic_id,
+                partition,
+                replicas,
+                isr,
+                leader,
+            } => {
+                let topic = self.topic_mut(*topic_id)?;
+                if *partition as usize != topic.partitions.len() {
+                    return Err(ApplyError::PartitionOutOfOrder(*topic_id, *partition));
+                }
+                topic.partitions.push(PartitionImage {
+                    replicas: replicas.clone(),
+                    isr: isr.clone(),
+                    leader: *leader,
+                    leader_epoch: 0,
+                    partition_epoch: 0,
+                });
+            }
+            MetadataRecord::PartitionChange {
+                topic_id,
+                partition,
+                leader,
+                isr,
+            } => {
+                let topic = self.topic_mut(*topic_id)?;
+                let state = usize::try_from(*partition)
+                    .ok()
+                    .and_then(|p| topic.partitions.get_mut(p))
+                    .ok_or(ApplyError::UnknownPartition(*topic_id, *partition))?;
+                if let Some(leader) = leader {
+                    if *leader != state.leader {
+                        state.leader = *leader;
+                        state.leader_epoch += 1;
+                    }
+                }
+                if let Some(isr) = isr {
+                    state.isr = isr.clone();
+                }
+                state.partition_epoch += 1;
+            }
+            MetadataRecord::Config {
+                resource,
+                name,
+                value,
+            } => {
+                let configs = match resource {
+                    ConfigResource::Topic(topic) => {
+                        &mut self
+                            .topics
+                            .get_mut(topic)
+                            .ok_or(ApplyError::UnknownTopicId(0))?
+                            .configs
+                    }
+                    ConfigResource::Broker(id) => self.broker_configs.entry(*id).or_default(),
+                };
+                match value {
+                    Some(value) => configs.insert(name.clone(), value.clone()),
+                    None => configs.remove(name),
+                };
+            }
+            MetadataRecord::RemoveTopic { topic_id } => {
+                let name = self
+                    .names
+                    .remove(topic_id)
+                    .ok_or(ApplyError::UnknownTopicId(*topic_id))?;
+                self.topics.remove(&name);
+            }
+            MetadataRecord::ProducerIds {
+                next_producer_id, ..
+            } => {
+                if *next_producer_id < self.next_producer_id {
+                    return Err(ApplyError::ProducerIdsBackwards);
+                }
+                self.next_producer_id = *next_producer_id;
+            }
+        }
+        Ok(())
+    }
+
+    /// The image as snapshot bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<MetadataImage, serde_json::Error> {
+        if bytes.is_empty() {
+            return Ok(MetadataImage::default());
+        }
+        serde_json::from_slice(bytes)
+    }
+}

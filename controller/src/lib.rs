@@ -1,0 +1,25 @@
+//! The controller quorum: cluster metadata (brokers, topics, partitions,
+//! configs, producer-id blocks) as a log replicated with Raft among the
+//! voters of `controller.quorum.voters`, KRaft's role in Kafka.
+//!
+//! Layers, bottom up: `records` (what the log holds) and `image` (the state
+//! they build, applied in log order, no I/O) < `placement` and `decide`
+//! (what a request turns into, no I/O) < `store` (the durable Raft log and
+//! snapshots) < `node` (one Raft member: RawNode + store + image, no
+//! sockets, no clock) < `rpc` (frames between nodes) < `service` (the
+//! controller thread: sockets, ticks, the handle brokers call).
+
+pub mod decide;
+pub mod image;
+pub mod node;
+pub mod placement;
+pub mod records;
+pub mod rpc;
+pub mod service;
+pub mod store;
+
+pub use decide::{ControllerError, ItemError, NewTopic, Request, Response};
+pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
+pub use records::{ConfigResource, Endpoint, MetadataRecord, TopicId};
+pub use service::{Controller, ControllerConfig, StartError, Update};
+pub use store::Durability;

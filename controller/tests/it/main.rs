@@ -1,0 +1,2 @@
+// mod store; (helper writing it)
+mod sim;
