@@ -57,6 +57,8 @@ pub const IDLE_POLL_US_MAX: u64 = 10_000;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// `--listen` was given: it wins over the PLAINTEXT entry of `listeners`.
+    listen_from_flag: bool,
     /// As given (`advertised.listeners`); `advertised_host`/`_port` are
     /// what Metadata answers with.
     pub advertised_listener: Option<String>,
@@ -96,6 +98,68 @@ pub struct Config {
     pub write_buffer_bytes_max: usize,
     /// Consumer-group settings (`group.*`, `offsets.*`).
     pub group: GroupConfig,
+    /// Roles, the controller quorum and membership (`process.roles`, ...).
+    pub cluster: ClusterConfig,
+}
+
+/// KRaft's settings, under Kafka's names.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// `process.roles` has `broker`.
+    pub broker: bool,
+    /// `process.roles` has `controller`.
+    pub controller: bool,
+    /// `controller.quorum.voters` (id@host:port); empty: this node alone.
+    pub voters: Vec<(u64, SocketAddr)>,
+    /// The listener named in `controller.listener.names`.
+    pub controller_listen: Option<SocketAddr>,
+    /// `controller.listener.names`
+    pub controller_listener_names: Vec<String>,
+    /// `broker.heartbeat.interval.ms`
+    pub heartbeat_interval_ms: u64,
+    /// `broker.session.timeout.ms`
+    pub session_timeout_ms: u64,
+    /// `controller.quorum.election.timeout.ms`
+    pub election_timeout_ms: u64,
+    /// `default.replication.factor`
+    pub default_replication_factor: i32,
+    /// `offsets.topic.replication.factor` (capped by the brokers there are)
+    pub offsets_replication_factor: i32,
+    /// `broker.rack`
+    pub rack: Option<String>,
+    /// `listeners` as given, resolved once `controller.listener.names` is known.
+    listeners: Vec<(String, String, u16)>,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> ClusterConfig {
+        ClusterConfig {
+            broker: true,
+            controller: true,
+            voters: Vec::new(),
+            controller_listen: None,
+            controller_listener_names: vec!["CONTROLLER".to_string()],
+            heartbeat_interval_ms: 2_000,
+            session_timeout_ms: 9_000,
+            election_timeout_ms: 1_000,
+            default_replication_factor: 1,
+            offsets_replication_factor: 3,
+            rack: None,
+            listeners: Vec::new(),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// The voters, or this node alone when no quorum is configured.
+    pub fn voters_or_self(&self, node_id: i32) -> Vec<(u64, SocketAddr)> {
+        if self.voters.is_empty() {
+            let unused: SocketAddr = ([127, 0, 0, 1], 0).into();
+            vec![(node_id as u64, unused)]
+        } else {
+            self.voters.clone()
+        }
+    }
 }
 
 /// What the command line gave. `None`: not given, so the `--config` file
@@ -119,6 +183,7 @@ impl Config {
         let listen: SocketAddr = ([127, 0, 0, 1], 9092).into();
         let mut config = Config {
             listen,
+            listen_from_flag: false,
             advertised_listener: None,
             advertised_host: String::new(),
             advertised_port: 0,
@@ -137,6 +202,7 @@ impl Config {
             tail_cache_bytes_max: storage::limits::TAIL_CACHE_BYTES_DEFAULT_MAX,
             write_buffer_bytes_max: storage::limits::WRITE_BUFFER_CORE_BYTES_DEFAULT_MAX,
             group: Default::default(),
+            cluster: Default::default(),
         };
         if let Some(path) = &flags.config_file {
             for (key, value) in read_config_file(path)? {
@@ -153,12 +219,15 @@ impl Config {
             })?;
             config.set(key.trim(), value.trim())?;
         }
+        config.listen_from_flag = flags.listen.is_some();
         config.listen = flags.listen.unwrap_or(config.listen);
         config.advertised_listener = flags.advertised_listener.or(config.advertised_listener);
         config.data_dir = flags.data_dir.unwrap_or(config.data_dir);
         config.cores = flags.cores.unwrap_or(config.cores);
         config.idle_poll_us = flags.idle_poll_us.unwrap_or(config.idle_poll_us);
         config.node_id = flags.node_id.unwrap_or(config.node_id);
+        config.resolve_listeners()?;
+        config.check_roles()?;
         if !(1..=cpus).contains(&config.cores) {
             return Err(ConfigError::Flag {
                 flag: format!("--cores {}", config.cores),
@@ -186,12 +255,49 @@ impl Config {
         };
         match key {
             "listeners" => {
-                let (host, port) = parse_host_port(key, value)?;
-                self.listen =
-                    format!("{host}:{port}")
-                        .parse()
-                        .or_invalid(key, value, "expected ip:port")?;
+                self.cluster.listeners = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(|listener| parse_named_listener(key, listener))
+                    .collect::<Result<_>>()?;
             }
+            "process.roles" => {
+                let roles: Vec<&str> = value.split(',').map(str::trim).collect();
+                if roles.is_empty() || roles.iter().any(|r| *r != "broker" && *r != "controller") {
+                    return Err(invalid(key, value, "expected broker, controller or both"));
+                }
+                self.cluster.broker = roles.contains(&"broker");
+                self.cluster.controller = roles.contains(&"controller");
+            }
+            "controller.quorum.voters" => {
+                self.cluster.voters = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(|voter| parse_voter(key, value, voter))
+                    .collect::<Result<_>>()?;
+            }
+            "controller.listener.names" => {
+                self.cluster.controller_listener_names =
+                    value.split(',').map(|n| n.trim().to_string()).collect();
+            }
+            "broker.heartbeat.interval.ms" => {
+                self.cluster.heartbeat_interval_ms = positive_i32(key, value)? as u64
+            }
+            "broker.session.timeout.ms" => {
+                self.cluster.session_timeout_ms = positive_i32(key, value)? as u64
+            }
+            "controller.quorum.election.timeout.ms" => {
+                self.cluster.election_timeout_ms = positive_i32(key, value)? as u64
+            }
+            "default.replication.factor" => {
+                self.cluster.default_replication_factor = positive_i32(key, value)?
+            }
+            "offsets.topic.replication.factor" => {
+                self.cluster.offsets_replication_factor = positive_i32(key, value)?
+            }
+            "broker.rack" => self.cluster.rack = Some(value.to_string()),
             "advertised.listeners" => {
                 parse_host_port(key, value)?;
                 self.advertised_listener = Some(value.to_string());
@@ -330,6 +436,96 @@ fn positive_i32(key: &str, value: &str) -> Result<i32> {
         value,
         "must be an integer 1..=2147483647",
     )
+}
+
+/// `NAME://host:port` (Kafka's listener form; the name defaults to PLAINTEXT).
+fn parse_named_listener(key: &str, value: &str) -> Result<(String, String, u16)> {
+    let (name, address) = value.split_once("://").unwrap_or(("PLAINTEXT", value));
+    let (host, port) = parse_host_port(key, address)?;
+    Ok((name.to_string(), host, port))
+}
+
+/// `id@host:port`
+fn parse_voter(key: &str, value: &str, voter: &str) -> Result<(u64, SocketAddr)> {
+    let (id, address) =
+        voter
+            .split_once('@')
+            .or_invalid(key, value, "expected id@host:port,...")?;
+    let id: u64 = id
+        .parse()
+        .or_invalid(key, value, "voter id is not a number")?;
+    let address = std::net::ToSocketAddrs::to_socket_addrs(address)
+        .ok()
+        .and_then(|mut a| a.next())
+        .or_invalid(key, value, "voter address is not host:port")?;
+    Ok((id, address))
+}
+
+impl Config {
+    /// `listeners`: the PLAINTEXT one is the client listener (unless
+    /// `--listen` was given), the one named by `controller.listener.names`
+    /// the controller's.
+    fn resolve_listeners(&mut self) -> Result<()> {
+        for (name, host, port) in self.cluster.listeners.clone() {
+            let value = format!("{name}://{host}:{port}");
+            let address: SocketAddr = format!("{host}:{port}").parse().or_invalid(
+                "listeners",
+                &value,
+                "expected ip:port",
+            )?;
+            if self.cluster.controller_listener_names.contains(&name) {
+                self.cluster.controller_listen = Some(address);
+            } else if name == "PLAINTEXT" {
+                if !self.listen_from_flag {
+                    self.listen = address;
+                }
+            } else {
+                return Err(invalid(
+                    "listeners",
+                    &value,
+                    format!("only PLAINTEXT listeners are served, not {name}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_roles(&self) -> Result<()> {
+        let cluster = &self.cluster;
+        if cluster.voters.is_empty() {
+            if !(cluster.broker && cluster.controller) {
+                return Err(invalid(
+                    "process.roles",
+                    if cluster.broker {
+                        "broker"
+                    } else {
+                        "controller"
+                    },
+                    "a node without controller.quorum.voters must be broker and controller",
+                ));
+            }
+            return Ok(());
+        }
+        let is_voter = cluster
+            .voters
+            .iter()
+            .any(|(id, _)| *id == self.node_id as u64);
+        if cluster.controller && !is_voter {
+            return Err(invalid(
+                "node.id",
+                &self.node_id.to_string(),
+                "a controller must be one of controller.quorum.voters",
+            ));
+        }
+        if cluster.controller && cluster.voters.len() > 1 && cluster.controller_listen.is_none() {
+            return Err(invalid(
+                "listeners",
+                "",
+                "a controller needs a listener named in controller.listener.names",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `host:port`, with Kafka's optional `PLAINTEXT://` listener prefix.

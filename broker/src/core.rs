@@ -19,12 +19,13 @@ use crate::partition::{
 use crate::refusals::Refusals;
 use crate::router::Router;
 use crate::shard::Shard;
-use std::collections::BTreeMap;
+use controller::{ControllerError, MetadataImage, NewTopic, Request, Response, Update};
+use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
-use storage::{Chunk, CoreMemory, LogConfig, ProducedBatch};
+use storage::{Chunk, CoreMemory, ProducedBatch};
 
 /// One partition to read: (topic, partition, fetch offset, partition max bytes).
 pub type ReadWanted = (String, i32, i64, usize);
@@ -40,28 +41,38 @@ pub struct Core {
     pub groups: Rc<Groups>,
     /// Refused requests already logged on this core (refusals.rs).
     pub refusals: Refusals,
+    /// The metadata image as this core has applied it to its shard.
+    image: RefCell<Arc<MetadataImage>>,
 }
 
+/// How long a topic change waits for the controller quorum, and then for
+/// this broker's cores to apply it, when the request gives no timeout.
+pub const METADATA_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl Core {
-    /// Opens the partitions this core owns of every known topic and reloads
-    /// the groups it coordinates.
+    /// Opens the partitions this core owns of every topic in the metadata
+    /// image that this broker hosts, and reloads the groups it coordinates.
+    /// The updates after that image are for `follow_metadata`.
     pub async fn open(
         config: Config,
         cluster: Arc<Cluster>,
         router: Router<Core>,
-    ) -> Result<Rc<Core>, BrokerError> {
+    ) -> Result<(Rc<Core>, flume::Receiver<Update>), BrokerError> {
         let memory =
             CoreMemory::with_limits(config.tail_cache_bytes_max, config.write_buffer_bytes_max);
         let shard = Rc::new(Shard::new(
             router.core(),
             router.cores(),
+            config.node_id,
             &config.data_dir,
             config.log.clone(),
             memory,
         ));
-        for topic in cluster.topics() {
-            shard.open_partitions(&topic).await?;
+        let (image, updates) = cluster.controller.subscribe();
+        for topic in image.topics.values() {
+            shard.open_partitions(&Topic::from_image(topic)).await?;
         }
+        cluster.set_applied(router.core(), image.applied);
         let groups = Rc::new(Groups::new(
             Coordinator::new(config.group.clone()),
             shard.clone(),
@@ -69,14 +80,91 @@ impl Core {
             router.core(),
         ));
         groups.load().await?;
-        Ok(Rc::new(Core {
+        let core = Rc::new(Core {
             config,
             cluster,
             router,
             shard,
             groups,
             refusals: Refusals::default(),
-        }))
+            image: RefCell::new(image),
+        });
+        Ok((core, updates))
+    }
+
+    /// Applies every metadata update to this core's shard, in log order:
+    /// opens the partitions of new topics (and new partitions) this broker
+    /// hosts, drops those of deleted topics (and their committed offsets),
+    /// reconfigures changed topics; then counts the index as applied here.
+    pub async fn follow_metadata(self: Rc<Self>, updates: flume::Receiver<Update>) {
+        while let Ok(update) = updates.recv_async().await {
+            let old = self.image.borrow().clone();
+            if let Err(error) = self.apply_image(&old, &update.image).await {
+                tracing::error!(core = self.router.core(), index = update.index, %error, "metadata update");
+            }
+            *self.image.borrow_mut() = update.image.clone();
+            self.cluster.set_applied(self.router.core(), update.index);
+        }
+    }
+
+    async fn apply_image(
+        &self,
+        old: &MetadataImage,
+        new: &MetadataImage,
+    ) -> Result<(), BrokerError> {
+        for topic in old.topics.values() {
+            if new.topic_by_id(topic.id).is_none() {
+                self.shard
+                    .drop_partitions(&topic.name, topic.partitions.len() as i32)
+                    .await;
+                let removed = self.groups.topic_deleted(&topic.name).await;
+                if removed > 0 {
+                    tracing::info!(topic = %topic.name, offsets = removed, "removed committed offsets of deleted topic");
+                }
+                if self.router.core() == 0 {
+                    tracing::info!(topic = %topic.name, "deleted topic");
+                }
+            }
+        }
+        for topic in new.topics.values() {
+            let before = old.topic_by_id(topic.id);
+            let view = Topic::from_image(topic);
+            if before.is_none_or(|b| b.partitions.len() < topic.partitions.len()) {
+                let opened = self.shard.open_partitions(&view).await?;
+                if topic.name == OFFSETS_TOPIC && before.is_some() {
+                    self.groups.load_partitions(&opened).await?;
+                }
+                if self.router.core() == 0 {
+                    tracing::info!(topic = %topic.name, partitions = topic.partitions.len(), "topic in metadata");
+                }
+            }
+            if before.is_some_and(|b| b.configs != topic.configs) {
+                let config = view.log_config(&self.config.log)?;
+                self.shard
+                    .reconfigure_partitions(&topic.name, view.partitions, &config);
+            }
+        }
+        Ok(())
+    }
+
+    /// The topic as this core knows it.
+    pub fn topic(&self, name: &str) -> Option<Topic> {
+        self.image.borrow().topic(name).map(Topic::from_image)
+    }
+
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image.borrow().clone()
+    }
+
+    /// Whether this broker leads the partition (Kafka answers
+    /// NOT_LEADER_OR_FOLLOWER to a produce or fetch sent elsewhere).
+    pub fn leads(&self, topic: &str, partition: i32) -> Option<bool> {
+        let image = self.image.borrow();
+        let topic = image.topic(topic)?;
+        let state = usize::try_from(partition)
+            .ok()
+            .and_then(|p| topic.partitions.get(p))?;
+        Some(state.leader == self.config.node_id)
     }
 
     /// Runs `work` on `core`: directly if it is this one, else as a job
@@ -96,22 +184,6 @@ impl Core {
             .ok_or(BrokerError::CoreStopping(core))
     }
 
-    /// Runs `work` on every core, this one first; the first failure wins
-    /// but every core is still asked.
-    async fn on_every_core<F, Fut>(self: &Rc<Self>, work: F) -> Result<(), BrokerError>
-    where
-        F: FnOnce(Rc<Core>) -> Fut + Send + Clone + 'static,
-        Fut: Future<Output = Result<(), BrokerError>> + 'static,
-    {
-        let here = self.router.core();
-        let mut result = work.clone()(self.clone()).await;
-        for core in (0..self.router.cores()).filter(|&c| c != here) {
-            let answer = self.on_core(core, work.clone()).await.and_then(|r| r);
-            result = result.and(answer);
-        }
-        result
-    }
-
     /// Produce to a partition on its owning core.
     pub async fn produce(
         self: &Rc<Self>,
@@ -123,9 +195,13 @@ impl Core {
         let owner = self.router.owner(&topic, partition);
         let answer = self
             .on_core(owner, move |core| async move {
-                match core.shard.partition(&topic, partition) {
-                    Some(partition) => partition.produce(batch, acks).await,
-                    None => Err(ProduceError::UnknownPartition),
+                match (
+                    core.leads(&topic, partition),
+                    core.shard.partition(&topic, partition),
+                ) {
+                    (Some(false), _) => Err(ProduceError::NotLeader),
+                    (Some(true), Some(partition)) => partition.produce(batch, acks).await,
+                    _ => Err(ProduceError::UnknownPartition),
                 }
             })
             .await;
@@ -142,9 +218,13 @@ impl Core {
         let owner = self.router.owner(&topic, partition);
         let answer = self
             .on_core(owner, move |core| async move {
-                match core.shard.partition(&topic, partition) {
-                    Some(partition) => Ok(partition.offset_for(query).await?),
-                    None => Err(ReadError::UnknownPartition),
+                match (
+                    core.leads(&topic, partition),
+                    core.shard.partition(&topic, partition),
+                ) {
+                    (Some(false), _) => Err(ReadError::NotLeader),
+                    (Some(true), Some(partition)) => Ok(partition.offset_for(query).await?),
+                    _ => Err(ReadError::UnknownPartition),
                 }
             })
             .await;
@@ -161,9 +241,13 @@ impl Core {
         let owner = self.router.owner(&topic, partition);
         let answer = self
             .on_core(owner, move |core| async move {
-                match core.shard.partition(&topic, partition) {
-                    Some(partition) => partition.delete_records_before(offset).await,
-                    None => Err(DeleteRecordsError::UnknownPartition),
+                match (
+                    core.leads(&topic, partition),
+                    core.shard.partition(&topic, partition),
+                ) {
+                    (Some(false), _) => Err(DeleteRecordsError::NotLeader),
+                    (Some(true), Some(partition)) => partition.delete_records_before(offset).await,
+                    _ => Err(DeleteRecordsError::UnknownPartition),
                 }
             })
             .await;
@@ -196,7 +280,8 @@ impl Core {
             let sizes = self
                 .on_core(core, |core| async move {
                     let mut sizes = Vec::new();
-                    for topic in core.cluster.topics() {
+                    for topic in core.image().topics.values() {
+                        let topic = Topic::from_image(topic);
                         for index in 0..topic.partitions {
                             if let Some(partition) = core.shard.partition(&topic.name, index) {
                                 sizes.push((
@@ -233,6 +318,10 @@ impl Core {
         let mut total = 0usize;
         let mut answers = Vec::with_capacity(wanted.len());
         for (name, index, offset, partition_max) in wanted {
+            if self.leads(name, *index) == Some(false) {
+                answers.push(Err(ReadError::NotLeader));
+                continue;
+            }
             let Some(partition) = self.shard.partition(name, *index) else {
                 answers.push(Err(ReadError::UnknownPartition));
                 continue;
@@ -320,103 +409,141 @@ impl Core {
         .unwrap_or(GroupAnswer::Unavailable)
     }
 
-    pub fn topic(&self, name: &str) -> Option<Topic> {
-        self.cluster.topic(name)
+    /// A request to the active controller, answered once committed and
+    /// applied by every core of this broker (so this broker's next answer
+    /// already shows it).
+    pub async fn metadata_write(
+        &self,
+        request: Request,
+        timeout: Duration,
+    ) -> Result<Response, ControllerError> {
+        let started = std::time::Instant::now();
+        let (index, response) = self.cluster.controller.call(request, timeout).await?;
+        let left = timeout.saturating_sub(started.elapsed());
+        if !self.cluster.wait_applied(index, left).await {
+            return Err(ControllerError::Timeout(format!(
+                "committed at {index} but not yet applied on this broker"
+            )));
+        }
+        Ok(response)
     }
 
-    /// Opens the topic's partitions on their owning cores.
-    async fn open_everywhere(self: &Rc<Self>, topic: &Topic) -> Result<(), BrokerError> {
-        let topic = topic.clone();
-        self.on_every_core(move |core| async move { core.shard.open_partitions(&topic).await })
-            .await
-    }
-
-    /// Creates a topic and its partition logs on their owning cores.
+    /// Creates one topic through the controller (auto-creation, the
+    /// offsets topic): replicas placed by the controller.
     pub async fn create_topic(
-        self: &Rc<Self>,
+        &self,
         name: &str,
         partitions: i32,
-        configs: BTreeMap<String, String>,
+        replication_factor: i32,
+        configs: std::collections::BTreeMap<String, String>,
     ) -> Result<Topic, TopicError> {
-        let topic = Topic {
-            name: name.to_string(),
-            partitions,
-            configs,
+        let request = Request::CreateTopics {
+            topics: vec![NewTopic {
+                name: name.to_string(),
+                partitions,
+                replication_factor,
+                assignments: Vec::new(),
+                configs,
+            }],
+            validate_only: false,
         };
-        let _reservation = self
-            .cluster
-            .reserve(name)
-            .map_err(|_| TopicError::AlreadyExists(name.to_string()))?;
-        self.open_everywhere(&topic).await?;
-        self.cluster
-            .insert(topic.clone())
-            .map_err(BrokerError::from)?;
-        tracing::info!(topic = name, partitions, "created topic");
-        Ok(topic)
+        let response = self
+            .metadata_write(request, METADATA_WRITE_TIMEOUT)
+            .await
+            .map_err(TopicError::Controller)?;
+        if let Response::Topics(outcomes) = response {
+            if let Some(Err(error)) = outcomes.into_iter().next().map(|o| o.result) {
+                return Err(TopicError::Refused(name.to_string(), error));
+            }
+        }
+        self.topic(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))
     }
 
-    pub async fn delete_topic(self: &Rc<Self>, name: &str) -> Result<(), TopicError> {
+    /// A write whose answer is one result per item; the first item's.
+    async fn write_one(&self, name: &str, request: Request) -> Result<(), TopicError> {
+        let response = self
+            .metadata_write(request, METADATA_WRITE_TIMEOUT)
+            .await
+            .map_err(TopicError::Controller)?;
+        match response {
+            Response::Items(items) => match items.into_iter().next() {
+                Some((_, Err(error))) => Err(TopicError::Refused(name.to_string(), error)),
+                _ => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    pub async fn delete_topic(&self, name: &str) -> Result<(), TopicError> {
         if name == OFFSETS_TOPIC {
             return Err(TopicError::Internal(name.to_string()));
         }
-        let removed = self.cluster.remove(name).map_err(BrokerError::from)?;
-        let Some(topic) = removed else {
+        if self.topic(name).is_none() {
             return Err(TopicError::Unknown(name.to_string()));
+        }
+        let request = Request::DeleteTopics {
+            names: vec![name.to_string()],
         };
-        let (name_owned, partitions) = (name.to_string(), topic.partitions);
-        let dropped = self
-            .on_every_core(move |core| async move {
-                core.shard.drop_partitions(&name_owned, partitions).await;
-                Ok(())
-            })
-            .await;
-        if let Err(error) = dropped {
-            tracing::error!(topic = name, %error, "delete partitions");
-        }
-        // Every core's groups forget their committed offsets of the topic.
-        let name_owned = name.to_string();
-        let forgotten = self
-            .on_every_core(move |core| async move {
-                let removed = core.groups.topic_deleted(&name_owned).await;
-                if removed > 0 {
-                    tracing::info!(topic = %name_owned, offsets = removed, "removed committed offsets of deleted topic");
-                }
-                Ok(())
-            })
-            .await;
-        if let Err(error) = forgotten {
-            tracing::error!(topic = name, %error, "remove committed offsets");
-        }
-        tracing::info!(topic = name, "deleted topic");
-        Ok(())
+        self.write_one(name, request).await
     }
 
     /// Grows a topic to `count` partitions (the caller checked it grows).
-    pub async fn add_partitions(self: &Rc<Self>, name: &str, count: i32) -> Result<(), TopicError> {
-        let Some(mut topic) = self.topic(name) else {
-            return Err(TopicError::Unknown(name.to_string()));
+    pub async fn add_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        assignments: Vec<Vec<i32>>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let request = Request::CreatePartitions {
+            topics: vec![(name.to_string(), count, assignments)],
+            validate_only,
         };
-        topic.partitions = count;
-        self.open_everywhere(&topic).await?;
-        self.cluster.insert(topic).map_err(BrokerError::from)?;
-        tracing::info!(topic = name, partitions = count, "added partitions");
-        Ok(())
+        self.write_one(name, request).await
     }
 
-    /// Stores a topic's new config overrides and applies them to its logs on
-    /// every core.
-    pub async fn update_topic(
-        self: &Rc<Self>,
-        topic: Topic,
-        config: LogConfig,
-    ) -> Result<(), BrokerError> {
-        self.cluster.insert(topic.clone())?;
-        let (name, partitions) = (topic.name, topic.partitions);
-        self.on_every_core(move |core| async move {
-            core.shard
-                .reconfigure_partitions(&name, partitions, &config);
-            Ok(())
-        })
-        .await
+    /// Sets (Some) or removes (None) a topic's config overrides.
+    pub async fn alter_topic_configs(
+        &self,
+        name: &str,
+        changes: Vec<(String, Option<String>)>,
+    ) -> Result<(), TopicError> {
+        let request = Request::AlterConfigs {
+            changes: changes
+                .into_iter()
+                .map(|(key, value)| {
+                    (
+                        controller::ConfigResource::Topic(name.to_string()),
+                        key,
+                        value,
+                    )
+                })
+                .collect(),
+            validate_only: false,
+        };
+        self.write_one(name, request).await
+    }
+
+    /// A producer id from this broker's block, asking the controller for
+    /// a new block when it is used up (no two brokers share an id).
+    pub async fn allocate_producer_id(&self) -> Result<i64, ControllerError> {
+        loop {
+            if let Some(id) = self.cluster.take_producer_id() {
+                return Ok(id);
+            }
+            let request = Request::AllocateProducerIds {
+                broker_id: self.config.node_id,
+                broker_epoch: self.cluster.broker_epoch(),
+            };
+            let (_, response) = self
+                .cluster
+                .controller
+                .call(request, METADATA_WRITE_TIMEOUT)
+                .await?;
+            if let Response::ProducerIds { first, count } = response {
+                self.cluster.add_producer_ids(first, count);
+            }
+        }
     }
 }

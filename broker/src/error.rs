@@ -45,6 +45,12 @@ pub enum TopicError {
     Unknown(String),
     #[error("topic '{0}' is internal")]
     Internal(String),
+    /// The controller quorum did not take the change.
+    #[error("{0}")]
+    Controller(controller::ControllerError),
+    /// The active controller refused it.
+    #[error("topic '{0}': {1:?}")]
+    Refused(String, controller::ItemError),
     #[error(transparent)]
     Broker(#[from] BrokerError),
 }
@@ -72,6 +78,8 @@ pub enum ServerError {
         need: usize,
         cores: usize,
     },
+    #[error("controller: {0}")]
+    Controller(#[from] controller::StartError),
     #[error("start executor {core} (io_uring / locked memory?): {reason}")]
     Executor { core: usize, reason: String },
     #[error("core {core}: listen on {address}: {source}")]

@@ -4,6 +4,7 @@
 use crate::error::TopicError;
 use crate::partition::{DeleteRecordsError, ProduceError, ReadError};
 use crate::producer_state::SequenceError;
+use controller::{ControllerError, ItemError};
 use kafka_protocol::error::ResponseError;
 use storage::{BatchError, StorageError};
 
@@ -60,6 +61,54 @@ pub fn topic_error(error: &TopicError) -> ResponseError {
         TopicError::Unknown(_) => ResponseError::UnknownTopicOrPartition,
         TopicError::Internal(_) => ResponseError::InvalidTopicException,
         TopicError::Broker(_) => ResponseError::KafkaStorageError,
+        TopicError::Controller(error) => controller_error(error),
+        TopicError::Refused(_, error) => item_error(error).0,
+    }
+}
+
+/// A topic change's Kafka code and message (the controller's own message
+/// where it gave one).
+pub fn topic_failure(error: &TopicError) -> (ResponseError, String) {
+    match error {
+        TopicError::Refused(_, item) => item_error(item),
+        other => (topic_error(other), other.to_string()),
+    }
+}
+
+/// A whole metadata write refused or lost: what Kafka's forwarding broker
+/// answers when the controller cannot be reached or is not the leader.
+pub fn controller_error(error: &ControllerError) -> ResponseError {
+    match error {
+        ControllerError::NotController { .. } => ResponseError::NotController,
+        ControllerError::Timeout(_) => ResponseError::RequestTimedOut,
+        ControllerError::Stopping => ResponseError::RequestTimedOut,
+        ControllerError::BrokerNotRegistered(_) => ResponseError::BrokerIdNotRegistered,
+        ControllerError::StaleBrokerEpoch { .. } => ResponseError::StaleBrokerEpoch,
+        ControllerError::DuplicateBrokerRegistration(_) => {
+            ResponseError::DuplicateBrokerRegistration
+        }
+    }
+}
+
+/// One topic or config of a request refused by the controller, with the
+/// message Kafka's client shows.
+pub fn item_error(error: &ItemError) -> (ResponseError, String) {
+    match error {
+        ItemError::TopicAlreadyExists => (
+            ResponseError::TopicAlreadyExists,
+            "Topic already exists.".into(),
+        ),
+        ItemError::UnknownTopic => (
+            ResponseError::UnknownTopicOrPartition,
+            "This server does not host this topic-partition.".into(),
+        ),
+        ItemError::InvalidReplicationFactor(m) => {
+            (ResponseError::InvalidReplicationFactor, m.clone())
+        }
+        ItemError::InvalidPartitions(m) => (ResponseError::InvalidPartitions, m.clone()),
+        ItemError::InvalidReplicaAssignment(m) => {
+            (ResponseError::InvalidReplicaAssignment, m.clone())
+        }
     }
 }
 

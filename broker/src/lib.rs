@@ -9,6 +9,7 @@ pub mod error;
 pub mod errors;
 pub mod group;
 pub mod limits;
+pub mod membership;
 pub mod metadata;
 pub mod partition;
 pub mod producer_state;

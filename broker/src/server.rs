@@ -32,11 +32,15 @@ fn io_error(what: String) -> impl FnOnce(std::io::Error) -> ServerError {
 }
 
 const PORT_RECHECK_MS: u64 = 10;
+/// The controller's Raft tick: heartbeats every 2 ticks, elections after
+/// `controller.quorum.election.timeout.ms` worth of them.
+const CONTROLLER_TICK_MS: u64 = 100;
 /// Pending connections per core's listener (glommio's own bind uses 1024).
 const LISTEN_BACKLOG: i32 = 1024;
 
 pub fn run(mut config: Config) -> Result<()> {
-    let io_memory = raise_memlock_limit(config.cores)?;
+    // One more executor: the controller's thread.
+    let io_memory = raise_memlock_limit(config.cores + 1)?;
     check_data_dir(&config.data_dir)?;
     // Logs work with relative paths too (storage makes them absolute), but
     // logs, errors and `describe` output read better with the absolute one.
@@ -56,8 +60,34 @@ pub fn run(mut config: Config) -> Result<()> {
         signal_hook::flag::register(signal, stop.clone())
             .map_err(io_error("install signal handler".into()))?;
     }
-    let cluster = Cluster::open(&config.data_dir)?;
-    config.group.offsets_topic_partitions = ensure_offsets_topic(&cluster, &config)?;
+    let legacy = crate::metadata::topics::TopicStore::open(&config.data_dir)?;
+    let controller = controller::Controller::start(controller_config(&config))?;
+    // `__consumer_offsets` keeps the partition count it was created with:
+    // groups are placed by it.
+    let offsets = crate::group::store::OFFSETS_TOPIC;
+    let existing = controller
+        .image()
+        .topic(offsets)
+        .map(|t| t.partitions.len() as i32)
+        .or_else(|| legacy.get(offsets).map(|t| t.partitions));
+    if let Some(existing) = existing {
+        if existing != config.group.offsets_topic_partitions {
+            tracing::warn!(
+                existing,
+                wanted = config.group.offsets_topic_partitions,
+                "{offsets} keeps its partition count; offsets.topic.num.partitions ignored"
+            );
+        }
+        config.group.offsets_topic_partitions = existing;
+    }
+    if !config.cluster.broker {
+        tracing::info!(node = config.node_id, controller = ?config.cluster.controller_listen, "sluice controller ready");
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(STOP_POLL_MS));
+        }
+        return Ok(());
+    }
+    let cluster = Cluster::new(config.node_id, controller, config.cores);
     let cores = config.cores;
     // Every core opens its partitions before any accepts a client, so a
     // request forwarded at start-up finds its partition open.
@@ -147,7 +177,7 @@ async fn serve(
     let core_index = router.core();
     let listener = bind_listener(config.listen);
     let core = Core::open(config.clone(), cluster, router).await;
-    let (listener, core) = match (listener, core) {
+    let (listener, (core, updates)) = match (listener, core) {
         (Ok(listener), Ok(core)) => (listener, core),
         (Err(e), _) => {
             opened.wait_abandoned();
@@ -167,6 +197,7 @@ async fn serve(
     };
     let retention_interval = Duration::from_millis(config.retention_check_interval_ms);
     glommio::spawn_local(crate::router::serve(core.clone(), requests)).detach();
+    glommio::spawn_local(core.clone().follow_metadata(updates)).detach();
     glommio::spawn_local(
         core.shard
             .clone()
@@ -182,7 +213,8 @@ async fn serve(
         return Err(ServerError::PeerFailed(core_index));
     }
     if core_index == 0 {
-        tracing::info!(listen = %config.listen, cores = config.cores, data_dir = %config.data_dir.display(), "sluice broker ready");
+        // Prints "sluice broker ready" once registered and unfenced.
+        glommio::spawn_local(crate::membership::run(core.clone())).detach();
     }
     loop {
         let accept = async { Some(listener.accept().await) };
@@ -220,51 +252,22 @@ async fn serve_client(core: std::rc::Rc<Core>, stream: glommio::net::TcpStream) 
     crate::connection::serve(core, stream).await;
 }
 
-/// Creates `__consumer_offsets` on first start. Its partition count is
-/// fixed once created (groups are placed by it), so an existing topic wins
-/// over `offsets.topic.num.partitions`, as in Kafka.
-fn ensure_offsets_topic(cluster: &Cluster, config: &Config) -> Result<i32> {
-    use crate::group::store::OFFSETS_TOPIC;
-    let wanted = config.group.offsets_topic_partitions;
-    if let Some(mut topic) = cluster.topic(OFFSETS_TOPIC) {
-        if topic.partitions != wanted {
-            tracing::warn!(
-                existing = topic.partitions,
-                wanted,
-                "{OFFSETS_TOPIC} keeps its partition count; offsets.topic.num.partitions ignored"
-            );
-        }
-        // Created before the log cleaner existed (it was compacted by a
-        // rewrite of its own): the cleaner takes over.
-        if !topic.configs.contains_key("cleanup.policy") {
-            topic
-                .configs
-                .insert("cleanup.policy".into(), "compact".into());
-            cluster.insert(topic.clone())?;
-        }
-        return Ok(topic.partitions);
+/// The controller's settings from the broker's (Kafka's names).
+fn controller_config(config: &Config) -> controller::ControllerConfig {
+    let cluster = &config.cluster;
+    let tick_ms = CONTROLLER_TICK_MS;
+    controller::ControllerConfig {
+        node_id: config.node_id,
+        voters: cluster.voters_or_self(config.node_id),
+        is_voter: cluster.controller,
+        listen: cluster.controller_listen,
+        dir: config.data_dir.join("__cluster_metadata-0"),
+        tick_ms,
+        election_ticks: (cluster.election_timeout_ms / tick_ms).max(3) as usize,
+        session_timeout_ms: cluster.session_timeout_ms,
+        snapshot_entries: crate::limits::METADATA_SNAPSHOT_ENTRIES,
+        durability: controller::Durability::Sync,
     }
-    // Offsets never expire by time (the coordinator expires them per group;
-    // the log cleaner keeps the last record per key), and every write is
-    // durable before it is acknowledged.
-    let configs = [
-        ("cleanup.policy", "compact".to_string()),
-        (
-            "segment.bytes",
-            config.group.offsets_topic_segment_bytes.to_string(),
-        ),
-        ("retention.ms", "-1".to_string()),
-        ("flush.messages", "1".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    cluster.insert(crate::metadata::topics::Topic {
-        name: OFFSETS_TOPIC.to_string(),
-        partitions: wanted,
-        configs,
-    })?;
-    Ok(wanted)
 }
 
 /// Fails when a live listener holds `address`: binds and listens once with

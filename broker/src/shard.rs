@@ -18,6 +18,8 @@ use storage::{CoreMemory, Faults, Log, LogConfig, LogOptions};
 pub struct Shard {
     core: usize,
     cores: usize,
+    /// This broker: only partitions it holds a replica of are opened.
+    node_id: i32,
     data_dir: PathBuf,
     /// The broker's `log.*` defaults that topic overrides apply to.
     defaults: LogConfig,
@@ -30,6 +32,7 @@ impl Shard {
     pub fn new(
         core: usize,
         cores: usize,
+        node_id: i32,
         data_dir: &Path,
         defaults: LogConfig,
         memory: Rc<CoreMemory>,
@@ -37,6 +40,7 @@ impl Shard {
         Shard {
             core,
             cores,
+            node_id,
             data_dir: data_dir.to_path_buf(),
             defaults,
             partitions: RefCell::new(HashMap::new()),
@@ -53,12 +57,14 @@ impl Shard {
         self.data_dir.join(format!("{topic}-{partition}"))
     }
 
-    /// Opens (or recovers) the topic's partitions that this core owns and
-    /// has not opened yet.
-    pub async fn open_partitions(&self, topic: &Topic) -> Result<(), BrokerError> {
+    /// Opens (or recovers) the topic's partitions that this broker hosts,
+    /// this core owns and it has not opened yet; returns their indexes.
+    pub async fn open_partitions(&self, topic: &Topic) -> Result<Vec<i32>, BrokerError> {
         let config = topic.log_config(&self.defaults)?;
+        let mut opened = Vec::new();
         for partition in 0..topic.partitions {
             if !self.is_local(&topic.name, partition)
+                || !topic.hosted_by(partition, self.node_id)
                 || self.partition(&topic.name, partition).is_some()
             {
                 continue;
@@ -83,8 +89,9 @@ impl Shard {
             self.partitions
                 .borrow_mut()
                 .insert((topic.name.clone(), partition), entry);
+            opened.push(partition);
         }
-        Ok(())
+        Ok(opened)
     }
 
     /// Deletes this core's partitions of a deleted topic.

@@ -23,6 +23,14 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+fn raft_id(node_id: i32) -> u64 {
+    node_id as u64 + 1
+}
+
+fn node_id(raft_id: u64) -> u64 {
+    raft_id.saturating_sub(1)
+}
+
 /// io_uring memory of the controller's executor (small: it moves little).
 pub const IO_MEMORY_BYTES: usize = 1024 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -106,12 +114,17 @@ pub struct Controller {
 }
 
 impl Controller {
-    pub fn start(config: ControllerConfig) -> Result<Controller, StartError> {
+    pub fn start(mut config: ControllerConfig) -> Result<Controller, StartError> {
+        // raft-rs reserves id 0 and Kafka's node ids start at 0: inside the
+        // quorum a node is `node.id + 1` (QuorumStatus reports node ids).
+        for (id, _) in &mut config.voters {
+            *id += 1;
+        }
         let store = if config.is_voter {
             if !config
                 .voters
                 .iter()
-                .any(|(id, _)| *id == config.node_id as u64)
+                .any(|(id, _)| *id == raft_id(config.node_id))
             {
                 return Err(StartError::NotAVoter(config.node_id));
             }
@@ -134,12 +147,21 @@ impl Controller {
         });
         let (commands, receiver) = flume::unbounded();
         let thread_shared = shared.clone();
+        let (recovered, recovery) = flume::bounded(1);
         glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
             .name("sluice-controller")
             .io_memory(IO_MEMORY_BYTES)
-            .spawn(move || async move { run(config, store, thread_shared, receiver).await })
+            .spawn(
+                move || async move { run(config, store, thread_shared, receiver, recovered).await },
+            )
             .map_err(|e| StartError::Thread(e.to_string()))?;
-        Ok(Controller { shared, commands })
+        // The image holds everything committed before a restart once this
+        // returns, so the broker opens its partitions from a whole picture.
+        match recovery.recv() {
+            Ok(Ok(())) => Ok(Controller { shared, commands }),
+            Ok(Err(reason)) => Err(StartError::Thread(reason)),
+            Err(_) => Err(StartError::Thread("stopped while recovering".into())),
+        }
     }
 
     /// The request, answered by the active controller once its records
@@ -220,12 +242,13 @@ async fn run(
     store: Option<RaftStore>,
     shared: Arc<Shared>,
     commands: flume::Receiver<Command>,
+    recovered: flume::Sender<Result<(), String>>,
 ) {
     let (wake, woken) = flume::unbounded();
     let node = match store {
         Some(store) => {
             let node_config = NodeConfig {
-                id: config.node_id as u64,
+                id: raft_id(config.node_id),
                 voters: config.voters.iter().map(|(id, _)| *id).collect(),
                 election_ticks: config.election_ticks,
                 heartbeat_ticks: 2,
@@ -233,24 +256,33 @@ async fn run(
                 snapshot_entries: config.snapshot_entries,
                 seed: rand::random(),
             };
-            match Node::open(node_config, store) {
+            // The snapshot, then the committed entries after it (raft-rs
+            // hands them out in the first ready).
+            let opened = Node::open(node_config, store).and_then(|mut node| {
+                node.poll()?;
+                Ok(node)
+            });
+            match opened {
                 Ok(node) => {
-                    // What was applied before the restart (the snapshot).
                     *lock(&shared.image) = Arc::new(node.image().clone());
+                    let _ = recovered.send(Ok(()));
                     Some(RefCell::new(node))
                 }
                 Err(error) => {
-                    tracing::error!(%error, "controller cannot start");
+                    let _ = recovered.send(Err(error.to_string()));
                     return;
                 }
             }
         }
-        None => None,
+        None => {
+            let _ = recovered.send(Ok(()));
+            None
+        }
     };
     let mut peers = HashMap::new();
     if node.is_some() {
         for (id, address) in &config.voters {
-            if *id != config.node_id as u64 {
+            if *id != raft_id(config.node_id) {
                 let (sender, receiver) = flume::bounded(4096);
                 peers.insert(*id, sender);
                 glommio::spawn_local(send_to_peer(*id, *address, receiver)).detach();
@@ -344,12 +376,16 @@ impl Thread {
             Some(node) => {
                 let node = node.borrow();
                 QuorumStatus {
-                    node_id: node.id(),
-                    leader: node.leader(),
+                    node_id: node_id(node.id()),
+                    leader: node.leader().map(node_id),
                     term: node.term(),
                     commit_index: node.commit_index(),
                     applied: node.image().applied,
-                    voters: node.progress(),
+                    voters: node
+                        .progress()
+                        .into_iter()
+                        .map(|(id, matched)| (node_id(id), matched))
+                        .collect(),
                 }
             }
             None => QuorumStatus {
@@ -395,7 +431,7 @@ impl Thread {
             .into_iter()
             .collect();
         for (id, address) in &self.config.voters {
-            if *id != self.config.node_id as u64 && !targets.contains(address) {
+            if *id != raft_id(self.config.node_id) && !targets.contains(address) {
                 targets.push(*address);
             }
         }
@@ -470,7 +506,7 @@ async fn status_anywhere(thread: &Rc<Thread>) -> QuorumStatus {
     if thread.node.is_some() && here.leader == Some(here.node_id) {
         return here;
     }
-    for address in thread.targets(here.leader) {
+    for address in thread.targets(here.leader.map(|id| id + 1)) {
         let asked = async {
             let mut stream = connect(address).await?;
             rpc::write_frame(&mut stream, Kind::Status, b"{}").await?;

@@ -435,6 +435,10 @@ impl Storage for RaftStore {
         max_size: impl Into<Option<u64>>,
         context: GetEntriesContext,
     ) -> raft::Result<Vec<Entry>> {
+        // MemStorage indexes its first entry even for an empty range.
+        if low == high && low >= self.first_index() {
+            return Ok(Vec::new());
+        }
         self.mem.entries(low, high, max_size, context)
     }
 

@@ -1,9 +1,10 @@
-//! CreatePartitions: grow a topic's partition count (never shrink).
+//! CreatePartitions: grow a topic's partition count (never shrink), new
+//! replicas placed by the controller or as assigned.
 
 use crate::api::context::RequestContext;
 use crate::api::topic_name;
 use crate::core::Core;
-use crate::errors::topic_error;
+use crate::errors::topic_failure;
 use crate::metadata::topics::PARTITIONS_MAX;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -36,26 +37,21 @@ pub async fn handle(
                 ResponseError::InvalidPartitions,
                 format!("Number of partitions must be at most {PARTITIONS_MAX}."),
             )),
-            Some(_)
-                if wanted.assignments.as_ref().is_some_and(|a| {
-                    a.iter()
-                        .any(|p| p.broker_ids.iter().any(|b| b.0 != core.config.node_id))
-                }) =>
-            {
-                Err((
-                    ResponseError::InvalidReplicaAssignment,
-                    "Only this broker can host replicas.".to_string(),
-                ))
-            }
             Some(_) if name == crate::group::store::OFFSETS_TOPIC => Err((
                 ResponseError::InvalidTopicException,
                 "The partition count of an internal topic is fixed.".to_string(),
             )),
-            Some(_) if request.validate_only => Ok(()),
-            Some(_) => core
-                .add_partitions(&name, wanted.count)
-                .await
-                .map_err(|e| (topic_error(&e), e.to_string())),
+            Some(_) => {
+                let assignments = wanted
+                    .assignments
+                    .iter()
+                    .flatten()
+                    .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                    .collect();
+                core.add_partitions(&name, wanted.count, assignments, request.validate_only)
+                    .await
+                    .map_err(|e| topic_failure(&e))
+            }
         };
         results.push(match outcome {
             Ok(()) => result,

@@ -1,14 +1,19 @@
-//! CreateTopics: partitions, configs (checked against the log config),
-//! validate_only. Single node: replication factor must be 1 (or -1).
-//! Checks in Kafka's order (`ReplicationControlManager.createTopics`):
-//! the name, then TOPIC_ALREADY_EXISTS, then the configs, then partitions
-//! and replication factor.
+//! CreateTopics: partitions, replication factor (`default.replication.factor`
+//! for -1) or explicit assignments, configs (checked against the log
+//! config), validate_only. Checks in Kafka's order
+//! (`ReplicationControlManager.createTopics`): the name, then
+//! TOPIC_ALREADY_EXISTS, then the configs, then partitions; placement and
+//! the replication factor against the unfenced brokers are the active
+//! controller's, and the answer comes once the topics are committed to the
+//! metadata log and applied on this broker.
 
 use crate::api::context::RequestContext;
 use crate::api::topic_name;
 use crate::core::Core;
-use crate::errors::topic_error;
+use crate::core::METADATA_WRITE_TIMEOUT;
+use crate::errors::{controller_error, item_error};
 use crate::metadata::topics::{is_valid_topic_name, PARTITIONS_MAX};
+use controller::{NewTopic, Request, Response};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
@@ -22,7 +27,9 @@ pub async fn handle(
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
     let mut seen = HashSet::new();
+    // In request order: Ok(answered already) or Err((result, index into `wanted`)).
     let mut results = Vec::new();
+    let mut wanted: Vec<NewTopic> = Vec::new();
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let result = CreatableTopicResult::default().with_name(topic_name(&name));
@@ -35,24 +42,24 @@ pub async fn handle(
                 .with_replication_factor(-1)
         };
         if !seen.insert(name.clone()) {
-            results.push(fail(
+            results.push(Ok(fail(
                 ResponseError::InvalidRequest,
                 format!("Topic '{name}' appears twice in the request."),
-            ));
+            )));
             continue;
         }
         if !is_valid_topic_name(&name) {
-            results.push(fail(
+            results.push(Ok(fail(
                 ResponseError::InvalidTopicException,
                 format!("Topic name '{name}' is illegal: use 1-249 of [a-zA-Z0-9._-]."),
-            ));
+            )));
             continue;
         }
         if core.topic(&name).is_some() {
-            results.push(fail(
+            results.push(Ok(fail(
                 ResponseError::TopicAlreadyExists,
                 format!("Topic '{name}' already exists."),
-            ));
+            )));
             continue;
         }
         let mut configs = BTreeMap::new();
@@ -73,44 +80,133 @@ pub async fn handle(
             let reason = format!("CreateTopics '{name}': INVALID_CONFIG: {message}");
             core.refusals
                 .warn_once(&ctx.client_id, ctx.connection.peer, &reason);
-            results.push(fail(ResponseError::InvalidConfig, message));
+            results.push(Ok(fail(ResponseError::InvalidConfig, message)));
             continue;
         }
-        let partitions = if topic.num_partitions == -1 {
+        let assignments: Vec<Vec<i32>> = {
+            let mut sorted: Vec<_> = topic.assignments.iter().collect();
+            sorted.sort_by_key(|a| a.partition_index);
+            sorted
+                .iter()
+                .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                .collect()
+        };
+        let explicit = !assignments.is_empty();
+        if explicit && (topic.num_partitions != -1 || topic.replication_factor != -1) {
+            results.push(Ok(fail(
+                ResponseError::InvalidRequest,
+                "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".to_string(),
+            )));
+            continue;
+        }
+        if explicit
+            && topic.assignments.iter().enumerate().any(|(i, a)| {
+                !topic
+                    .assignments
+                    .iter()
+                    .any(|b| b.partition_index == i as i32)
+                    || a.broker_ids.is_empty()
+            })
+        {
+            results.push(Ok(fail(
+                ResponseError::InvalidReplicaAssignment,
+                "Partitions should be a consecutive 0-based integer sequence.".to_string(),
+            )));
+            continue;
+        }
+        let partitions = if explicit {
+            assignments.len() as i32
+        } else if topic.num_partitions == -1 {
             core.config.num_partitions
         } else {
             topic.num_partitions
         };
         if !(1..=PARTITIONS_MAX).contains(&partitions) {
-            results.push(fail(
+            results.push(Ok(fail(
                 ResponseError::InvalidPartitions,
                 format!("Number of partitions must be between 1 and {PARTITIONS_MAX}."),
-            ));
+            )));
             continue;
         }
-        if !matches!(topic.replication_factor, -1 | 1) || !topic.assignments.is_empty() {
-            results.push(fail(
+        let replication_factor = match topic.replication_factor {
+            -1 => core.config.cluster.default_replication_factor,
+            n => i32::from(n),
+        };
+        if !explicit && replication_factor < 1 {
+            results.push(Ok(fail(
                 ResponseError::InvalidReplicationFactor,
-                "Replication factor must be 1: this is a single-node broker.".to_string(),
-            ));
+                "Replication factor must be larger than 0.".to_string(),
+            )));
             continue;
         }
-        if request.validate_only {
-            results.push(
-                result
-                    .with_num_partitions(partitions)
-                    .with_replication_factor(1),
-            );
-            continue;
-        }
-        match core.create_topic(&name, partitions, configs).await {
-            Ok(_) => results.push(
-                result
-                    .with_num_partitions(partitions)
-                    .with_replication_factor(1),
-            ),
-            Err(error) => results.push(fail(topic_error(&error), error.to_string())),
-        }
+        results.push(Err((result, wanted.len())));
+        wanted.push(NewTopic {
+            name,
+            partitions,
+            replication_factor,
+            assignments,
+            configs,
+        });
     }
-    CreateTopicsResponse::default().with_topics(results)
+    if wanted.is_empty() {
+        return CreateTopicsResponse::default().with_topics(
+            results
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|(r, _)| r))
+                .collect(),
+        );
+    }
+    let timeout = match request.timeout_ms {
+        t if t > 0 => std::time::Duration::from_millis(t as u64),
+        _ => METADATA_WRITE_TIMEOUT,
+    };
+    let written = core
+        .metadata_write(
+            Request::CreateTopics {
+                topics: wanted,
+                validate_only: request.validate_only,
+            },
+            timeout,
+        )
+        .await;
+    let outcomes = match written {
+        Ok(Response::Topics(outcomes)) => Ok(outcomes),
+        Ok(_) => Err(ResponseError::UnknownServerError),
+        Err(error) => Err(controller_error(&error)),
+    };
+    let topics = results
+        .into_iter()
+        .map(|r| match r {
+            Ok(done) => done,
+            Err((result, index)) => {
+                let fail = |code: ResponseError, message: String| {
+                    result
+                        .clone()
+                        .with_error_code(code.code())
+                        .with_error_message(Some(StrBytes::from_string(message)))
+                        .with_num_partitions(-1)
+                        .with_replication_factor(-1)
+                };
+                match &outcomes {
+                    Err(code) => fail(
+                        *code,
+                        format!("The controller quorum did not take the change: {code:?}"),
+                    ),
+                    Ok(outcomes) => match outcomes.get(index).map(|o| &o.result) {
+                        Some(Ok(created)) => result
+                            .clone()
+                            .with_topic_id(uuid::Uuid::from_u128(created.topic_id))
+                            .with_num_partitions(created.partitions)
+                            .with_replication_factor(created.replication_factor as i16),
+                        Some(Err(error)) => {
+                            let (code, message) = item_error(error);
+                            fail(code, message)
+                        }
+                        None => fail(ResponseError::UnknownServerError, String::new()),
+                    },
+                }
+            }
+        })
+        .collect();
+    CreateTopicsResponse::default().with_topics(topics)
 }

@@ -1,5 +1,6 @@
-//! DeleteTopics: by name (v1-5 `topic_names`, v6 `topics`). Topic ids are
-//! not assigned yet, so a delete by id is UNKNOWN_TOPIC_ID.
+//! DeleteTopics: by name (v1-5 `topic_names`, v6 `topics` by name or id),
+//! through the controller; each broker drops its partitions as it applies
+//! the removal.
 
 use crate::api::context::RequestContext;
 use crate::core::Core;
@@ -7,6 +8,7 @@ use crate::errors::topic_error;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use std::rc::Rc;
 
 pub async fn handle(
@@ -15,14 +17,31 @@ pub async fn handle(
     request: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
     let version = ctx.version;
-    let names: Vec<Option<TopicName>> = if version >= 6 {
-        request.topics.into_iter().map(|t| t.name).collect()
+    let names: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= 6 {
+        request
+            .topics
+            .into_iter()
+            .map(|t| (t.name, t.topic_id))
+            .collect()
     } else {
-        request.topic_names.into_iter().map(Some).collect()
+        request
+            .topic_names
+            .into_iter()
+            .map(|n| (Some(n), uuid::Uuid::nil()))
+            .collect()
     };
     let mut responses = Vec::new();
     for name in names {
-        let result = DeletableTopicResult::default().with_name(name.clone());
+        let (name, id) = name;
+        let by_id = name.is_none().then(|| {
+            core.image()
+                .topic_by_id(id.as_u128())
+                .map(|t| TopicName(StrBytes::from_string(t.name.clone())))
+        });
+        let name = name.or(by_id.flatten());
+        let result = DeletableTopicResult::default()
+            .with_name(name.clone())
+            .with_topic_id(id);
         let Some(name) = name else {
             responses.push(result.with_error_code(ResponseError::UnknownTopicId.code()));
             continue;

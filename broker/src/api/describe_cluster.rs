@@ -1,7 +1,8 @@
-//! DescribeCluster: this single broker, also the controller.
+//! DescribeCluster: the registered brokers (fenced ones too when asked,
+//! v2, KIP-1073) and the active controller, from this broker's image.
 
 use crate::api::context::RequestContext;
-use crate::api::metadata::CLUSTER_ID;
+use crate::api::metadata::{controller_id, CLUSTER_ID};
 use crate::core::Core;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -11,16 +12,27 @@ use std::rc::Rc;
 pub async fn handle(
     _ctx: &RequestContext,
     core: &Rc<Core>,
-    _request: DescribeClusterRequest,
+    request: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
-    let config = &core.config;
-    let node = BrokerId(config.node_id);
-    let broker = DescribeClusterBroker::default()
-        .with_broker_id(node)
-        .with_host(StrBytes::from_string(config.advertised_host.clone()))
-        .with_port(i32::from(config.advertised_port));
+    let image = core.image();
+    let brokers = image
+        .brokers
+        .values()
+        .filter(|b| !b.fenced || request.include_fenced_brokers)
+        .filter_map(|b| {
+            let endpoint = b.endpoints.iter().find(|e| e.name == "PLAINTEXT")?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.id))
+                    .with_host(StrBytes::from_string(endpoint.host.clone()))
+                    .with_port(i32::from(endpoint.port))
+                    .with_rack(b.rack.clone().map(StrBytes::from_string))
+                    .with_is_fenced(b.fenced),
+            )
+        })
+        .collect();
     DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_static_str(CLUSTER_ID))
-        .with_controller_id(node)
-        .with_brokers(vec![broker])
+        .with_controller_id(controller_id(core))
+        .with_brokers(brokers)
 }

@@ -14,6 +14,7 @@
 
 use crate::api::context::RequestContext;
 use crate::core::Core;
+use crate::group::store::OFFSETS_TOPIC;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -30,9 +31,26 @@ pub async fn handle(
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let version = ctx.version;
-    let node = BrokerId(core.config.node_id);
-    let host = StrBytes::from_string(core.config.advertised_host.clone());
-    let port = i32::from(core.config.advertised_port);
+    if request.key_type == KEY_TYPE_GROUP && core.topic(OFFSETS_TOPIC).is_none() {
+        ensure_offsets_topic(core).await;
+    }
+    let image = core.image();
+    let coordinator_of = |key: &str| -> Option<(BrokerId, StrBytes, i32)> {
+        let partitions = image.topic(OFFSETS_TOPIC)?.partitions.len() as i32;
+        let partition = crate::group::store::partition_for(key, partitions);
+        let leader = image
+            .topic(OFFSETS_TOPIC)?
+            .partitions
+            .get(partition as usize)?
+            .leader;
+        let broker = image.brokers.get(&leader).filter(|b| !b.fenced)?;
+        let endpoint = broker.endpoints.iter().find(|e| e.name == "PLAINTEXT")?;
+        Some((
+            BrokerId(leader),
+            StrBytes::from_string(endpoint.host.clone()),
+            i32::from(endpoint.port),
+        ))
+    };
     let answer = |key: &str| -> (i16, Option<String>) {
         if request.key_type != KEY_TYPE_GROUP {
             let reason = format!(
@@ -50,6 +68,11 @@ pub async fn handle(
                 ResponseError::InvalidRequest.code(),
                 Some("Empty group id.".to_string()),
             )
+        } else if coordinator_of(key).is_none() {
+            (
+                ResponseError::CoordinatorNotAvailable.code(),
+                Some("The coordinator is not available.".to_string()),
+            )
         } else {
             (0, None)
         }
@@ -64,10 +87,10 @@ pub async fn handle(
                     .with_key(key.clone())
                     .with_error_code(error_code)
                     .with_error_message(message.map(StrBytes::from_string));
-                if error_code == 0 {
+                if let Some((node, host, port)) = coordinator_of(key).filter(|_| error_code == 0) {
                     coordinator
                         .with_node_id(node)
-                        .with_host(host.clone())
+                        .with_host(host)
                         .with_port(port)
                 } else {
                     coordinator.with_node_id(BrokerId(-1)).with_port(-1)
@@ -83,9 +106,54 @@ pub async fn handle(
     } else {
         response
     };
-    if error_code == 0 {
+    if let Some((node, host, port)) = coordinator_of(&request.key).filter(|_| error_code == 0) {
         response.with_node_id(node).with_host(host).with_port(port)
     } else {
         response.with_node_id(BrokerId(-1)).with_port(-1)
+    }
+}
+
+/// Creates `__consumer_offsets` on first use, as Kafka does: compacted,
+/// `offsets.topic.num.partitions` partitions, replication factor
+/// `offsets.topic.replication.factor` capped by the unfenced brokers.
+pub async fn ensure_offsets_topic(core: &Core) {
+    let group = &core.config.group;
+    let live = core.image().unfenced_brokers().count() as i32;
+    let replication = core
+        .config
+        .cluster
+        .offsets_replication_factor
+        .min(live)
+        .max(1);
+    // Offsets never expire by time (the coordinator expires them per group;
+    // the log cleaner keeps the last record per key), and every write is
+    // durable before it is acknowledged.
+    let configs = [
+        ("cleanup.policy", "compact".to_string()),
+        (
+            "segment.bytes",
+            group.offsets_topic_segment_bytes.to_string(),
+        ),
+        ("retention.ms", "-1".to_string()),
+        ("flush.messages", "1".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    match core
+        .create_topic(
+            OFFSETS_TOPIC,
+            group.offsets_topic_partitions,
+            replication,
+            configs,
+        )
+        .await
+    {
+        Ok(_) => tracing::info!(
+            partitions = group.offsets_topic_partitions,
+            replication,
+            "created {OFFSETS_TOPIC}"
+        ),
+        Err(error) => tracing::debug!(%error, "create {OFFSETS_TOPIC}"),
     }
 }

@@ -1,6 +1,6 @@
 //! IncrementalAlterConfigs for topics: SET and DELETE of the configs Sluice
-//! honours, checked against the log config, applied to every partition and
-//! persisted. Broker configs are static (set at start-up).
+//! honours, checked against the log config, committed through the controller and
+//! applied by every broker to its partitions. Broker configs are static (set at start-up).
 
 use crate::api::context::RequestContext;
 use crate::api::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
@@ -65,6 +65,7 @@ async fn alter_topic(
             format!("Topic '{name}' does not exist."),
         ));
     };
+    let mut wanted = Vec::new();
     for change in changes {
         let key = change.name.to_string();
         match change.config_operation {
@@ -74,10 +75,12 @@ async fn alter_topic(
                     .as_ref()
                     .map(|v| v.to_string())
                     .unwrap_or_default();
-                topic.configs.insert(key, value);
+                topic.configs.insert(key.clone(), value.clone());
+                wanted.push((key, Some(value)));
             }
             OP_DELETE => {
                 topic.configs.remove(&key);
+                wanted.push((key, None));
             }
             _ => {
                 return Err((
@@ -87,13 +90,13 @@ async fn alter_topic(
             }
         }
     }
-    let config = topic
+    topic
         .log_config(&core.config.log)
         .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
-    if validate_only {
+    if validate_only || wanted.is_empty() {
         return Ok(());
     }
-    core.update_topic(topic, config)
+    core.alter_topic_configs(name, wanted)
         .await
-        .map_err(|e| (ResponseError::KafkaStorageError, e.to_string()))
+        .map_err(|e| crate::errors::topic_failure(&e))
 }

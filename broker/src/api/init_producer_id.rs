@@ -32,14 +32,16 @@ pub async fn handle(
         );
         return response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
     }
-    let (id, epoch) = if request.producer_id.0 >= 0 && request.producer_epoch >= 0 {
-        if request.producer_epoch == i16::MAX - 1 {
-            (core.cluster.allocate_producer_id(), 0)
-        } else {
-            (request.producer_id.0, request.producer_epoch + 1)
-        }
+    let renew = request.producer_id.0 >= 0 && request.producer_epoch >= 0;
+    let (id, epoch) = if renew && request.producer_epoch != i16::MAX - 1 {
+        (request.producer_id.0, request.producer_epoch + 1)
     } else {
-        (core.cluster.allocate_producer_id(), 0)
+        match core.allocate_producer_id().await {
+            Ok(id) => (id, 0),
+            Err(error) => {
+                return response.with_error_code(crate::errors::controller_error(&error).code())
+            }
+        }
     };
     response
         .with_producer_id(ProducerId(id))

@@ -1,5 +1,7 @@
-//! Metadata: this broker, and the topics asked for (auto-creating unknown
-//! ones per `auto.create.topics.enable`).
+//! Metadata: every unfenced broker, the active controller, and the topics
+//! asked for (auto-creating unknown ones per `auto.create.topics.enable`,
+//! through the controller) with each partition's leader, leader epoch,
+//! replicas, ISR and offline replicas, from this broker's metadata image.
 
 use crate::api::context::RequestContext;
 use crate::api::topic_name;
@@ -7,6 +9,7 @@ use crate::core::Core;
 use crate::error::TopicError;
 use crate::errors::topic_error;
 use crate::metadata::topics::{is_valid_topic_name, Topic};
+use controller::MetadataImage;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -18,6 +21,34 @@ use std::rc::Rc;
 
 pub const CLUSTER_ID: &str = "sluice-single-node";
 
+/// The brokers clients may talk to: unfenced, with their PLAINTEXT endpoint.
+pub fn live_brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
+    image
+        .unfenced_brokers()
+        .filter_map(|b| {
+            let endpoint = b.endpoints.iter().find(|e| e.name == "PLAINTEXT")?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.id))
+                    .with_host(StrBytes::from_string(endpoint.host.clone()))
+                    .with_port(i32::from(endpoint.port))
+                    .with_rack(b.rack.clone().map(StrBytes::from_string)),
+            )
+        })
+        .collect()
+}
+
+/// The active controller's id, as clients see it (-1 while there is none).
+pub fn controller_id(core: &Core) -> BrokerId {
+    BrokerId(
+        core.cluster
+            .controller
+            .local_status()
+            .leader
+            .map_or(-1, |id| id as i32),
+    )
+}
+
 pub async fn handle(
     ctx: &RequestContext,
     core: &Rc<Core>,
@@ -25,7 +56,6 @@ pub async fn handle(
 ) -> MetadataResponse {
     let version = ctx.version;
     let config = &core.config;
-    let node = BrokerId(config.node_id);
     let requested: Option<Vec<String>> = match request.topics {
         None => None,
         Some(list) if list.is_empty() && version == 0 => None,
@@ -40,49 +70,51 @@ pub async fn handle(
     let mut topics = Vec::new();
     match requested {
         None => {
-            let all: Vec<Topic> = core.cluster.topics();
-            topics.extend(all.iter().map(|t| describe(t, node)));
+            let image = core.image();
+            topics.extend(
+                image
+                    .topics
+                    .values()
+                    .map(|t| describe(&Topic::from_image(t), &image)),
+            );
         }
         Some(names) => {
             for name in names {
-                topics.push(lookup_or_create(core, &name, auto_create, node).await);
+                topics.push(lookup_or_create(core, &name, auto_create).await);
             }
         }
     }
-    let broker = MetadataResponseBroker::default()
-        .with_node_id(node)
-        .with_host(StrBytes::from_string(config.advertised_host.clone()))
-        .with_port(i32::from(config.advertised_port));
+    let image = core.image();
     MetadataResponse::default()
-        .with_brokers(vec![broker])
+        .with_brokers(live_brokers(&image))
         .with_cluster_id(Some(StrBytes::from_static_str(CLUSTER_ID)))
-        .with_controller_id(node)
+        .with_controller_id(controller_id(core))
         .with_topics(topics)
 }
 
-async fn lookup_or_create(
-    core: &Rc<Core>,
-    name: &str,
-    auto_create: bool,
-    node: BrokerId,
-) -> MetadataResponseTopic {
+async fn lookup_or_create(core: &Rc<Core>, name: &str, auto_create: bool) -> MetadataResponseTopic {
     if let Some(topic) = core.topic(name) {
-        return describe(&topic, node);
+        return describe(&topic, &core.image());
     }
     let error = if !is_valid_topic_name(name) {
         ResponseError::InvalidTopicException
     } else if !auto_create {
         ResponseError::UnknownTopicOrPartition
     } else {
-        match core
-            .create_topic(name, core.config.num_partitions, BTreeMap::new())
-            .await
-        {
-            Ok(topic) => return describe(&topic, node),
-            Err(TopicError::AlreadyExists(_)) => {
+        let created = core
+            .create_topic(
+                name,
+                core.config.num_partitions,
+                core.config.cluster.default_replication_factor,
+                BTreeMap::new(),
+            )
+            .await;
+        match created {
+            Ok(topic) => return describe(&topic, &core.image()),
+            Err(TopicError::Refused(_, controller::ItemError::TopicAlreadyExists)) => {
                 match core.topic(name) {
-                    Some(topic) => return describe(&topic, node),
-                    // Another core is creating it right now: retriable.
+                    Some(topic) => return describe(&topic, &core.image()),
+                    // Created elsewhere, not applied here yet: retriable.
                     None => ResponseError::LeaderNotAvailable,
                 }
             }
@@ -94,19 +126,33 @@ async fn lookup_or_create(
         .with_error_code(error.code())
 }
 
-fn describe(topic: &Topic, node: BrokerId) -> MetadataResponseTopic {
-    let partitions = (0..topic.partitions)
-        .map(|index| {
+fn describe(topic: &Topic, image: &MetadataImage) -> MetadataResponseTopic {
+    let fenced = |id: &i32| image.brokers.get(id).is_none_or(|b| b.fenced);
+    let ids = |list: &[i32]| list.iter().map(|id| BrokerId(*id)).collect::<Vec<_>>();
+    let partitions = topic
+        .assignment
+        .iter()
+        .enumerate()
+        .map(|(index, p)| {
+            let offline: Vec<i32> = p.replicas.iter().copied().filter(fenced).collect();
+            let error = if p.leader < 0 {
+                ResponseError::LeaderNotAvailable.code()
+            } else {
+                0
+            };
             MetadataResponsePartition::default()
-                .with_partition_index(index)
-                .with_leader_id(node)
-                .with_leader_epoch(0)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_error_code(error)
+                .with_partition_index(index as i32)
+                .with_leader_id(BrokerId(p.leader))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(ids(&p.replicas))
+                .with_isr_nodes(ids(&p.isr))
+                .with_offline_replicas(ids(&offline))
         })
         .collect();
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&topic.name)))
+        .with_topic_id(uuid::Uuid::from_u128(topic.id))
         .with_is_internal(topic.name == crate::group::store::OFFSETS_TOPIC)
         .with_partitions(partitions)
 }

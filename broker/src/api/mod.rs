@@ -93,7 +93,7 @@ served_apis! {
     CreatePartitions(m::CreatePartitionsRequest) 0..=3 => create_partitions::handle;
     DescribeConfigs(m::DescribeConfigsRequest) 1..=4 => describe_configs::handle;
     IncrementalAlterConfigs(m::IncrementalAlterConfigsRequest) 0..=1 => incremental_alter_configs::handle;
-    DescribeCluster(m::DescribeClusterRequest) 0..=1 => describe_cluster::handle;
+    DescribeCluster(m::DescribeClusterRequest) 0..=2 => describe_cluster::handle;
     FindCoordinator(m::FindCoordinatorRequest) 0..=4 => find_coordinator::handle;
     JoinGroup(m::JoinGroupRequest) 0..=9 => join_group::handle;
     SyncGroup(m::SyncGroupRequest) 0..=5 => sync_group::handle;

@@ -621,8 +621,15 @@ impl Groups {
 
     /// Reloads this core's groups from its `__consumer_offsets` partitions.
     pub async fn load(&self) -> Result<(), BrokerError> {
+        let all: Vec<i32> = (0..self.offsets_partitions()).collect();
+        self.load_partitions(&all).await
+    }
+
+    /// Loads the groups of these `__consumer_offsets` partitions (those this
+    /// core has open): at start-up, and when the metadata log opens them.
+    pub async fn load_partitions(&self, partitions: &[i32]) -> Result<(), BrokerError> {
         let mut loaded = 0usize;
-        for index in 0..self.offsets_partitions() {
+        for &index in partitions {
             let Some(partition) = self.offsets_partition(index) else {
                 continue;
             };

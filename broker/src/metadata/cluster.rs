@@ -1,92 +1,121 @@
-//! What every core of this broker shares: the topic registry and the
-//! producer-id counter. Only metadata paths (Metadata, CreateTopics, configs,
-//! InitProducerId) touch it; produce and fetch go straight to the owning
-//! core's partitions and never take this lock.
+//! What every core of this broker shares: the controller handle (the
+//! metadata image, calls to the active controller), this broker's
+//! registration, its block of producer ids, how far each core has applied
+//! the metadata log, and the connection count. Produce and fetch never
+//! take a lock here: each core keeps its own copy of the image (core.rs).
 
-use crate::error::MetadataError;
-use crate::metadata::topics::{Topic, TopicStore};
-use kafka_protocol::error::ResponseError;
-use std::collections::HashSet;
-use std::path::Path;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-
-struct Registry {
-    store: TopicStore,
-    /// Names whose partitions are being opened on their cores: reserved so
-    /// that two cores cannot create the same topic at once.
-    creating: HashSet<String>,
-}
+use crate::metadata::topics::Topic;
+use controller::{Controller, MetadataImage};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub struct Cluster {
-    registry: Mutex<Registry>,
-    next_producer_id: AtomicI64,
+    pub node_id: i32,
+    pub controller: Controller,
     /// Open client connections on all cores (`max.connections` is per broker).
     connections: Arc<AtomicUsize>,
+    /// This broker's epoch (the index of its registration); 0 until registered.
+    broker_epoch: AtomicU64,
+    /// Unfenced by the controller (registered and caught up).
+    unfenced: AtomicBool,
+    /// The metadata index each core has applied to its shard.
+    applied: Vec<AtomicU64>,
+    /// (next, end) of the producer-id block the controller gave this broker.
+    producer_ids: Mutex<(i64, i64)>,
 }
 
 impl Cluster {
-    pub fn open(data_dir: &Path) -> Result<Arc<Cluster>, MetadataError> {
-        let store = TopicStore::open(data_dir)?;
-        // Idempotent producer state is not persisted, so ids must not repeat
-        // across restarts: start from the clock.
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_millis() as i64);
-        Ok(Arc::new(Cluster {
-            registry: Mutex::new(Registry {
-                store,
-                creating: HashSet::new(),
-            }),
-            next_producer_id: AtomicI64::new(seed << 8),
+    pub fn new(node_id: i32, controller: Controller, cores: usize) -> Arc<Cluster> {
+        Arc::new(Cluster {
+            node_id,
+            controller,
             connections: Arc::new(AtomicUsize::new(0)),
-        }))
-    }
-
-    /// The lock is only ever held for in-memory work plus the registry's
-    /// small file write, never across an `.await`. A panic while holding it
-    /// cannot leave the registry half-updated (insert/remove are single map
-    /// operations), so a poisoned lock is still usable.
-    fn registry(&self) -> MutexGuard<'_, Registry> {
-        self.registry.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn topic(&self, name: &str) -> Option<Topic> {
-        self.registry().store.get(name).cloned()
-    }
-
-    pub fn topics(&self) -> Vec<Topic> {
-        self.registry().store.all().cloned().collect()
-    }
-
-    /// Reserves `name` for creation: TOPIC_ALREADY_EXISTS if it exists or
-    /// another core is creating it. The reservation ends when the guard drops.
-    pub fn reserve(self: &Arc<Self>, name: &str) -> Result<Reservation, ResponseError> {
-        let mut registry = self.registry();
-        if registry.store.get(name).is_some() || !registry.creating.insert(name.to_string()) {
-            return Err(ResponseError::TopicAlreadyExists);
-        }
-        Ok(Reservation {
-            cluster: self.clone(),
-            name: name.to_string(),
+            broker_epoch: AtomicU64::new(0),
+            unfenced: AtomicBool::new(false),
+            applied: (0..cores).map(|_| AtomicU64::new(0)).collect(),
+            producer_ids: Mutex::new((0, 0)),
         })
     }
 
-    /// Adds or replaces a topic and persists the registry.
-    pub fn insert(&self, topic: Topic) -> Result<(), MetadataError> {
-        self.registry().store.insert(topic)
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.controller.image()
     }
 
-    pub fn remove(&self, name: &str) -> Result<Option<Topic>, MetadataError> {
-        self.registry().store.remove(name)
+    pub fn topic(&self, name: &str) -> Option<Topic> {
+        self.image().topic(name).map(Topic::from_image)
     }
 
-    pub fn allocate_producer_id(&self) -> i64 {
-        self.next_producer_id.fetch_add(1, Ordering::Relaxed)
+    pub fn topics(&self) -> Vec<Topic> {
+        self.image()
+            .topics
+            .values()
+            .map(Topic::from_image)
+            .collect()
     }
-}
 
-impl Cluster {
+    pub fn broker_epoch(&self) -> u64 {
+        self.broker_epoch.load(Ordering::Acquire)
+    }
+
+    pub fn set_broker_epoch(&self, epoch: u64) {
+        self.broker_epoch.store(epoch, Ordering::Release);
+    }
+
+    pub fn is_unfenced(&self) -> bool {
+        self.unfenced.load(Ordering::Acquire)
+    }
+
+    pub fn set_unfenced(&self, unfenced: bool) {
+        self.unfenced.store(unfenced, Ordering::Release);
+    }
+
+    pub fn set_applied(&self, core: usize, index: u64) {
+        if let Some(applied) = self.applied.get(core) {
+            applied.fetch_max(index, Ordering::AcqRel);
+        }
+    }
+
+    /// The metadata index every core has applied.
+    pub fn applied_everywhere(&self) -> u64 {
+        self.applied
+            .iter()
+            .map(|a| a.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Waits until every core has applied `index` (so an answer to a topic
+    /// change is true on this broker when given); false after `timeout`.
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.applied_everywhere() < index {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            // Metadata changes are rare and apply in microseconds; a short
+            // poll keeps the cores free of another wake-up channel.
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+        true
+    }
+
+    /// The next id of this broker's block, if any is left.
+    pub fn take_producer_id(&self) -> Option<i64> {
+        let mut ids = self.producer_ids.lock().unwrap_or_else(|e| e.into_inner());
+        (ids.0 < ids.1).then(|| {
+            ids.0 += 1;
+            ids.0 - 1
+        })
+    }
+
+    pub fn add_producer_ids(&self, first: i64, count: i64) {
+        let mut ids = self.producer_ids.lock().unwrap_or_else(|e| e.into_inner());
+        if ids.0 >= ids.1 {
+            *ids = (first, first + count);
+        }
+    }
+
     /// Counts a new connection unless `max` are open; the slot is given back
     /// when the returned guard drops.
     pub fn take_connection(&self, max: usize) -> Option<ConnectionSlot> {
@@ -104,71 +133,5 @@ pub struct ConnectionSlot(Arc<AtomicUsize>);
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-pub struct Reservation {
-    cluster: Arc<Cluster>,
-    name: String,
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        self.cluster.registry().creating.remove(&self.name);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_name_can_be_reserved_once_until_released() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cluster = Cluster::open(dir.path()).expect("open");
-        let first = cluster.reserve("t").expect("free");
-        assert_eq!(
-            cluster.reserve("t").err(),
-            Some(ResponseError::TopicAlreadyExists)
-        );
-        drop(first);
-        assert!(cluster.reserve("t").is_ok());
-    }
-
-    #[test]
-    fn an_existing_topic_cannot_be_reserved() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cluster = Cluster::open(dir.path()).expect("open");
-        cluster
-            .insert(Topic {
-                name: "t".into(),
-                partitions: 1,
-                configs: Default::default(),
-            })
-            .expect("insert");
-        assert_eq!(
-            cluster.reserve("t").err(),
-            Some(ResponseError::TopicAlreadyExists)
-        );
-    }
-
-    #[test]
-    fn connections_are_capped_and_slots_given_back() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cluster = Cluster::open(dir.path()).expect("open");
-        let first = cluster.take_connection(2).expect("1 of 2");
-        let _second = cluster.take_connection(2).expect("2 of 2");
-        assert!(cluster.take_connection(2).is_none());
-        drop(first);
-        assert!(cluster.take_connection(2).is_some());
-    }
-
-    #[test]
-    fn producer_ids_are_unique() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cluster = Cluster::open(dir.path()).expect("open");
-        let a = cluster.allocate_producer_id();
-        let b = cluster.allocate_producer_id();
-        assert_ne!(a, b);
     }
 }

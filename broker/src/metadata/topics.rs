@@ -1,11 +1,11 @@
-//! The topic registry of this broker: names, partition counts and per-topic
-//! config overrides, persisted in `<data-dir>/__sluice_metadata/topics` so
-//! that topics survive restarts. Text, one topic per line:
-//! `name<TAB>partitions<TAB>key=value,key=value`, replaced atomically.
+//! Topics as the broker uses them (a view of the controller's image), the
+//! topic-name rules, and the registry file of the single-node broker before
+//! the controller quorum (`<data-dir>/__sluice_metadata/topics`, text, one
+//! topic per line: `name<TAB>partitions<TAB>key=value,key=value`), read
+//! once to migrate its topics into the metadata log.
 
 use crate::error::MetadataError;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use storage::config::ConfigError;
 use storage::LogConfig;
@@ -25,9 +25,40 @@ pub struct Topic {
     pub partitions: i32,
     /// Overrides by Kafka topic-config name, as given.
     pub configs: BTreeMap<String, String>,
+    /// The topic id (0 only in the legacy registry file).
+    pub id: u128,
+    /// Replicas, ISR, leader and epochs of each partition.
+    pub assignment: Vec<controller::PartitionImage>,
 }
 
 impl Topic {
+    pub fn from_image(topic: &controller::TopicImage) -> Topic {
+        Topic {
+            name: topic.name.clone(),
+            partitions: topic.partitions.len() as i32,
+            configs: topic.configs.clone(),
+            id: topic.id,
+            assignment: topic.partitions.clone(),
+        }
+    }
+
+    /// The partition's leader (-1: none, or no such partition).
+    pub fn leader(&self, partition: i32) -> i32 {
+        self.partition(partition).map_or(-1, |p| p.leader)
+    }
+
+    pub fn partition(&self, partition: i32) -> Option<&controller::PartitionImage> {
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.assignment.get(p))
+    }
+
+    /// Whether `node` holds a replica of the partition.
+    pub fn hosted_by(&self, partition: i32, node: i32) -> bool {
+        self.partition(partition)
+            .is_some_and(|p| p.replicas.contains(&node))
+    }
+
     /// The topic's log config: broker defaults plus its overrides.
     pub fn log_config(&self, defaults: &LogConfig) -> std::result::Result<LogConfig, ConfigError> {
         let mut config = defaults.clone();
@@ -38,6 +69,7 @@ impl Topic {
     }
 }
 
+/// The legacy registry file, read for migration.
 pub struct TopicStore {
     path: PathBuf,
     topics: BTreeMap<String, Topic>,
@@ -56,9 +88,7 @@ pub fn is_valid_topic_name(name: &str) -> bool {
 
 impl TopicStore {
     pub fn open(data_dir: &Path) -> Result<TopicStore> {
-        let dir = data_dir.join(DIR);
-        std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
-        let path = dir.join(FILE);
+        let path = data_dir.join(DIR).join(FILE);
         let mut topics = BTreeMap::new();
         match std::fs::read_to_string(&path) {
             Ok(text) => {
@@ -84,44 +114,14 @@ impl TopicStore {
         self.topics.values()
     }
 
-    pub fn insert(&mut self, topic: Topic) -> Result<()> {
-        self.topics.insert(topic.name.clone(), topic);
-        self.persist()
-    }
-
-    pub fn remove(&mut self, name: &str) -> Result<Option<Topic>> {
-        let removed = self.topics.remove(name);
-        self.persist()?;
-        Ok(removed)
-    }
-
-    fn persist(&self) -> Result<()> {
-        let mut text = String::new();
-        for topic in self.topics.values() {
-            let configs: Vec<String> = topic
-                .configs
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            text.push_str(&format!(
-                "{}\t{}\t{}\n",
-                topic.name,
-                topic.partitions,
-                configs.join(",")
-            ));
+    /// The file is migrated: keep it under another name, so a restart does
+    /// not migrate again and an operator can still read it.
+    pub fn retire(self) -> Result<()> {
+        if self.topics.is_empty() && !self.path.exists() {
+            return Ok(());
         }
-        let tmp = self.path.with_extension("tmp");
-        let write = || -> std::io::Result<()> {
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(text.as_bytes())?;
-            file.sync_data()?;
-            std::fs::rename(&tmp, &self.path)?;
-            if let Some(dir) = self.path.parent() {
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-            Ok(())
-        };
-        write().map_err(io_error(&self.path))
+        let retired = self.path.with_extension("migrated");
+        std::fs::rename(&self.path, &retired).map_err(io_error(&self.path))
     }
 }
 
@@ -150,6 +150,8 @@ fn parse_line(line: &str) -> Option<Topic> {
         name,
         partitions,
         configs,
+        id: 0,
+        assignment: Vec::new(),
     })
 }
 
@@ -158,19 +160,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn topics_persist_across_reopen() {
+    fn the_legacy_file_is_read_and_retired() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = TopicStore::open(dir.path()).expect("open");
-        let mut configs = BTreeMap::new();
-        configs.insert("retention.ms".to_string(), "1000".to_string());
-        let topic = Topic {
-            name: "a.b-c_1".to_string(),
-            partitions: 3,
-            configs,
-        };
-        store.insert(topic.clone()).expect("insert");
-        let store = TopicStore::open(dir.path()).expect("reopen");
-        assert_eq!(store.get("a.b-c_1"), Some(&topic));
+        std::fs::create_dir_all(dir.path().join(DIR)).expect("mkdir");
+        std::fs::write(
+            dir.path().join(DIR).join(FILE),
+            "a.b-c_1\t3\tretention.ms=1000\n",
+        )
+        .expect("write");
+        let store = TopicStore::open(dir.path()).expect("open");
+        let topic = store.get("a.b-c_1").expect("migrated topic");
+        assert_eq!(topic.partitions, 3);
+        assert_eq!(
+            topic.configs.get("retention.ms").map(String::as_str),
+            Some("1000")
+        );
+        store.retire().expect("retire");
+        assert!(TopicStore::open(dir.path())
+            .expect("reopen")
+            .all()
+            .next()
+            .is_none());
+        assert!(dir.path().join(DIR).join("topics.migrated").exists());
     }
 
     #[test]

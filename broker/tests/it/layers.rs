@@ -16,6 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["shard"],
     &["group"],
     &["core"],
+    &["membership"],
     &["api"],
     &["protocol"],
     &["transport"],

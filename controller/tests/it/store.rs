@@ -87,6 +87,8 @@ fn fresh_store_has_voters_and_empty_snapshot() {
     assert_eq!((store.first_index(), store.last_index()), (1, 0));
     assert_eq!(store.snapshot().get_metadata().index, 0);
     assert!(store.snapshot().data.is_empty());
+    let empty = Storage::entries(&store, 1, 1, None, GetEntriesContext::empty(false));
+    assert!(empty.expect("an empty range").is_empty());
 }
 
 #[test]
@@ -268,6 +270,9 @@ fn compact_keeps_later_entries_and_shrinks_wal() {
     store.compact(7, b"image at 7".to_vec()).expect("compact");
     let after = store.wal_bytes();
     assert!(after < before, "WAL {before} -> {after} bytes");
+    assert_eq!((store.first_index(), store.last_index()), (8, 10));
+    assert_eq!(store.term(7).expect("term of the snapshot, in memory"), 2);
+    assert_eq!(log(&store), entries(8..=10, 2));
     drop(store);
 
     let store = open(&dir);
@@ -390,7 +395,7 @@ fn voters_changed_is_refused() {
 
 /// A crash after `snapshot.bin` was replaced but before `wal.log` was:
 /// the new snapshot with the old WAL.
-fn crash_between_renames(dir: &Path, install: impl FnOnce(&mut RaftStore)) {
+fn crash_between_renames(dir: &Path, install: impl FnOnce(&mut RaftStore)) -> u64 {
     let mut store = open(dir);
     store.append(&entries(1..=5, 1)).expect("append");
     store.set_hard_state(&hard_state(1, 1, 4)).expect("hs");
@@ -398,23 +403,83 @@ fn crash_between_renames(dir: &Path, install: impl FnOnce(&mut RaftStore)) {
     let old_wal = fs::read(wal_path(dir)).expect("read");
     install(&mut store);
     drop(store);
-    fs::write(wal_path(dir), old_wal).expect("write");
+    fs::write(wal_path(dir), &old_wal).expect("write");
+    old_wal.len() as u64
 }
 
 #[test]
 fn compact_interrupted_before_wal_rename_recovers() {
     let (_tmp, dir) = store_dir();
-    crash_between_renames(&dir, |store| {
+    let old_wal_bytes = crash_between_renames(&dir, |store| {
         store.compact(3, b"image at 3".to_vec()).expect("compact");
     });
     let store = open(&dir);
     assert_eq!(store.snapshot().get_metadata().index, 3);
     assert_eq!(log(&store), entries(4..=5, 1));
     assert_eq!(store.hard_state(), hard_state(1, 1, 4));
-    drop(store);
     // The rewrite was finished: the WAL now starts at the snapshot.
+    let rewritten = store.wal_bytes();
+    drop(store);
     let store = open(&dir);
     assert_eq!(log(&store), entries(4..=5, 1));
+    assert_eq!(fs::metadata(wal_path(&dir)).expect("stat").len(), rewritten);
+    assert!(rewritten < old_wal_bytes, "{rewritten} >= {old_wal_bytes}");
+}
+
+/// Only damage (or a caller bug) gets a commit index past the log; it is
+/// lowered, and persisted lowered, so later entries at those indices do not
+/// look committed on the next open.
+#[test]
+fn commit_past_log_is_lowered_and_persisted() {
+    let (_tmp, dir) = store_dir();
+    let mut store = open(&dir);
+    store.append(&entries(1..=5, 1)).expect("append");
+    store.set_hard_state(&hard_state(1, 0, 9)).expect("hs");
+    store.sync().expect("sync");
+    drop(store);
+
+    let mut store = open(&dir);
+    assert_eq!(store.hard_state().commit, 5);
+    store.append(&entries(6..=9, 1)).expect("append");
+    store.sync().expect("sync");
+    drop(store);
+    assert_eq!(open(&dir).hard_state().commit, 5);
+}
+
+#[test]
+fn append_over_record_limit_splits_records() {
+    let (_tmp, dir) = store_dir();
+    let mut store = open(&dir);
+    let big = |index| Entry {
+        index,
+        term: 1,
+        data: vec![index as u8; 30 << 20].into(),
+        ..Default::default()
+    };
+    let batch: Vec<Entry> = (1..=3).map(big).collect();
+    store.append(&batch).expect("append");
+    store.sync().expect("sync");
+    drop(store);
+    assert_eq!(log(&open(&dir)), batch);
+}
+
+#[test]
+fn entry_over_record_limit_is_refused() {
+    let (_tmp, dir) = store_dir();
+    let mut store = open(&dir);
+    let huge = Entry {
+        index: 2,
+        term: 1,
+        data: vec![0; controller::store::WAL_RECORD_BYTES_MAX].into(),
+        ..Default::default()
+    };
+    let batch = [entries(1..=1, 1).remove(0), huge];
+    let result = store.append(&batch);
+    assert!(matches!(result, Err(StoreError::TooLarge { .. })), "{result:?}");
+    assert_eq!(store.last_index(), 0, "nothing of the batch was taken");
+    store.sync().expect("sync");
+    drop(store);
+    assert_eq!(open(&dir).last_index(), 0);
 }
 
 #[test]
@@ -435,6 +500,7 @@ fn apply_snapshot_interrupted_drops_divergent_log() {
         let store = open(&dir);
         assert_eq!(store.snapshot().get_metadata().index, index);
         assert_eq!(log(&store), after, "snapshot at {index} term {term}");
+        assert_eq!(store.hard_state().term, term, "the snapshot's term wins");
         let commit = store.hard_state().commit;
         assert!(commit >= index && commit <= store.last_index(), "commit {commit}");
     }
