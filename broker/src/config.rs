@@ -461,7 +461,32 @@ fn parse_voter(key: &str, value: &str, voter: &str) -> Result<(u64, SocketAddr)>
     Ok((id, address))
 }
 
+/// The controller's Raft tick: heartbeats every 2 ticks, elections after
+/// `controller.quorum.election.timeout.ms` worth of them.
+const CONTROLLER_TICK_MS: u64 = 100;
+/// Metadata log entries applied between two controller snapshots (the log
+/// before a snapshot is dropped; KRaft bounds it by bytes and time with
+/// `metadata.log.max.record.bytes.between.snapshots`).
+const METADATA_SNAPSHOT_ENTRIES: u64 = 1000;
+
 impl Config {
+    /// The controller's settings from the broker's.
+    pub fn controller_config(&self) -> controller::ControllerConfig {
+        let cluster = &self.cluster;
+        controller::ControllerConfig {
+            node_id: self.node_id,
+            voters: cluster.voters_or_self(self.node_id),
+            is_voter: cluster.controller,
+            listen: cluster.controller_listen,
+            dir: self.data_dir.join("__cluster_metadata-0"),
+            tick_ms: CONTROLLER_TICK_MS,
+            election_ticks: (cluster.election_timeout_ms / CONTROLLER_TICK_MS).max(3) as usize,
+            session_timeout_ms: cluster.session_timeout_ms,
+            snapshot_entries: METADATA_SNAPSHOT_ENTRIES,
+            durability: controller::Durability::Sync,
+        }
+    }
+
     /// `listeners`: the PLAINTEXT one is the client listener (unless
     /// `--listen` was given), the one named by `controller.listener.names`
     /// the controller's.

@@ -158,13 +158,26 @@ mod tests {
             ..crate::config::Flags::default()
         })
         .expect("config");
-        let cluster = crate::metadata::cluster::Cluster::open(dir).expect("cluster");
+        let controller =
+            controller::Controller::start(config.controller_config()).expect("controller");
+        let cluster = crate::metadata::cluster::Cluster::new(config.node_id, controller, 1);
         let (router, requests) = crate::router::Router::mesh(1)
             .into_iter()
             .next()
             .expect("one core");
-        let core = Core::open(config, cluster, router).await.expect("core");
+        let (core, updates) = Core::open(config, cluster, router).await.expect("core");
         glommio::spawn_local(crate::router::serve(core.clone(), requests)).detach();
+        glommio::spawn_local(core.clone().follow_metadata(updates)).detach();
+        glommio::spawn_local(crate::membership::run(core.clone())).detach();
+        // A single voter registers and is unfenced within milliseconds.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !core.cluster.is_unfenced() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "broker never unfenced"
+            );
+            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+        }
         core
     }
 

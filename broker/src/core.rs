@@ -546,4 +546,49 @@ impl Core {
             }
         }
     }
+
+    /// Creates `__consumer_offsets` on first use, as Kafka does: compacted,
+    /// `offsets.topic.num.partitions` partitions, replication factor
+    /// `offsets.topic.replication.factor` capped by the unfenced brokers.
+    pub async fn ensure_offsets_topic(&self) {
+        let group = &self.config.group;
+        let live = self.image().unfenced_brokers().count() as i32;
+        let replication = self
+            .config
+            .cluster
+            .offsets_replication_factor
+            .min(live)
+            .max(1);
+        // Offsets never expire by time (the coordinator expires them per group;
+        // the log cleaner keeps the last record per key), and every write is
+        // durable before it is acknowledged.
+        let configs = [
+            ("cleanup.policy", "compact".to_string()),
+            (
+                "segment.bytes",
+                group.offsets_topic_segment_bytes.to_string(),
+            ),
+            ("retention.ms", "-1".to_string()),
+            ("flush.messages", "1".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        match self
+            .create_topic(
+                OFFSETS_TOPIC,
+                group.offsets_topic_partitions,
+                replication,
+                configs,
+            )
+            .await
+        {
+            Ok(_) => tracing::info!(
+                partitions = group.offsets_topic_partitions,
+                replication,
+                "created {OFFSETS_TOPIC}"
+            ),
+            Err(error) => tracing::debug!(%error, "create {OFFSETS_TOPIC}"),
+        }
+    }
 }

@@ -17,8 +17,3 @@ pub const GROUP_ASSIGNMENT_BYTES_MAX: usize = 1024 * 1024;
 pub const REFUSALS_LOGGED_PER_CORE_MAX: usize = 1024;
 /// Characters of a client id or a reason kept in that set.
 pub const REFUSAL_KEY_CHARS_MAX: usize = 256;
-
-/// Metadata log entries applied between two controller snapshots (the log
-/// before a snapshot is dropped; KRaft's
-/// `metadata.log.max.snapshot.interval` plays this role by time and bytes).
-pub const METADATA_SNAPSHOT_ENTRIES: u64 = 1000;

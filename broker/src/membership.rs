@@ -7,7 +7,6 @@
 //! of the single-node registry file, creates `__consumer_offsets` when
 //! enough brokers are up, and says the broker is ready.
 
-use crate::api::find_coordinator::ensure_offsets_topic;
 use crate::core::{Core, METADATA_WRITE_TIMEOUT};
 use crate::group::store::OFFSETS_TOPIC;
 use crate::metadata::topics::TopicStore;
@@ -68,7 +67,7 @@ pub async fn run(core: Rc<Core>) {
                             migrate_legacy_topics(&core).await;
                         }
                         if core.topic(OFFSETS_TOPIC).is_none() && enough_for_offsets(&core) {
-                            ensure_offsets_topic(&core).await;
+                            core.ensure_offsets_topic().await;
                         }
                         if !announced {
                             announced = true;

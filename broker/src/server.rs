@@ -32,9 +32,6 @@ fn io_error(what: String) -> impl FnOnce(std::io::Error) -> ServerError {
 }
 
 const PORT_RECHECK_MS: u64 = 10;
-/// The controller's Raft tick: heartbeats every 2 ticks, elections after
-/// `controller.quorum.election.timeout.ms` worth of them.
-const CONTROLLER_TICK_MS: u64 = 100;
 /// Pending connections per core's listener (glommio's own bind uses 1024).
 const LISTEN_BACKLOG: i32 = 1024;
 
@@ -61,7 +58,7 @@ pub fn run(mut config: Config) -> Result<()> {
             .map_err(io_error("install signal handler".into()))?;
     }
     let legacy = crate::metadata::topics::TopicStore::open(&config.data_dir)?;
-    let controller = controller::Controller::start(controller_config(&config))?;
+    let controller = controller::Controller::start(config.controller_config())?;
     // `__consumer_offsets` keeps the partition count it was created with:
     // groups are placed by it.
     let offsets = crate::group::store::OFFSETS_TOPIC;
@@ -250,24 +247,6 @@ async fn serve_client(core: std::rc::Rc<Core>, stream: glommio::net::TcpStream) 
     };
     let _ = stream.set_nodelay(true);
     crate::connection::serve(core, stream).await;
-}
-
-/// The controller's settings from the broker's (Kafka's names).
-fn controller_config(config: &Config) -> controller::ControllerConfig {
-    let cluster = &config.cluster;
-    let tick_ms = CONTROLLER_TICK_MS;
-    controller::ControllerConfig {
-        node_id: config.node_id,
-        voters: cluster.voters_or_self(config.node_id),
-        is_voter: cluster.controller,
-        listen: cluster.controller_listen,
-        dir: config.data_dir.join("__cluster_metadata-0"),
-        tick_ms,
-        election_ticks: (cluster.election_timeout_ms / tick_ms).max(3) as usize,
-        session_timeout_ms: cluster.session_timeout_ms,
-        snapshot_entries: crate::limits::METADATA_SNAPSHOT_ENTRIES,
-        durability: controller::Durability::Sync,
-    }
 }
 
 /// Fails when a live listener holds `address`: binds and listens once with

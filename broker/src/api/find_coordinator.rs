@@ -32,7 +32,7 @@ pub async fn handle(
 ) -> FindCoordinatorResponse {
     let version = ctx.version;
     if request.key_type == KEY_TYPE_GROUP && core.topic(OFFSETS_TOPIC).is_none() {
-        ensure_offsets_topic(core).await;
+        core.ensure_offsets_topic().await;
     }
     let image = core.image();
     let coordinator_of = |key: &str| -> Option<(BrokerId, StrBytes, i32)> {
@@ -110,50 +110,5 @@ pub async fn handle(
         response.with_node_id(node).with_host(host).with_port(port)
     } else {
         response.with_node_id(BrokerId(-1)).with_port(-1)
-    }
-}
-
-/// Creates `__consumer_offsets` on first use, as Kafka does: compacted,
-/// `offsets.topic.num.partitions` partitions, replication factor
-/// `offsets.topic.replication.factor` capped by the unfenced brokers.
-pub async fn ensure_offsets_topic(core: &Core) {
-    let group = &core.config.group;
-    let live = core.image().unfenced_brokers().count() as i32;
-    let replication = core
-        .config
-        .cluster
-        .offsets_replication_factor
-        .min(live)
-        .max(1);
-    // Offsets never expire by time (the coordinator expires them per group;
-    // the log cleaner keeps the last record per key), and every write is
-    // durable before it is acknowledged.
-    let configs = [
-        ("cleanup.policy", "compact".to_string()),
-        (
-            "segment.bytes",
-            group.offsets_topic_segment_bytes.to_string(),
-        ),
-        ("retention.ms", "-1".to_string()),
-        ("flush.messages", "1".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    match core
-        .create_topic(
-            OFFSETS_TOPIC,
-            group.offsets_topic_partitions,
-            replication,
-            configs,
-        )
-        .await
-    {
-        Ok(_) => tracing::info!(
-            partitions = group.offsets_topic_partitions,
-            replication,
-            "created {OFFSETS_TOPIC}"
-        ),
-        Err(error) => tracing::debug!(%error, "create {OFFSETS_TOPIC}"),
     }
 }

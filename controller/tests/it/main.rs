@@ -1,2 +1,2 @@
-// mod store; (helper writing it)
 mod sim;
+mod store;

@@ -49,8 +49,14 @@ fn log(store: &RaftStore) -> Vec<Entry> {
     if last < first {
         return Vec::new();
     }
-    Storage::entries(store, first, last + 1, raft::NO_LIMIT, GetEntriesContext::empty(false))
-        .expect("entries")
+    Storage::entries(
+        store,
+        first,
+        last + 1,
+        raft::NO_LIMIT,
+        GetEntriesContext::empty(false),
+    )
+    .expect("entries")
 }
 
 fn leader_snapshot(index: u64, term: u64, data: &[u8]) -> Snapshot {
@@ -111,7 +117,10 @@ fn reopen_restores_entries_and_hard_state() {
     assert_eq!(store.term(3).expect("term"), 1);
     assert_eq!(store.term(5).expect("term"), 2);
     assert_eq!(store.hard_state(), hard_state(1, 2, 4));
-    assert_eq!(store.initial_state().expect("state").hard_state, hard_state(1, 2, 4));
+    assert_eq!(
+        store.initial_state().expect("state").hard_state,
+        hard_state(1, 2, 4)
+    );
 }
 
 #[test]
@@ -164,7 +173,9 @@ fn two_syncs(dir: &Path) -> u64 {
 fn assert_appends_after_recovery(dir: &Path, last_whole: u64) {
     let mut store = open(dir);
     assert_eq!(store.last_index(), last_whole);
-    store.append(&entries(last_whole + 1..=last_whole + 1, 2)).expect("append");
+    store
+        .append(&entries(last_whole + 1..=last_whole + 1, 2))
+        .expect("append");
     store.sync().expect("sync");
     drop(store);
     let store = open(dir);
@@ -189,7 +200,10 @@ fn tail_truncated_mid_record_is_cut_off() {
         let store = open(&dir);
         assert_eq!(log(&store), entries(1..=3, 1), "cut {cut}");
         assert_eq!(store.wal_bytes(), first_sync_bytes, "cut {cut}");
-        assert_eq!(fs::metadata(wal_path(&dir)).expect("stat").len(), first_sync_bytes);
+        assert_eq!(
+            fs::metadata(wal_path(&dir)).expect("stat").len(),
+            first_sync_bytes
+        );
         drop(store);
         assert_appends_after_recovery(&dir, 3);
     }
@@ -207,7 +221,12 @@ fn tail_garbage_is_cut_off() {
         fs::write(wal_path(&dir), &bytes).expect("write");
 
         let store = open(&dir);
-        assert_eq!(log(&store), entries(1..=5, 1), "tail of {} bytes", tail.len());
+        assert_eq!(
+            log(&store),
+            entries(1..=5, 1),
+            "tail of {} bytes",
+            tail.len()
+        );
         assert_eq!(store.wal_bytes(), whole);
         drop(store);
         assert_appends_after_recovery(&dir, 5);
@@ -231,8 +250,15 @@ fn record_corrupt_mid_wal_is_error() {
         let mut damaged = bytes.clone();
         damaged[at] ^= 0x10;
         fs::write(wal_path(&dir), &damaged).expect("write");
-        assert_corrupt(RaftStore::open(&dir, VOTERS, Durability::NoSync), &format!("byte {at}"));
-        assert_eq!(fs::read(wal_path(&dir)).expect("read"), damaged, "byte {at}: file untouched");
+        assert_corrupt(
+            RaftStore::open(&dir, VOTERS, Durability::NoSync),
+            &format!("byte {at}"),
+        );
+        assert_eq!(
+            fs::read(wal_path(&dir)).expect("read"),
+            damaged,
+            "byte {at}: file untouched"
+        );
     }
 }
 
@@ -249,7 +275,10 @@ fn snapshot_corrupt_is_error() {
         let mut damaged = good.clone();
         damaged[at] ^= 0x01;
         fs::write(dir.join("snapshot.bin"), &damaged).expect("write");
-        assert_corrupt(RaftStore::open(&dir, VOTERS, Durability::Sync), &format!("byte {at}"));
+        assert_corrupt(
+            RaftStore::open(&dir, VOTERS, Durability::Sync),
+            &format!("byte {at}"),
+        );
     }
     fs::write(dir.join("snapshot.bin"), &good[..2]).expect("write");
     assert_corrupt(RaftStore::open(&dir, VOTERS, Durability::Sync), "2 bytes");
@@ -283,7 +312,10 @@ fn compact_keeps_later_entries_and_shrinks_wal() {
     assert_eq!((store.first_index(), store.last_index()), (8, 10));
     assert_eq!(log(&store), entries(8..=10, 2));
     assert_eq!(store.term(7).expect("term of the snapshot"), 2);
-    assert!(matches!(store.term(6), Err(raft::Error::Store(StorageError::Compacted))));
+    assert!(matches!(
+        store.term(6),
+        Err(raft::Error::Store(StorageError::Compacted))
+    ));
     assert_eq!(store.hard_state(), hard_state(2, 1, 8));
     assert_eq!(store.wal_bytes(), after);
 }
@@ -314,7 +346,13 @@ fn compact_beyond_commit_is_refused() {
     store.set_hard_state(&hard_state(1, 0, 2)).expect("hs");
     let result = store.compact(3, Vec::new());
     assert!(
-        matches!(result, Err(StoreError::CompactBeyondCommit { index: 3, commit: 2 })),
+        matches!(
+            result,
+            Err(StoreError::CompactBeyondCommit {
+                index: 3,
+                commit: 2
+            })
+        ),
         "{result:?}"
     );
     assert_eq!(store.first_index(), 1);
@@ -354,7 +392,12 @@ fn apply_snapshot_older_than_log_start_is_refused() {
     store.compact(4, Vec::new()).expect("compact");
     let result = store.apply_snapshot(leader_snapshot(3, 1, b""));
     assert!(
-        matches!(result, Err(StoreError::Raft(raft::Error::Store(StorageError::SnapshotOutOfDate)))),
+        matches!(
+            result,
+            Err(StoreError::Raft(raft::Error::Store(
+                StorageError::SnapshotOutOfDate
+            )))
+        ),
         "{result:?}"
     );
 }
@@ -375,7 +418,9 @@ fn storage_snapshot_has_data_or_is_unavailable() {
     }
     assert!(matches!(
         Storage::snapshot(&store, 7, 2),
-        Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))
+        Err(raft::Error::Store(
+            StorageError::SnapshotTemporarilyUnavailable
+        ))
     ));
 }
 
@@ -475,7 +520,10 @@ fn entry_over_record_limit_is_refused() {
     };
     let batch = [entries(1..=1, 1).remove(0), huge];
     let result = store.append(&batch);
-    assert!(matches!(result, Err(StoreError::TooLarge { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(StoreError::TooLarge { .. })),
+        "{result:?}"
+    );
     assert_eq!(store.last_index(), 0, "nothing of the batch was taken");
     store.sync().expect("sync");
     drop(store);
@@ -502,7 +550,10 @@ fn apply_snapshot_interrupted_drops_divergent_log() {
         assert_eq!(log(&store), after, "snapshot at {index} term {term}");
         assert_eq!(store.hard_state().term, term, "the snapshot's term wins");
         let commit = store.hard_state().commit;
-        assert!(commit >= index && commit <= store.last_index(), "commit {commit}");
+        assert!(
+            commit >= index && commit <= store.last_index(),
+            "commit {commit}"
+        );
     }
 }
 
@@ -512,12 +563,27 @@ fn apply_snapshot_interrupted_drops_divergent_log() {
 enum Op {
     /// Append `len` entries from `back` before the end (never at or below
     /// the commit index, as raft does); `bump` starts a new term first.
-    Append { back: u64, len: u64, bump: bool },
-    HardState { bump: bool, vote: u64, commit_step: u64 },
-    Commit { step: u64 },
+    Append {
+        back: u64,
+        len: u64,
+        bump: bool,
+    },
+    HardState {
+        bump: bool,
+        vote: u64,
+        commit_step: u64,
+    },
+    Commit {
+        step: u64,
+    },
     Sync,
-    Compact { pick: u64 },
-    LeaderSnapshot { ahead: u64, bump: bool },
+    Compact {
+        pick: u64,
+    },
+    LeaderSnapshot {
+        ahead: u64,
+        bump: bool,
+    },
     Reopen,
 }
 
@@ -558,11 +624,17 @@ impl Model {
 
     fn check(&self, store: &RaftStore) -> Result<(), TestCaseError> {
         let meta = store.snapshot().get_metadata();
-        prop_assert_eq!((meta.index, meta.term), (self.snapshot_index, self.snapshot_term));
+        prop_assert_eq!(
+            (meta.index, meta.term),
+            (self.snapshot_index, self.snapshot_term)
+        );
         prop_assert_eq!(&store.snapshot().data[..], &self.snapshot_data[..]);
         prop_assert_eq!(store.first_index(), self.snapshot_index + 1);
         prop_assert_eq!(store.last_index(), self.last());
-        prop_assert_eq!(store.term(self.snapshot_index).ok(), Some(self.snapshot_term));
+        prop_assert_eq!(
+            store.term(self.snapshot_index).ok(),
+            Some(self.snapshot_term)
+        );
         prop_assert_eq!(log(store), self.log.clone());
         prop_assert_eq!(store.hard_state(), self.hs.clone());
         Ok(())
@@ -582,11 +654,17 @@ fn run(op: &Op, store: &mut RaftStore, model: &mut Model) -> Result<bool, StoreE
             let start = end.saturating_sub(back).max(model.hs.commit + 1);
             let batch = entries(start..=start + len - 1, model.hs.term);
             store.append(&batch)?;
-            model.log.truncate((start - model.snapshot_index - 1) as usize);
+            model
+                .log
+                .truncate((start - model.snapshot_index - 1) as usize);
             model.log.extend(batch);
             Ok(false)
         }
-        Op::HardState { bump, vote, commit_step } => {
+        Op::HardState {
+            bump,
+            vote,
+            commit_step,
+        } => {
             model.hs.term += u64::from(bump);
             model.hs.vote = vote;
             model.hs.commit = (model.hs.commit + commit_step).min(model.last());
@@ -619,7 +697,11 @@ fn run(op: &Op, store: &mut RaftStore, model: &mut Model) -> Result<bool, StoreE
             model.log.clear();
             model.hs.term = model.hs.term.max(term);
             model.hs.commit = index;
-            (model.snapshot_index, model.snapshot_term, model.snapshot_data) = (index, term, data);
+            (
+                model.snapshot_index,
+                model.snapshot_term,
+                model.snapshot_data,
+            ) = (index, term, data);
             Ok(true)
         }
         Op::Reopen => unreachable!("handled by the caller"),
