@@ -20,6 +20,7 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod describe_quorum;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod fetch_response;
@@ -108,6 +109,7 @@ served_apis! {
     DeleteRecords(m::DeleteRecordsRequest) 0..=2 => delete_records::handle;
     DescribeLogDirs(m::DescribeLogDirsRequest) 1..=4 => describe_log_dirs::handle;
     ElectLeaders(m::ElectLeadersRequest) 0..=2 => elect_leaders::handle;
+    DescribeQuorum(m::DescribeQuorumRequest) 0..=2 => describe_quorum::handle;
     DescribeProducers(m::DescribeProducersRequest) 0..=0 => describe_producers::handle;
 }
 
