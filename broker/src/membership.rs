@@ -57,7 +57,7 @@ pub async fn run(core: Rc<Core>) {
             };
             match core.cluster.controller.call(request, interval * 2).await {
                 Ok((index, Response::Heartbeat { is_fenced, .. })) => {
-                    if is_fenced != !core.cluster.is_unfenced() {
+                    if is_fenced == core.cluster.is_unfenced() {
                         tracing::info!(node = config.node_id, fenced = is_fenced, "broker state");
                     }
                     core.cluster.set_unfenced(!is_fenced);

@@ -100,6 +100,9 @@ enum Command {
     Call {
         request: Request,
         reply: flume::Sender<Answer>,
+        /// The caller gives up then: the request must not reach a leader
+        /// after it (a write answered "timed out" must not commit later).
+        deadline: Instant,
     },
     Status {
         reply: flume::Sender<QuorumStatus>,
@@ -169,9 +172,14 @@ impl Controller {
     /// quorum answered within `timeout`.
     pub async fn call(&self, request: Request, timeout: Duration) -> Answer {
         let (reply, answer) = flume::bounded(1);
+        let deadline = Instant::now() + timeout;
         if self
             .commands
-            .send(Command::Call { request, reply })
+            .send(Command::Call {
+                request,
+                reply,
+                deadline,
+            })
             .is_err()
         {
             return Err(ControllerError::Stopping);
@@ -444,8 +452,12 @@ async fn serve_commands(thread: Rc<Thread>, commands: flume::Receiver<Command>) 
         let thread = thread.clone();
         glommio::spawn_local(async move {
             match command {
-                Command::Call { request, reply } => {
-                    let answer = call_anywhere(&thread, request).await;
+                Command::Call {
+                    request,
+                    reply,
+                    deadline,
+                } => {
+                    let answer = call_anywhere(&thread, request, deadline).await;
                     let _ = reply.send(answer);
                 }
                 Command::Status { reply } => {
@@ -459,11 +471,21 @@ async fn serve_commands(thread: Rc<Thread>, commands: flume::Receiver<Command>) 
 }
 
 /// Here if this node leads, else at the leader (following NotController
-/// hints), until the caller's timeout drops the answer.
-async fn call_anywhere(thread: &Rc<Thread>, request: Request) -> Answer {
+/// hints), until the caller's deadline. A request already handed to a
+/// leader may still commit after the deadline (Raft cannot take it back);
+/// one not yet handed over never is.
+async fn call_anywhere(thread: &Rc<Thread>, request: Request, deadline: Instant) -> Answer {
     let pause = Duration::from_millis(thread.config.tick_ms);
     let mut hint = thread.leader_hint();
+    let expired = || {
+        Err(ControllerError::Timeout(
+            "no active controller took the request in time".into(),
+        ))
+    };
     loop {
+        if Instant::now() >= deadline {
+            return expired();
+        }
         if let Some(answer) = thread.submit_here(request.clone()) {
             match answer.recv_async().await {
                 Ok(Err(ControllerError::NotController { leader })) => hint = leader,
@@ -472,7 +494,10 @@ async fn call_anywhere(thread: &Rc<Thread>, request: Request) -> Answer {
             }
         } else {
             for address in thread.targets(hint.or_else(|| thread.leader_hint())) {
-                match remote_call(address, &request).await {
+                if Instant::now() >= deadline {
+                    return expired();
+                }
+                match remote_call(address, &request, deadline).await {
                     Ok(Err(ControllerError::NotController { leader })) => {
                         if leader.is_some() {
                             hint = leader;
@@ -488,7 +513,26 @@ async fn call_anywhere(thread: &Rc<Thread>, request: Request) -> Answer {
     }
 }
 
-async fn remote_call(address: SocketAddr, request: &Request) -> Result<Answer, RpcError> {
+async fn remote_call(
+    address: SocketAddr,
+    request: &Request,
+    deadline: Instant,
+) -> Result<Answer, RpcError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let called = async { Some(remote_call_once(address, request).await) };
+    let expired = async {
+        glommio::timer::sleep(left).await;
+        None
+    };
+    match future::or(called, expired).await {
+        Some(result) => result,
+        None => Ok(Err(ControllerError::Timeout(format!(
+            "controller at {address} did not answer in time"
+        )))),
+    }
+}
+
+async fn remote_call_once(address: SocketAddr, request: &Request) -> Result<Answer, RpcError> {
     let mut stream = connect(address).await?;
     let frame = rpc::RequestFrame {
         request: request.clone(),

@@ -27,8 +27,9 @@ public final class SmokeTest {
 
         try (Admin admin = Admin.create(common)) {
             admin.createTopics(List.of(new NewTopic(topic, 2, (short) 1))).all().get();
+            int expected = args.length > 1 ? Integer.parseInt(args[1]) : 1;
             int nodes = admin.describeCluster().nodes().get().size();
-            check(nodes == 1, "describeCluster nodes " + nodes);
+            check(nodes == expected, "describeCluster nodes " + nodes + ", expected " + expected);
             check(admin.listTopics().names().get().contains(topic), "listTopics");
         }
 
