@@ -2,7 +2,8 @@
 # Starts, stops and lists a local Sluice cluster on 127.0.0.1: N nodes, each
 # a broker and a controller-quorum voter (combined mode, KRaft style).
 #
-#   scripts/cluster.sh start [N] [--cores C] [--dir D]   N nodes (3), C cores each (1)
+#   scripts/cluster.sh start [N] [--cores C] [--dir D]   N nodes (3), C cores each (1);
+#                                                        nodes that run already are kept
 #   scripts/cluster.sh stop [--dir D]
 #   scripts/cluster.sh status [--dir D]
 #
@@ -27,7 +28,7 @@ readonly ready_timeout_s=60
 readonly stop_timeout_s=10
 
 usage() {
-    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -116,16 +117,19 @@ start() {
         die "--cores must be a positive number, not $cores"
     fi
     for id in $(seq 1 "$count"); do
-        local running
-        running=$(node_pid "$dir/node-$id")
-        [ -z "$running" ] || die "node $id already runs (pid $running): scripts/cluster.sh stop --dir $dir"
         voters+="${voters:+,}$id@$host:$(controller_port "$id")"
         bootstrap+="${bootstrap:+,}$host:$(client_port "$id")"
     done
     bin=$(broker_bin)
-    local -a pids=()
+    # Nodes that already run (say, all but one killed node) are left alone.
+    local -A started=()
     for id in $(seq 1 "$count"); do
-        local node_dir="$dir/node-$id" port cport
+        local node_dir="$dir/node-$id" port cport running
+        running=$(node_pid "$node_dir")
+        if [ -n "$running" ]; then
+            echo "node $id already runs (pid $running)"
+            continue
+        fi
         port=$(client_port "$id")
         cport=$(controller_port "$id")
         mkdir -p "$node_dir"
@@ -137,17 +141,18 @@ start() {
             --set "listeners=PLAINTEXT://$host:$port,CONTROLLER://$host:$cport" \
             --set controller.listener.names=CONTROLLER \
             </dev/null >"$node_dir/broker.log" 2>&1 &
-        pids+=("$!")
+        started[$id]=$!
         echo "$!" >"$node_dir/broker.pid"
     done
     for id in $(seq 1 "$count"); do
-        if ! wait_ready "$dir/node-$id" "$id" "${pids[id - 1]}"; then
+        [ -n "${started[$id]:-}" ] || continue
+        if ! wait_ready "$dir/node-$id" "$id" "${started[$id]}"; then
             echo "stopping the nodes this run started" >&2
-            stop_pids "${pids[@]}"
-            for i in $(seq 1 "$count"); do rm -f "$dir/node-$i/broker.pid"; done
+            stop_pids "${started[@]}"
+            for i in "${!started[@]}"; do rm -f "$dir/node-$i/broker.pid"; done
             exit 1
         fi
-        echo "node $id: pid ${pids[id - 1]}, client $host:$(client_port "$id"), controller $host:$(controller_port "$id"), log $dir/node-$id/broker.log"
+        echo "node $id: pid ${started[$id]}, client $host:$(client_port "$id"), controller $host:$(controller_port "$id"), log $dir/node-$id/broker.log"
     done
     echo "bootstrap: $bootstrap"
 }

@@ -116,6 +116,14 @@ pub struct FetchFrame {
     pub after: u64,
 }
 
+/// A voter's answer to a fetch, with the leader it knows (raft id), so a
+/// broker without a vote knows the active controller too.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FetchAnswer {
+    pub leader: Option<u64>,
+    pub fetched: Fetched,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Fetched {
     Entries(Vec<(u64, Vec<MetadataRecord>)>),

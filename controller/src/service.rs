@@ -243,6 +243,8 @@ struct Thread {
     waiting: RefCell<HashMap<u64, flume::Sender<Answer>>>,
     peers: HashMap<u64, flume::Sender<raft::prelude::Message>>,
     wake: flume::Sender<()>,
+    /// Without a vote: the leader the voters last named (raft id).
+    observed_leader: std::cell::Cell<Option<u64>>,
 }
 
 async fn run(
@@ -306,6 +308,7 @@ async fn run(
         waiting: RefCell::new(HashMap::new()),
         peers,
         wake,
+        observed_leader: std::cell::Cell::new(None),
     });
     if let Some(address) = thread.config.listen.filter(|_| thread.node.is_some()) {
         match TcpListener::bind(address) {
@@ -322,7 +325,12 @@ async fn run(
         glommio::spawn_local(follow(thread.clone())).detach();
     }
     glommio::spawn_local(serve_commands(thread.clone(), commands)).detach();
-    drive(thread, woken).await;
+    if thread.node.is_some() {
+        drive(thread, woken).await;
+    } else {
+        // No voter to drive: the tasks above are the whole thread.
+        future::pending::<()>().await;
+    }
 }
 
 /// Ticks the node and runs its ready cycle whenever something happened.
@@ -337,7 +345,7 @@ async fn drive(thread: Rc<Thread>, woken: flume::Receiver<()>) {
         future::or(woke, glommio::timer::sleep(wait)).await;
         while woken.try_recv().is_ok() {}
         let Some(node) = &thread.node else {
-            continue;
+            return;
         };
         if Instant::now() >= next_tick {
             node.borrow_mut().tick(thread.now_ms());
@@ -398,6 +406,7 @@ impl Thread {
             }
             None => QuorumStatus {
                 node_id: self.config.node_id as u64,
+                leader: self.observed_leader.get().map(node_id),
                 applied: lock(&self.shared.image).applied,
                 ..Default::default()
             },
@@ -421,7 +430,10 @@ impl Thread {
     }
 
     fn leader_hint(&self) -> Option<u64> {
-        self.node.as_ref().and_then(|n| n.borrow().leader())
+        match &self.node {
+            Some(node) => node.borrow().leader(),
+            None => self.observed_leader.get(),
+        }
     }
 
     fn address_of(&self, id: u64) -> Option<SocketAddr> {
@@ -671,8 +683,11 @@ async fn serve_peer(thread: Rc<Thread>, mut stream: TcpStream) {
                 let Ok(fetch) = rpc::from_json::<rpc::FetchFrame>(&body) else {
                     return;
                 };
-                let fetched = fetch_committed(&thread, fetch.after);
-                rpc::write_frame(&mut stream, Kind::Fetched, &rpc::to_json(&fetched)).await
+                let answer = rpc::FetchAnswer {
+                    leader: thread.leader_hint(),
+                    fetched: fetch_committed(&thread, fetch.after),
+                };
+                rpc::write_frame(&mut stream, Kind::Fetched, &rpc::to_json(&answer)).await
             }
             Kind::Status => {
                 let status = thread.status();
@@ -720,9 +735,13 @@ async fn follow(thread: Rc<Thread>) {
             };
             rpc::write_frame(&mut stream, Kind::Fetch, &rpc::to_json(&frame)).await?;
             let (_, body) = rpc::read_frame(&mut stream).await?;
-            rpc::from_json::<Fetched>(&body)
+            rpc::from_json::<rpc::FetchAnswer>(&body)
         };
-        match fetched.await {
+        let fetched = fetched.await.map(|answer| {
+            thread.observed_leader.set(answer.leader);
+            answer.fetched
+        });
+        match fetched {
             Ok(Fetched::Entries(entries)) if !entries.is_empty() => {
                 for (index, records) in entries {
                     image.apply(index, &records);

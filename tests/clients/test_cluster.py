@@ -797,3 +797,27 @@ def test_create_topics_fails_without_a_controller_majority_and_leaves_no_topic(o
     wait_topic(cluster, "majority-back", 1)
     for node in cluster.nodes.values():
         assert "no-majority" not in metadata(node).topics, f"node {node.node_id}"
+
+
+def test_a_broker_without_a_vote_follows_the_metadata_log_and_serves(own_cluster):
+    """process.roles=broker: not a voter, it registers through the voters,
+    follows the committed metadata log from them, and leads partitions."""
+    cluster = own_cluster
+    cluster.wait_formed()
+    client_port, controller_port = distinct_free_ports(2)
+    data_dir = os.path.join(cluster.dir.name, "node-4")
+    os.mkdir(data_dir)
+    voters = cluster.nodes[1].voters
+    observer = Node(4, client_port, controller_port, voters, data_dir, ["process.roles=broker"])
+    cluster.nodes[4] = observer
+    observer.spawn()
+    observer.wait_ready()
+    cluster.wait_formed()
+    assert sorted(metadata(observer).brokers) == [1, 2, 3, 4]
+    created(observer, "observed", assignment={0: [4], 1: [1]})
+    wait_topic(cluster, "observed", 2)
+    assert produce(observer, "observed", 0, [b"a", b"b"]) == (NONE, 0)
+    assert read_partition(observer, "observed", 0, 2) == [b"a", b"b"]
+    assert produce(observer, "observed", 1, [b"c"])[0] == NOT_LEADER_OR_FOLLOWER
+    info = cluster_info(observer)
+    assert 4 not in [v["id"] for v in info["quorum"]["voters"]], info["quorum"]

@@ -412,3 +412,57 @@ fn print_quorum_table(quorum: &Quorum) {
         &rows,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+
+    fn advertising(api: ApiKey, min: i16, max: i16) -> ApiVersionsResponse {
+        ApiVersionsResponse::default().with_api_keys(vec![ApiVersion::default()
+            .with_api_key(api as i16)
+            .with_min_version(min)
+            .with_max_version(max)])
+    }
+
+    #[test]
+    fn version_in_common_is_the_lower_of_the_two_maxima() {
+        let v1_broker = advertising(ApiKey::DescribeCluster, 0, 1);
+        assert_eq!(
+            version_in_common(&v1_broker, ApiKey::DescribeCluster, 0..=2),
+            Some(1)
+        );
+        let newer_broker = advertising(ApiKey::DescribeCluster, 0, 5);
+        assert_eq!(
+            version_in_common(&newer_broker, ApiKey::DescribeCluster, 0..=2),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn version_in_common_is_none_when_not_advertised_or_disjoint() {
+        let cluster_only = advertising(ApiKey::DescribeCluster, 0, 1);
+        assert_eq!(
+            version_in_common(&cluster_only, ApiKey::DescribeQuorum, 0..=2),
+            None
+        );
+        let too_new = advertising(ApiKey::DescribeQuorum, 3, 4);
+        assert_eq!(
+            version_in_common(&too_new, ApiKey::DescribeQuorum, 0..=2),
+            None
+        );
+    }
+
+    #[test]
+    fn lag_is_high_watermark_minus_log_end_and_unknown_without_a_log_end() {
+        let replica = |log_end_offset| Replica {
+            id: 1,
+            log_end_offset,
+            last_fetch_timestamp: -1,
+            last_caught_up_timestamp: -1,
+        };
+        assert_eq!(replica(24).lag(41), Some(17));
+        assert_eq!(replica(43).lag(41), Some(-2), "a leader ahead of the HW");
+        assert_eq!(replica(-1).lag(41), None);
+    }
+}
