@@ -35,10 +35,10 @@ impl Reply for FetchReply {
     }
 }
 
-pub async fn handle(_ctx: &RequestContext, core: &Rc<Core>, request: FetchRequest) -> FetchReply {
+pub async fn handle(ctx: &RequestContext, core: &Rc<Core>, request: FetchRequest) -> FetchReply {
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let min_bytes = request.min_bytes.max(0) as usize;
-    let plan = Plan::new(core, &request);
+    let plan = Plan::new(core, &request, ctx.version);
     loop {
         let appended = core.shard.appends().next();
         let read = plan.read(core, request.max_bytes.max(0) as usize).await;
@@ -64,8 +64,9 @@ pub async fn handle(_ctx: &RequestContext, core: &Rc<Core>, request: FetchReques
 
 /// The request's partitions in request order, grouped by owning core.
 struct Plan {
-    /// (topic name, partitions in request order)
-    topics: Vec<(String, usize)>,
+    /// (topic name, topic id, partitions in request order); the name is
+    /// empty for an id this broker does not know (v13+).
+    topics: Vec<(String, u128, usize)>,
     wanted: Vec<ReadWanted>,
     /// Indexes into `wanted`, per core: this core first, then the others.
     by_core: Vec<(usize, Vec<usize>)>,
@@ -80,11 +81,21 @@ struct Read {
 }
 
 impl Plan {
-    fn new(core: &Core, request: &FetchRequest) -> Plan {
+    fn new(core: &Core, request: &FetchRequest, version: i16) -> Plan {
         let mut topics = Vec::new();
         let mut wanted = Vec::new();
+        let image = core.image();
         for topic in &request.topics {
-            let name = topic.topic.0.to_string();
+            // v13+ names topics by id (KIP-516).
+            let (name, id) = if version >= 13 {
+                let id = topic.topic_id.as_u128();
+                let name = image.topic_by_id(id).map(|t| t.name.clone());
+                (name.unwrap_or_default(), id)
+            } else {
+                let name = topic.topic.0.to_string();
+                let id = image.topic(&name).map_or(0, |t| t.id);
+                (name, id)
+            };
             for partition in &topic.partitions {
                 wanted.push((
                     name.clone(),
@@ -93,7 +104,7 @@ impl Plan {
                     partition.partition_max_bytes.max(0) as usize,
                 ));
             }
-            topics.push((name, topic.partitions.len()));
+            topics.push((name, id, topic.partitions.len()));
         }
         let here = core.router.core();
         let mut by_core: Vec<(usize, Vec<usize>)> = Vec::new();
@@ -178,12 +189,16 @@ impl Plan {
         let mut wanted = self.wanted.iter();
         self.topics
             .iter()
-            .map(|(name, count)| TopicAnswer {
+            .map(|(name, id, count)| TopicAnswer {
                 name: name.clone(),
+                id: *id,
                 partitions: (0..*count)
                     .filter_map(|_| {
                         let partition = wanted.next()?.1;
                         let answer = answers.next()?;
+                        if name.is_empty() {
+                            return Some(unreadable(partition, ResponseError::UnknownTopicId));
+                        }
                         Some(answer.unwrap_or_else(|| {
                             unreadable(partition, ResponseError::UnknownServerError)
                         }))

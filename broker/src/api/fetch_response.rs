@@ -1,4 +1,4 @@
-//! Hand-framed Fetch responses (v4-v12) so that record bytes go from the
+//! Hand-framed Fetch responses (v4-v13; v13 names topics by id) so that record bytes go from the
 //! storage's slices (tail cache `Bytes` or DMA read buffers) to the socket
 //! without being copied into one response buffer. Everything but the records
 //! is encoded into small owned buffers; the records are the storage chunks
@@ -24,6 +24,8 @@ pub struct PartitionAnswer {
 
 pub struct TopicAnswer {
     pub name: String,
+    /// Written instead of the name from v13 (KIP-516).
+    pub id: u128,
     pub partitions: Vec<PartitionAnswer>,
 }
 
@@ -64,7 +66,7 @@ fn put_len(out: &mut BytesMut, flexible: bool, len: Option<usize>, string: bool)
 }
 
 /// Encodes the whole frame (size prefix, response header, body) for
-/// `version` in 4..=12.
+/// `version` in 4..=13.
 pub fn encode(version: i16, correlation_id: i32, topics: Vec<TopicAnswer>) -> Vec<Part> {
     let flexible = version >= 12;
     let mut parts = Vec::new();
@@ -81,8 +83,12 @@ pub fn encode(version: i16, correlation_id: i32, topics: Vec<TopicAnswer>) -> Ve
     }
     put_len(&mut head, flexible, Some(topics.len()), false);
     for topic in topics {
-        put_len(&mut head, flexible, Some(topic.name.len()), true);
-        head.put_slice(topic.name.as_bytes());
+        if version >= 13 {
+            head.put_u128(topic.id);
+        } else {
+            put_len(&mut head, flexible, Some(topic.name.len()), true);
+            head.put_slice(topic.name.as_bytes());
+        }
         put_len(&mut head, flexible, Some(topic.partitions.len()), false);
         for partition in topic.partitions {
             head.put_i32(partition.partition_index);
@@ -145,10 +151,14 @@ mod tests {
     use kafka_protocol::messages::{ApiKey, FetchResponse, ProducerId, ResponseHeader, TopicName};
     use kafka_protocol::protocol::{Encodable, StrBytes};
 
+    const ORDERS_ID: u128 = 0x1234_5678_9abc_4def_8123_4567_89ab_cdef;
+    const E_ID: u128 = 7;
+
     fn sample(records: &[&'static [u8]]) -> Vec<TopicAnswer> {
         vec![
             TopicAnswer {
                 name: "orders".into(),
+                id: ORDERS_ID,
                 partitions: vec![
                     PartitionAnswer {
                         partition_index: 0,
@@ -177,6 +187,7 @@ mod tests {
             },
             TopicAnswer {
                 name: "e".into(),
+                id: E_ID,
                 partitions: vec![],
             },
         ]
@@ -195,6 +206,7 @@ mod tests {
         let response = FetchResponse::default().with_responses(vec![
             FetchableTopicResponse::default()
                 .with_topic(TopicName(StrBytes::from_static_str("orders")))
+                .with_topic_id(uuid::Uuid::from_u128(ORDERS_ID))
                 .with_partitions(vec![
                     PartitionData::default()
                         .with_partition_index(0)
@@ -214,7 +226,9 @@ mod tests {
                         .with_aborted_transactions(if nulls { None } else { Some(vec![]) })
                         .with_records(if nulls { None } else { Some(Bytes::new()) }),
                 ]),
-            FetchableTopicResponse::default().with_topic(TopicName(StrBytes::from_static_str("e"))),
+            FetchableTopicResponse::default()
+                .with_topic(TopicName(StrBytes::from_static_str("e")))
+                .with_topic_id(uuid::Uuid::from_u128(E_ID)),
         ]);
         let mut body = BytesMut::new();
         ResponseHeader::default()
@@ -230,7 +244,7 @@ mod tests {
     #[test]
     fn matches_the_protocol_crate_for_every_served_version() {
         let records: &[&'static [u8]] = &[b"batch-one", b"", b"batch-two!"];
-        for version in 4..=12 {
+        for version in 4..=13 {
             // Null fields too: compare the null encodings byte for byte.
             let mut nulls = sample(records);
             nulls[0].partitions[1].aborted_transactions = None;

@@ -84,7 +84,7 @@ served_apis! {
     // Produce v0-2 are advertised (librdkafka < 2.11 disables compression
     // without min 0) but the connection is closed: no magic < 2.
     Produce(m::ProduceRequest) 0..=11 => produce::handle;
-    Fetch(m::FetchRequest) 4..=12 => fetch::handle;
+    Fetch(m::FetchRequest) 4..=13 => fetch::handle;
     ListOffsets(m::ListOffsetsRequest) 1..=7 => list_offsets::handle;
     Metadata(m::MetadataRequest) 0..=12 => metadata::handle;
     ApiVersions(m::ApiVersionsRequest) 0..=3 => api_versions::handle;
