@@ -160,10 +160,7 @@ impl Core {
     /// NOT_LEADER_OR_FOLLOWER to a produce or fetch sent elsewhere).
     pub fn leads(&self, topic: &str, partition: i32) -> Option<bool> {
         let image = self.image.borrow();
-        let topic = image.topic(topic)?;
-        let state = usize::try_from(partition)
-            .ok()
-            .and_then(|p| topic.partitions.get(p))?;
+        let state = image.topic(topic)?.partition(partition)?;
         Some(state.leader == self.config.node_id)
     }
 

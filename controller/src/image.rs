@@ -19,6 +19,13 @@ pub struct BrokerImage {
     pub fenced: bool,
 }
 
+impl BrokerImage {
+    /// The endpoint clients reach it on (its PLAINTEXT listener).
+    pub fn client_endpoint(&self) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.name == "PLAINTEXT")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionImage {
     pub replicas: Vec<i32>,
@@ -69,6 +76,14 @@ pub enum ApplyError {
     StaleBrokerEpoch(i32, u64),
     #[error("producer ids would go back")]
     ProducerIdsBackwards,
+}
+
+impl TopicImage {
+    pub fn partition(&self, partition: i32) -> Option<&PartitionImage> {
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.partitions.get(p))
+    }
 }
 
 impl MetadataImage {

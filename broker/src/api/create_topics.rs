@@ -33,14 +33,7 @@ pub async fn handle(
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let result = CreatableTopicResult::default().with_name(topic_name(&name));
-        let fail = |error: ResponseError, message: String| {
-            result
-                .clone()
-                .with_error_code(error.code())
-                .with_error_message(Some(StrBytes::from_string(message)))
-                .with_num_partitions(-1)
-                .with_replication_factor(-1)
-        };
+        let fail = |error: ResponseError, message: String| refused(&result, error, message);
         if !seen.insert(name.clone()) {
             results.push(Ok(fail(
                 ResponseError::InvalidRequest,
@@ -179,14 +172,7 @@ pub async fn handle(
         .map(|r| match r {
             Ok(done) => done,
             Err((result, index)) => {
-                let fail = |code: ResponseError, message: String| {
-                    result
-                        .clone()
-                        .with_error_code(code.code())
-                        .with_error_message(Some(StrBytes::from_string(message)))
-                        .with_num_partitions(-1)
-                        .with_replication_factor(-1)
-                };
+                let fail = |error: ResponseError, message: String| refused(&result, error, message);
                 match &outcomes {
                     Err(code) => fail(
                         *code,
@@ -209,4 +195,18 @@ pub async fn handle(
         })
         .collect();
     CreateTopicsResponse::default().with_topics(topics)
+}
+
+/// One topic of the request refused: no partitions, no replication factor.
+fn refused(
+    result: &CreatableTopicResult,
+    error: ResponseError,
+    message: String,
+) -> CreatableTopicResult {
+    result
+        .clone()
+        .with_error_code(error.code())
+        .with_error_message(Some(StrBytes::from_string(message)))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
 }

@@ -20,7 +20,7 @@ pub async fn handle(
         .values()
         .filter(|b| !b.fenced || request.include_fenced_brokers)
         .filter_map(|b| {
-            let endpoint = b.endpoints.iter().find(|e| e.name == "PLAINTEXT")?;
+            let endpoint = b.client_endpoint()?;
             Some(
                 DescribeClusterBroker::default()
                     .with_broker_id(BrokerId(b.id))

@@ -36,15 +36,11 @@ pub async fn handle(
     }
     let image = core.image();
     let coordinator_of = |key: &str| -> Option<(BrokerId, StrBytes, i32)> {
-        let partitions = image.topic(OFFSETS_TOPIC)?.partitions.len() as i32;
-        let partition = crate::group::store::partition_for(key, partitions);
-        let leader = image
-            .topic(OFFSETS_TOPIC)?
-            .partitions
-            .get(partition as usize)?
-            .leader;
+        let offsets = image.topic(OFFSETS_TOPIC)?;
+        let partition = crate::group::store::partition_for(key, offsets.partitions.len() as i32);
+        let leader = offsets.partition(partition)?.leader;
         let broker = image.brokers.get(&leader).filter(|b| !b.fenced)?;
-        let endpoint = broker.endpoints.iter().find(|e| e.name == "PLAINTEXT")?;
+        let endpoint = broker.client_endpoint()?;
         Some((
             BrokerId(leader),
             StrBytes::from_string(endpoint.host.clone()),

@@ -26,7 +26,7 @@ pub fn live_brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
     image
         .unfenced_brokers()
         .filter_map(|b| {
-            let endpoint = b.endpoints.iter().find(|e| e.name == "PLAINTEXT")?;
+            let endpoint = b.client_endpoint()?;
             Some(
                 MetadataResponseBroker::default()
                     .with_node_id(BrokerId(b.id))
