@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 use storage::LogConfig;
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -127,6 +128,26 @@ pub struct ClusterConfig {
     pub offsets_replication_factor: i32,
     /// `broker.rack`
     pub rack: Option<String>,
+    /// `replica.lag.time.max.ms`: a follower not caught up for this long
+    /// leaves the ISR.
+    pub replica_lag_time_max: Duration,
+    /// `replica.fetch.wait.max.ms`: a follower fetch's long-poll.
+    pub replica_fetch_wait_max: Duration,
+    /// `replica.fetch.max.bytes`: per partition of a follower fetch.
+    pub replica_fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`: per follower fetch.
+    pub replica_fetch_response_max_bytes: i32,
+    /// `replica.fetch.backoff.ms`: after a failed follower fetch.
+    pub replica_fetch_backoff: Duration,
+    /// `replica.socket.timeout.ms`: a follower fetch without an answer
+    /// for this long reconnects.
+    pub replica_socket_timeout: Duration,
+    /// `auto.leader.rebalance.enable`
+    pub auto_leader_rebalance: bool,
+    /// `leader.imbalance.check.interval.seconds`
+    pub leader_imbalance_check_interval: Duration,
+    /// `leader.imbalance.per.broker.percentage`
+    pub leader_imbalance_percentage: u32,
     /// `listeners` as given, resolved once `controller.listener.names` is known.
     listeners: Vec<(String, String, u16)>,
 }
@@ -145,6 +166,15 @@ impl Default for ClusterConfig {
             default_replication_factor: 1,
             offsets_replication_factor: 3,
             rack: None,
+            replica_lag_time_max: Duration::from_millis(30_000),
+            replica_fetch_wait_max: Duration::from_millis(500),
+            replica_fetch_max_bytes: 1_048_576,
+            replica_fetch_response_max_bytes: 10_485_760,
+            replica_fetch_backoff: Duration::from_millis(1_000),
+            replica_socket_timeout: Duration::from_millis(30_000),
+            auto_leader_rebalance: true,
+            leader_imbalance_check_interval: Duration::from_secs(300),
+            leader_imbalance_percentage: 10,
             listeners: Vec::new(),
         }
     }
@@ -298,6 +328,38 @@ impl Config {
                 self.cluster.offsets_replication_factor = positive_i32(key, value)?
             }
             "broker.rack" => self.cluster.rack = Some(value.to_string()),
+            "replica.lag.time.max.ms" => {
+                self.cluster.replica_lag_time_max = millis(key, value)?;
+            }
+            "replica.fetch.wait.max.ms" => {
+                self.cluster.replica_fetch_wait_max = millis(key, value)?;
+            }
+            "replica.fetch.backoff.ms" => {
+                self.cluster.replica_fetch_backoff = millis(key, value)?;
+            }
+            "replica.socket.timeout.ms" => {
+                self.cluster.replica_socket_timeout = millis(key, value)?;
+            }
+            "replica.fetch.max.bytes" => {
+                self.cluster.replica_fetch_max_bytes = positive_i32(key, value)?
+            }
+            "replica.fetch.response.max.bytes" => {
+                self.cluster.replica_fetch_response_max_bytes = positive_i32(key, value)?
+            }
+            "auto.leader.rebalance.enable" => {
+                self.cluster.auto_leader_rebalance = match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(invalid(key, value, "must be true or false")),
+                }
+            }
+            "leader.imbalance.check.interval.seconds" => {
+                let seconds = positive_i32(key, value)?;
+                self.cluster.leader_imbalance_check_interval = Duration::from_secs(seconds as u64);
+            }
+            "leader.imbalance.per.broker.percentage" => {
+                self.cluster.leader_imbalance_percentage = positive_i32(key, value)? as u32
+            }
             "advertised.listeners" => {
                 parse_host_port(key, value)?;
                 self.advertised_listener = Some(value.to_string());
@@ -416,6 +478,7 @@ impl Config {
             "log.cleaner.min.compaction.lag.ms" => self.log.set("min.compaction.lag.ms", value)?,
             "log.cleaner.max.compaction.lag.ms" => self.log.set("max.compaction.lag.ms", value)?,
             "message.max.bytes" => self.log.set("max.message.bytes", value)?,
+            "min.insync.replicas" => self.log.set("min.insync.replicas", value)?,
             "log.segment.bytes" => self.log.set("segment.bytes", value)?,
             "log.roll.ms" => self.log.set("segment.ms", value)?,
             "log.retention.ms" => self.log.set("retention.ms", value)?,
@@ -428,6 +491,11 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// A positive number of milliseconds (Kafka's `*.ms` settings).
+fn millis(key: &str, value: &str) -> Result<Duration> {
+    Ok(Duration::from_millis(positive_i32(key, value)? as u64))
 }
 
 fn positive_i32(key: &str, value: &str) -> Result<i32> {
@@ -484,6 +552,10 @@ impl Config {
             session_timeout_ms: cluster.session_timeout_ms,
             snapshot_entries: METADATA_SNAPSHOT_ENTRIES,
             durability: controller::Durability::Sync,
+            leader_rebalance: cluster.auto_leader_rebalance.then_some((
+                cluster.leader_imbalance_check_interval,
+                cluster.leader_imbalance_percentage,
+            )),
         }
     }
 

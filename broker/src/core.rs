@@ -14,12 +14,13 @@ use crate::metadata::cluster::Cluster;
 use crate::metadata::topics::Topic;
 use crate::partition::{
     Acks, DeleteRecordsError, OffsetAnswer, OffsetQuery, PartitionRead, ProduceError, Produced,
-    ProducerSummary, ReadBound, ReadError,
+    ProducerSummary, ReadBound, ReadError, Role,
 };
 use crate::refusals::Refusals;
 use crate::router::Router;
 use crate::shard::Shard;
-use controller::{ControllerError, MetadataImage, NewTopic, Request, Response, Update};
+use controller::{ControllerError, MetadataImage, NewTopic, Request, Response, TopicImage, Update};
+use replication::{EpochEnd, IsrChange};
 use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
@@ -27,8 +28,18 @@ use std::sync::Arc;
 use std::time::Duration;
 use storage::{Chunk, CoreMemory, ProducedBatch};
 
-/// One partition to read: (topic, partition, fetch offset, partition max bytes).
-pub type ReadWanted = (String, i32, i64, usize);
+/// One partition of a fetch.
+#[derive(Debug, Clone)]
+pub struct ReadWanted {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub max_bytes: usize,
+    /// KIP-320's CurrentLeaderEpoch (-1: not checked).
+    pub current_leader_epoch: i32,
+    /// A follower's LastFetchedEpoch (-1: none).
+    pub last_fetched_epoch: i32,
+}
 
 /// One partition's read, as it crosses cores.
 pub type SentRead = Result<PartitionRead<bytes::Bytes>, ReadError>;
@@ -43,7 +54,14 @@ pub struct Core {
     pub refusals: Refusals,
     /// The metadata image as this core has applied it to its shard.
     image: RefCell<Arc<MetadataImage>>,
+    /// Notified after each applied metadata update (the replica fetchers
+    /// look for new leaders to follow).
+    roles_changed: storage::Event,
 }
+
+/// How long a leader waits for the controller to answer an ISR change
+/// before it may ask again.
+const ALTER_PARTITION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a topic change waits for the controller quorum, and then for
 /// this broker's cores to apply it, when the request gives no timeout.
@@ -71,6 +89,7 @@ impl Core {
         let (image, updates) = cluster.controller.subscribe();
         for topic in image.topics.values() {
             shard.open_partitions(&Topic::from_image(topic)).await?;
+            apply_assignments(&shard, config.node_id, topic, None).await;
         }
         cluster.set_applied(router.core(), image.applied);
         let groups = Rc::new(Groups::new(
@@ -88,6 +107,7 @@ impl Core {
             groups,
             refusals: Refusals::default(),
             image: RefCell::new(image),
+            roles_changed: storage::Event::default(),
         });
         Ok((core, updates))
     }
@@ -104,6 +124,7 @@ impl Core {
             }
             *self.image.borrow_mut() = update.image.clone();
             self.cluster.set_applied(self.router.core(), update.index);
+            self.roles_changed.notify_all();
         }
     }
 
@@ -130,10 +151,7 @@ impl Core {
             let before = old.topic_by_id(topic.id);
             let view = Topic::from_image(topic);
             if before.is_none_or(|b| b.partitions.len() < topic.partitions.len()) {
-                let opened = self.shard.open_partitions(&view).await?;
-                if topic.name == OFFSETS_TOPIC && before.is_some() {
-                    self.groups.load_partitions(&opened).await?;
-                }
+                self.shard.open_partitions(&view).await?;
                 if self.router.core() == 0 {
                     tracing::info!(topic = %topic.name, partitions = topic.partitions.len(), "topic in metadata");
                 }
@@ -143,8 +161,25 @@ impl Core {
                 self.shard
                     .reconfigure_partitions(&topic.name, view.partitions, &config);
             }
+            let moved = apply_assignments(&self.shard, self.config.node_id, topic, before).await;
+            if topic.name == OFFSETS_TOPIC {
+                // Only the leader of an offsets partition coordinates its
+                // groups: load them on election, forget them on resignation.
+                for (index, now_leads) in moved {
+                    if now_leads {
+                        self.groups.load_partitions(&[index]).await?;
+                    } else {
+                        self.groups.unload_partition(index);
+                    }
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Resolves at the next applied metadata update.
+    pub fn roles_changed(&self) -> impl Future<Output = ()> + '_ {
+        self.roles_changed.listen()
     }
 
     /// The topic as this core knows it.
@@ -188,6 +223,7 @@ impl Core {
         partition: i32,
         batch: ProducedBatch,
         acks: Acks,
+        timeout: Duration,
     ) -> Result<Produced, ProduceError> {
         let owner = self.router.owner(&topic, partition);
         let answer = self
@@ -197,7 +233,7 @@ impl Core {
                     core.shard.partition(&topic, partition),
                 ) {
                     (Some(false), _) => Err(ProduceError::NotLeader),
-                    (Some(true), Some(partition)) => partition.produce(batch, acks).await,
+                    (Some(true), Some(partition)) => partition.produce(batch, acks, timeout).await,
                     _ => Err(ProduceError::UnknownPartition),
                 }
             })
@@ -301,27 +337,63 @@ impl Core {
         all
     }
 
-    /// Reads this core's partitions in order from a shared budget, for
-    /// consumers (up to the high watermark). Kafka returns at least one
-    /// batch to make progress, even past max_bytes, but only for the first
+    /// Reads this core's partitions in order from a shared budget: for
+    /// consumers up to the high watermark, for a follower (`replica`) up to
+    /// the log end, after its position has moved the high watermark (or
+    /// with its divergence and no records). Each partition's current leader
+    /// epoch is checked first (KIP-320). Kafka returns at least one batch
+    /// to make progress, even past max_bytes, but only for the first
     /// partition with data (`total_before` == 0). Returns the reads and the
     /// bytes they hold.
     pub async fn read_here(
-        &self,
+        self: &Rc<Self>,
         wanted: &[ReadWanted],
         mut budget: usize,
         total_before: usize,
+        replica: Option<i32>,
     ) -> (Vec<Result<PartitionRead<Chunk>, ReadError>>, usize) {
         let mut total = 0usize;
         let mut answers = Vec::with_capacity(wanted.len());
-        for (name, index, offset, partition_max) in wanted {
-            if self.leads(name, *index) == Some(false) {
-                answers.push(Err(ReadError::NotLeader));
-                continue;
-            }
-            let Some(partition) = self.shard.partition(name, *index) else {
+        for want in wanted {
+            let Some(partition) = self.shard.partition(&want.topic, want.partition) else {
                 answers.push(Err(ReadError::UnknownPartition));
                 continue;
+            };
+            if let Err(error) = partition.check_leader_epoch(want.current_leader_epoch) {
+                answers.push(Err(error));
+                continue;
+            }
+            let bound = match replica {
+                None => ReadBound::HighWatermark,
+                Some(id) => {
+                    let eligible = |broker| self.isr_eligible(broker);
+                    match partition.on_replica_fetch(
+                        id,
+                        want.offset,
+                        want.last_fetched_epoch,
+                        eligible,
+                    ) {
+                        Ok((Some(diverging), _)) => {
+                            answers.push(Ok(PartitionRead {
+                                high_watermark: partition.high_watermark(),
+                                log_start_offset: partition.log_start_offset(),
+                                records: Vec::new(),
+                                diverging: Some(diverging),
+                            }));
+                            continue;
+                        }
+                        Ok((None, change)) => {
+                            if let Some(change) = change {
+                                self.alter_isr(&want.topic, want.partition, change);
+                            }
+                            ReadBound::LogEnd
+                        }
+                        Err(error) => {
+                            answers.push(Err(error));
+                            continue;
+                        }
+                    }
+                }
             };
             if budget == 0 && total_before + total > 0 {
                 // Nothing left to give: offsets only (a read always gives
@@ -330,13 +402,12 @@ impl Core {
                     high_watermark: partition.high_watermark(),
                     log_start_offset: partition.log_start_offset(),
                     records: Vec::new(),
+                    diverging: None,
                 }));
                 continue;
             }
-            let limit = (*partition_max).min(budget.max(1));
-            let read = partition
-                .read(*offset, limit, ReadBound::HighWatermark)
-                .await;
+            let limit = want.max_bytes.min(budget.max(1));
+            let read = partition.read(want.offset, limit, bound).await;
             if let Ok(read) = &read {
                 let bytes: usize = read.records.iter().map(|c| c.len()).sum();
                 total += bytes;
@@ -347,6 +418,101 @@ impl Core {
         (answers, total)
     }
 
+    /// Asks the controller for a leader's ISR change (AlterPartition), in
+    /// the background; the partition takes the committed ISR from the
+    /// answer (or the metadata log, whichever is first) and may ask again
+    /// after a refusal.
+    pub fn alter_isr(self: &Rc<Self>, topic: &str, index: i32, change: IsrChange) {
+        let (core, topic) = (self.clone(), topic.to_string());
+        glommio::spawn_local(async move {
+            let Some(topic_id) = core.image().topic(&topic).map(|t| t.id) else {
+                return;
+            };
+            let request = Request::AlterPartition {
+                broker_id: core.config.node_id,
+                broker_epoch: core.cluster.broker_epoch(),
+                topic_id,
+                partition: index,
+                leader_epoch: change.leader_epoch,
+                partition_epoch: change.partition_epoch,
+                isr: change.isr.clone(),
+            };
+            let answer = core
+                .cluster
+                .controller
+                .call(request, ALTER_PARTITION_TIMEOUT)
+                .await;
+            let Some(partition) = core.shard.partition(&topic, index) else {
+                return;
+            };
+            match answer {
+                Ok((_, Response::PartitionAltered(Ok(state)))) => {
+                    tracing::info!(%topic, partition = index, isr = ?state.isr,
+                        partition_epoch = state.partition_epoch, "ISR changed");
+                    partition.isr_changed(state.partition_epoch, state.isr);
+                }
+                Ok((_, other)) => {
+                    tracing::info!(%topic, partition = index, ?change, answer = ?other, "ISR change refused");
+                    partition.isr_change_failed();
+                }
+                Err(error) => {
+                    tracing::warn!(%topic, partition = index, ?change, %error, "ISR change");
+                    partition.isr_change_failed();
+                }
+            }
+        })
+        .detach();
+    }
+
+    /// Whether `broker` may join an ISR: registered and unfenced in this
+    /// core's image.
+    fn isr_eligible(&self, broker: i32) -> bool {
+        self.image
+            .borrow()
+            .brokers
+            .get(&broker)
+            .is_some_and(|b| !b.fenced)
+    }
+
+    /// Kafka's ISR expiry (`replica.lag.time.max.ms`, checked every half
+    /// of it): leaders on this core drop followers that stopped catching
+    /// up. Expansion is asked for as follower fetches arrive. Runs until
+    /// the executor stops.
+    pub async fn expire_isr_forever(self: Rc<Self>) {
+        let lag = self.config.cluster.replica_lag_time_max;
+        loop {
+            glommio::timer::sleep(lag / 2).await;
+            for (topic, index, partition) in self.shard.named() {
+                if let Some(change) = partition.propose_isr_change(lag, |b| self.isr_eligible(b)) {
+                    self.alter_isr(&topic, index, change);
+                }
+            }
+        }
+    }
+
+    /// OffsetForLeaderEpoch on a partition's owning core: where the
+    /// leader's log for `epoch` ends, after the current-epoch check.
+    pub async fn end_offset_for_epoch(
+        self: &Rc<Self>,
+        topic: String,
+        partition: i32,
+        current_leader_epoch: i32,
+        epoch: i32,
+    ) -> Result<EpochEnd, ReadError> {
+        let owner = self.router.owner(&topic, partition);
+        let answer = self
+            .on_core(owner, move |core| async move {
+                let partition = core
+                    .shard
+                    .partition(&topic, partition)
+                    .ok_or(ReadError::UnknownPartition)?;
+                partition.check_leader_epoch(current_leader_epoch)?;
+                Ok(partition.end_offset_for_epoch(epoch))
+            })
+            .await;
+        answer.unwrap_or(Err(ReadError::NotLeader))
+    }
+
     /// `read_here` on another core: its append count from before the reads
     /// (for `wait_for_appends`) and reads that can cross cores.
     pub async fn read_on(
@@ -355,10 +521,11 @@ impl Core {
         wanted: Vec<ReadWanted>,
         budget: usize,
         total_before: usize,
+        replica: Option<i32>,
     ) -> Result<(u64, Vec<SentRead>), BrokerError> {
         self.on_core(core, move |core| async move {
             let appends = core.shard.appends().count();
-            let (reads, _) = core.read_here(&wanted, budget, total_before).await;
+            let (reads, _) = core.read_here(&wanted, budget, total_before, replica).await;
             let sent = reads
                 .into_iter()
                 .map(|read| read.map(PartitionRead::into_sendable))
@@ -588,4 +755,38 @@ impl Core {
             Err(error) => tracing::debug!(%error, "create {OFFSETS_TOPIC}"),
         }
     }
+}
+
+/// Gives this core's partitions of `topic` the roles the image assigns
+/// them (leader, follower, none), where the partition state changed since
+/// `before` (every partition when there is no `before`). Returns the
+/// partitions whose leadership here began (true) or ended (false).
+async fn apply_assignments(
+    shard: &Shard,
+    me: i32,
+    topic: &TopicImage,
+    before: Option<&TopicImage>,
+) -> Vec<(i32, bool)> {
+    let mut moved = Vec::new();
+    for (index, state) in topic.partitions.iter().enumerate() {
+        let index = index as i32;
+        let Some(partition) = shard.partition(&topic.name, index) else {
+            continue;
+        };
+        let unchanged = before
+            .and_then(|b| b.partition(index))
+            .is_some_and(|old| old == state);
+        if unchanged && partition.role() != Role::None {
+            continue;
+        }
+        let led = partition.role() == Role::Leader;
+        if let Err(error) = partition.apply_assignment(me, state).await {
+            tracing::error!(topic = %topic.name, partition = index, %error, "take partition role");
+        }
+        let leads = partition.role() == Role::Leader;
+        if led != leads {
+            moved.push((index, leads));
+        }
+    }
+    moved
 }

@@ -27,6 +27,9 @@ pub fn storage_error(error: &StorageError) -> ResponseError {
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         StorageError::Poisoned { .. } | StorageError::Io { .. } => ResponseError::KafkaStorageError,
         StorageError::Closed(_) => ResponseError::NotLeaderOrFollower,
+        // The follower path's own errors: never answered to a client.
+        StorageError::NonContiguousAppend { .. } => ResponseError::UnknownServerError,
+        StorageError::StaleLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
         StorageError::BadDirName(_) | StorageError::BadCheckpoint { .. } => {
             ResponseError::KafkaStorageError
         }
@@ -43,6 +46,11 @@ pub fn produce_error(error: &ProduceError) -> ResponseError {
         ProduceError::Sequence(SequenceError::OutOfOrderSequence) => {
             ResponseError::OutOfOrderSequenceNumber
         }
+        ProduceError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+        ProduceError::NotEnoughReplicasAfterAppend { .. } => {
+            ResponseError::NotEnoughReplicasAfterAppend
+        }
+        ProduceError::Timeout(_) => ResponseError::RequestTimedOut,
         ProduceError::Storage(storage) => storage_error(storage),
     }
 }
@@ -50,6 +58,11 @@ pub fn produce_error(error: &ProduceError) -> ResponseError {
 pub fn read_error(error: &ReadError) -> ResponseError {
     match error {
         ReadError::NotLeader => ResponseError::NotLeaderOrFollower,
+        // Kafka's leader answers a fetch from a broker outside the
+        // replica set so ("failed to record follower's position").
+        ReadError::NotAReplica(_) => ResponseError::NotLeaderOrFollower,
+        ReadError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+        ReadError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
         ReadError::UnknownPartition => ResponseError::UnknownTopicOrPartition,
         ReadError::Storage(storage) => storage_error(storage),
     }

@@ -15,6 +15,7 @@ pub mod partition;
 pub mod producer_state;
 pub mod protocol;
 pub mod refusals;
+pub mod replica_fetcher;
 pub mod router;
 pub mod server;
 pub mod shard;

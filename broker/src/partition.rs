@@ -1,24 +1,44 @@
 //! One partition's behaviour on its owning core: its log, its idempotent
-//! producers, the produce ordering turn, its role and leader epoch, the
-//! append path (idempotence check, append, high watermark, the durability
-//! wait `acks` asks for), and reads bounded by an upper offset (the high
-//! watermark for consumers; the log end for followers, once replication
-//! exists).
+//! producers, the produce ordering turn, its replica role (leader with its
+//! followers' state, or follower of another broker) and leader epoch, the
+//! leader's append path (idempotence check, append stamped with the leader
+//! epoch, high watermark, the wait `acks` asks for: durable here and, for
+//! acks=all, on every in-sync replica), the follower's append of the
+//! leader's batches as they are, and reads bounded by an upper offset (the
+//! high watermark for consumers; the log end for followers).
 //!
 //! Kafka's wire types stay out of here: callers (the api handlers, other
 //! cores) get broker types and typed errors, and errors.rs turns those into
-//! Kafka error codes.
+//! Kafka error codes. The replication decisions themselves (ISR, high
+//! watermark, divergence) are the `replication` crate's, free of I/O.
 
 use crate::producer_state::{self, check_sequence, remember, Producers, Sequence, SequenceError};
+use controller::PartitionImage;
+use replication::{EpochEnd, IsrChange, LeaderState, NotAReplica};
 use std::cell::{Cell, RefCell};
+use std::time::{Duration, Instant};
+use storage::batch::{BatchHeader, BatchScan};
 use storage::{AppendInfo, Chunk, Event, Log, ProducedBatch, StorageError};
 
-/// What a partition is to this broker. Only leaders exist until
-/// replication lands; a follower will append the leader's batches as they
-/// are and refuse produce with NOT_LEADER_OR_FOLLOWER.
+/// What a partition is to this broker, as the metadata log says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Leader,
+    /// Copies the leader's batches; refuses produce and consumer fetches
+    /// with NOT_LEADER_OR_FOLLOWER.
+    Follower {
+        leader: i32,
+        leader_epoch: i32,
+    },
+    /// No leader (offline), or not (yet) a replica here.
+    None,
+}
+
+/// The replica state behind `Role`.
+enum Replica {
+    None,
+    Leader(Box<LeaderState>),
+    Follower { leader: i32, leader_epoch: i32 },
 }
 
 /// Kafka's `acks`: 0 (no answer), 1 (appended on the leader), -1/all
@@ -57,6 +77,17 @@ pub struct Produced {
 pub enum ProduceError {
     #[error("this broker is not the partition's leader")]
     NotLeader,
+    /// acks=all with fewer in-sync replicas than `min.insync.replicas`.
+    #[error("{isr} in-sync replicas, min.insync.replicas is {min}")]
+    NotEnoughReplicas { isr: usize, min: usize },
+    /// Appended, but the ISR shrank below `min.insync.replicas` before the
+    /// high watermark passed the batch.
+    #[error("appended, but only {isr} in-sync replicas, min.insync.replicas is {min}")]
+    NotEnoughReplicasAfterAppend { isr: usize, min: usize },
+    /// acks=all not reached on every in-sync replica within the request's
+    /// timeout.
+    #[error("not replicated to every in-sync replica within {0:?}")]
+    Timeout(Duration),
     #[error("unknown topic or partition")]
     UnknownPartition,
     #[error(transparent)]
@@ -70,6 +101,15 @@ pub enum ProduceError {
 pub enum ReadError {
     #[error("this broker is not the partition's leader")]
     NotLeader,
+    /// The request's current leader epoch is older than the partition's.
+    #[error("leader epoch {given} is older than the current {current}")]
+    FencedLeaderEpoch { given: i32, current: i32 },
+    /// The request's current leader epoch is newer than this broker knows.
+    #[error("leader epoch {given} is newer than the current {current}")]
+    UnknownLeaderEpoch { given: i32, current: i32 },
+    /// A fetch as a replica from a broker that holds no replica.
+    #[error(transparent)]
+    NotAReplica(#[from] NotAReplica),
     #[error("unknown topic or partition")]
     UnknownPartition,
     #[error(transparent)]
@@ -113,6 +153,9 @@ pub struct PartitionRead<C> {
     pub high_watermark: i64,
     pub log_start_offset: i64,
     pub records: Vec<C>,
+    /// For a follower whose log diverged from this leader's: where the
+    /// leader's log for the follower's last epoch ends (no records then).
+    pub diverging: Option<EpochEnd>,
 }
 
 impl PartitionRead<Chunk> {
@@ -123,6 +166,7 @@ impl PartitionRead<Chunk> {
         PartitionRead {
             high_watermark: self.high_watermark,
             log_start_offset: self.log_start_offset,
+            diverging: self.diverging,
             records: self
                 .records
                 .into_iter()
@@ -202,26 +246,42 @@ pub struct Partition {
     log: Log,
     producers: RefCell<Producers>,
     /// Held from the sequence check through the in-memory append, so that
-    /// pipelined requests of one producer are checked and appended in order.
+    /// pipelined requests of one producer are checked and appended in order
+    /// (and a follower's appends never interleave with a late leader one).
     produce_order: glommio::sync::Semaphore,
-    role: Cell<Role>,
-    leader_epoch: Cell<i32>,
+    replica: RefCell<Replica>,
+    /// The high watermark moved, the ISR or the role changed: acks=all
+    /// waiters look again.
+    replication_changed: Event,
+    /// `min.insync.replicas` of the topic.
+    min_insync: Cell<usize>,
     appends: std::rc::Rc<Appends>,
+}
+
+/// Milliseconds on the wall clock, for the followers' caught-up times.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Partition {
     /// A partition over an opened log: rebuilds its producer state from the
-    /// snapshot and the log tail. A single-replica leader's high watermark
-    /// is its log end.
-    pub async fn open(log: Log, appends: std::rc::Rc<Appends>) -> Partition {
+    /// snapshot and the log tail. It has no role until the metadata image
+    /// gives it one (`apply_assignment`); its high watermark starts at the
+    /// log start and only a leader moves it (to its log end at once when
+    /// it is the only in-sync replica), because what the followers have is
+    /// not known after a restart (Kafka would read its HW checkpoint).
+    pub async fn open(log: Log, appends: std::rc::Rc<Appends>, min_insync: usize) -> Partition {
         let producers = producer_state::recover(&log).await;
-        log.set_high_watermark(log.log_end_offset());
+        log.set_high_watermark(log.log_start_offset());
         Partition {
             log,
             producers: RefCell::new(producers),
             produce_order: glommio::sync::Semaphore::new(1),
-            role: Cell::new(Role::Leader),
-            leader_epoch: Cell::new(0),
+            replica: RefCell::new(Replica::None),
+            replication_changed: Event::default(),
+            min_insync: Cell::new(min_insync.max(1)),
             appends,
         }
     }
@@ -233,11 +293,26 @@ impl Partition {
     }
 
     pub fn role(&self) -> Role {
-        self.role.get()
+        match &*self.replica.borrow() {
+            Replica::None => Role::None,
+            Replica::Leader(_) => Role::Leader,
+            Replica::Follower {
+                leader,
+                leader_epoch,
+            } => Role::Follower {
+                leader: *leader,
+                leader_epoch: *leader_epoch,
+            },
+        }
     }
 
+    /// The current leader epoch as this broker knows it (-1: none).
     pub fn leader_epoch(&self) -> i32 {
-        self.leader_epoch.get()
+        match &*self.replica.borrow() {
+            Replica::None => -1,
+            Replica::Leader(leader) => leader.leader_epoch(),
+            Replica::Follower { leader_epoch, .. } => *leader_epoch,
+        }
     }
 
     pub fn high_watermark(&self) -> i64 {
@@ -248,36 +323,106 @@ impl Partition {
         self.log.log_start_offset()
     }
 
+    pub fn set_min_insync(&self, min_insync: usize) {
+        self.min_insync.set(min_insync.max(1));
+        self.replication_changed.notify_all();
+    }
+
+    /// (replicas, ISR) as the leader tracks them; None off the leader.
+    pub fn replica_sets(&self) -> Option<(Vec<i32>, Vec<i32>)> {
+        match &*self.replica.borrow() {
+            Replica::Leader(leader) => Some((leader.replicas().to_vec(), leader.isr().to_vec())),
+            _ => None,
+        }
+    }
+
+    /// Takes the role the metadata image gives this broker (`me`): the
+    /// leader at a new leader epoch stamps it into the log and starts
+    /// tracking its followers afresh; the same leadership only takes the
+    /// committed ISR; anything else becomes a follower of the leader (or
+    /// nothing, without one). Waiting acks=all producers look again (and
+    /// fail with NOT_LEADER_OR_FOLLOWER if leadership moved).
+    pub async fn apply_assignment(
+        &self,
+        me: i32,
+        state: &PartitionImage,
+    ) -> Result<(), StorageError> {
+        let now = now_ms();
+        let same_leadership = matches!(&*self.replica.borrow(),
+            Replica::Leader(leader) if leader.leader_epoch() == state.leader_epoch);
+        if state.leader == me && same_leadership {
+            if let Replica::Leader(leader) = &mut *self.replica.borrow_mut() {
+                leader.update(
+                    state.partition_epoch,
+                    state.replicas.clone(),
+                    state.isr.clone(),
+                    now,
+                );
+            }
+        } else if state.leader == me {
+            // Held so no produce of an older role is half-way through.
+            let _turn = self.produce_order.acquire_permit(1).await;
+            self.log.begin_leader_epoch(state.leader_epoch).await?;
+            let leader = LeaderState::new(
+                me,
+                state.leader_epoch,
+                state.partition_epoch,
+                state.replicas.clone(),
+                state.isr.clone(),
+                self.log.high_watermark(),
+                self.log.log_end_offset(),
+                now,
+            );
+            *self.replica.borrow_mut() = Replica::Leader(Box::new(leader));
+        } else if state.leader >= 0 && state.replicas.contains(&me) {
+            let follower = Replica::Follower {
+                leader: state.leader,
+                leader_epoch: state.leader_epoch,
+            };
+            *self.replica.borrow_mut() = follower;
+        } else {
+            *self.replica.borrow_mut() = Replica::None;
+        }
+        self.advance_high_watermark();
+        self.replication_changed.notify_all();
+        Ok(())
+    }
+
     /// The produce path on the leader: idempotence check and append in the
     /// partition's ordering turn, then the wait `acks` asks for outside it,
-    /// so that later requests join the same group commit.
+    /// so that later requests join the same group commit. acks=all checks
+    /// `min.insync.replicas` against the ISR before the append (Kafka's
+    /// NOT_ENOUGH_REPLICAS), then waits until the batch is durable here and
+    /// the high watermark (the smallest log end over the ISR, each durable
+    /// on its replica) has passed it, within `timeout`.
     pub async fn produce(
         &self,
         batch: ProducedBatch,
         acks: Acks,
+        timeout: Duration,
     ) -> Result<Produced, ProduceError> {
-        if self.role.get() != Role::Leader {
-            return Err(ProduceError::NotLeader);
-        }
+        let deadline = Instant::now() + timeout;
         let producer_id = batch.producer_id();
         let (epoch, first_sequence, count) = (
             batch.producer_epoch(),
             batch.base_sequence(),
             batch.records_count(),
         );
-        let info = {
+        let (info, leader_epoch) = {
             // Closed only when the partition goes away (deleted topic).
             let _turn = self
                 .produce_order
                 .acquire_permit(1)
                 .await
                 .map_err(|_| ProduceError::NotLeader)?;
+            // Checked in the turn: a role change waits for it.
+            let leader_epoch = self.check_produce(acks)?;
             let sequence = if producer_id >= 0 {
                 check_sequence(&self.producers.borrow(), producer_id, epoch, first_sequence)
             } else {
                 Sequence::Accept
             };
-            match sequence {
+            let info = match sequence {
                 Sequence::Reject(error) => return Err(error.into()),
                 Sequence::Duplicate(base_offset) => AppendInfo {
                     base_offset,
@@ -298,14 +443,18 @@ impl Partition {
                         );
                     }
                     self.advance_high_watermark();
+                    self.appends.note();
                     info
                 }
-            }
+            };
+            (info, leader_epoch)
         };
         if acks == Acks::All {
             // A retried duplicate waits too: its first copy may still be
-            // on its way to the disk.
+            // on its way to the disk or to the followers.
             self.log.wait_durable(&info).await?;
+            self.wait_replicated(info.last_offset + 1, leader_epoch, deadline, timeout)
+                .await?;
         }
         Ok(Produced {
             base_offset: info.base_offset,
@@ -314,19 +463,88 @@ impl Partition {
         })
     }
 
+    /// This broker's leader epoch if it may take this produce.
+    fn check_produce(&self, acks: Acks) -> Result<i32, ProduceError> {
+        match &*self.replica.borrow() {
+            Replica::Leader(leader) => {
+                let (isr, min) = (leader.isr().len(), self.min_insync.get());
+                if acks == Acks::All && isr < min {
+                    return Err(ProduceError::NotEnoughReplicas { isr, min });
+                }
+                Ok(leader.leader_epoch())
+            }
+            _ => Err(ProduceError::NotLeader),
+        }
+    }
+
+    /// Resolves once the high watermark reaches `end` under the same
+    /// leadership (Kafka's delayed produce for acks=all).
+    async fn wait_replicated(
+        &self,
+        end: i64,
+        leader_epoch: i32,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<(), ProduceError> {
+        loop {
+            let changed = self.replication_changed.listen();
+            match &*self.replica.borrow() {
+                Replica::Leader(leader) if leader.leader_epoch() == leader_epoch => {
+                    if leader.high_watermark() >= end {
+                        let (isr, min) = (leader.maximal_isr().len(), self.min_insync.get());
+                        if isr < min {
+                            return Err(ProduceError::NotEnoughReplicasAfterAppend { isr, min });
+                        }
+                        return Ok(());
+                    }
+                }
+                _ => return Err(ProduceError::NotLeader),
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ProduceError::Timeout(timeout));
+            }
+            futures_lite::future::or(changed, glommio::timer::sleep(deadline - now)).await;
+        }
+    }
+
     /// Appends a batch the broker built itself (the group coordinator's
     /// records) under the same ordering turn as produce; the caller then
     /// waits with `wait_durable`, outside whatever turn of its own it holds,
     /// so that concurrent callers share one group commit.
     pub async fn append_own(&self, batch: ProducedBatch) -> Result<AppendInfo, StorageError> {
+        let closed = || StorageError::Closed(self.log.dir().display().to_string());
         let _turn = self
             .produce_order
             .acquire_permit(1)
             .await
-            .map_err(|_| StorageError::Closed(self.log.dir().display().to_string()))?;
+            .map_err(|_| closed())?;
+        // Only the leader writes its own records; a follower's log is the
+        // leader's copy.
+        if self.role() != Role::Leader {
+            return Err(closed());
+        }
         let info = self.log.append_unsynced(batch).await?;
         self.advance_high_watermark();
+        self.appends.note();
         Ok(info)
+    }
+
+    /// acks=all for a batch the broker appended itself (`append_own`):
+    /// durable here and on every in-sync replica, within `timeout`.
+    pub async fn wait_committed(
+        &self,
+        info: &AppendInfo,
+        timeout: Duration,
+    ) -> Result<(), ProduceError> {
+        let deadline = Instant::now() + timeout;
+        self.log.wait_durable(info).await?;
+        let leader_epoch = match &*self.replica.borrow() {
+            Replica::Leader(leader) => leader.leader_epoch(),
+            _ => return Err(ProduceError::NotLeader),
+        };
+        self.wait_replicated(info.last_offset + 1, leader_epoch, deadline, timeout)
+            .await
     }
 
     /// Resolves when the appended batch is durable under the flush policy
@@ -335,11 +553,232 @@ impl Partition {
         self.log.wait_durable(info).await
     }
 
-    /// With one replica the high watermark is the log end; replication will
-    /// move it to the smallest log end among the in-sync replicas.
+    /// On the leader, the high watermark follows the ISR's log ends
+    /// (`LeaderState`); with itself the only in-sync replica that is its
+    /// own log end. Wakes acks=all waiters when it moves.
     fn advance_high_watermark(&self) {
-        self.log.set_high_watermark(self.log.log_end_offset());
+        let moved = match &mut *self.replica.borrow_mut() {
+            Replica::Leader(leader) => {
+                let before = self.log.high_watermark();
+                let hw = leader.advance_high_watermark(self.log.log_end_offset());
+                self.log.set_high_watermark(hw);
+                hw != before
+            }
+            _ => false,
+        };
+        if moved {
+            self.replication_changed.notify_all();
+        }
+    }
+
+    /// Checks a fetch's current leader epoch (KIP-320; -1 asks for no
+    /// check) against this leadership.
+    pub fn check_leader_epoch(&self, given: i32) -> Result<(), ReadError> {
+        let current = match &*self.replica.borrow() {
+            Replica::Leader(leader) => leader.leader_epoch(),
+            _ => return Err(ReadError::NotLeader),
+        };
+        match given {
+            -1 => Ok(()),
+            g if g < current => Err(ReadError::FencedLeaderEpoch { given, current }),
+            g if g > current => Err(ReadError::UnknownLeaderEpoch { given, current }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Where the leader's log for `epoch` ends (OffsetForLeaderEpoch).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> EpochEnd {
+        let (epoch, end_offset) = self.log.end_offset_for_epoch(epoch);
+        EpochEnd { epoch, end_offset }
+    }
+
+    /// A follower's fetch reached the leader: its divergence, if its last
+    /// fetched epoch does not end where it thinks on this leader; else its
+    /// new position, the high watermark that follows, and an ISR change
+    /// to ask the controller for.
+    pub fn on_replica_fetch(
+        &self,
+        replica: i32,
+        fetch_offset: i64,
+        last_fetched_epoch: i32,
+        eligible: impl Fn(i32) -> bool,
+    ) -> Result<(Option<EpochEnd>, Option<IsrChange>), ReadError> {
+        let (log_start, log_end) = (self.log.log_start_offset(), self.log.log_end_offset());
+        let out_of_range = StorageError::OffsetOutOfRange {
+            offset: fetch_offset,
+            log_start,
+            log_end,
+        };
+        let leader_end = self.end_offset_for_epoch(last_fetched_epoch.max(0));
+        if let Some(diverging) =
+            replication::diverging_epoch(last_fetched_epoch, fetch_offset, leader_end)
+        {
+            if diverging.epoch < 0 {
+                // Older than anything this log keeps: the follower restarts
+                // from the log start (Kafka answers OFFSET_OUT_OF_RANGE).
+                return Err(out_of_range.into());
+            }
+            return Ok((Some(diverging), None));
+        }
+        if fetch_offset < log_start || fetch_offset > log_end {
+            return Err(out_of_range.into());
+        }
+        let change = match &mut *self.replica.borrow_mut() {
+            Replica::Leader(leader) => {
+                leader.on_fetch(replica, fetch_offset, log_end, now_ms())?;
+                None
+            }
+            _ => return Err(ReadError::NotLeader),
+        };
+        self.advance_high_watermark();
+        let change = change.or_else(|| self.propose_isr_change(Duration::MAX, eligible));
+        Ok((None, change))
+    }
+
+    /// The ISR change this leader should ask for now: members lagging more
+    /// than `lag_max` leave, caught-up replicas join (None: no change, one
+    /// in flight, or not the leader).
+    pub fn propose_isr_change(
+        &self,
+        lag_max: Duration,
+        eligible: impl Fn(i32) -> bool,
+    ) -> Option<IsrChange> {
+        let log_end = self.log.log_end_offset();
+        let lag_ms = u64::try_from(lag_max.as_millis()).unwrap_or(u64::MAX);
+        match &mut *self.replica.borrow_mut() {
+            Replica::Leader(leader) => {
+                leader.propose_isr_change(log_end, now_ms(), lag_ms, eligible)
+            }
+            _ => None,
+        }
+    }
+
+    /// The controller refused or did not answer the ISR change in flight.
+    pub fn isr_change_failed(&self) {
+        if let Replica::Leader(leader) = &mut *self.replica.borrow_mut() {
+            leader.change_failed(now_ms());
+        }
+    }
+
+    /// The controller committed an ISR change this leader asked for (the
+    /// metadata log will say the same; whichever comes first applies).
+    pub fn isr_changed(&self, partition_epoch: i32, isr: Vec<i32>) {
+        if let Replica::Leader(leader) = &mut *self.replica.borrow_mut() {
+            let replicas = leader.replicas().to_vec();
+            leader.update(partition_epoch, replicas, isr, now_ms());
+        }
+        self.advance_high_watermark();
+        self.replication_changed.notify_all();
+    }
+
+    /// Where a follower fetches from: (its log end, the epoch of its last
+    /// batch, the leader epoch it follows), or None if it follows nobody.
+    pub fn fetch_position(&self) -> Option<(i64, i32, i32, i32)> {
+        match &*self.replica.borrow() {
+            Replica::Follower {
+                leader,
+                leader_epoch,
+            } => Some((
+                self.log.log_end_offset(),
+                self.log.leader_epoch(),
+                *leader,
+                *leader_epoch,
+            )),
+            _ => None,
+        }
+    }
+
+    /// The follower path: the leader's batches appended as they are
+    /// (offsets, epochs and CRCs from the leader), in the ordering turn;
+    /// their idempotent producers remembered, so that a retry after
+    /// failover to this replica is still recognised. None when `batches`
+    /// held no whole batch.
+    pub async fn append_replicated(
+        &self,
+        batches: bytes::Bytes,
+    ) -> Result<Option<AppendInfo>, StorageError> {
+        let _turn = self
+            .produce_order
+            .acquire_permit(1)
+            .await
+            .map_err(|_| StorageError::Closed(self.log.dir().display().to_string()))?;
+        let Some(info) = self.log.append_replicated(batches.clone()).await? else {
+            return Ok(None);
+        };
+        let mut scan = BatchScan::new(&batches);
+        let mut producers = self.producers.borrow_mut();
+        while let Ok((_, batch)) = scan.next_batch() {
+            let Ok(header) = BatchHeader::parse(batch) else {
+                break;
+            };
+            if header.base_offset() > info.last_offset {
+                break;
+            }
+            let producer_id = header.producer_id.get();
+            if producer_id >= 0 && !header.is_control() {
+                remember(
+                    &mut producers,
+                    producer_id,
+                    header.producer_epoch.get(),
+                    header.base_sequence.get(),
+                    header.records_count.get(),
+                    header.base_offset(),
+                );
+            }
+        }
+        drop(producers);
         self.appends.note();
+        Ok(Some(info))
+    }
+
+    /// A follower learns the leader's high watermark with each fetch; its
+    /// own never passes its log end.
+    pub fn follow_high_watermark(&self, leader_high_watermark: i64) {
+        let hw = leader_high_watermark.min(self.log.log_end_offset());
+        if hw > self.log.high_watermark() {
+            self.log.set_high_watermark(hw);
+        }
+    }
+
+    /// Removes the divergent tail of a follower's log at `offset` (and the
+    /// producer state that described it).
+    pub async fn truncate_to(&self, offset: i64) -> Result<(), StorageError> {
+        let _turn = self
+            .produce_order
+            .acquire_permit(1)
+            .await
+            .map_err(|_| StorageError::Closed(self.log.dir().display().to_string()))?;
+        self.log.truncate_to(offset).await?;
+        let end = self.log.log_end_offset();
+        producer_state::forget_from(self.log.dir(), &mut self.producers.borrow_mut(), end);
+        Ok(())
+    }
+
+    /// Empties a follower's log and starts it at `offset`, the leader's
+    /// log start, when the leader no longer has what would follow this
+    /// log (Kafka's `truncateFullyAndStartAt`).
+    pub async fn restart_at(&self, offset: i64) -> Result<(), StorageError> {
+        let _turn = self
+            .produce_order
+            .acquire_permit(1)
+            .await
+            .map_err(|_| StorageError::Closed(self.log.dir().display().to_string()))?;
+        self.log.truncate_fully_and_start_at(offset).await?;
+        producer_state::forget_from(self.log.dir(), &mut self.producers.borrow_mut(), i64::MIN);
+        Ok(())
+    }
+
+    /// Truncation for a divergence the leader reported.
+    pub async fn truncate_diverging(&self, diverging: EpochEnd) -> Result<i64, StorageError> {
+        let local = self.end_offset_for_epoch(diverging.epoch);
+        let offset = replication::truncation_offset(
+            diverging,
+            local,
+            self.log.log_end_offset(),
+            self.log.high_watermark(),
+        );
+        self.truncate_to(offset).await?;
+        Ok(self.log.log_end_offset())
     }
 
     /// Whole batches from `offset`, at most `max_bytes` (but at least one
@@ -361,13 +800,14 @@ impl Partition {
             high_watermark,
             log_start_offset,
             records: read.chunks,
+            diverging: None,
         })
     }
 
     /// ListOffsets on this partition: latest is the high watermark, as
     /// consumers see the log.
     pub async fn offset_for(&self, query: OffsetQuery) -> Result<OffsetAnswer, StorageError> {
-        let leader_epoch = self.leader_epoch.get();
+        let leader_epoch = self.leader_epoch();
         let (offset, timestamp) = match query {
             OffsetQuery::Latest => (self.log.high_watermark(), -1),
             OffsetQuery::Earliest => (self.log.log_start_offset(), -1),
@@ -405,7 +845,7 @@ impl Partition {
     /// it is above the high watermark (out of range). Returns the new low
     /// watermark (the log start).
     pub async fn delete_records_before(&self, offset: i64) -> Result<i64, DeleteRecordsError> {
-        if self.role.get() != Role::Leader {
+        if self.role() != Role::Leader {
             return Err(DeleteRecordsError::NotLeader);
         }
         if !self.log.config().cleanup_policy.delete {

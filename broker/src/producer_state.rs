@@ -112,6 +112,30 @@ pub fn remember(
     }
 }
 
+/// Forgets the batches at or after `offset` (a follower truncated its log
+/// there), and a snapshot that may describe them: producer state must
+/// never remember a batch the log no longer holds, or a retry of it after
+/// failover would be answered as a duplicate of nothing.
+pub fn forget_from(dir: &Path, producers: &mut Producers, offset: i64) {
+    for entry in producers.values_mut() {
+        while entry
+            .batches
+            .back()
+            .is_some_and(|b| b.base_offset >= offset)
+        {
+            entry.batches.pop_back();
+        }
+    }
+    producers.retain(|_, entry| !entry.batches.is_empty());
+    match std::fs::remove_file(dir.join(SNAPSHOT_FILE)) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => {
+            tracing::warn!(dir = %dir.display(), %error, "remove producer-state snapshot")
+        }
+    }
+}
+
 /// Writes the snapshot at a clean close: the state covers the log up to
 /// `end_offset`. Replaced atomically (write, fsync, rename).
 pub fn write_snapshot(dir: &Path, producers: &Producers, end_offset: i64) -> std::io::Result<()> {

@@ -202,6 +202,8 @@ async fn serve(
     )
     .detach();
     glommio::spawn_local(core.groups.clone().run_timers()).detach();
+    glommio::spawn_local(crate::replica_fetcher::run(core.clone())).detach();
+    glommio::spawn_local(core.clone().expire_isr_forever()).detach();
     if config.cleaner_enable {
         let backoff = Duration::from_millis(config.cleaner_backoff_ms);
         glommio::spawn_local(core.shard.clone().clean_forever(backoff)).detach();

@@ -85,7 +85,8 @@ impl Shard {
             if report.truncated_bytes() > 0 {
                 tracing::warn!(topic = %topic.name, partition, bytes = report.truncated_bytes(), "recovered partition");
             }
-            let entry = Rc::new(Partition::open(log, self.appends.clone()).await);
+            let min_insync = config.min_insync_replicas;
+            let entry = Rc::new(Partition::open(log, self.appends.clone(), min_insync).await);
             self.partitions
                 .borrow_mut()
                 .insert((topic.name.clone(), partition), entry);
@@ -113,6 +114,7 @@ impl Shard {
         for partition in 0..partitions {
             if let Some(entry) = self.partition(name, partition) {
                 entry.log().set_config(config.clone());
+                entry.set_min_insync(config.min_insync_replicas);
             }
         }
     }
@@ -123,6 +125,19 @@ impl Shard {
             .borrow()
             .get(&(topic.to_string(), partition))
             .cloned()
+    }
+
+    /// This core's partitions with their names, sorted (for the replica
+    /// fetchers and the ISR expiry).
+    pub fn named(&self) -> Vec<(String, i32, Rc<Partition>)> {
+        let mut all: Vec<_> = self
+            .partitions
+            .borrow()
+            .iter()
+            .map(|((topic, index), p)| (topic.clone(), *index, p.clone()))
+            .collect();
+        all.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        all
     }
 
     pub fn appends(&self) -> &Appends {

@@ -6,6 +6,7 @@
 //! values) happens on the broker before it forwards.
 
 use crate::image::MetadataImage;
+use crate::leadership::{self, elect_returning, elect_without, initial_leadership};
 use crate::placement::{self, PlacementError};
 use crate::records::{self, ConfigResource, Endpoint, MetadataRecord, TopicId};
 use serde::{Deserialize, Serialize};
@@ -61,6 +62,81 @@ pub enum Request {
         broker_id: i32,
         broker_epoch: u64,
     },
+    /// A partition leader asks to shrink or expand its ISR (Kafka's
+    /// AlterPartition, key 56), naming the leader and partition epochs it
+    /// acts at.
+    AlterPartition {
+        broker_id: i32,
+        broker_epoch: u64,
+        topic_id: TopicId,
+        partition: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: Vec<i32>,
+    },
+    /// Kafka's ElectLeaders: `partitions: None` is every partition.
+    ElectLeaders {
+        election: Election,
+        partitions: Option<Vec<(String, i32)>>,
+    },
+}
+
+/// Which leader an ElectLeaders request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Election {
+    /// The first replica, if it is unfenced and in the ISR.
+    Preferred,
+    /// Any unfenced replica for a partition without a leader, from outside
+    /// the ISR if need be (committed records may be lost).
+    Unclean,
+}
+
+/// A partition's leadership as the controller holds it: what an
+/// AlterPartition answer tells the leader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub isr: Vec<i32>,
+}
+
+/// Why an AlterPartition was refused; the broker maps these to Kafka's
+/// codes (UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER,
+/// FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION, INELIGIBLE_REPLICA,
+/// INVALID_REQUEST).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum PartitionError {
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    #[error("the broker does not lead the partition")]
+    NotLeader,
+    #[error("the leader epoch is not the current one")]
+    FencedLeaderEpoch,
+    #[error("the partition epoch is not the current one")]
+    InvalidUpdateVersion,
+    #[error("replica {0} is fenced or not registered and cannot join the ISR")]
+    IneligibleReplica(i32),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+}
+
+/// One partition's ElectLeaders answer: (topic, partition, the new leader
+/// or why none was elected).
+pub type ElectionOutcome = (String, i32, Result<i32, ElectionError>);
+
+/// Why ElectLeaders did not elect for one partition (Kafka's codes of the
+/// same names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ElectionError {
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    #[error("election not needed")]
+    ElectionNotNeeded,
+    #[error("the preferred leader is not available")]
+    PreferredLeaderNotAvailable,
+    #[error("no eligible leader is available")]
+    EligibleLeadersNotAvailable,
 }
 
 impl Request {
@@ -113,6 +189,9 @@ pub enum Response {
         first: i64,
         count: i64,
     },
+    PartitionAltered(Result<PartitionState, PartitionError>),
+    /// In request order (topic, then partition order for every partition).
+    Elected(Vec<ElectionOutcome>),
 }
 
 /// A request refused as a whole.
@@ -212,13 +291,20 @@ pub fn decide(
                 .deadlines
                 .insert(*broker_id, now_ms + sessions.timeout_ms);
             // The epoch is the index this record commits at; the node fills it in.
+            let mut records = vec![MetadataRecord::RegisterBroker {
+                broker_id: *broker_id,
+                incarnation: *incarnation,
+                endpoints: endpoints.clone(),
+                rack: rack.clone(),
+            }];
+            // A new process starts fenced and may have lost what the old
+            // one had not synced: it leaves ISRs and leadership as on
+            // fencing (Kafka's handleBrokerUncleanShutdown).
+            if image.brokers.contains_key(broker_id) {
+                records.extend(elect_without(image, *broker_id));
+            }
             Ok(Decision {
-                records: vec![MetadataRecord::RegisterBroker {
-                    broker_id: *broker_id,
-                    incarnation: *incarnation,
-                    endpoints: endpoints.clone(),
-                    rack: rack.clone(),
-                }],
+                records,
                 response: Response::Registered { broker_epoch: 0 },
             })
         }
@@ -379,6 +465,39 @@ pub fn decide(
                 },
             })
         }
+        Request::AlterPartition {
+            broker_id,
+            broker_epoch,
+            topic_id,
+            partition,
+            leader_epoch,
+            partition_epoch,
+            isr,
+        } => {
+            check_epoch(image, *broker_id, *broker_epoch)?;
+            let ask = leadership::AlterPartition {
+                broker_id: *broker_id,
+                leader_epoch: *leader_epoch,
+                partition_epoch: *partition_epoch,
+                isr,
+            };
+            let (records, result) = leadership::alter_partition(image, *topic_id, *partition, &ask);
+            Ok(Decision {
+                records,
+                response: Response::PartitionAltered(result),
+            })
+        }
+        Request::ElectLeaders {
+            election,
+            partitions,
+        } => {
+            let (records, results) =
+                leadership::elect_leaders(image, *election, partitions.as_deref());
+            Ok(Decision {
+                records,
+                response: Response::Elected(results),
+            })
+        }
     }
 }
 
@@ -405,78 +524,27 @@ fn check_epoch(
     Ok(broker)
 }
 
-/// Brokers whose sessions ran out: fence them and take leadership from
-/// them. The leader does this on its tick.
+/// A broker whose session ran out: fence it and move its leadership and
+/// ISR places (`leadership::elect_without`). The leader does this on its
+/// tick. One broker per decision, as Kafka fences one stale broker at a
+/// time: the next one is decided on the image with this one applied, so
+/// two fencings never change one partition from the same stale state.
 pub fn expire_sessions(
     image: &MetadataImage,
     sessions: &Sessions,
     now_ms: u64,
 ) -> Vec<MetadataRecord> {
-    let mut records = Vec::new();
-    for broker in image.unfenced_brokers() {
-        if sessions.alive(broker.id, now_ms) {
-            continue;
-        }
-        records.push(MetadataRecord::FenceBroker {
-            broker_id: broker.id,
-            epoch: broker.epoch,
-        });
-        records.extend(elect_without(image, broker.id));
-    }
-    records
-}
-
-/// Partitions led by `broker` get another leader from their ISR among
-/// unfenced brokers, or none (-1: offline) when the ISR has no other.
-/// The ISR keeps its last member, as Kafka's does, so it can lead again.
-fn elect_without(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
-    let mut records = Vec::new();
-    for topic in image.topics.values() {
-        for (index, partition) in topic.partitions.iter().enumerate() {
-            if partition.leader != broker {
-                continue;
-            }
-            let next = partition
-                .isr
-                .iter()
-                .copied()
-                .find(|&r| r != broker && image.brokers.get(&r).is_some_and(|b| !b.fenced));
-            let isr: Vec<i32> = if next.is_some() {
-                partition
-                    .isr
-                    .iter()
-                    .copied()
-                    .filter(|&r| r != broker)
-                    .collect()
-            } else {
-                partition.isr.clone()
-            };
-            records.push(MetadataRecord::PartitionChange {
-                topic_id: topic.id,
-                partition: index as i32,
-                leader: Some(next.unwrap_or(-1)),
-                isr: Some(isr),
-            });
-        }
-    }
-    records
-}
-
-/// Offline partitions whose ISR holds the returning broker: it leads again.
-fn elect_returning(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
-    let mut records = Vec::new();
-    for topic in image.topics.values() {
-        for (index, partition) in topic.partitions.iter().enumerate() {
-            if partition.leader == -1 && partition.isr.contains(&broker) {
-                records.push(MetadataRecord::PartitionChange {
-                    topic_id: topic.id,
-                    partition: index as i32,
-                    leader: Some(broker),
-                    isr: None,
-                });
-            }
-        }
-    }
+    let Some(broker) = image
+        .unfenced_brokers()
+        .find(|b| !sessions.alive(b.id, now_ms))
+    else {
+        return Vec::new();
+    };
+    let mut records = vec![MetadataRecord::FenceBroker {
+        broker_id: broker.id,
+        epoch: broker.epoch,
+    }];
+    records.extend(elect_without(image, broker.id));
     records
 }
 
@@ -516,24 +584,14 @@ fn check_assignments(image: &MetadataImage, lists: &[Vec<i32>]) -> Result<(), It
     Ok(())
 }
 
-/// The first replica leads when it is unfenced, else the first unfenced
-/// one; the ISR is the leader alone until data replication exists.
+/// A new partition, its leader and ISR by `leadership::initial_leadership`.
 fn partition_record(
     image: &MetadataImage,
     topic_id: TopicId,
     partition: i32,
     replicas: Vec<i32>,
 ) -> MetadataRecord {
-    let leader = replicas
-        .iter()
-        .copied()
-        .find(|r| image.brokers.get(r).is_some_and(|b| !b.fenced))
-        .unwrap_or(-1);
-    let isr = if leader >= 0 {
-        vec![leader]
-    } else {
-        replicas.first().copied().into_iter().collect()
-    };
+    let (leader, isr) = initial_leadership(image, &replicas);
     MetadataRecord::Partition {
         topic_id,
         partition,

@@ -3,14 +3,15 @@
 //! voters of `controller.quorum.voters`, KRaft's role in Kafka.
 //!
 //! Layers, bottom up: `records` (what the log holds) and `image` (the state
-//! they build, applied in log order, no I/O) < `placement` and `decide`
-//! (what a request turns into, no I/O) < `store` (the durable Raft log and
+//! they build, applied in log order, no I/O) < `placement`, `leadership`
+//! (leader and ISR rules) and `decide` (what a request turns into, no I/O) < `store` (the durable Raft log and
 //! snapshots) < `node` (one Raft member: RawNode + store + image, no
 //! sockets, no clock) < `rpc` (frames between nodes) < `service` (the
 //! controller thread: sockets, ticks, the handle brokers call).
 
 pub mod decide;
 pub mod image;
+pub mod leadership;
 pub mod node;
 pub mod placement;
 pub mod records;
@@ -18,8 +19,12 @@ pub mod rpc;
 pub mod service;
 pub mod store;
 
-pub use decide::{ControllerError, ItemError, NewTopic, Request, Response};
+pub use decide::{
+    ControllerError, Election, ElectionError, ElectionOutcome, ItemError, NewTopic, PartitionError,
+    PartitionState, Request, Response,
+};
 pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
+pub use leadership::{rebalance_leaders, unclean_election_enabled};
 pub use records::{ConfigResource, Endpoint, MetadataRecord, TopicId};
 pub use service::{Controller, ControllerConfig, StartError, Update};
 pub use store::Durability;

@@ -11,12 +11,14 @@
 
 use crate::decide::{self, ControllerError, Decision, Request, Response, Sessions};
 use crate::image::MetadataImage;
+use crate::leadership;
 use crate::records::{self, MetadataRecord};
 use crate::store::{RaftStore, StoreError};
 use raft::prelude::{Entry, EntryType, Message};
 use raft::{RawNode, StateRole};
 use rand::SeedableRng;
 use std::collections::VecDeque;
+use std::time::Duration;
 
 pub type Answer = Result<(u64, Response), ControllerError>;
 
@@ -32,13 +34,18 @@ pub struct NodeConfig {
     /// Entries applied since the last snapshot before the next one is taken.
     pub snapshot_entries: u64,
     pub seed: u64,
+    /// While leading, move leaders back to preferred replicas every
+    /// interval when a broker's imbalance is over the percentage
+    /// (`decide::rebalance_leaders`); None: never.
+    pub leader_rebalance: Option<(Duration, u32)>,
 }
 
 /// What one `poll` produced.
 #[derive(Debug, Default)]
 pub struct Output {
     pub messages: Vec<Message>,
-    /// Entries applied to the image, in order: (index, records).
+    /// Entries applied to the image, in order: (index, records), Raft's
+    /// own entries included (with no records).
     pub applied: Vec<(u64, Vec<MetadataRecord>)>,
     /// (token, answer) for submitted requests.
     pub answers: Vec<(u64, Answer)>,
@@ -62,12 +69,15 @@ pub struct Node {
     /// While leading: the index of this term's first entry; decisions wait
     /// until it has applied, so they see every earlier commit.
     term_start: Option<u64>,
+    /// While leading: when the next leader rebalance is due.
+    rebalance_due_ms: u64,
     queue: VecDeque<(u64, Request)>,
     in_flight: Option<InFlight>,
     answers: Vec<(u64, Answer)>,
 }
 
-/// Token of the leader's own proposals (fencing expired sessions).
+/// Token of the leader's own proposals (fencing expired sessions, leader
+/// rebalance).
 const INTERNAL: u64 = 0;
 
 impl Node {
@@ -103,6 +113,7 @@ impl Node {
             image,
             now_ms: 0,
             term_start: None,
+            rebalance_due_ms: 0,
             queue: VecDeque::new(),
             in_flight: None,
             answers: Vec::new(),
@@ -286,9 +297,7 @@ impl Node {
                     }
                 }
             }
-            if !records.is_empty() {
-                out.applied.push((index, records));
-            }
+            out.applied.push((index, records));
         }
     }
 
@@ -299,6 +308,9 @@ impl Node {
             if self.term_start.is_none() {
                 self.term_start = Some(self.last_index());
                 self.sessions.restart(&self.image, self.now_ms);
+                if let Some((interval, _)) = self.config.leader_rebalance {
+                    self.rebalance_due_ms = self.now_ms.saturating_add(duration_ms(interval));
+                }
                 tracing::info!(
                     node = self.config.id,
                     term = self.term(),
@@ -358,18 +370,9 @@ impl Node {
                     }
                 }
                 None => {
-                    let records = decide::expire_sessions(&self.image, &self.sessions, self.now_ms);
-                    if records.is_empty() {
+                    let Some(records) = self.internal_records() else {
                         break;
-                    }
-                    for record in &records {
-                        if let MetadataRecord::FenceBroker { broker_id, .. } = record {
-                            tracing::warn!(
-                                broker = broker_id,
-                                "broker session expired: fencing it"
-                            );
-                        }
-                    }
+                    };
                     (
                         INTERNAL,
                         Decision {
@@ -408,6 +411,34 @@ impl Node {
         Ok(())
     }
 
+    /// The leader's own decision when no request waits: fence a broker
+    /// whose session expired, else, when due, rebalance leaders.
+    fn internal_records(&mut self) -> Option<Vec<MetadataRecord>> {
+        let records = decide::expire_sessions(&self.image, &self.sessions, self.now_ms);
+        for record in &records {
+            if let MetadataRecord::FenceBroker { broker_id, .. } = record {
+                tracing::warn!(broker = broker_id, "broker session expired: fencing it");
+            }
+        }
+        if !records.is_empty() {
+            return Some(records);
+        }
+        let (interval, percentage) = self.config.leader_rebalance?;
+        if self.now_ms < self.rebalance_due_ms {
+            return None;
+        }
+        self.rebalance_due_ms = self.now_ms.saturating_add(duration_ms(interval));
+        let records = leadership::rebalance_leaders(&self.image, percentage);
+        if records.is_empty() {
+            return None;
+        }
+        tracing::info!(
+            partitions = records.len(),
+            "leaders imbalanced: moving them back to preferred replicas"
+        );
+        Some(records)
+    }
+
     fn maybe_snapshot(&mut self) -> Result<(), StoreError> {
         let applied = self.image.applied;
         let first = self.raw.store().first_index();
@@ -417,6 +448,10 @@ impl Node {
         }
         Ok(())
     }
+}
+
+fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A registration's broker epoch is the index its record committed at.

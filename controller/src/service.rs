@@ -51,6 +51,10 @@ pub struct ControllerConfig {
     pub session_timeout_ms: u64,
     pub snapshot_entries: u64,
     pub durability: Durability,
+    /// Kafka's `auto.leader.rebalance.enable`: (`leader.imbalance.check
+    /// .interval.seconds`, `leader.imbalance.per.broker.percentage`), by
+    /// default (300 s, 10); None: disabled.
+    pub leader_rebalance: Option<(Duration, u32)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -265,6 +269,7 @@ async fn run(
                 session_timeout_ms: config.session_timeout_ms,
                 snapshot_entries: config.snapshot_entries,
                 seed: rand::random(),
+                leader_rebalance: config.leader_rebalance,
             };
             // The snapshot, then the committed entries after it (raft-rs
             // hands them out in the first ready).
@@ -370,6 +375,10 @@ async fn drive(thread: Rc<Thread>, woken: flume::Receiver<()>) {
             }
         }
         for (index, records) in output.applied {
+            if records.is_empty() {
+                // Raft's own entries: nothing for brokers to apply.
+                continue;
+            }
             let image = node.borrow().image().clone();
             thread.shared.publish(index, records, image);
         }

@@ -116,9 +116,15 @@ mod tests {
         // Our floor for epoch 3 is epoch 2, ending at 100.
         assert_eq!(truncation_offset(end(3, 120), end(2, 100), 150, 90), 100);
         // The leader knows no epoch that early: back to the HW.
-        assert_eq!(truncation_offset(UNDEFINED_EPOCH_END, end(1, 50), 150, 90), 90);
+        assert_eq!(
+            truncation_offset(UNDEFINED_EPOCH_END, end(1, 50), 150, 90),
+            90
+        );
         // We know no epoch that early: keep up to the leader's end.
-        assert_eq!(truncation_offset(end(3, 120), UNDEFINED_EPOCH_END, 150, 90), 120);
+        assert_eq!(
+            truncation_offset(end(3, 120), UNDEFINED_EPOCH_END, 150, 90),
+            120
+        );
         // Never past our own log end.
         assert_eq!(truncation_offset(end(3, 120), end(3, 200), 105, 90), 105);
     }

@@ -12,6 +12,9 @@
 
 use std::collections::BTreeMap;
 
+/// How long a leader waits after a refused ISR change before asking again.
+pub const CHANGE_RETRY_MS: u64 = 1_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Follower {
     /// -1 until its first fetch under this leadership.
@@ -66,6 +69,9 @@ pub struct LeaderState {
     isr: Vec<i32>,
     /// The ISR asked for and not yet committed or refused.
     pending: Option<Vec<i32>>,
+    /// After a refusal, no new ask before this time (a refusal that holds,
+    /// say a fenced broker, would otherwise be asked again at every fetch).
+    retry_at_ms: u64,
     followers: BTreeMap<i32, Follower>,
     high_watermark: i64,
     /// Where this leadership's epoch starts in the log: a follower must
@@ -101,6 +107,7 @@ impl LeaderState {
             replicas,
             isr,
             pending: None,
+            retry_at_ms: 0,
             followers,
             high_watermark,
             epoch_start_offset,
@@ -165,10 +172,11 @@ impl LeaderState {
         self.isr = isr;
     }
 
-    /// The controller refused the change in flight (or it timed out): the
-    /// next `propose_isr_change` may ask again.
-    pub fn change_failed(&mut self) {
+    /// The controller refused the change in flight (or it timed out):
+    /// `propose_isr_change` may ask again after `CHANGE_RETRY_MS`.
+    pub fn change_failed(&mut self, now_ms: u64) {
         self.pending = None;
+        self.retry_at_ms = now_ms + CHANGE_RETRY_MS;
     }
 
     /// A follower fetched at `fetch_offset` (its log end, durable on it)
@@ -229,13 +237,17 @@ impl LeaderState {
     /// log end reached the high watermark and this epoch's start join
     /// (`isFollowerInSync`). The leader itself always stays. Members in
     /// replica-list order.
+    /// `eligible` says whether a broker may join (Kafka's
+    /// `isReplicaIsrEligible`: registered and unfenced); asking for a fenced
+    /// one would only be refused, again at every fetch.
     pub fn propose_isr_change(
         &mut self,
         leader_log_end: i64,
         now_ms: u64,
         lag_max_ms: u64,
+        eligible: impl Fn(i32) -> bool,
     ) -> Option<IsrChange> {
-        if self.pending.is_some() {
+        if self.pending.is_some() || now_ms < self.retry_at_ms {
             return None;
         }
         let keep = |r: &i32| -> bool {
@@ -252,7 +264,7 @@ impl LeaderState {
             if in_isr {
                 !lagging
             } else {
-                joins && !lagging
+                joins && !lagging && eligible(*r)
             }
         };
         let isr: Vec<i32> = self.replicas.iter().copied().filter(keep).collect();
@@ -304,15 +316,21 @@ mod tests {
         let mut leader = three();
         leader.on_fetch(2, 200, 200, 2_000).expect("replica");
         leader.on_fetch(3, 100, 200, 2_000).expect("replica");
-        assert_eq!(leader.propose_isr_change(200, 1_000 + LAG, LAG), None);
+        assert_eq!(
+            leader.propose_isr_change(200, 1_000 + LAG, LAG, |_| true),
+            None
+        );
         // 3 last caught up at 1_000 (the new leadership's start).
         let change = leader
-            .propose_isr_change(200, 1_001 + LAG, LAG)
+            .propose_isr_change(200, 1_001 + LAG, LAG, |_| true)
             .expect("shrink");
         assert_eq!(change.isr, vec![1, 2]);
         assert_eq!((change.leader_epoch, change.partition_epoch), (4, 7));
         // In flight: nothing more is asked, and 3 still holds the HW.
-        assert_eq!(leader.propose_isr_change(200, 1_002 + LAG, LAG), None);
+        assert_eq!(
+            leader.propose_isr_change(200, 1_002 + LAG, LAG, |_| true),
+            None
+        );
         assert_eq!(leader.advance_high_watermark(200), 100);
         // Committed: the HW moves to 2's log end.
         leader.update(8, vec![1, 2, 3], vec![1, 2], 40_000);
@@ -324,15 +342,22 @@ mod tests {
         let mut leader = LeaderState::new(1, 4, 7, vec![1, 2, 3], vec![1, 2], 100, 90, 1_000);
         leader.on_fetch(2, 100, 100, 1_000).expect("replica");
         leader.on_fetch(3, 80, 100, 1_000).expect("replica");
-        assert_eq!(leader.propose_isr_change(100, 1_000, LAG), None);
+        assert_eq!(leader.propose_isr_change(100, 1_000, LAG, |_| true), None);
         leader.on_fetch(3, 100, 100, 1_100).expect("replica");
-        let change = leader.propose_isr_change(100, 1_100, LAG).expect("expand");
+        // Not while broker 3 is fenced.
+        assert_eq!(leader.propose_isr_change(100, 1_100, LAG, |b| b != 3), None);
+        let change = leader
+            .propose_isr_change(100, 1_100, LAG, |_| true)
+            .expect("expand");
         assert_eq!(change.isr, vec![1, 2, 3]);
         // While the expansion is in flight, 3 already counts for the HW.
         assert_eq!(leader.maximal_isr(), vec![1, 2, 3]);
         // Refused (say a stale partition epoch): may ask again.
-        leader.change_failed();
-        assert!(leader.propose_isr_change(100, 1_200, LAG).is_some());
+        leader.change_failed(1_200);
+        assert_eq!(leader.propose_isr_change(100, 1_300, LAG, |_| true), None);
+        assert!(leader
+            .propose_isr_change(100, 1_200 + CHANGE_RETRY_MS, LAG, |_| true)
+            .is_some());
     }
 
     #[test]
@@ -351,7 +376,7 @@ mod tests {
         }
         // 3 stopped fetching at 1_000.
         let change = leader
-            .propose_isr_change(end, 1_000 + 100 * 1_000, LAG)
+            .propose_isr_change(end, 1_000 + 100 * 1_000, LAG, |_| true)
             .expect("3 leaves");
         assert_eq!(change.isr, vec![1, 2]);
     }

@@ -224,19 +224,23 @@ impl ProducedBatch {
         self.bytes.is_empty()
     }
 
-    /// Writes `base_offset` in place, and with `log_append_time_ms` the
-    /// timestamp type bit and maxTimestamp with a recomputed CRC, as Kafka
-    /// does (the CRC does not cover the base offset). From the kept fields:
-    /// nothing is parsed again.
     /// The batch's bytes (the compacted-log key check reads its records).
     pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.bytes
     }
 
+    /// Writes `base_offset` and `leader_epoch` (partitionLeaderEpoch) in
+    /// place, and with `log_append_time_ms` the timestamp type bit and
+    /// maxTimestamp with a recomputed CRC, as Kafka does (the CRC covers
+    /// neither the base offset nor the epoch). The epoch is written even
+    /// when it is -1 (no leader epoch begun): whatever a client put there
+    /// must not reach a follower as if a leader had stamped it. From the
+    /// kept fields: nothing is parsed again.
     pub(crate) fn assign_offsets(
         mut self,
         base_offset: i64,
         log_append_time_ms: Option<i64>,
+        leader_epoch: i32,
     ) -> AssignedBatch {
         debug_assert!(self.bytes.len() >= BATCH_HEADER_BYTES);
         let bytes = &mut self.bytes[..];
@@ -244,6 +248,11 @@ impl ProducedBatch {
             bytes,
             offset_of!(BatchHeader, base_offset),
             &base_offset.to_be_bytes(),
+        );
+        put(
+            bytes,
+            offset_of!(BatchHeader, partition_leader_epoch),
+            &leader_epoch.to_be_bytes(),
         );
         let mut max_timestamp = self.max_timestamp;
         if let Some(now_ms) = log_append_time_ms {
@@ -470,9 +479,10 @@ mod tests {
 
     /// The rewrite the log did before `ProducedBatch`: through the header
     /// view, on a slice.
-    fn assign_through_the_header_view(bytes: &mut [u8], base: i64, time: Option<i64>) {
+    fn assign_through_the_header_view(bytes: &mut [u8], base: i64, time: Option<i64>, epoch: i32) {
         let (header, _) = BatchHeader::mut_from_prefix(&mut *bytes).expect("header");
         header.base_offset.set(base);
+        header.partition_leader_epoch.set(epoch);
         if let Some(now_ms) = time {
             let attributes = header.attributes.get() | ATTR_TIMESTAMP_TYPE_LOG_APPEND;
             header.attributes.set(attributes);
@@ -486,7 +496,9 @@ mod tests {
     #[test]
     fn built_batch_validates_and_round_trips_offsets() {
         let batch = build_batch(&[b"a", b"bc", b""], 1000);
-        let assigned = produced(&batch).expect("valid").assign_offsets(42, None);
+        let assigned = produced(&batch)
+            .expect("valid")
+            .assign_offsets(42, None, -1);
         assert_eq!((assigned.last_offset, assigned.max_timestamp), (44, 1002));
         let stored = &assigned.bytes[..];
         let header = check_stored(stored).expect("crc still valid");
@@ -500,7 +512,9 @@ mod tests {
     #[test]
     fn log_append_time_rewrites_crc() {
         let batch = build_batch(&[b"x"], 5);
-        let assigned = produced(&batch).expect("valid").assign_offsets(7, Some(99));
+        let assigned = produced(&batch)
+            .expect("valid")
+            .assign_offsets(7, Some(99), 3);
         assert_eq!((assigned.last_offset, assigned.max_timestamp), (7, 99));
         let header = check_stored(&assigned.bytes).expect("crc recomputed");
         assert!(header.is_log_append_time());
@@ -513,14 +527,16 @@ mod tests {
             h.producer_id.set(7);
             h.base_sequence.set(0);
         });
-        for time in [None, Some(1_700_000_000_123)] {
+        for (time, epoch) in [(None, -1), (Some(1_700_000_000_123), 7), (None, i32::MAX)] {
             let mut expected = batch.clone();
-            assign_through_the_header_view(&mut expected, 1 << 40, time);
+            assign_through_the_header_view(&mut expected, 1 << 40, time, epoch);
             let assigned = produced(&batch)
                 .expect("valid")
-                .assign_offsets(1 << 40, time);
-            assert_eq!(&assigned.bytes[..], &expected[..], "{time:?}");
+                .assign_offsets(1 << 40, time, epoch);
+            assert_eq!(&assigned.bytes[..], &expected[..], "{time:?} {epoch}");
             assert_eq!(assigned.last_offset, (1 << 40) + 2);
+            let header = check_stored(&assigned.bytes).expect("crc holds");
+            assert_eq!(header.partition_leader_epoch.get(), epoch);
         }
     }
 

@@ -52,13 +52,19 @@ pub fn read(dir: &Path) -> Result<Option<Checkpoint>> {
 }
 
 pub fn write(dir: &Path, checkpoint: Checkpoint) -> Result<()> {
-    let path = dir.join(CHECKPOINT_FILE);
-    let tmp = dir.join(format!("{CHECKPOINT_FILE}.tmp"));
-    let context = || format!("write {}", path.display());
     let text = format!(
         "{VERSION}\n{} {}\n",
         checkpoint.recovery_point, checkpoint.log_start_offset
     );
+    write_atomically(dir, CHECKPOINT_FILE, &text)
+}
+
+/// Replaces `dir/name` with `text` so that a crash leaves the old or the
+/// new file, never a mix: temp file, fdatasync, rename, fsync directory.
+pub(crate) fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<()> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let context = || format!("write {}", path.display());
     let mut file = fs::File::create(&tmp).map_err(|e| StorageError::io(context(), e))?;
     file.write_all(text.as_bytes())
         .and_then(|_| file.sync_data())
@@ -138,9 +144,6 @@ fn parse_cleaner(text: &str) -> Option<CleanerCheckpoint> {
 }
 
 pub fn write_cleaner(dir: &Path, checkpoint: &CleanerCheckpoint) -> Result<()> {
-    let path = dir.join(CLEANER_CHECKPOINT_FILE);
-    let tmp = dir.join(format!("{CLEANER_CHECKPOINT_FILE}.tmp"));
-    let context = || format!("write {}", path.display());
     let mut text = format!(
         "{VERSION}\n{}\n{}\n",
         checkpoint.clean_point,
@@ -150,14 +153,7 @@ pub fn write_cleaner(dir: &Path, checkpoint: &CleanerCheckpoint) -> Result<()> {
         let (at, end) = (entry.first_cleaned_ms, entry.end_offset);
         text.push_str(&format!("{base} {at} {end}\n"));
     }
-    let mut file = fs::File::create(&tmp).map_err(|e| StorageError::io(context(), e))?;
-    file.write_all(text.as_bytes())
-        .and_then(|_| file.sync_data())
-        .map_err(|e| StorageError::io(context(), e))?;
-    fs::rename(&tmp, &path).map_err(|e| StorageError::io(context(), e))?;
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StorageError::io(context(), e))
+    write_atomically(dir, CLEANER_CHECKPOINT_FILE, &text)
 }
 
 #[cfg(test)]

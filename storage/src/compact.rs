@@ -292,7 +292,8 @@ pub fn build_keyed_batch(records: &[KeyValue<'_>], base_timestamp_ms: i64, codec
     out.extend_from_slice(&0i64.to_be_bytes());
     let length = (BATCH_HEADER_BYTES - BATCH_LENGTH_PREFIX_BYTES + records_bytes.len()) as i32;
     out.extend_from_slice(&length.to_be_bytes());
-    out.extend_from_slice(&0i32.to_be_bytes()); // partitionLeaderEpoch
+    // partitionLeaderEpoch: -1, as clients send it (the leader stamps it).
+    out.extend_from_slice(&(-1i32).to_be_bytes());
     out.push(2);
     out.extend_from_slice(&0u32.to_be_bytes()); // crc, set below
     out.extend_from_slice(&codec.to_be_bytes()); // attributes

@@ -56,10 +56,12 @@ pub enum TimestampType {
     LogAppendTime,
 }
 
-/// Topic configs Kafka knows that Sluice accepts without acting on them,
-/// because ignoring them cannot surprise a user: there are no replicas to
-/// throttle or elect yet, files are deleted at once, indexes are sized by
-/// the segment. (Kafka's name, Kafka's default, how its value must parse.)
+/// Topic configs Kafka knows that storage accepts without acting on them,
+/// because ignoring them cannot surprise a user: replication is not
+/// throttled, files are deleted at once, indexes are sized by the segment.
+/// `unclean.leader.election.enable` is in force, but not here: the
+/// controller reads it from the topic's configs when it elects a leader.
+/// (Kafka's name, Kafka's default, how its value must parse.)
 pub const ACCEPTED_NOT_IN_FORCE: &[(&str, &str, ValueKind)] = &[
     ("compression.gzip.level", "-1", ValueKind::Int),
     ("compression.lz4.level", "9", ValueKind::Int),
@@ -87,7 +89,6 @@ pub const ACCEPTED_AT_ONE_VALUE: &[(&str, &str)] = &[
     ("local.retention.ms", "-2"),
     ("message.timestamp.after.max.ms", "9223372036854775807"),
     ("message.timestamp.before.max.ms", "9223372036854775807"),
-    ("min.insync.replicas", "1"),
     ("remote.log.copy.disable", "false"),
     ("remote.log.delete.on.disable", "false"),
     ("remote.storage.enable", "false"),
@@ -141,6 +142,9 @@ pub struct LogConfig {
     pub timestamp_type: TimestampType,
     /// Sluice-only: bytes appended and not yet written before an append waits.
     pub write_buffer_bytes_max: usize,
+    /// `min.insync.replicas`: acks=all needs this many in-sync replicas
+    /// (enforced by the partition leader, not by storage).
+    pub min_insync_replicas: usize,
 }
 
 impl Default for LogConfig {
@@ -162,6 +166,7 @@ impl Default for LogConfig {
             max_message_bytes: BATCH_BYTES_DEFAULT_MAX,
             timestamp_type: TimestampType::CreateTime,
             write_buffer_bytes_max: WRITE_BUFFER_BYTES_DEFAULT_MAX,
+            min_insync_replicas: 1,
         }
     }
 }
@@ -240,6 +245,13 @@ impl LogConfig {
             "retention.ms" => self.retention_ms = int()?.max(-1),
             "retention.bytes" => self.retention_bytes = int()?.max(-1),
             "index.interval.bytes" => self.index_interval_bytes = int()?.max(0) as u64,
+            "min.insync.replicas" => {
+                let v = int()?;
+                if !(1..=i64::from(i32::MAX)).contains(&v) {
+                    return Err(invalid("must be at least 1"));
+                }
+                self.min_insync_replicas = v as usize;
+            }
             "max.message.bytes" => {
                 let v = int()?;
                 if v < 0 || v as usize > BATCH_BYTES_MAX {
@@ -333,7 +345,9 @@ mod tests {
             .set("compression.type", "producer")
             .expect("as produced");
         assert!(config.set("compression.type", "zstd").is_err());
-        assert!(config.set("min.insync.replicas", "2").is_err());
+        config.set("min.insync.replicas", "2").expect("in force");
+        assert_eq!(config.min_insync_replicas, 2);
+        assert!(config.set("min.insync.replicas", "0").is_err());
         assert!(config.set("delete.retention.ms", "-1").is_err());
         assert!(config.is_durable());
         config.set("flush.messages", "1000").expect("set");

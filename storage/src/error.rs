@@ -44,6 +44,19 @@ pub enum StorageError {
     Closed(String),
     #[error("bad log directory name {0:?}: expected <topic>-<partition>")]
     BadDirName(String),
+    /// A follower's batches ([`crate::Log::append_replicated`]) must go on
+    /// exactly at the log end, each batch right after the one before:
+    /// `found` is the base offset of the first batch that did not. The
+    /// follower's fetch position and its log disagree (a fetch answered
+    /// after a truncation); nothing of that call was appended.
+    #[error("replicated batch starts at offset {found} where {expected} was expected")]
+    NonContiguousAppend { expected: i64, found: i64 },
+    /// [`crate::Log::begin_leader_epoch`] with a negative epoch or one
+    /// older than the latest epoch in the log (`latest`, -1 if none): a
+    /// stale leadership decision, refused so that no batch is stamped with
+    /// an epoch that went before.
+    #[error("leader epoch {epoch} is older than the log's latest epoch {latest}")]
+    StaleLeaderEpoch { epoch: i32, latest: i32 },
     #[error("bad checkpoint file {path}: {reason}")]
     BadCheckpoint { path: String, reason: String },
     #[error("{context}: {source}")]

@@ -19,7 +19,7 @@ pub fn decode_everything(data: &[u8]) {
     let _ = OffsetIndex::from_bytes(data, u64::MAX);
     let _ = TimeIndex::from_bytes(data);
     if let Ok(batch) = ProducedBatch::new(bytes::BytesMut::from(data)) {
-        let assigned = batch.assign_offsets(12345, Some(1));
+        let assigned = batch.assign_offsets(12345, Some(1), 9);
         assert!(
             check_stored(&assigned.bytes).is_ok(),
             "valid batch broken by rewrite"

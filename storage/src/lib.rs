@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod commit;
 pub mod compact;
 pub mod config;
+pub mod epochs;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -27,6 +28,7 @@ pub use batch::ProducedBatch;
 pub use cache::CoreMemory;
 pub use commit::Event;
 pub use config::{CleanupPolicy, LogConfig, TimestampType, ValueKind};
+pub use epochs::{EpochEntry, LeaderEpochs};
 pub use error::{BatchError, Result, StorageError};
 pub use io::Faults;
 pub use log::{AppendInfo, CleanOptions, CleanReport, Log, LogOptions, LogStats, RecoveryReport};

@@ -44,6 +44,10 @@ pub fn topic_entries(config: &LogConfig) -> Vec<(&'static str, String)> {
         ),
         ("message.timestamp.type", timestamp_type.to_string()),
         (
+            "min.insync.replicas",
+            config.min_insync_replicas.to_string(),
+        ),
+        (
             "min.cleanable.dirty.ratio",
             config.min_cleanable_dirty_ratio.to_string(),
         ),
@@ -84,6 +88,7 @@ fn broker_entries(config: &Config) -> Vec<(&'static str, String)> {
         "index.interval.bytes" => Some("log.index.interval.bytes"),
         "max.message.bytes" => Some("message.max.bytes"),
         "message.timestamp.type" => Some("log.message.timestamp.type"),
+        "min.insync.replicas" => Some("min.insync.replicas"),
         "retention.bytes" => Some("log.retention.bytes"),
         "retention.ms" => Some("log.retention.ms"),
         "segment.bytes" => Some("log.segment.bytes"),

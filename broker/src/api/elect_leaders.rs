@@ -1,66 +1,102 @@
-//! ElectLeaders: on a single node the only replica already leads every
-//! partition, so each known partition answers ELECTION_NOT_NEEDED, as
-//! Kafka does when the preferred (or any live) leader already leads
-//! (`ReplicaManager.electLeaders` / the controller's `ElectionNotNeeded`).
-//! Unknown partitions: UNKNOWN_TOPIC_OR_PARTITION. Null topics: every
-//! partition of every topic.
+//! ElectLeaders (KIP-460), as `kafka-leader-election` uses it: preferred
+//! (type 0: the first replica leads again if it is unfenced and in the
+//! ISR) or unclean (type 1: a leaderless partition gets any unfenced
+//! replica, outside the ISR if need be). The controller decides and
+//! commits; this broker answers once its cores have applied the change.
+//! Per-partition codes are Kafka's: ELECTION_NOT_NEEDED,
+//! PREFERRED_LEADER_NOT_AVAILABLE, ELIGIBLE_LEADERS_NOT_AVAILABLE,
+//! UNKNOWN_TOPIC_OR_PARTITION. Null topics: every partition.
 
 use crate::api::context::RequestContext;
 use crate::api::topic_name;
-use crate::core::Core;
+use crate::core::{Core, METADATA_WRITE_TIMEOUT};
+use crate::errors::controller_error;
+use controller::{Election, ElectionError, Request, Response};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse};
 use kafka_protocol::protocol::StrBytes;
 use std::rc::Rc;
+use std::time::Duration;
 
 pub async fn handle(
     ctx: &RequestContext,
     core: &Rc<Core>,
     request: ElectLeadersRequest,
 ) -> ElectLeadersResponse {
-    let wanted: Vec<(String, Vec<i32>)> = match request.topic_partitions {
-        Some(topics) => topics
-            .into_iter()
-            .map(|t| (t.topic.0.to_string(), t.partitions))
-            .collect(),
-        None => core
-            .cluster
-            .topics()
-            .into_iter()
-            .map(|t| (t.name, (0..t.partitions).collect()))
-            .collect(),
+    let election = match request.election_type {
+        1 => Election::Unclean,
+        _ => Election::Preferred,
     };
-    let results = wanted
-        .into_iter()
-        .map(|(name, partitions)| {
-            let count = core.topic(&name).map_or(0, |t| t.partitions);
-            let partition_result = partitions
-                .into_iter()
-                .map(|index| {
-                    let (error, message) = if (0..count).contains(&index) {
-                        (
-                            ResponseError::ElectionNotNeeded,
-                            "Leader election not needed for topic partition.",
-                        )
-                    } else {
-                        (
-                            ResponseError::UnknownTopicOrPartition,
-                            "The partition does not exist.",
-                        )
-                    };
-                    PartitionResult::default()
-                        .with_partition_id(index)
-                        .with_error_code(error.code())
-                        .with_error_message(Some(StrBytes::from_static_str(message)))
-                })
-                .collect();
-            ReplicaElectionResult::default()
-                .with_topic(topic_name(&name))
-                .with_partition_result(partition_result)
-        })
-        .collect();
-    let response = ElectLeadersResponse::default().with_replica_election_results(results);
+    let partitions = request.topic_partitions.map(|topics| {
+        topics
+            .into_iter()
+            .flat_map(|t| {
+                let name = t.topic.0.to_string();
+                t.partitions.into_iter().map(move |p| (name.clone(), p))
+            })
+            .collect::<Vec<_>>()
+    });
+    let timeout = match request.timeout_ms {
+        ms if ms > 0 => Duration::from_millis(ms as u64),
+        _ => METADATA_WRITE_TIMEOUT,
+    };
+    let answer = core
+        .metadata_write(
+            Request::ElectLeaders {
+                election,
+                partitions,
+            },
+            timeout,
+        )
+        .await;
+    let response = ElectLeadersResponse::default();
+    let results = match answer {
+        Ok(Response::Elected(results)) => results,
+        Ok(_) => Vec::new(),
+        Err(error) => {
+            let code = controller_error(&error).code();
+            return if ctx.version >= 1 {
+                response.with_error_code(code)
+            } else {
+                response
+            };
+        }
+    };
+    let mut by_topic: Vec<ReplicaElectionResult> = Vec::new();
+    for (topic, partition, result) in results {
+        let (error, message) = match result {
+            Ok(_) => (None, None),
+            Err(error) => {
+                let code = match error {
+                    ElectionError::UnknownTopicOrPartition => {
+                        ResponseError::UnknownTopicOrPartition
+                    }
+                    ElectionError::ElectionNotNeeded => ResponseError::ElectionNotNeeded,
+                    ElectionError::PreferredLeaderNotAvailable => {
+                        ResponseError::PreferredLeaderNotAvailable
+                    }
+                    ElectionError::EligibleLeadersNotAvailable => {
+                        ResponseError::EligibleLeadersNotAvailable
+                    }
+                };
+                (Some(code), Some(StrBytes::from_string(error.to_string())))
+            }
+        };
+        let result = PartitionResult::default()
+            .with_partition_id(partition)
+            .with_error_code(error.map_or(0, |e| e.code()))
+            .with_error_message(message);
+        match by_topic.iter_mut().find(|t| t.topic.0.as_str() == topic) {
+            Some(t) => t.partition_result.push(result),
+            None => by_topic.push(
+                ReplicaElectionResult::default()
+                    .with_topic(topic_name(&topic))
+                    .with_partition_result(vec![result]),
+            ),
+        }
+    }
+    let response = response.with_replica_election_results(by_topic);
     // The top-level error code exists from v1 on.
     if ctx.version >= 1 {
         response.with_error_code(0)

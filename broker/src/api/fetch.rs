@@ -1,7 +1,10 @@
 //! Fetch: whole batches from each partition's log, long-polling up to
 //! `max_wait_ms` until `min_bytes` are available. No fetch sessions
-//! (session id 0: every request is a full fetch). The high watermark is the
-//! log end on this single-node broker, as in Kafka with one replica.
+//! (session id 0: every request is a full fetch). Consumers read up to the
+//! high watermark; a follower (ReplicaId >= 0) reads up to the log end, and
+//! its fetch offset is its position for the leader's ISR and high
+//! watermark (`Partition::on_replica_fetch`); a follower whose last fetched
+//! epoch diverged gets DivergingEpoch instead of records.
 //!
 //! Partitions of this core are read first and their record slices go to the
 //! socket uncopied; partitions of other cores are read there, one hop per
@@ -39,9 +42,12 @@ pub async fn handle(ctx: &RequestContext, core: &Rc<Core>, request: FetchRequest
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let min_bytes = request.min_bytes.max(0) as usize;
     let plan = Plan::new(core, &request, ctx.version);
+    let replica = (request.replica_id.0 >= 0).then_some(request.replica_id.0);
     loop {
         let appended = core.shard.appends().next();
-        let read = plan.read(core, request.max_bytes.max(0) as usize).await;
+        let read = plan
+            .read(core, request.max_bytes.max(0) as usize, replica)
+            .await;
         let now = Instant::now();
         if read.bytes >= min_bytes.max(1) || read.failed || now >= deadline {
             return FetchReply(plan.answer(read.answers));
@@ -97,19 +103,21 @@ impl Plan {
                 (name, id)
             };
             for partition in &topic.partitions {
-                wanted.push((
-                    name.clone(),
-                    partition.partition,
-                    partition.fetch_offset,
-                    partition.partition_max_bytes.max(0) as usize,
-                ));
+                wanted.push(ReadWanted {
+                    topic: name.clone(),
+                    partition: partition.partition,
+                    offset: partition.fetch_offset,
+                    max_bytes: partition.partition_max_bytes.max(0) as usize,
+                    current_leader_epoch: partition.current_leader_epoch,
+                    last_fetched_epoch: partition.last_fetched_epoch,
+                });
             }
             topics.push((name, id, topic.partitions.len()));
         }
         let here = core.router.core();
         let mut by_core: Vec<(usize, Vec<usize>)> = Vec::new();
-        for (index, (name, partition, _, _)) in wanted.iter().enumerate() {
-            let owner = core.router.owner(name, *partition);
+        for (index, want) in wanted.iter().enumerate() {
+            let owner = core.router.owner(&want.topic, want.partition);
             match by_core.iter_mut().find(|(core, _)| *core == owner) {
                 Some((_, indexes)) => indexes.push(index),
                 None => by_core.push((owner, vec![index])),
@@ -123,7 +131,7 @@ impl Plan {
         }
     }
 
-    async fn read(&self, core: &Rc<Core>, max_bytes: usize) -> Read {
+    async fn read(&self, core: &Rc<Core>, max_bytes: usize, replica: Option<i32>) -> Read {
         let mut read = Read {
             answers: (0..self.wanted.len()).map(|_| None).collect(),
             bytes: 0,
@@ -134,20 +142,20 @@ impl Plan {
         for (owner, indexes) in &self.by_core {
             let group: Vec<ReadWanted> = indexes.iter().map(|&i| self.wanted[i].clone()).collect();
             let (answers, bytes) = if *owner == core.router.core() {
-                let (reads, bytes) = core.read_here(&group, budget, read.bytes).await;
+                let (reads, bytes) = core.read_here(&group, budget, read.bytes, replica).await;
                 let answers: Vec<PartitionAnswer> = group
                     .iter()
                     .zip(reads)
-                    .map(|(wanted, read)| partition_answer(wanted.1, read))
+                    .map(|(wanted, read)| partition_answer(wanted.partition, read))
                     .collect();
                 (answers, bytes)
             } else {
                 let reply = core
-                    .read_on(*owner, group.clone(), budget, read.bytes)
+                    .read_on(*owner, group.clone(), budget, read.bytes, replica)
                     .await;
                 let Ok((appends, remote)) = reply else {
                     for &index in indexes {
-                        let partition = self.wanted[index].1;
+                        let partition = self.wanted[index].partition;
                         read.answers[index] =
                             Some(unreadable(partition, ResponseError::NotLeaderOrFollower));
                     }
@@ -168,8 +176,9 @@ impl Plan {
                             high_watermark: r.high_watermark,
                             log_start_offset: r.log_start_offset,
                             records: r.records.into_iter().map(Chunk::Memory).collect(),
+                            diverging: r.diverging,
                         });
-                        partition_answer(wanted.1, read)
+                        partition_answer(wanted.partition, read)
                     })
                     .collect();
                 (answers, bytes)
@@ -177,7 +186,7 @@ impl Plan {
             read.bytes += bytes;
             budget = budget.saturating_sub(bytes);
             for (&index, answer) in indexes.iter().zip(answers) {
-                read.failed |= answer.error_code != 0;
+                read.failed |= answer.error_code != 0 || answer.diverging_epoch.is_some();
                 read.answers[index] = Some(answer);
             }
         }
@@ -194,7 +203,7 @@ impl Plan {
                 id: *id,
                 partitions: (0..*count)
                     .filter_map(|_| {
-                        let partition = wanted.next()?.1;
+                        let partition = wanted.next()?.partition;
                         let answer = answers.next()?;
                         if name.is_empty() {
                             return Some(unreadable(partition, ResponseError::UnknownTopicId));
@@ -222,6 +231,7 @@ fn answer_with_code(partition_index: i32, error_code: i16) -> PartitionAnswer {
         log_start_offset: -1,
         aborted_transactions: Some(Vec::new()),
         records: Some(Vec::new()),
+        diverging_epoch: None,
     }
 }
 
@@ -239,6 +249,7 @@ fn partition_answer(
             log_start_offset: read.log_start_offset,
             aborted_transactions: Some(Vec::new()),
             records: Some(read.records),
+            diverging_epoch: read.diverging.map(|d| (d.epoch, d.end_offset)),
         },
         Err(error) => unreadable(partition_index, read_error(&error)),
     }

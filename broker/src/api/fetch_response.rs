@@ -20,6 +20,9 @@ pub struct PartitionAnswer {
     pub aborted_transactions: Option<Vec<(i64, i64)>>,
     /// None encodes as null records.
     pub records: Option<Vec<Chunk>>,
+    /// (epoch, end offset) for a follower whose log diverged (v12+, tagged
+    /// field 0, DivergingEpoch).
+    pub diverging_epoch: Option<(i32, i64)>,
 }
 
 pub struct TopicAnswer {
@@ -120,7 +123,19 @@ pub fn encode(version: i16, correlation_id: i32, topics: Vec<TopicAnswer>) -> Ve
                 parts.push(Part::Records(chunk));
             }
             if flexible {
-                put_uvarint(&mut head, 0); // partition tagged fields
+                match partition.diverging_epoch {
+                    // One tagged field: tag 0, 13 bytes (epoch, end
+                    // offset, the struct's empty tagged fields).
+                    Some((epoch, end_offset)) => {
+                        put_uvarint(&mut head, 1);
+                        put_uvarint(&mut head, 0);
+                        put_uvarint(&mut head, 13);
+                        head.put_i32(epoch);
+                        head.put_i64(end_offset);
+                        put_uvarint(&mut head, 0);
+                    }
+                    None => put_uvarint(&mut head, 0), // partition tagged fields
+                }
             }
         }
         if flexible {
@@ -146,7 +161,7 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use kafka_protocol::messages::fetch_response::{
-        AbortedTransaction, FetchableTopicResponse, PartitionData,
+        AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
     };
     use kafka_protocol::messages::{ApiKey, FetchResponse, ProducerId, ResponseHeader, TopicName};
     use kafka_protocol::protocol::{Encodable, StrBytes};
@@ -173,6 +188,7 @@ mod tests {
                                 .map(|r| Chunk::Memory(Bytes::from_static(r)))
                                 .collect(),
                         ),
+                        diverging_epoch: None,
                     },
                     PartitionAnswer {
                         partition_index: 1,
@@ -182,6 +198,7 @@ mod tests {
                         log_start_offset: -1,
                         aborted_transactions: Some(vec![]),
                         records: Some(vec![]),
+                        diverging_epoch: Some((4, 40)),
                     },
                 ],
             },
@@ -224,7 +241,10 @@ mod tests {
                         .with_last_stable_offset(-1)
                         .with_log_start_offset(-1)
                         .with_aborted_transactions(if nulls { None } else { Some(vec![]) })
-                        .with_records(if nulls { None } else { Some(Bytes::new()) }),
+                        .with_records(if nulls { None } else { Some(Bytes::new()) })
+                        .with_diverging_epoch(
+                            EpochEndOffset::default().with_epoch(4).with_end_offset(40),
+                        ),
                 ]),
             FetchableTopicResponse::default()
                 .with_topic(TopicName(StrBytes::from_static_str("e")))

@@ -36,6 +36,7 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod reply;
 pub mod sync_group;
@@ -111,6 +112,7 @@ served_apis! {
     ElectLeaders(m::ElectLeadersRequest) 0..=2 => elect_leaders::handle;
     DescribeQuorum(m::DescribeQuorumRequest) 0..=2 => describe_quorum::handle;
     DescribeProducers(m::DescribeProducersRequest) 0..=0 => describe_producers::handle;
+    OffsetForLeaderEpoch(m::OffsetForLeaderEpochRequest) 0..=4 => offset_for_leader_epoch::handle;
 }
 
 /// Lowest Produce version actually served (RecordBatch v2 needs v3).

@@ -1,7 +1,9 @@
 //! Produce: one RecordBatch per partition, validated once here (on the core
 //! that received it) and appended by the partition on its owning core;
-//! acks=-1 waits for durability under the flush policy, acks=1 for the
-//! in-memory append, acks=0 answers nothing. Idempotent producers get
+//! acks=-1 waits for durability under the flush policy here and on every
+//! in-sync replica (the high watermark passing the batch, within the
+//! request's timeout), acks=1 for the in-memory append on the leader,
+//! acks=0 answers nothing. Idempotent producers get
 //! Kafka's sequence checks (duplicates answered with the original offset).
 //!
 //! The record batches are not copied out of the request frame: once the
@@ -49,6 +51,8 @@ pub async fn handle(
     request: ProduceRequest,
 ) -> ProduceReply {
     let acks = request.acks;
+    // acks=all waits at most this long for the in-sync replicas.
+    let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
     let (wanted, mut records) = batches_of(ctx.take_frame(), request);
     let mut pending = Vec::with_capacity(wanted.len());
     for (name, partitions) in wanted {
@@ -57,7 +61,7 @@ pub async fn handle(
             let bytes = records.next_piece();
             let (core, name) = (core.clone(), name.clone());
             tasks.push(glommio::spawn_local(async move {
-                let produced = produce_partition(&core, name, index, bytes, acks).await;
+                let produced = produce_partition(&core, name, index, bytes, acks, timeout).await;
                 answer(index, produced)
             }));
         }
@@ -116,6 +120,7 @@ async fn produce_partition(
     index: i32,
     records: Option<BytesMut>,
     acks: i16,
+    timeout: std::time::Duration,
 ) -> Result<Produced, Refused> {
     let Some(acks) = Acks::from_wire(acks) else {
         return Err(Refused::Kafka(ResponseError::InvalidRequiredAcks, ""));
@@ -137,7 +142,7 @@ async fn produce_partition(
         ));
     }
     let batch = ProducedBatch::new(records).map_err(Refused::Batch)?;
-    core.produce(topic, index, batch, acks)
+    core.produce(topic, index, batch, acks, timeout)
         .await
         .map_err(Refused::Produce)
 }

@@ -10,7 +10,7 @@ pub mod store;
 use crate::error::BrokerError;
 use crate::errors::storage_error_code;
 use crate::metadata::cluster::Cluster;
-use crate::partition::Partition;
+use crate::partition::{Partition, ProduceError};
 use crate::router::owner_of;
 use crate::shard::Shard;
 use bytes::Bytes;
@@ -26,6 +26,9 @@ use store::{CommittedOffset, Entry, OFFSETS_TOPIC};
 
 /// How often each core checks session and rebalance timeouts.
 const TICK_MS: u64 = 100;
+/// How long a group record waits for the offsets partition's in-sync
+/// replicas (Kafka's `offsets.commit.timeout.ms`).
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One partition's commit: (partition, offset, leader epoch, metadata).
 pub type CommitPartition = (i32, i64, i32, Option<String>);
@@ -169,8 +172,31 @@ impl Groups {
         self.coordinator.config.offsets_topic_partitions
     }
 
+    /// The `__consumer_offsets` partition of this core, if this broker
+    /// leads it (only a leader coordinates its groups and writes to it).
     fn offsets_partition(&self, index: i32) -> Option<Rc<Partition>> {
-        self.shard.partition(OFFSETS_TOPIC, index)
+        self.shard
+            .partition(OFFSETS_TOPIC, index)
+            .filter(|p| p.role() == crate::partition::Role::Leader)
+    }
+
+    /// Forgets the groups of an offsets partition this broker no longer
+    /// leads (Kafka's `onResignation`); its next leader loads them from
+    /// the replicated log.
+    pub fn unload_partition(&self, index: i32) {
+        let partitions = self.offsets_partitions();
+        let mut groups = self.coordinator.groups.borrow_mut();
+        let before = groups.len();
+        groups.retain(|id, _| store::partition_for(id, partitions) != index);
+        let unloaded = before - groups.len();
+        if unloaded > 0 {
+            tracing::info!(
+                core = self.core,
+                partition = index,
+                groups = unloaded,
+                "unloaded consumer groups"
+            );
+        }
     }
 
     /// Runs a group call on this core, which coordinates the group.
@@ -311,10 +337,17 @@ impl Groups {
             apply();
             info
         };
+        // Kafka commits group records with acks=all, and maps what that
+        // can answer to the coordinator's codes.
         partition
-            .wait_durable(&info)
+            .wait_committed(&info, COMMIT_TIMEOUT)
             .await
-            .map_err(|e| storage_error_code(&e))
+            .map_err(|error| match error {
+                ProduceError::NotLeader | ProduceError::Storage(_) => {
+                    ResponseError::NotCoordinator.code()
+                }
+                _ => ResponseError::CoordinatorNotAvailable.code(),
+            })
     }
 
     async fn persist_group(&self, group: &str) {

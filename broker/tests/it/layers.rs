@@ -16,7 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["shard"],
     &["group"],
     &["core"],
-    &["membership"],
+    &["membership", "replica_fetcher"],
     &["api"],
     &["protocol"],
     &["transport"],

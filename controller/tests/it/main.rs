@@ -1,2 +1,3 @@
+mod leadership;
 mod sim;
 mod store;

@@ -1,27 +1,47 @@
 //! A seeded, deterministic simulation of a controller quorum: three
 //! `Node`s over real stores in temp dirs, a network that drops, delays,
 //! reorders and partitions messages, nodes that crash and restart from
-//! their stores (snapshots included), and a client that keeps submitting
-//! writes. Checked on every schedule:
+//! their stores (snapshots included), brokers that register, heartbeat,
+//! stop (and are fenced) and come back, and a client that keeps submitting
+//! writes, AlterPartition and ElectLeaders requests among them. Checked on
+//! every schedule:
 //! - no two nodes apply different records at one index (no split brain);
 //! - at most one leader per term;
+//! - after every entry, on every node (each node's image is the image the
+//!   agreed log builds at its applied index), for every partition: the
+//!   leader is -1 or in the ISR; the ISR is a non-empty subset of the
+//!   replicas without duplicates; leader and partition epochs never go
+//!   back; a new leader bumps the leader epoch; and, unless unclean
+//!   election is enabled for the topic, a new leader was in the ISR before;
 //! - every write answered Ok is applied by every node at the end, at the
 //!   index it was answered with (nothing acknowledged is lost);
 //! - once healed, every node reaches the same image, whether it got there
 //!   by replay or from a snapshot.
 
-use controller::decide::{NewTopic, Request};
+use controller::decide::{Election, NewTopic, Request, Response};
+use controller::leadership::{unclean_election_enabled, UNCLEAN_LEADER_ELECTION_ENABLE};
 use controller::node::{Node, NodeConfig};
-use controller::records::{Endpoint, MetadataRecord};
+use controller::records::{ConfigResource, Endpoint, MetadataRecord};
 use controller::store::{Durability, RaftStore};
+use controller::MetadataImage;
 use raft::prelude::Message;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::time::Duration;
 
 const VOTERS: [u64; 3] = [1, 2, 3];
+const BROKERS: [i32; 3] = [1, 2, 3];
 const TICK_MS: u64 = 100;
+
+/// A broker process as the controller sees it.
+struct Broker {
+    /// Heartbeating; when it stops, its session expires and it is fenced.
+    alive: bool,
+    /// Its process: a new one registers again before heartbeating.
+    incarnation: u128,
+}
 
 struct Sim {
     rng: StdRng,
@@ -32,15 +52,31 @@ struct Sim {
     step: u64,
     /// Nodes cut off from the others this step.
     isolated: Vec<u64>,
-    /// What each node applied at each index.
-    applied: HashMap<u64, BTreeMap<u64, Vec<MetadataRecord>>>,
+    /// The records applied at each index, as the first node to apply it
+    /// reported them; every other node must apply the same.
+    log: BTreeMap<u64, Vec<MetadataRecord>>,
+    /// `images[i]`: the image after applying `log` up to index i (0: none).
+    images: Vec<MetadataImage>,
+    /// Each node's applied index when `check_nodes` last compared it.
+    checked: BTreeMap<u64, u64>,
     leaders: BTreeMap<u64, u64>,
     acknowledged: Vec<(u64, u64)>,
     next_token: u64,
     snapshot_entries: u64,
+    leader_rebalance: Option<(Duration, u32)>,
+    brokers: BTreeMap<i32, Broker>,
 }
 
 fn config(id: u64, seed: u64, snapshot_entries: u64) -> NodeConfig {
+    config_rebalancing(id, seed, snapshot_entries, None)
+}
+
+fn config_rebalancing(
+    id: u64,
+    seed: u64,
+    snapshot_entries: u64,
+    leader_rebalance: Option<(Duration, u32)>,
+) -> NodeConfig {
     NodeConfig {
         id,
         voters: VOTERS.to_vec(),
@@ -49,6 +85,7 @@ fn config(id: u64, seed: u64, snapshot_entries: u64) -> NodeConfig {
         session_timeout_ms: 3_000,
         snapshot_entries,
         seed,
+        leader_rebalance,
     }
 }
 
@@ -56,6 +93,12 @@ impl Sim {
     fn new(seed: u64) -> Sim {
         let mut rng = StdRng::seed_from_u64(seed);
         let snapshot_entries = rng.gen_range(3..20);
+        let leader_rebalance = rng.gen_ratio(1, 2).then(|| {
+            (
+                Duration::from_millis(rng.gen_range(5..30) * TICK_MS),
+                rng.gen_range(0..30),
+            )
+        });
         let dirs: Vec<tempfile::TempDir> = VOTERS
             .iter()
             .map(|_| tempfile::tempdir().expect("tempdir"))
@@ -67,12 +110,26 @@ impl Sim {
             in_flight: Vec::new(),
             step: 0,
             isolated: Vec::new(),
-            applied: HashMap::new(),
+            log: BTreeMap::new(),
+            images: vec![MetadataImage::default()],
+            checked: BTreeMap::new(),
             leaders: BTreeMap::new(),
             acknowledged: Vec::new(),
             next_token: 1,
             snapshot_entries,
+            leader_rebalance,
+            brokers: BTreeMap::new(),
         };
+        for id in BROKERS {
+            let incarnation = sim.rng.gen();
+            sim.brokers.insert(
+                id,
+                Broker {
+                    alive: true,
+                    incarnation,
+                },
+            );
+        }
         for id in VOTERS {
             let node = sim.open(id);
             sim.nodes.insert(id, Some(node));
@@ -87,7 +144,9 @@ impl Sim {
     fn open(&mut self, id: u64) -> Node {
         let store = RaftStore::open(&self.dir(id), &VOTERS, Durability::NoSync).expect("store");
         let seed = self.rng.gen();
-        Node::open(config(id, seed, self.snapshot_entries), store).expect("node")
+        let config = config_rebalancing(id, seed, self.snapshot_entries, self.leader_rebalance);
+        self.checked.remove(&id);
+        Node::open(config, store).expect("node")
     }
 
     fn connected(&self, a: u64, b: u64) -> bool {
@@ -119,16 +178,8 @@ impl Sim {
                 node.step(message);
             }
         }
-        // A client write now and then, to whoever leads.
-        if faults && self.rng.gen_ratio(1, 3) {
-            let token = self.next_token;
-            self.next_token += 1;
-            let request = self.random_request(token);
-            if let Some(leader) = self.current_leader() {
-                if let Some(Some(node)) = self.nodes.get_mut(&leader) {
-                    node.submit(token, request);
-                }
-            }
+        if faults {
+            self.submit_requests();
         }
         let ids: Vec<u64> = self.nodes.keys().copied().collect();
         for id in ids {
@@ -145,9 +196,16 @@ impl Sim {
                     "two leaders in term {term}: {previous:?} and {id}"
                 );
             }
-            let log = self.applied.entry(id).or_default();
             for (index, records) in output.applied {
-                log.insert(index, records);
+                match self.log.get(&index) {
+                    Some(theirs) => assert_eq!(
+                        *theirs, records,
+                        "node {id} applied an entry at {index} another node applied differently"
+                    ),
+                    None => {
+                        self.log.insert(index, records);
+                    }
+                }
             }
             for (_, answer) in output.answers {
                 if let Ok((index, _)) = answer {
@@ -159,34 +217,227 @@ impl Sim {
                 self.in_flight.push((self.step + delay, message));
             }
         }
-        self.check_agreement();
+        self.extend_images();
+        self.check_nodes();
     }
 
-    fn random_request(&mut self, token: u64) -> Request {
-        match self.rng.gen_range(0..3) {
-            0 => Request::RegisterBroker {
-                broker_id: self.rng.gen_range(1..4),
-                incarnation: self.rng.gen(),
+    /// A client request now and then, and heartbeats (or registrations)
+    /// from the live brokers, all to whoever leads, crafted from its image.
+    fn submit_requests(&mut self) {
+        let Some(leader) = self.current_leader() else {
+            return;
+        };
+        let Some(Some(node)) = self.nodes.get(&leader) else {
+            return;
+        };
+        let image = node.image().clone();
+        let mut requests = Vec::new();
+        if self.rng.gen_ratio(1, 3) {
+            requests.push(self.random_request(&image));
+        }
+        let ids: Vec<i32> = self.brokers.keys().copied().collect();
+        for id in ids {
+            if let Some(request) = self.broker_request(&image, id) {
+                requests.push(request);
+            }
+        }
+        let Some(Some(node)) = self.nodes.get_mut(&leader) else {
+            return;
+        };
+        for request in requests {
+            node.submit(self.next_token, request);
+            self.next_token += 1;
+        }
+    }
+
+    /// Brokers stop and come back (a new process now and then); a live one
+    /// heartbeats every few steps, well within its session.
+    fn broker_request(&mut self, image: &MetadataImage, id: i32) -> Option<Request> {
+        let rng = &mut self.rng;
+        let broker = self.brokers.get_mut(&id)?;
+        if rng.gen_ratio(1, 80) {
+            broker.alive = !broker.alive;
+            if broker.alive && rng.gen_ratio(1, 2) {
+                broker.incarnation = rng.gen();
+            }
+        }
+        if !broker.alive || !rng.gen_ratio(1, 4) {
+            return None;
+        }
+        match image.brokers.get(&id) {
+            Some(registered) if registered.incarnation == broker.incarnation => {
+                Some(Request::Heartbeat {
+                    broker_id: id,
+                    broker_epoch: registered.epoch,
+                    metadata_offset: image.applied,
+                })
+            }
+            _ => Some(Request::RegisterBroker {
+                broker_id: id,
+                incarnation: broker.incarnation,
                 endpoints: vec![Endpoint {
                     name: "PLAINTEXT".into(),
                     host: "127.0.0.1".into(),
                     port: 9092,
                 }],
                 rack: None,
+            }),
+        }
+    }
+
+    /// Extends `images` over the log as far as it is known without a gap,
+    /// checking the leader and ISR rules of each entry.
+    fn extend_images(&mut self) {
+        loop {
+            let next = self.images.len() as u64;
+            let Some(records) = self.log.get(&next) else {
+                return;
+            };
+            let Some(before) = self.images.last() else {
+                return;
+            };
+            let mut after = before.clone();
+            after.apply(next, records);
+            check_entry(before, &after, next, records);
+            self.images.push(after);
+        }
+    }
+
+    /// Every running node's image is the log's image at its applied index,
+    /// so what `extend_images` checked holds on every node.
+    fn check_nodes(&mut self) {
+        for node in self.nodes.values().flatten() {
+            let image = node.image();
+            // Unchanged since the last check (a restarted node starts over).
+            if self.checked.insert(node.id(), image.applied) == Some(image.applied) {
+                continue;
+            }
+            let expected = self.images.get(image.applied as usize);
+            assert!(
+                expected == Some(image),
+                "node {} at {}: its image is not the log's ({} entries known)",
+                node.id(),
+                image.applied,
+                self.images.len()
+            );
+        }
+    }
+
+    fn random_request(&mut self, image: &MetadataImage) -> Request {
+        let rng = &mut self.rng;
+        // Topics u* enable unclean election; t* follow the cluster default.
+        let name = |rng: &mut StdRng| {
+            let kind = if rng.gen_ratio(1, 3) { 'u' } else { 't' };
+            format!("{kind}{}", rng.gen_range(0..10))
+        };
+        match rng.gen_range(0..20) {
+            0..=4 => {
+                let name = name(rng);
+                let mut configs = BTreeMap::new();
+                if name.starts_with('u') {
+                    configs.insert(UNCLEAN_LEADER_ELECTION_ENABLE.into(), "true".into());
+                }
+                Request::CreateTopics {
+                    topics: vec![NewTopic {
+                        name,
+                        partitions: rng.gen_range(1..4),
+                        replication_factor: rng.gen_range(1..4),
+                        assignments: Vec::new(),
+                        configs,
+                    }],
+                    validate_only: false,
+                }
+            }
+            5..=6 => Request::DeleteTopics {
+                names: vec![name(rng)],
             },
-            1 => Request::CreateTopics {
-                topics: vec![NewTopic {
-                    name: format!("t{}", self.rng.gen_range(0..20)),
-                    partitions: self.rng.gen_range(1..4),
-                    replication_factor: 1,
-                    assignments: Vec::new(),
-                    configs: BTreeMap::new(),
-                }],
+            7..=12 => self.alter_partition(image),
+            13..=18 => {
+                let election = if rng.gen_ratio(1, 2) {
+                    Election::Preferred
+                } else {
+                    Election::Unclean
+                };
+                let partitions = if rng.gen_ratio(1, 4) {
+                    None
+                } else {
+                    Some(vec![self.some_partition(image)])
+                };
+                Request::ElectLeaders {
+                    election,
+                    partitions,
+                }
+            }
+            _ => Request::AlterConfigs {
+                changes: vec![(
+                    ConfigResource::Broker(-1),
+                    UNCLEAN_LEADER_ELECTION_ENABLE.into(),
+                    rng.gen_ratio(1, 2).then(|| "true".into()),
+                )],
                 validate_only: false,
             },
-            _ => Request::DeleteTopics {
-                names: vec![format!("t{}", token % 20)],
-            },
+        }
+    }
+
+    /// A partition of the image, or now and then one that may not exist.
+    fn some_partition(&mut self, image: &MetadataImage) -> (String, i32) {
+        let partitions: Vec<(String, i32)> = image
+            .topics
+            .values()
+            .flat_map(|t| (0..t.partitions.len() as i32).map(|p| (t.name.clone(), p)))
+            .collect();
+        let rng = &mut self.rng;
+        match partitions.get(rng.gen_range(0..partitions.len().max(1))) {
+            Some(partition) if !rng.gen_ratio(1, 10) => partition.clone(),
+            _ => (format!("t{}", rng.gen_range(0..10)), rng.gen_range(0..4)),
+        }
+    }
+
+    /// An AlterPartition as a partition leader sends one, mostly at the
+    /// epochs the leader's image holds (they may be stale by the time it
+    /// is decided), now and then from another broker or at other epochs.
+    fn alter_partition(&mut self, image: &MetadataImage) -> Request {
+        let partitions: Vec<_> = image
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.iter().enumerate().map(|(i, p)| (t.id, i, p)))
+            .collect();
+        let rng = &mut self.rng;
+        let Some(&(topic_id, index, partition)) =
+            partitions.get(rng.gen_range(0..partitions.len().max(1)))
+        else {
+            return Request::DeleteTopics { names: Vec::new() };
+        };
+        let mut broker = partition.leader;
+        if broker == -1 || rng.gen_ratio(1, 10) {
+            broker = BROKERS[rng.gen_range(0..BROKERS.len())];
+        }
+        let mut isr: Vec<i32> = partition
+            .replicas
+            .iter()
+            .copied()
+            .filter(|&r| r == broker || rng.gen_ratio(1, 2))
+            .collect();
+        if rng.gen_ratio(1, 10) {
+            isr = (0..rng.gen_range(0..4))
+                .map(|_| rng.gen_range(0..5))
+                .collect();
+        }
+        let skew = |rng: &mut StdRng| {
+            if rng.gen_ratio(1, 10) {
+                rng.gen_range(-1..2)
+            } else {
+                0
+            }
+        };
+        Request::AlterPartition {
+            broker_id: broker,
+            broker_epoch: image.brokers.get(&broker).map_or(0, |b| b.epoch),
+            topic_id,
+            partition: index as i32,
+            leader_epoch: partition.leader_epoch + skew(rng),
+            partition_epoch: partition.partition_epoch + skew(rng),
+            isr,
         }
     }
 
@@ -214,22 +465,6 @@ impl Sim {
             6 => self.isolated = vec![id],
             7..=9 => self.isolated.clear(),
             _ => {}
-        }
-    }
-
-    fn check_agreement(&self) {
-        let mut seen: BTreeMap<u64, (&u64, &Vec<MetadataRecord>)> = BTreeMap::new();
-        for (id, log) in &self.applied {
-            for (index, records) in log {
-                if let Some((other, theirs)) = seen.get(index) {
-                    assert_eq!(
-                        *theirs, records,
-                        "nodes {other} and {id} applied different entries at {index}"
-                    );
-                } else {
-                    seen.insert(*index, (id, records));
-                }
-            }
         }
     }
 
@@ -297,6 +532,79 @@ fn run(seed: u64) {
         !sim.leaders.is_empty(),
         "seed {seed}: no leader was ever elected"
     );
+}
+
+/// The leader and ISR rules of the entry at `index` (`records`), from
+/// `before` to `after`.
+fn check_entry(
+    before: &MetadataImage,
+    after: &MetadataImage,
+    index: u64,
+    records: &[MetadataRecord],
+) {
+    // An ElectLeaders Unclean entry (and only it): leader changes alone,
+    // each making the new leader the whole ISR. Fencing and unfencing
+    // entries hold a broker record, AlterPartition changes no leader, a
+    // preferred election or rebalance no ISR.
+    let explicit_unclean = !records.is_empty()
+        && records.iter().all(|r| {
+            matches!(r, MetadataRecord::PartitionChange {
+                leader: Some(leader),
+                isr: Some(isr),
+                ..
+            } if *isr == [*leader])
+        });
+    for topic in after.topics.values() {
+        let old_topic = before.topic_by_id(topic.id);
+        for (partition_index, partition) in topic.partitions.iter().enumerate() {
+            let at = format!("{}-{partition_index} at {index}", topic.name);
+            let isr: BTreeSet<i32> = partition.isr.iter().copied().collect();
+            assert!(!isr.is_empty(), "{at}: empty ISR");
+            assert_eq!(isr.len(), partition.isr.len(), "{at}: duplicate in ISR");
+            assert!(
+                isr.iter().all(|r| partition.replicas.contains(r)),
+                "{at}: ISR {:?} not within replicas {:?}",
+                partition.isr,
+                partition.replicas
+            );
+            assert!(
+                partition.leader == -1 || isr.contains(&partition.leader),
+                "{at}: leader {} not in ISR {:?}",
+                partition.leader,
+                partition.isr
+            );
+            let Some(old) = old_topic.and_then(|t| t.partition(partition_index as i32)) else {
+                continue;
+            };
+            assert!(
+                partition.leader_epoch >= old.leader_epoch
+                    && partition.partition_epoch >= old.partition_epoch,
+                "{at}: epochs went back"
+            );
+            if partition != old {
+                assert!(
+                    partition.partition_epoch > old.partition_epoch,
+                    "{at}: changed without a partition epoch bump"
+                );
+            }
+            if partition.leader == old.leader {
+                continue;
+            }
+            assert!(
+                partition.leader_epoch > old.leader_epoch,
+                "{at}: new leader {} without a leader epoch bump",
+                partition.leader
+            );
+            let unclean =
+                explicit_unclean || old_topic.is_some_and(|t| unclean_election_enabled(before, t));
+            assert!(
+                partition.leader == -1 || unclean || old.isr.contains(&partition.leader),
+                "{at}: leader {} elected from outside the ISR {:?} with unclean election disabled",
+                partition.leader,
+                old.isr
+            );
+        }
+    }
 }
 
 #[test]
@@ -378,4 +686,108 @@ fn a_single_voter_leads_at_once_and_commits() {
     // The new term's empty entry moves `applied` past the old one.
     replayed.applied = image.applied;
     assert_eq!(replayed, image);
+}
+
+/// Submits `request` to a single voter and polls until it is answered.
+fn call(node: &mut Node, token: u64, request: Request) -> Response {
+    node.submit(token, request);
+    for _ in 0..10 {
+        let output = node.poll().expect("poll");
+        if let Some((_, answer)) = output.answers.into_iter().find(|(t, _)| *t == token) {
+            return answer.expect("answered").1;
+        }
+    }
+    panic!("request {token} not answered");
+}
+
+#[test]
+fn a_single_voter_rebalances_leaders_on_its_tick() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = RaftStore::open(dir.path(), &[1], Durability::NoSync).expect("store");
+    let interval = Duration::from_millis(1_000);
+    let mut node = Node::open(
+        NodeConfig {
+            voters: vec![1],
+            ..config_rebalancing(1, 7, 1000, Some((interval, 10)))
+        },
+        store,
+    )
+    .expect("node");
+    for _ in 0..3 {
+        node.poll().expect("poll");
+    }
+    assert!(node.is_leader());
+    let heartbeat = |node: &Node, broker: i32| Request::Heartbeat {
+        broker_id: broker,
+        broker_epoch: node.image().brokers[&broker].epoch,
+        metadata_offset: node.image().applied,
+    };
+    for broker in [1, 2] {
+        let registered = Request::RegisterBroker {
+            broker_id: broker,
+            incarnation: broker as u128,
+            endpoints: Vec::new(),
+            rack: None,
+        };
+        call(&mut node, 10 + broker as u64, registered);
+        let request = heartbeat(&node, broker);
+        call(&mut node, 20 + broker as u64, request);
+    }
+    let topic = Request::CreateTopics {
+        topics: vec![NewTopic {
+            name: "t".into(),
+            partitions: -1,
+            replication_factor: -1,
+            assignments: vec![vec![1, 2]],
+            configs: BTreeMap::new(),
+        }],
+        validate_only: false,
+    };
+    call(&mut node, 30, topic);
+    let partition = |node: &Node| node.image().topics["t"].partitions[0].clone();
+    assert_eq!(
+        (partition(&node).leader, partition(&node).isr),
+        (1, vec![1, 2])
+    );
+    // Broker 1's session runs out (3 s): broker 2 leads, alone in the ISR.
+    node.tick(3_500);
+    let request = heartbeat(&node, 2);
+    call(&mut node, 40, request);
+    for _ in 0..3 {
+        node.poll().expect("poll");
+    }
+    assert_eq!(
+        (partition(&node).leader, partition(&node).isr),
+        (2, vec![2])
+    );
+    // Broker 1 returns and catches up: broker 2 takes it back in the ISR.
+    let request = heartbeat(&node, 1);
+    call(&mut node, 41, request);
+    let p = partition(&node);
+    let expand = Request::AlterPartition {
+        broker_id: 2,
+        broker_epoch: node.image().brokers[&2].epoch,
+        topic_id: node.image().topics["t"].id,
+        partition: 0,
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch,
+        isr: vec![2, 1],
+    };
+    assert!(matches!(
+        call(&mut node, 42, expand),
+        Response::PartitionAltered(Ok(_))
+    ));
+    // The check at 3.5 s found nothing to move (broker 1 was fenced); the
+    // next is due a second later, not before.
+    node.tick(4_400);
+    for _ in 0..3 {
+        node.poll().expect("poll");
+    }
+    assert_eq!(partition(&node).leader, 2);
+    node.tick(4_600);
+    for _ in 0..3 {
+        node.poll().expect("poll");
+    }
+    let p = partition(&node);
+    assert_eq!((p.leader, p.isr), (1, vec![2, 1]));
 }

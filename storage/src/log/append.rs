@@ -2,7 +2,7 @@
 //! flush, and segment rolls.
 
 use super::scheduler::FlushReason;
-use super::{now_ms, AppendInfo, Log};
+use super::{now_ms, AppendInfo, Log, State};
 use crate::batch::ProducedBatch;
 use crate::checkpoint::{self, Checkpoint};
 use crate::commit::Turn;
@@ -10,6 +10,7 @@ use crate::config::TimestampType;
 use crate::error::{BatchError, Result};
 use crate::io::sync_dir;
 use crate::segment::Segment;
+use bytes::Bytes;
 use glommio::sync::StaticPermit;
 use std::rc::Rc;
 
@@ -87,17 +88,16 @@ impl Log {
             let base_offset = state.log_end_offset();
             let append_time =
                 (state.config.timestamp_type == TimestampType::LogAppendTime).then(now_ms);
-            let stored = batch.assign_offsets(base_offset, append_time);
+            let epoch = state.leader_epoch_stamp;
+            let stored = batch.assign_offsets(base_offset, append_time, epoch);
             let last_offset = stored.last_offset;
-            let interval = state.config.index_interval_bytes;
-            state.active_mut().append(
-                stored.bytes.clone(),
+            self.push_batch(
+                &mut state,
+                stored.bytes,
+                base_offset,
                 last_offset,
                 stored.max_timestamp,
-                interval,
             );
-            state.cache.push(base_offset, last_offset, stored.bytes);
-            self.recount_unwritten(&mut state);
             AppendInfo {
                 base_offset,
                 last_offset,
@@ -108,11 +108,31 @@ impl Log {
         Ok(info)
     }
 
+    /// Puts a batch with its offsets in the active segment (pending, its
+    /// index entries) and the tail cache: readable from now on, written by
+    /// the next flush. The caller holds the append order and made room.
+    pub(super) fn push_batch(
+        &self,
+        state: &mut State,
+        bytes: Bytes,
+        base_offset: i64,
+        last_offset: i64,
+        max_timestamp: i64,
+    ) {
+        debug_assert_eq!(base_offset, state.log_end_offset());
+        let interval = state.config.index_interval_bytes;
+        state
+            .active_mut()
+            .append(bytes.clone(), last_offset, max_timestamp, interval);
+        state.cache.push(base_offset, last_offset, bytes);
+        self.recount_unwritten(state);
+    }
+
     /// Before an append of `len` bytes: rolls the segment if it is full or
     /// old, flushes if the log's write buffer would exceed its bound, and
     /// waits for room in the core's write buffer. Takes and gives back the
     /// caller's place in the append order.
-    async fn make_room(&self, order: StaticPermit, len: u64) -> Result<StaticPermit> {
+    pub(super) async fn make_room(&self, order: StaticPermit, len: u64) -> Result<StaticPermit> {
         let (roll, flush) = {
             let state = self.inner.state.borrow();
             self.check_writable(&state)?;

@@ -18,6 +18,7 @@ mod append;
 mod clean;
 mod open;
 mod read;
+mod replica;
 mod retention;
 mod scheduler;
 
@@ -30,6 +31,7 @@ use crate::cache::{CacheOwner, CoreMemory, TailCache};
 use crate::checkpoint::{self, Checkpoint, CleanerCheckpoint};
 use crate::commit::{Event, Turn};
 use crate::config::LogConfig;
+use crate::epochs::{self, LeaderEpochs};
 use crate::error::{Result, StorageError};
 use crate::io::Faults;
 use crate::limits::TAIL_CACHE_BYTES_DEFAULT_MAX;
@@ -108,6 +110,11 @@ struct State {
     cleaner: CleanerCheckpoint,
     /// A cleaning pass is running: a second one waits for the next call.
     cleaning: bool,
+    /// Where each leader epoch began, as in `leader-epoch-checkpoint`.
+    epochs: LeaderEpochs,
+    /// Written into the partitionLeaderEpoch of every batch appended as
+    /// leader: the epoch of the last `begin_leader_epoch`, -1 before one.
+    leader_epoch_stamp: i32,
 }
 
 /// Counters for tests and metrics.
@@ -341,6 +348,28 @@ impl Log {
             }
         };
         checkpoint::write(&self.inner.dir, checkpoint)
+    }
+
+    /// Changes the epoch cache through `change` and, if it changed, writes
+    /// `leader-epoch-checkpoint`. A failed write poisons the log: the cache
+    /// and its file would disagree (Kafka takes the log dir offline). The
+    /// leader stamp lasts only while its epoch is the cache's latest: once
+    /// a truncation or a newer replicated epoch ends it, leader appends
+    /// stamp -1 until the next `begin_leader_epoch`, rather than an epoch
+    /// the cache no longer places.
+    fn change_epochs(&self, change: impl FnOnce(&mut LeaderEpochs) -> bool) -> Result<()> {
+        let epochs = {
+            let mut state = self.inner.state.borrow_mut();
+            if !change(&mut state.epochs) {
+                return Ok(());
+            }
+            let latest = state.epochs.latest().map(|entry| entry.epoch);
+            if latest != Some(state.leader_epoch_stamp) {
+                state.leader_epoch_stamp = epochs::UNDEFINED_EPOCH;
+            }
+            state.epochs.clone()
+        };
+        self.poison_on_error(epochs::write(&self.inner.dir, &epochs))
     }
 
     /// Resolves once nothing this log started is still running: no append

@@ -6,6 +6,7 @@ use super::{Inner, Log, LogOptions, LogStats, State};
 use crate::cache::{CacheOwner, TailCache};
 use crate::checkpoint;
 use crate::commit::Event;
+use crate::epochs;
 use crate::error::{Result, StorageError};
 use crate::io::{settle_iopoll_probe, sync_dir};
 use crate::segment::{Segment, SegmentRecovery, Trust};
@@ -42,6 +43,7 @@ impl Log {
             .map_err(|e| StorageError::io(format!("create {}", dir.display()), e))?;
         settle_iopoll_probe(dir).await?;
         let checkpoint = checkpoint::read(dir)?;
+        let epochs = epochs::read(dir)?;
         let recovery_point = checkpoint.map_or(0, |c| c.recovery_point);
         let bases = list_segments(dir)?;
         // The cleaner writes its checkpoint before its first swap: without
@@ -111,11 +113,24 @@ impl Log {
             unwritten_counted: 0,
             cleaner: checkpoint::read_cleaner(dir).unwrap_or_default(),
             cleaning: false,
+            epochs,
+            leader_epoch_stamp: epochs::UNDEFINED_EPOCH,
         };
         let end = state.log_end_offset();
         state.log_start_offset = state.log_start_offset.min(end);
         state.durable_offset = end;
         state.recovery_point = recovery_point.min(end);
+        // The file is written before the batches it describes are durable
+        // (and not rewritten after every retention pass): entries past what
+        // recovery kept, or before the log start, go now, as in Kafka.
+        let start = state.log_start_offset;
+        let clamped_end = state.epochs.truncate_from_end(end);
+        let clamped_start = state.epochs.truncate_from_start(start);
+        if clamped_end || clamped_start {
+            tracing::info!(dir = %dir.display(), epochs = ?state.epochs.entries(),
+                "leader epoch cache clamped to the recovered log");
+            epochs::write(dir, &state.epochs)?;
+        }
         super::clean::refresh_cleaner(&mut state);
         let memory = options.memory;
         let log = Log {

@@ -11,6 +11,12 @@ use std::collections::BTreeMap;
 impl Log {
     /// Removes every batch at or after `offset`. Truncation is by batch: the
     /// batch holding `offset` goes too, so the log end may land below it.
+    /// The leader-epoch cache loses the epochs that start at or after the
+    /// new log end, even when nothing else is cut (`offset` at or past the
+    /// log end), as Kafka's truncateTo does: a leader that began an epoch
+    /// and wrote nothing in it leaves an entry at the log end that its new
+    /// leader's log contradicts. To or below the log start the log restarts
+    /// empty at `offset` and the cache is cleared.
     pub async fn truncate_to(&self, offset: i64) -> Result<()> {
         let order = self.order().await?;
         let truncate = move |log: Log| async move { log.truncate_now(offset).await };
@@ -26,10 +32,11 @@ impl Log {
             (state.log_start_offset, state.log_end_offset())
         };
         if offset >= end {
-            return Ok(());
+            return self.change_epochs(|epochs| epochs.truncate_from_end(end));
         }
         if offset <= start {
-            return self.truncate_fully(offset).await;
+            self.truncate_fully(offset).await?;
+            return self.change_epochs(|epochs| epochs.clear());
         }
         let (position, cut_offset) = self.batch_position(offset).await?;
         let (doomed, file, path, base) = {
@@ -71,7 +78,33 @@ impl Log {
         }
         .await;
         tracing::info!(dir = %self.inner.dir.display(), offset = cut_offset, segment = base, "log truncated");
-        self.poison_on_error(result)
+        self.poison_on_error(result)?;
+        // The new log end, not `offset`: an epoch that began at the base of
+        // the batch that was cut holding `offset` is gone too.
+        self.change_epochs(|epochs| epochs.truncate_from_end(cut_offset))
+    }
+
+    /// Kafka's `truncateFullyAndStartAt`: deletes every segment and
+    /// restarts the log empty at `offset`, wherever that is relative to the
+    /// current log (a follower whose leader no longer has what would follow
+    /// its log restarts at the leader's log start). The leader-epoch cache
+    /// is cleared; the next replicated batches fill it again. A negative
+    /// offset is out of range.
+    pub async fn truncate_fully_and_start_at(&self, offset: i64) -> Result<()> {
+        if offset < 0 {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset(),
+                log_end: self.log_end_offset(),
+            });
+        }
+        let order = self.order().await?;
+        let restart = move |log: Log| async move {
+            log.flush_pending().await?;
+            log.truncate_fully(offset).await?;
+            log.change_epochs(|epochs| epochs.clear())
+        };
+        self.exclusively(Some(order), restart).await.1
     }
 
     /// (position, base offset) of the batch holding `offset`, by reading.
@@ -227,6 +260,7 @@ impl Log {
         if moved {
             let written = self.write_checkpoint();
             self.poison_on_error(written)?;
+            self.change_epochs(|epochs| epochs.truncate_from_start(offset))?;
             self.delete_segments_before(offset).await?;
         }
         Ok(self.log_start_offset())
@@ -256,6 +290,8 @@ impl Log {
             return Ok(0);
         }
         self.write_checkpoint()?;
+        let start = self.log_start_offset();
+        self.change_epochs(|epochs| epochs.truncate_from_start(start))?;
         for segment in doomed {
             tracing::info!(dir = %self.inner.dir.display(), segment = segment.base_offset, "{why}");
             segment.remove_files()?;

@@ -11,4 +11,5 @@ mod crash;
 mod fuzz_regressions;
 mod log_basics;
 mod model;
+mod replicated;
 mod retention;

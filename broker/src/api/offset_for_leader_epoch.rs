@@ -1,0 +1,54 @@
+//! OffsetForLeaderEpoch (KIP-101, KIP-320): where the leader's log for a
+//! leader epoch ends, from its leader-epoch cache. Consumers ask after a
+//! leader change to detect truncation of what they read; followers of
+//! this broker use Fetch's DivergingEpoch instead, but older followers and
+//! tools ask here too. The request's current leader epoch is checked as
+//! Fetch checks it (FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH); an epoch
+//! older than the cache knows answers -1/-1 (UNDEFINED).
+
+use crate::api::context::RequestContext;
+use crate::core::Core;
+use crate::errors::read_error;
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+use std::rc::Rc;
+
+pub async fn handle(
+    _ctx: &RequestContext,
+    core: &Rc<Core>,
+    request: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let name = topic.topic.0.to_string();
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for wanted in topic.partitions {
+            let answer = EpochEndOffset::default().with_partition(wanted.partition);
+            let end = core
+                .end_offset_for_epoch(
+                    name.clone(),
+                    wanted.partition,
+                    wanted.current_leader_epoch,
+                    wanted.leader_epoch,
+                )
+                .await;
+            partitions.push(match end {
+                Ok(end) => answer
+                    .with_leader_epoch(end.epoch)
+                    .with_end_offset(end.end_offset),
+                Err(error) => answer
+                    .with_error_code(read_error(&error).code())
+                    .with_leader_epoch(-1)
+                    .with_end_offset(-1),
+            });
+        }
+        topics.push(
+            OffsetForLeaderTopicResult::default()
+                .with_topic(topic.topic)
+                .with_partitions(partitions),
+        );
+    }
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
+}
