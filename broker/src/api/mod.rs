@@ -112,7 +112,7 @@ served_apis! {
     ElectLeaders(m::ElectLeadersRequest) 0..=2 => elect_leaders::handle;
     DescribeQuorum(m::DescribeQuorumRequest) 0..=2 => describe_quorum::handle;
     DescribeProducers(m::DescribeProducersRequest) 0..=0 => describe_producers::handle;
-    OffsetForLeaderEpoch(m::OffsetForLeaderEpochRequest) 0..=4 => offset_for_leader_epoch::handle;
+    OffsetForLeaderEpoch(m::OffsetForLeaderEpochRequest) 2..=4 => offset_for_leader_epoch::handle;
 }
 
 /// Lowest Produce version actually served (RecordBatch v2 needs v3).

@@ -9,6 +9,7 @@ mod harness;
 mod kafka_order;
 mod layers;
 mod produce_fetch;
+mod replica_answers;
 mod restart;
 mod robustness;
 mod topic_configs;

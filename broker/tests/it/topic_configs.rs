@@ -96,7 +96,7 @@ fn cleanup_policy_and_known_configs_are_validated_and_reported_with_their_source
         ("cleanup.policy", "shred"),
         ("no.such.config", "1"),
         ("compression.type", "zstd"),
-        ("min.insync.replicas", "2"),
+        ("min.insync.replicas", "0"),
         ("preallocate", "maybe"),
     ] {
         let (code, message) = create_with(&mut client, "refused", &[(key, value)]);
