@@ -150,6 +150,18 @@ impl Core {
         for topic in new.topics.values() {
             let before = old.topic_by_id(topic.id);
             let view = Topic::from_image(topic);
+            let replicas_moved = before.is_some_and(|b| {
+                b.partitions
+                    .iter()
+                    .zip(&topic.partitions)
+                    .any(|(old, new)| old.replicas != new.replicas)
+            });
+            if replicas_moved {
+                // Reassignment: replicas added here start empty and catch
+                // up as followers; replicas moved away are deleted.
+                self.shard.open_partitions(&view).await?;
+                self.shard.drop_unhosted(&view).await;
+            }
             if before.is_none_or(|b| b.partitions.len() < topic.partitions.len()) {
                 self.shard.open_partitions(&view).await?;
                 if self.router.core() == 0 {

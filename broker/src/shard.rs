@@ -110,6 +110,26 @@ impl Shard {
         }
     }
 
+    /// Deletes this core's partitions of `topic` that this broker no
+    /// longer holds a replica of (moved away by a reassignment).
+    pub async fn drop_unhosted(&self, topic: &Topic) {
+        for partition in 0..topic.partitions {
+            if topic.hosted_by(partition, self.node_id) {
+                continue;
+            }
+            let removed = self
+                .partitions
+                .borrow_mut()
+                .remove(&(topic.name.clone(), partition));
+            if let Some(entry) = removed {
+                tracing::info!(topic = %topic.name, partition, "replica moved away: deleting it");
+                if let Err(error) = entry.delete().await {
+                    tracing::error!(topic = %topic.name, partition, %error, "delete partition");
+                }
+            }
+        }
+    }
+
     pub fn reconfigure_partitions(&self, name: &str, partitions: i32, config: &LogConfig) {
         for partition in 0..partitions {
             if let Some(entry) = self.partition(name, partition) {
