@@ -101,10 +101,9 @@ pub struct PartitionState {
     pub isr: Vec<i32>,
 }
 
-/// Why an AlterPartition was refused; the broker maps these to Kafka's
-/// codes (UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER,
-/// FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION, INELIGIBLE_REPLICA,
-/// INVALID_REQUEST).
+/// Why an AlterPartition was refused: Kafka's AlterPartition errors of
+/// the same names (a non-leader gets its own variant here; Kafka answers
+/// it INVALID_REQUEST).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum PartitionError {
     #[error("unknown topic or partition")]

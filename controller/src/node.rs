@@ -36,7 +36,7 @@ pub struct NodeConfig {
     pub seed: u64,
     /// While leading, move leaders back to preferred replicas every
     /// interval when a broker's imbalance is over the percentage
-    /// (`decide::rebalance_leaders`); None: never.
+    /// (`leadership::rebalance_leaders`); None: never.
     pub leader_rebalance: Option<(Duration, u32)>,
 }
 

@@ -422,122 +422,127 @@ fn a_new_process_of_a_broker_leaves_its_isrs_and_leadership() {
     assert_eq!(cluster.leader_isr("t", 0), (2, vec![2]));
 }
 
+/// One AlterPartition case: differences from the leader's valid request.
+struct Ask {
+    case: &'static str,
+    broker: i32,
+    topic_id: Option<TopicId>,
+    partition: i32,
+    leader_epoch: i32,
+    partition_epoch: i32,
+    isr: Vec<i32>,
+    expected: Result<PartitionState, PartitionError>,
+}
+
 #[test]
 fn alter_partition_refusals_in_kafka_order() {
     let mut cluster = Cluster::new(&[1, 2, 3, 4]);
     cluster.topic("t", vec![vec![1, 2, 3]]);
     cluster.alter(1, "t", 0, &[1, 2]).expect("shrunk");
     cluster.fence(3);
-    let base = cluster.alter_request(1, "t", 0, &[1, 2]);
-    let follower_epoch = cluster.epoch(2);
-    let with = |change: &dyn Fn(&mut Request)| {
-        let mut request = base.clone();
-        change(&mut request);
-        request
-    };
-    type Edit = Box<dyn Fn(&mut Request)>;
-    let field = |edit: Box<dyn Fn(&mut i32, &mut i32, &mut i32, &mut Vec<i32>)>| -> Edit {
-        Box::new(move |request: &mut Request| {
-            if let Request::AlterPartition {
-                broker_id,
-                leader_epoch,
-                partition_epoch,
-                isr,
-                ..
-            } = request
-            {
-                edit(broker_id, leader_epoch, partition_epoch, isr);
-            }
-        })
+    let (le, pe) = (0, 1);
+    assert_eq!(cluster.partition("t", 0).leader_epoch, le);
+    assert_eq!(cluster.partition("t", 0).partition_epoch, pe);
+    let ask = |case, expected| Ask {
+        case,
+        broker: 1,
+        topic_id: None,
+        partition: 0,
+        leader_epoch: le,
+        partition_epoch: pe,
+        isr: vec![1, 2],
+        expected,
     };
     let invalid = |text: &str| Err(PartitionError::InvalidRequest(text.into()));
-    let cases: Vec<(&str, Edit, Result<PartitionState, PartitionError>)> = vec![
-        (
-            "unknown partition",
-            Box::new(|r: &mut Request| {
-                if let Request::AlterPartition { partition, .. } = r {
-                    *partition = 7;
-                }
-            }),
-            Err(PartitionError::UnknownTopicOrPartition),
-        ),
-        (
-            "unknown topic id",
-            Box::new(|r: &mut Request| {
-                if let Request::AlterPartition { topic_id, .. } = r {
-                    *topic_id = 5;
-                }
-            }),
-            Err(PartitionError::UnknownTopicOrPartition),
-        ),
-        (
-            "a follower, at stale epochs too",
-            Box::new(move |r: &mut Request| {
-                if let Request::AlterPartition {
-                    broker_id,
-                    broker_epoch,
-                    leader_epoch,
-                    ..
-                } = r
-                {
-                    *broker_id = 2;
-                    *broker_epoch = follower_epoch;
-                    *leader_epoch -= 1;
-                }
-            }),
-            Err(PartitionError::NotLeader),
-        ),
-        (
-            "stale leader epoch, stale partition epoch too",
-            field(Box::new(|_, le, pe, _| {
-                *le -= 1;
-                *pe -= 1;
-            })),
-            Err(PartitionError::FencedLeaderEpoch),
-        ),
-        (
-            "leader epoch from the future",
-            field(Box::new(|_, le, _, _| *le += 1)),
-            Err(PartitionError::FencedLeaderEpoch),
-        ),
-        (
-            "stale partition epoch, invalid ISR too",
-            field(Box::new(|_, _, pe, isr| {
-                *pe -= 1;
-                isr.clear();
-            })),
-            Err(PartitionError::InvalidUpdateVersion),
-        ),
-        (
-            "empty ISR",
-            field(Box::new(|_, _, _, isr| isr.clear())),
-            invalid("the ISR is empty"),
-        ),
-        (
-            "duplicate",
-            field(Box::new(|_, _, _, isr| *isr = vec![1, 2, 1])),
-            invalid("replica 1 is in the ISR twice"),
-        ),
-        (
-            "not a replica (but unfenced)",
-            field(Box::new(|_, _, _, isr| *isr = vec![1, 4])),
-            invalid("broker 4 is not a replica"),
-        ),
-        (
-            "without the leader",
-            field(Box::new(|_, _, _, isr| *isr = vec![2])),
-            invalid("the ISR must hold the leader 1"),
-        ),
-        (
-            "a fenced replica joins",
-            field(Box::new(|_, _, _, isr| *isr = vec![1, 2, 3])),
-            Err(PartitionError::IneligibleReplica(3)),
-        ),
+    let cases = vec![
+        Ask {
+            partition: 7,
+            ..ask(
+                "unknown partition",
+                Err(PartitionError::UnknownTopicOrPartition),
+            )
+        },
+        Ask {
+            topic_id: Some(5),
+            ..ask(
+                "unknown topic id",
+                Err(PartitionError::UnknownTopicOrPartition),
+            )
+        },
+        Ask {
+            broker: 2,
+            leader_epoch: le - 1,
+            ..ask(
+                "a follower, at a stale epoch too",
+                Err(PartitionError::NotLeader),
+            )
+        },
+        Ask {
+            leader_epoch: le - 1,
+            partition_epoch: pe - 1,
+            ..ask("stale leader epoch", Err(PartitionError::FencedLeaderEpoch))
+        },
+        Ask {
+            leader_epoch: le + 1,
+            ..ask("leader epoch ahead", Err(PartitionError::FencedLeaderEpoch))
+        },
+        Ask {
+            partition_epoch: pe - 1,
+            isr: Vec::new(),
+            ..ask(
+                "stale partition epoch",
+                Err(PartitionError::InvalidUpdateVersion),
+            )
+        },
+        Ask {
+            isr: Vec::new(),
+            ..ask("empty ISR", invalid("the ISR is empty"))
+        },
+        Ask {
+            isr: vec![1, 2, 1],
+            ..ask("duplicate", invalid("replica 1 is in the ISR twice"))
+        },
+        Ask {
+            isr: vec![1, 4],
+            ..ask(
+                "an unfenced non-replica",
+                invalid("broker 4 is not a replica"),
+            )
+        },
+        Ask {
+            isr: vec![2],
+            ..ask(
+                "without the leader",
+                invalid("the ISR must hold the leader 1"),
+            )
+        },
+        Ask {
+            isr: vec![1, 2, 3],
+            ..ask(
+                "a fenced replica joins",
+                Err(PartitionError::IneligibleReplica(3)),
+            )
+        },
     ];
     let before = cluster.image.clone();
-    for (case, edit, expected) in cases {
-        let response = cluster.ask(with(&*edit));
-        assert_eq!(response, Ok(Response::PartitionAltered(expected)), "{case}");
+    let topic_id = before.topic("t").expect("t").id;
+    for ask in cases {
+        let request = Request::AlterPartition {
+            broker_id: ask.broker,
+            broker_epoch: cluster.epoch(ask.broker),
+            topic_id: ask.topic_id.unwrap_or(topic_id),
+            partition: ask.partition,
+            leader_epoch: ask.leader_epoch,
+            partition_epoch: ask.partition_epoch,
+            isr: ask.isr,
+        };
+        let response = cluster.ask(request);
+        let case = ask.case;
+        assert_eq!(
+            response,
+            Ok(Response::PartitionAltered(ask.expected)),
+            "{case}"
+        );
         assert_eq!(cluster.image, before, "{case}: nothing written");
     }
 }
