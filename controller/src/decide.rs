@@ -8,6 +8,7 @@
 use crate::image::MetadataImage;
 use crate::leadership::{self, elect_returning, elect_without, initial_leadership};
 use crate::placement::{self, PlacementError};
+use crate::reassignment::{self, OngoingReassignment, ReassignmentOutcome};
 use crate::records::{self, ConfigResource, Endpoint, MetadataRecord, TopicId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -79,6 +80,17 @@ pub enum Request {
         election: Election,
         partitions: Option<Vec<(String, i32)>>,
     },
+    /// Kafka's AlterPartitionReassignments (KIP-455): per partition, the
+    /// target replica list, or `None` to cancel the reassignment in
+    /// progress. Answered in request order.
+    AlterReassignments {
+        reassignments: Vec<(String, i32, Option<Vec<i32>>)>,
+    },
+    /// Kafka's ListPartitionReassignments: of the partitions named (`None`:
+    /// every partition), those with a reassignment in progress.
+    ListReassignments {
+        partitions: Option<Vec<(String, i32)>>,
+    },
 }
 
 /// Which leader an ElectLeaders request asks for.
@@ -118,6 +130,11 @@ pub enum PartitionError {
     IneligibleReplica(i32),
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// The change committed, but it completed a reassignment that moved
+    /// leadership away from the asking leader (Kafka's NEW_LEADER_ELECTED):
+    /// it learns the new state from the metadata log.
+    #[error("the change completed a reassignment and elected a new leader")]
+    NewLeaderElected,
 }
 
 /// One partition's ElectLeaders answer: (topic, partition, the new leader
@@ -143,7 +160,10 @@ impl Request {
     /// goes through `decide`; this says whether it must wait for earlier
     /// writes to apply first.
     pub fn writes(&self) -> bool {
-        !matches!(self, Request::Heartbeat { .. })
+        !matches!(
+            self,
+            Request::Heartbeat { .. } | Request::ListReassignments { .. }
+        )
     }
 }
 
@@ -191,6 +211,11 @@ pub enum Response {
     PartitionAltered(Result<PartitionState, PartitionError>),
     /// In request order (topic, then partition order for every partition).
     Elected(Vec<ElectionOutcome>),
+    /// One result per reassignment asked, in request order.
+    Reassigned(Vec<ReassignmentOutcome>),
+    /// The reassignments in progress, in topic and partition order (or
+    /// request order when partitions were named).
+    Reassignments(Vec<OngoingReassignment>),
 }
 
 /// A request refused as a whole.
@@ -497,6 +522,16 @@ pub fn decide(
                 response: Response::Elected(results),
             })
         }
+        Request::AlterReassignments { reassignments } => {
+            let (records, results) = reassignment::alter_reassignments(image, reassignments);
+            Ok(Decision {
+                records,
+                response: Response::Reassigned(results),
+            })
+        }
+        Request::ListReassignments { partitions } => Ok(Decision::answer(Response::Reassignments(
+            reassignment::list_reassignments(image, partitions.as_deref()),
+        ))),
     }
 }
 

@@ -34,6 +34,82 @@ pub struct PartitionImage {
     pub leader: i32,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// A reassignment in progress (KIP-455): the target replicas not in
+    /// the original assignment, joining. `replicas` is the target followed
+    /// by `removing_replicas`; empty (both) when none is in progress.
+    #[serde(default)]
+    pub adding_replicas: Vec<i32>,
+    /// The original replicas not in the target, leaving once it completes.
+    #[serde(default)]
+    pub removing_replicas: Vec<i32>,
+}
+
+impl PartitionImage {
+    /// Whether a reassignment is in progress.
+    pub fn reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replicas before the reassignment in progress (all of them when
+    /// none is): `replicas` without the ones being added, in order.
+    pub fn original_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.adding_replicas.contains(r))
+            .collect()
+    }
+
+    /// The target of the reassignment in progress (`replicas` when none
+    /// is): `replicas` without the ones being removed, in order.
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.removing_replicas.contains(r))
+            .collect()
+    }
+
+    /// A PartitionChange's fields applied (Kafka's PartitionRegistration
+    /// .merge): a new leader, or a replica list dropping a replica, bumps
+    /// the leader epoch; the partition epoch always bumps. Any other
+    /// record (or one for another partition: the caller picks) is ignored.
+    pub fn apply_change(&mut self, record: &MetadataRecord) {
+        let MetadataRecord::PartitionChange {
+            leader,
+            isr,
+            replicas,
+            adding_replicas,
+            removing_replicas,
+            ..
+        } = record
+        else {
+            return;
+        };
+        let new_leader = leader.is_some_and(|l| l != self.leader);
+        let drops_replica = replicas
+            .as_ref()
+            .is_some_and(|new| self.replicas.iter().any(|r| !new.contains(r)));
+        if let Some(leader) = leader {
+            self.leader = *leader;
+        }
+        if new_leader || drops_replica {
+            self.leader_epoch += 1;
+        }
+        if let Some(isr) = isr {
+            self.isr = isr.clone();
+        }
+        if let Some(replicas) = replicas {
+            self.replicas = replicas.clone();
+        }
+        if let Some(adding) = adding_replicas {
+            self.adding_replicas = adding.clone();
+        }
+        if let Some(removing) = removing_replicas {
+            self.removing_replicas = removing.clone();
+        }
+        self.partition_epoch += 1;
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,29 +257,21 @@ impl MetadataImage {
                     leader: *leader,
                     leader_epoch: 0,
                     partition_epoch: 0,
+                    adding_replicas: Vec::new(),
+                    removing_replicas: Vec::new(),
                 });
             }
             MetadataRecord::PartitionChange {
                 topic_id,
                 partition,
-                leader,
-                isr,
+                ..
             } => {
                 let topic = self.topic_mut(*topic_id)?;
                 let state = usize::try_from(*partition)
                     .ok()
                     .and_then(|p| topic.partitions.get_mut(p))
                     .ok_or(ApplyError::UnknownPartition(*topic_id, *partition))?;
-                if let Some(leader) = leader {
-                    if *leader != state.leader {
-                        state.leader = *leader;
-                        state.leader_epoch += 1;
-                    }
-                }
-                if let Some(isr) = isr {
-                    state.isr = isr.clone();
-                }
-                state.partition_epoch += 1;
+                state.apply_change(record);
             }
             MetadataRecord::Config {
                 resource,

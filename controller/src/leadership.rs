@@ -8,7 +8,9 @@
 //! The invariants kept: the leader is -1 or in the ISR; the ISR is a
 //! non-empty subset of the replicas; a new leader comes from the ISR unless
 //! unclean election is enabled for the topic or asked for (ElectLeaders),
-//! and then it is the whole ISR.
+//! and then it is the whole ISR, or it is a target replica joining the ISR
+//! in the change that completes a reassignment (`reassignment`): every
+//! change checks for that completion, as Kafka's PartitionChangeBuilder.
 
 use crate::decide::{Election, ElectionError, ElectionOutcome, PartitionError, PartitionState};
 use crate::image::{MetadataImage, PartitionImage, TopicImage};
@@ -34,7 +36,7 @@ pub fn unclean_election_enabled(image: &MetadataImage, topic: &TopicImage) -> bo
     value.is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
-fn unfenced(image: &MetadataImage, broker: i32) -> bool {
+pub(crate) fn unfenced(image: &MetadataImage, broker: i32) -> bool {
     image.brokers.get(&broker).is_some_and(|b| !b.fenced)
 }
 
@@ -44,7 +46,7 @@ fn unfenced(image: &MetadataImage, broker: i32) -> bool {
 /// else, when unclean election is allowed, the first acceptable replica,
 /// which is then the whole ISR (the others may hold records it lacks);
 /// else no leader (-1) and the ISR as given.
-fn elect(
+pub(crate) fn elect(
     partition: &PartitionImage,
     isr: Vec<i32>,
     acceptable: impl Fn(i32) -> bool,
@@ -66,26 +68,109 @@ fn elect(
     (-1, isr)
 }
 
-/// The record taking `partition` to `leader` and `isr`, or none when
-/// neither changes (Kafka bumps no epoch for a no-op).
+/// What a partition is to become (Kafka's PartitionChangeBuilder
+/// targets): the record of a decision is the difference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Target {
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub leader: i32,
+    pub adding: Vec<i32>,
+    pub removing: Vec<i32>,
+}
+
+impl Target {
+    /// `partition` as it is, with `leader` and `isr`.
+    pub fn with(partition: &PartitionImage, leader: i32, isr: Vec<i32>) -> Target {
+        Target {
+            replicas: partition.replicas.clone(),
+            isr,
+            leader,
+            adding: partition.adding_replicas.clone(),
+            removing: partition.removing_replicas.clone(),
+        }
+    }
+
+    /// Completes the reassignment in progress when the ISR allows
+    /// (Kafka's PartitionReassignmentReplicas.maybeCompleteReassignment,
+    /// run on every change as PartitionChangeBuilder.build does): every
+    /// target replica is in the ISR, and some ISR member stays. The
+    /// replicas and ISR lose the replicas being removed; a leader that
+    /// leaves, or none, gives way to the first target replica in the ISR
+    /// and `acceptable` (or none: -1). Whether it completed.
+    pub fn complete_reassignment(&mut self, acceptable: impl Fn(i32) -> bool) -> bool {
+        if self.adding.is_empty() && self.removing.is_empty() {
+            return false;
+        }
+        let staying = |list: &[i32]| -> Vec<i32> {
+            list.iter()
+                .copied()
+                .filter(|r| !self.removing.contains(r))
+                .collect()
+        };
+        let (isr, replicas) = (staying(&self.isr), staying(&self.replicas));
+        if isr.is_empty() || replicas.is_empty() || !replicas.iter().all(|r| isr.contains(r)) {
+            return false;
+        }
+        if self.leader == -1 || !isr.contains(&self.leader) || !acceptable(self.leader) {
+            self.leader = replicas
+                .iter()
+                .copied()
+                .find(|&r| isr.contains(&r) && acceptable(r))
+                .unwrap_or(-1);
+        }
+        self.replicas = replicas;
+        self.isr = isr;
+        self.adding.clear();
+        self.removing.clear();
+        true
+    }
+
+    /// The record taking `partition` here, or none when nothing changes
+    /// (Kafka bumps no epoch for a no-op).
+    pub fn record(
+        self,
+        topic_id: TopicId,
+        index: i32,
+        partition: &PartitionImage,
+    ) -> Option<MetadataRecord> {
+        let differs = |new: Vec<i32>, old: &Vec<i32>| (new != *old).then_some(new);
+        let leader = (self.leader != partition.leader).then_some(self.leader);
+        let isr = differs(self.isr, &partition.isr);
+        let replicas = differs(self.replicas, &partition.replicas);
+        let adding_replicas = differs(self.adding, &partition.adding_replicas);
+        let removing_replicas = differs(self.removing, &partition.removing_replicas);
+        let unchanged = leader.is_none()
+            && isr.is_none()
+            && replicas.is_none()
+            && adding_replicas.is_none()
+            && removing_replicas.is_none();
+        (!unchanged).then_some(MetadataRecord::PartitionChange {
+            topic_id,
+            partition: index,
+            leader,
+            isr,
+            replicas,
+            adding_replicas,
+            removing_replicas,
+        })
+    }
+}
+
+/// The record taking `partition` to `leader` and `isr`, completing a
+/// reassignment the new ISR allows (leaders by `acceptable`), or none when
+/// nothing changes.
 fn change(
     topic_id: TopicId,
     index: usize,
     partition: &PartitionImage,
     leader: i32,
     isr: Vec<i32>,
+    acceptable: impl Fn(i32) -> bool,
 ) -> Option<MetadataRecord> {
-    let leader_changed = leader != partition.leader;
-    let isr_changed = isr != partition.isr;
-    if !leader_changed && !isr_changed {
-        return None;
-    }
-    Some(MetadataRecord::PartitionChange {
-        topic_id,
-        partition: index as i32,
-        leader: leader_changed.then_some(leader),
-        isr: isr_changed.then_some(isr),
-    })
+    let mut target = Target::with(partition, leader, isr);
+    target.complete_reassignment(acceptable);
+    target.record(topic_id, index as i32, partition)
 }
 
 /// The records of `decide` for every partition of every topic, in topic
@@ -126,7 +211,7 @@ pub(crate) fn elect_without(image: &MetadataImage, broker: i32) -> Vec<MetadataR
         let acceptable = |r: i32| r != broker && unfenced(image, r);
         let unclean = unclean_election_enabled(image, topic);
         let (leader, isr) = elect(partition, isr, acceptable, unclean);
-        change(topic.id, index, partition, leader, isr)
+        change(topic.id, index, partition, leader, isr, acceptable)
     })
 }
 
@@ -142,7 +227,7 @@ pub(crate) fn elect_returning(image: &MetadataImage, broker: i32) -> Vec<Metadat
         let acceptable = |r: i32| r == broker || unfenced(image, r);
         let unclean = unclean_election_enabled(image, topic);
         let (leader, isr) = elect(partition, partition.isr.clone(), acceptable, unclean);
-        change(topic.id, index, partition, leader, isr)
+        change(topic.id, index, partition, leader, isr, acceptable)
     })
 }
 
@@ -200,16 +285,25 @@ pub(crate) fn alter_partition(
     if ask.isr.len() == same.len() && ask.isr.iter().all(|r| same.contains(r)) {
         return (Vec::new(), Ok(state));
     }
-    let record = MetadataRecord::PartitionChange {
-        topic_id,
-        partition,
-        leader: None,
-        isr: Some(ask.isr.to_vec()),
+    // The new ISR may complete a reassignment; if that moves leadership
+    // away from the asking leader, it is told so (Kafka's
+    // NEW_LEADER_ELECTED) while the change still commits.
+    let mut target = Target::with(current, current.leader, ask.isr.to_vec());
+    target.complete_reassignment(|r| unfenced(image, r));
+    let moved = target.leader != current.leader;
+    let Some(record) = target.record(topic_id, partition, current) else {
+        return (Vec::new(), Ok(state));
     };
+    if moved {
+        return (vec![record], Err(PartitionError::NewLeaderElected));
+    }
+    let mut after = current.clone();
+    after.apply_change(&record);
     let state = PartitionState {
-        partition_epoch: current.partition_epoch + 1,
-        isr: ask.isr.to_vec(),
-        ..state
+        leader: after.leader,
+        leader_epoch: after.leader_epoch,
+        partition_epoch: after.partition_epoch,
+        isr: after.isr,
     };
     (vec![record], Ok(state))
 }
@@ -327,7 +421,8 @@ fn elect_one(
         }
     };
     let (leader, isr) = elected;
-    let record = change(topic.id, index as usize, partition, leader, isr);
+    let acceptable = |r: i32| unfenced(image, r);
+    let record = change(topic.id, index as usize, partition, leader, isr, acceptable);
     (record, Ok(leader))
 }
 
@@ -357,12 +452,12 @@ pub fn rebalance_leaders(image: &MetadataImage, imbalance_percentage: u32) -> Ve
             }
             entry.not_led += 1;
             if unfenced(image, preferred) && partition.isr.contains(&preferred) {
-                entry.movable.push(MetadataRecord::PartitionChange {
-                    topic_id: topic.id,
-                    partition: index as i32,
-                    leader: Some(preferred),
-                    isr: None,
-                });
+                entry.movable.push(MetadataRecord::leader_isr_change(
+                    topic.id,
+                    index as i32,
+                    Some(preferred),
+                    None,
+                ));
             }
         }
     }

@@ -4,7 +4,8 @@
 //!
 //! Layers, bottom up: `records` (what the log holds) and `image` (the state
 //! they build, applied in log order, no I/O) < `placement`, `leadership`
-//! (leader and ISR rules) and `decide` (what a request turns into, no I/O) < `store` (the durable Raft log and
+//! (leader and ISR rules), `reassignment` (moving replicas, KIP-455) and
+//! `decide` (what a request turns into, no I/O) < `store` (the durable Raft log and
 //! snapshots) < `node` (one Raft member: RawNode + store + image, no
 //! sockets, no clock) < `rpc` (frames between nodes) < `service` (the
 //! controller thread: sockets, ticks, the handle brokers call).
@@ -14,6 +15,7 @@ pub mod image;
 pub mod leadership;
 pub mod node;
 pub mod placement;
+pub mod reassignment;
 pub mod records;
 pub mod rpc;
 pub mod service;
@@ -25,6 +27,7 @@ pub use decide::{
 };
 pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
 pub use leadership::{rebalance_leaders, unclean_election_enabled};
+pub use reassignment::{OngoingReassignment, ReassignmentError, ReassignmentOutcome};
 pub use records::{ConfigResource, Endpoint, MetadataRecord, TopicId};
 pub use service::{Controller, ControllerConfig, StartError, Update};
 pub use store::Durability;

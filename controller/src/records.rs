@@ -55,13 +55,23 @@ pub enum MetadataRecord {
         isr: Vec<i32>,
         leader: i32,
     },
-    /// A change of leader (-1: none) or ISR. A new leader bumps the leader
-    /// epoch; every change bumps the partition epoch (Kafka's rules).
+    /// A change of leader (-1: none), ISR, or replica assignment (a
+    /// reassignment starting, completing or cancelled; KIP-455). A new
+    /// leader bumps the leader epoch, and so does a replica list that drops
+    /// a replica (the replicas leaving are fenced); every change bumps the
+    /// partition epoch (Kafka's rules). `None`: unchanged; the fields after
+    /// `isr` are absent from older entries.
     PartitionChange {
         topic_id: TopicId,
         partition: i32,
         leader: Option<i32>,
         isr: Option<Vec<i32>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replicas: Option<Vec<i32>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        adding_replicas: Option<Vec<i32>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        removing_replicas: Option<Vec<i32>>,
     },
     /// `value: None` removes the override.
     Config {
@@ -83,6 +93,27 @@ pub enum MetadataRecord {
 #[derive(Debug, thiserror::Error)]
 #[error("undecodable metadata entry: {0}")]
 pub struct DecodeError(#[from] serde_json::Error);
+
+impl MetadataRecord {
+    /// A PartitionChange of leader and ISR only (the replica assignment
+    /// unchanged).
+    pub fn leader_isr_change(
+        topic_id: TopicId,
+        partition: i32,
+        leader: Option<i32>,
+        isr: Option<Vec<i32>>,
+    ) -> MetadataRecord {
+        MetadataRecord::PartitionChange {
+            topic_id,
+            partition,
+            leader,
+            isr,
+            replicas: None,
+            adding_replicas: None,
+            removing_replicas: None,
+        }
+    }
+}
 
 pub fn encode(records: &[MetadataRecord]) -> Vec<u8> {
     // Serializing plain data structs to a Vec cannot fail.

@@ -1,6 +1,8 @@
 //! IncrementalAlterConfigs for topics: SET and DELETE of the configs Sluice
 //! honours, checked against the log config, committed through the controller and
-//! applied by every broker to its partitions. Broker configs are static (set at start-up).
+//! applied by every broker to its partitions. Broker configs are static (set at start-up),
+//! but deleting the replication throttles (which Sluice never sets) succeeds:
+//! `kafka-reassign-partitions --verify` clears them on every broker.
 
 use crate::api::context::RequestContext;
 use crate::api::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
@@ -29,6 +31,7 @@ pub async fn handle(
             RESOURCE_TOPIC => {
                 alter_topic(core, &name, &resource.configs, request.validate_only).await
             }
+            RESOURCE_BROKER if clears_throttles(&resource.configs) => Ok(()),
             RESOURCE_BROKER => Err((
                 ResponseError::InvalidRequest,
                 "Broker configs are static in Sluice: set them with --set at start-up.".to_string(),
@@ -51,6 +54,23 @@ pub async fn handle(
         });
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+/// Kafka's broker-level replication throttles: Sluice does not throttle,
+/// so none is ever set and deleting them is a no-op.
+const THROTTLES: &[&str] = &[
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
+    "replica.alter.log.dirs.io.max.bytes.per.second",
+];
+
+fn clears_throttles(
+    changes: &[kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig],
+) -> bool {
+    !changes.is_empty()
+        && changes
+            .iter()
+            .all(|c| c.config_operation == OP_DELETE && THROTTLES.contains(&c.name.as_str()))
 }
 
 async fn alter_topic(

@@ -8,6 +8,7 @@
 //! request: XRequest) -> impl Reply`: the version is `ctx.version`, and
 //! any Kafka response body is a `Reply`.
 
+pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod context;
 pub mod create_partitions;
@@ -32,6 +33,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -113,6 +115,8 @@ served_apis! {
     DescribeQuorum(m::DescribeQuorumRequest) 0..=2 => describe_quorum::handle;
     DescribeProducers(m::DescribeProducersRequest) 0..=0 => describe_producers::handle;
     OffsetForLeaderEpoch(m::OffsetForLeaderEpochRequest) 2..=4 => offset_for_leader_epoch::handle;
+    AlterPartitionReassignments(m::AlterPartitionReassignmentsRequest) 0..=1 => alter_partition_reassignments::handle;
+    ListPartitionReassignments(m::ListPartitionReassignmentsRequest) 0..=0 => list_partition_reassignments::handle;
 }
 
 /// Lowest Produce version actually served (RecordBatch v2 needs v3).

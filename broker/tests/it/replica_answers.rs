@@ -56,7 +56,12 @@ fn leader_epochs_are_stamped_answered_and_checked() {
     let mut scan = storage::batch::BatchScan::new(&records);
     let mut epochs = Vec::new();
     while let Ok((_, batch)) = scan.next_batch() {
-        epochs.push(BatchHeader::parse(batch).expect("header").partition_leader_epoch.get());
+        epochs.push(
+            BatchHeader::parse(batch)
+                .expect("header")
+                .partition_leader_epoch
+                .get(),
+        );
     }
     assert_eq!(epochs, vec![0, 0, 0]);
 

@@ -15,19 +15,19 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::collections::BTreeMap;
 
-const SESSION_MS: u64 = 1_000;
+pub(crate) const SESSION_MS: u64 = 1_000;
 
-struct Cluster {
-    image: MetadataImage,
-    sessions: Sessions,
-    rng: StdRng,
-    now_ms: u64,
-    index: u64,
+pub(crate) struct Cluster {
+    pub(crate) image: MetadataImage,
+    pub(crate) sessions: Sessions,
+    pub(crate) rng: StdRng,
+    pub(crate) now_ms: u64,
+    pub(crate) index: u64,
 }
 
 impl Cluster {
     /// Brokers registered and unfenced.
-    fn new(brokers: &[i32]) -> Cluster {
+    pub(crate) fn new(brokers: &[i32]) -> Cluster {
         let mut cluster = Cluster::registered(brokers);
         for &broker in brokers {
             cluster.unfence(broker);
@@ -36,7 +36,7 @@ impl Cluster {
     }
 
     /// Brokers registered, still fenced.
-    fn registered(brokers: &[i32]) -> Cluster {
+    pub(crate) fn registered(brokers: &[i32]) -> Cluster {
         let mut cluster = Cluster {
             image: MetadataImage::default(),
             sessions: Sessions::new(SESSION_MS),
@@ -52,13 +52,13 @@ impl Cluster {
         cluster
     }
 
-    fn commit(&mut self, records: &[MetadataRecord]) {
+    pub(crate) fn commit(&mut self, records: &[MetadataRecord]) {
         self.index += 1;
         let errors = self.image.apply(self.index, records);
         assert!(errors.is_empty(), "{errors:?} applying {records:?}");
     }
 
-    fn ask(&mut self, request: Request) -> Result<Response, ControllerError> {
+    pub(crate) fn ask(&mut self, request: Request) -> Result<Response, ControllerError> {
         let decision = decide(
             &self.image,
             &mut self.sessions,
@@ -73,7 +73,7 @@ impl Cluster {
     }
 
     /// The records `request` decides, without committing them.
-    fn records_of(&mut self, request: Request) -> Vec<MetadataRecord> {
+    pub(crate) fn records_of(&mut self, request: Request) -> Vec<MetadataRecord> {
         decide(
             &self.image,
             &mut self.sessions,
@@ -85,7 +85,11 @@ impl Cluster {
         .records
     }
 
-    fn register(&mut self, broker: i32, incarnation: u128) -> Result<Response, ControllerError> {
+    pub(crate) fn register(
+        &mut self,
+        broker: i32,
+        incarnation: u128,
+    ) -> Result<Response, ControllerError> {
         self.ask(Request::RegisterBroker {
             broker_id: broker,
             incarnation,
@@ -94,11 +98,11 @@ impl Cluster {
         })
     }
 
-    fn epoch(&self, broker: i32) -> u64 {
+    pub(crate) fn epoch(&self, broker: i32) -> u64 {
         self.image.brokers[&broker].epoch
     }
 
-    fn unfence(&mut self, broker: i32) {
+    pub(crate) fn unfence(&mut self, broker: i32) {
         let response = self.ask(Request::Heartbeat {
             broker_id: broker,
             broker_epoch: self.epoch(broker),
@@ -118,7 +122,7 @@ impl Cluster {
 
     /// `broker`'s session runs out while every other unfenced broker
     /// heartbeats; the controller's tick fences it.
-    fn fence(&mut self, broker: i32) {
+    pub(crate) fn fence(&mut self, broker: i32) {
         self.now_ms += SESSION_MS + 1;
         let others: Vec<i32> = self
             .image
@@ -141,11 +145,11 @@ impl Cluster {
         assert!(self.image.brokers[&broker].fenced);
     }
 
-    fn topic(&mut self, name: &str, assignments: Vec<Vec<i32>>) -> TopicId {
+    pub(crate) fn topic(&mut self, name: &str, assignments: Vec<Vec<i32>>) -> TopicId {
         self.topic_with(name, assignments, BTreeMap::new())
     }
 
-    fn topic_with(
+    pub(crate) fn topic_with(
         &mut self,
         name: &str,
         assignments: Vec<Vec<i32>>,
@@ -170,7 +174,7 @@ impl Cluster {
         }
     }
 
-    fn set_config(&mut self, resource: ConfigResource, name: &str, value: &str) {
+    pub(crate) fn set_config(&mut self, resource: ConfigResource, name: &str, value: &str) {
         let response = self.ask(Request::AlterConfigs {
             changes: vec![(resource, name.into(), Some(value.into()))],
             validate_only: false,
@@ -178,20 +182,26 @@ impl Cluster {
         assert!(matches!(response, Ok(Response::Items(_))), "{response:?}");
     }
 
-    fn partition(&self, topic: &str, partition: i32) -> &PartitionImage {
+    pub(crate) fn partition(&self, topic: &str, partition: i32) -> &PartitionImage {
         self.image
             .topic(topic)
             .and_then(|t| t.partition(partition))
             .expect("partition exists")
     }
 
-    fn leader_isr(&self, topic: &str, partition: i32) -> (i32, Vec<i32>) {
+    pub(crate) fn leader_isr(&self, topic: &str, partition: i32) -> (i32, Vec<i32>) {
         let p = self.partition(topic, partition);
         (p.leader, p.isr.clone())
     }
 
     /// AlterPartition from `broker` at the partition's current epochs.
-    fn alter_request(&self, broker: i32, topic: &str, partition: i32, isr: &[i32]) -> Request {
+    pub(crate) fn alter_request(
+        &self,
+        broker: i32,
+        topic: &str,
+        partition: i32,
+        isr: &[i32],
+    ) -> Request {
         let p = self.partition(topic, partition);
         Request::AlterPartition {
             broker_id: broker,
@@ -204,7 +214,7 @@ impl Cluster {
         }
     }
 
-    fn alter(
+    pub(crate) fn alter(
         &mut self,
         broker: i32,
         topic: &str,
@@ -218,7 +228,7 @@ impl Cluster {
         }
     }
 
-    fn elect(
+    pub(crate) fn elect(
         &mut self,
         election: Election,
         partitions: Option<Vec<(String, i32)>>,
@@ -232,7 +242,7 @@ impl Cluster {
         }
     }
 
-    fn elect_one(
+    pub(crate) fn elect_one(
         &mut self,
         election: Election,
         topic: &str,
@@ -244,7 +254,7 @@ impl Cluster {
     }
 }
 
-fn unclean_config() -> BTreeMap<String, String> {
+pub(crate) fn unclean_config() -> BTreeMap<String, String> {
     BTreeMap::from([(
         UNCLEAN_LEADER_ELECTION_ENABLE.to_string(),
         "true".to_string(),
@@ -726,12 +736,12 @@ fn imbalanced(moved: usize) -> MetadataImage {
     let id = cluster.topic("t", vec![vec![1, 2]; 10]);
     cluster.topic("u", vec![vec![2, 1]]);
     for partition in 0..moved {
-        cluster.commit(&[MetadataRecord::PartitionChange {
-            topic_id: id,
-            partition: partition as i32,
-            leader: Some(2),
-            isr: None,
-        }]);
+        cluster.commit(&[MetadataRecord::leader_isr_change(
+            id,
+            partition as i32,
+            Some(2),
+            None,
+        )]);
     }
     cluster.image
 }
@@ -745,12 +755,7 @@ fn rebalance_moves_leaders_back_only_over_the_imbalance_threshold() {
     let records = rebalance_leaders(&image, 10);
     let id = image.topic("t").expect("t").id;
     let expected: Vec<MetadataRecord> = (0..2)
-        .map(|partition| MetadataRecord::PartitionChange {
-            topic_id: id,
-            partition,
-            leader: Some(1),
-            isr: None,
-        })
+        .map(|partition| MetadataRecord::leader_isr_change(id, partition, Some(1), None))
         .collect();
     assert_eq!(records, expected);
     assert!(rebalance_leaders(&imbalanced(5), 50).is_empty());
@@ -770,11 +775,6 @@ fn rebalance_skips_preferred_replicas_fenced_or_out_of_the_isr() {
     let id = cluster.image.topic("t").expect("t").id;
     assert_eq!(
         records,
-        vec![MetadataRecord::PartitionChange {
-            topic_id: id,
-            partition: 1,
-            leader: Some(1),
-            isr: None,
-        }]
+        vec![MetadataRecord::leader_isr_change(id, 1, Some(1), None)]
     );
 }

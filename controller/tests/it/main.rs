@@ -1,3 +1,4 @@
 mod leadership;
+mod reassignment;
 mod sim;
 mod store;

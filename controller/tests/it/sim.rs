@@ -3,7 +3,8 @@
 //! reorders and partitions messages, nodes that crash and restart from
 //! their stores (snapshots included), brokers that register, heartbeat,
 //! stop (and are fenced) and come back, and a client that keeps submitting
-//! writes, AlterPartition and ElectLeaders requests among them. Checked on
+//! writes, AlterPartition, ElectLeaders and reassignment requests among
+//! them. Checked on
 //! every schedule:
 //! - no two nodes apply different records at one index (no split brain);
 //! - at most one leader per term;
@@ -12,7 +13,12 @@
 //!   leader is -1 or in the ISR; the ISR is a non-empty subset of the
 //!   replicas without duplicates; leader and partition epochs never go
 //!   back; a new leader bumps the leader epoch; and, unless unclean
-//!   election is enabled for the topic, a new leader was in the ISR before;
+//!   election is enabled for the topic, a new leader was in the ISR before
+//!   (or, completing a reassignment, is in the new one);
+//! - reassignments (started, replaced, cancelled, completed among the
+//!   AlterPartition requests): adding and removing replicas are disjoint
+//!   replicas, the replicas end with those removed, and one still in
+//!   progress is one its ISR does not complete;
 //! - every write answered Ok is applied by every node at the end, at the
 //!   index it was answered with (nothing acknowledged is lost);
 //! - once healed, every node reaches the same image, whether it got there
@@ -23,9 +29,10 @@ use controller::leadership::{unclean_election_enabled, UNCLEAN_LEADER_ELECTION_E
 use controller::node::{Node, NodeConfig};
 use controller::records::{ConfigResource, Endpoint, MetadataRecord};
 use controller::store::{Durability, RaftStore};
-use controller::MetadataImage;
+use controller::{MetadataImage, PartitionImage};
 use raft::prelude::Message;
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -330,7 +337,7 @@ impl Sim {
             let kind = if rng.gen_ratio(1, 3) { 'u' } else { 't' };
             format!("{kind}{}", rng.gen_range(0..10))
         };
-        match rng.gen_range(0..20) {
+        match rng.gen_range(0..24) {
             0..=4 => {
                 let name = name(rng);
                 let mut configs = BTreeMap::new();
@@ -368,6 +375,12 @@ impl Sim {
                     partitions,
                 }
             }
+            20..=22 => self.reassign(image),
+            23 => Request::ListReassignments {
+                partitions: rng
+                    .gen_ratio(1, 2)
+                    .then(|| vec![self.some_partition(image)]),
+            },
             _ => Request::AlterConfigs {
                 changes: vec![(
                     ConfigResource::Broker(-1),
@@ -377,6 +390,33 @@ impl Sim {
                 validate_only: false,
             },
         }
+    }
+
+    /// Reassignments of a partition or two: to some of the brokers in a
+    /// random order, now and then cancelled or to an invalid target.
+    fn reassign(&mut self, image: &MetadataImage) -> Request {
+        let count = self.rng.gen_range(1..3);
+        let mut reassignments = Vec::new();
+        for _ in 0..count {
+            let (topic, partition) = self.some_partition(image);
+            let rng = &mut self.rng;
+            let target = match rng.gen_range(0..10) {
+                0..=2 => None,
+                3 => Some(
+                    (0..rng.gen_range(0..3))
+                        .map(|_| rng.gen_range(0..5))
+                        .collect(),
+                ),
+                _ => {
+                    let mut brokers = BROKERS.to_vec();
+                    brokers.shuffle(rng);
+                    brokers.truncate(rng.gen_range(1..=BROKERS.len()));
+                    Some(brokers)
+                }
+            };
+            reassignments.push((topic, partition, target));
+        }
+        Request::AlterReassignments { reassignments }
     }
 
     /// A partition of the image, or now and then one that may not exist.
@@ -545,7 +585,8 @@ fn check_entry(
     // An ElectLeaders Unclean entry (and only it): leader changes alone,
     // each making the new leader the whole ISR. Fencing and unfencing
     // entries hold a broker record, AlterPartition changes no leader, a
-    // preferred election or rebalance no ISR.
+    // preferred election or rebalance no ISR. (A reassignment such an
+    // election completes rides along in its record.)
     let explicit_unclean = !records.is_empty()
         && records.iter().all(|r| {
             matches!(r, MetadataRecord::PartitionChange {
@@ -573,6 +614,7 @@ fn check_entry(
                 partition.leader,
                 partition.isr
             );
+            check_reassignment(partition, &at);
             let Some(old) = old_topic.and_then(|t| t.partition(partition_index as i32)) else {
                 continue;
             };
@@ -597,14 +639,79 @@ fn check_entry(
             );
             let unclean =
                 explicit_unclean || old_topic.is_some_and(|t| unclean_election_enabled(before, t));
+            // A reassignment completed by the ISR expansion of this entry
+            // may elect a replica that just joined (Kafka's rule).
+            let completed = old.reassigning()
+                && !partition.reassigning()
+                && partition.replicas != old.original_replicas()
+                && isr.contains(&partition.leader);
             assert!(
-                partition.leader == -1 || unclean || old.isr.contains(&partition.leader),
-                "{at}: leader {} elected from outside the ISR {:?} with unclean election disabled",
+                partition.leader == -1
+                    || unclean
+                    || completed
+                    || old.isr.contains(&partition.leader),
+                "{at}: leader {} elected from outside the ISR {:?} with unclean election disabled {old:?} -> {partition:?} by {records:?}",
                 partition.leader,
                 old.isr
             );
         }
     }
+}
+
+/// The reassignment state of a partition: the replicas are distinct, and
+/// end with those being removed; adding and removing replicas are
+/// distinct replicas, disjoint; and a reassignment in progress is one its
+/// ISR does not complete yet (completion is checked on every change).
+fn check_reassignment(partition: &PartitionImage, at: &str) {
+    let replicas: BTreeSet<i32> = partition.replicas.iter().copied().collect();
+    assert_eq!(
+        replicas.len(),
+        partition.replicas.len(),
+        "{at}: duplicate replica in {:?}",
+        partition.replicas
+    );
+    let adding: BTreeSet<i32> = partition.adding_replicas.iter().copied().collect();
+    let removing: BTreeSet<i32> = partition.removing_replicas.iter().copied().collect();
+    assert_eq!(
+        adding.len(),
+        partition.adding_replicas.len(),
+        "{at}: duplicate adding"
+    );
+    assert_eq!(
+        removing.len(),
+        partition.removing_replicas.len(),
+        "{at}: duplicate removing"
+    );
+    assert!(
+        adding.is_subset(&replicas) && removing.is_subset(&replicas),
+        "{at}: adding {adding:?} or removing {removing:?} not within replicas {replicas:?}"
+    );
+    assert!(
+        adding.is_disjoint(&removing),
+        "{at}: adding and removing {adding:?}"
+    );
+    assert!(
+        partition.replicas.ends_with(&partition.removing_replicas),
+        "{at}: replicas {:?} do not end with removing {:?}",
+        partition.replicas,
+        partition.removing_replicas
+    );
+    if !partition.reassigning() {
+        return;
+    }
+    let target = partition.target_replicas();
+    assert!(!target.is_empty(), "{at}: empty reassignment target");
+    let staying: Vec<i32> = partition
+        .isr
+        .iter()
+        .copied()
+        .filter(|r| !removing.contains(r))
+        .collect();
+    assert!(
+        staying.is_empty() || !target.iter().all(|r| staying.contains(r)),
+        "{at}: ISR {:?} completes the reassignment to {target:?} but it is still in progress",
+        partition.isr
+    );
 }
 
 #[test]
