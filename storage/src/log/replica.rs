@@ -43,7 +43,7 @@ impl Log {
         };
         self.change_epochs(|epochs| epochs.assign(epoch, end))?;
         self.inner.state.borrow_mut().leader_epoch_stamp = epoch;
-        tracing::info!(dir = %self.inner.dir.display(), epoch, start_offset = end,
+        tracing::debug!(dir = %self.inner.dir.display(), epoch, start_offset = end,
             "leader epoch begun");
         Ok(())
     }
