@@ -491,7 +491,7 @@ impl Partition {
             match &*self.replica.borrow() {
                 Replica::Leader(leader) if leader.leader_epoch() == leader_epoch => {
                     if leader.high_watermark() >= end {
-                        let (isr, min) = (leader.maximal_isr().len(), self.min_insync.get());
+                        let (isr, min) = (leader.maximal_isr_len(), self.min_insync.get());
                         if isr < min {
                             return Err(ProduceError::NotEnoughReplicasAfterAppend { isr, min });
                         }

@@ -141,6 +141,17 @@ impl LeaderState {
         all
     }
 
+    /// `maximal_isr().len()` without building it.
+    pub fn maximal_isr_len(&self) -> usize {
+        let added = self
+            .pending
+            .iter()
+            .flatten()
+            .filter(|r| !self.isr.contains(r))
+            .count();
+        self.isr.len() + added
+    }
+
     pub fn has_pending_change(&self) -> bool {
         self.pending.is_some()
     }
@@ -212,7 +223,9 @@ impl LeaderState {
     /// holds it where it is.
     pub fn advance_high_watermark(&mut self, leader_log_end: i64) -> i64 {
         let mut lowest = leader_log_end;
-        for member in self.maximal_isr() {
+        // The maximal ISR without building it: this runs at every append.
+        let pending = self.pending.iter().flatten().filter(|r| !self.isr.contains(r));
+        for &member in self.isr.iter().chain(pending) {
             if member == self.me {
                 continue;
             }
@@ -352,6 +365,7 @@ mod tests {
         assert_eq!(change.isr, vec![1, 2, 3]);
         // While the expansion is in flight, 3 already counts for the HW.
         assert_eq!(leader.maximal_isr(), vec![1, 2, 3]);
+        assert_eq!(leader.maximal_isr_len(), 3);
         // Refused (say a stale partition epoch): may ask again.
         leader.change_failed(1_200);
         assert_eq!(leader.propose_isr_change(100, 1_300, LAG, |_| true), None);
