@@ -73,9 +73,11 @@ impl Log {
     /// partial batch is ignored, as Kafka's followers ignore it. Each
     /// whole batch is checked for its framing and CRC only (the leader
     /// validated it; no timestamp, policy or `max.message.bytes` check) and
-    /// stored byte for byte. The first batch must start at the log end and
-    /// each next one right after the one before, else
-    /// `StorageError::NonContiguousAppend`. Every batch is checked before
+    /// stored byte for byte. The first batch must start at or after the log
+    /// end and each next one after the one before, else
+    /// `StorageError::NonContiguousAppend`; a forward gap (the batches a
+    /// compacted leader's cleaner removed) is kept, and marks the log as
+    /// one with offset gaps (`cleaner-offset-checkpoint`) for recovery. Every batch is checked before
     /// any is appended: a bad one refuses the whole call and appends
     /// nothing. A batch stamped with a leader epoch newer than the cache's
     /// latest begins that epoch at its base offset in the cache (file
@@ -96,16 +98,26 @@ impl Log {
         };
         let (base_offset, last_offset) = (first.base_offset, last.last_offset);
         let mut order = self.order().await?;
-        {
+        let gapped = {
             let state = self.inner.state.borrow();
             self.check_writable(&state)?;
             let expected = state.log_end_offset();
-            if base_offset != expected {
+            if base_offset < expected {
                 return Err(StorageError::NonContiguousAppend {
                     expected,
                     found: base_offset,
                 });
             }
+            base_offset > expected
+                || fetched
+                    .windows(2)
+                    .any(|w| w[1].base_offset > w[0].last_offset + 1)
+        };
+        if gapped {
+            // A compacted leader's log has offset gaps (batches the cleaner
+            // emptied). Recovery accepts gaps only in a log the cleaner has
+            // touched, so say so before any gapped batch can be durable.
+            self.mark_offset_gaps()?;
         }
         for batch in &fetched {
             order = self.make_room(order, batch.len as u64).await?;
@@ -133,6 +145,22 @@ impl Log {
     }
 }
 
+impl Log {
+    /// Makes sure recovery accepts offset gaps in this log: the cleaner's
+    /// checkpoint file exists (an empty one if the cleaner never ran here).
+    fn mark_offset_gaps(&self) -> Result<()> {
+        let dir = &self.inner.dir;
+        if dir
+            .join(crate::checkpoint::CLEANER_CHECKPOINT_FILE)
+            .exists()
+        {
+            return Ok(());
+        }
+        let empty = crate::checkpoint::CleanerCheckpoint::default();
+        self.poison_on_error(crate::checkpoint::write_cleaner(dir, &empty))
+    }
+}
+
 /// The whole batches at the start of `bytes`, each checked with
 /// `check_stored` and following the one before; what follows the last
 /// whole batch (a partial one) is left out.
@@ -149,8 +177,9 @@ fn whole_batches(bytes: &[u8]) -> Result<Vec<FetchedBatch>> {
         let header = BatchHeader::parse(batch)?;
         let base_offset = header.base_offset();
         if let Some(previous) = fetched.last() {
+            // Forward gaps are a compacted leader's; going back is not.
             let expected = previous.last_offset.saturating_add(1);
-            if base_offset != expected {
+            if base_offset < expected {
                 return Err(StorageError::NonContiguousAppend {
                     expected,
                     found: base_offset,

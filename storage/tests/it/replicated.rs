@@ -196,7 +196,7 @@ fn follower_fed_the_leaders_reads_is_byte_identical() {
 }
 
 #[test]
-fn append_replicated_refuses_a_wrong_base_offset() {
+fn append_replicated_refuses_going_back_and_keeps_a_compacted_leaders_gaps() {
     run(async {
         let (leader_dir, follower_dir) = (
             tempfile::tempdir().expect("t"),
@@ -204,28 +204,8 @@ fn append_replicated_refuses_a_wrong_base_offset() {
         );
         let leader = two_epoch_leader(leader_dir.path(), LogConfig::default()).await;
         let (follower, _) = open(follower_dir.path(), LogConfig::default()).await;
-        let ahead = follower.append_replicated(fetch(&leader, 4, 1).await).await;
-        assert!(matches!(
-            ahead,
-            Err(StorageError::NonContiguousAppend {
-                expected: 0,
-                found: 4
-            })
-        ));
-        // A gap between two batches of one call refuses the whole call.
-        let mut gapped = BytesMut::from(&fetch(&leader, 0, 1).await[..]);
-        gapped.extend_from_slice(&fetch(&leader, 4, 1).await);
-        let gap = follower.append_replicated(gapped.freeze()).await;
-        assert!(matches!(
-            gap,
-            Err(StorageError::NonContiguousAppend {
-                expected: 2,
-                found: 4
-            })
-        ));
-        assert_eq!(follower.log_end_offset(), 0, "nothing appended");
-        assert!(follower.leader_epochs().is_empty());
-        // Behind the log end is refused too (a fetch answered twice).
+        // Behind the log end is refused (a fetch answered twice), and a
+        // call going back inside itself appends nothing.
         replicate(&leader, &follower, 1 << 20).await;
         let again = follower
             .append_replicated(fetch(&leader, 10, 1).await)
@@ -237,6 +217,45 @@ fn append_replicated_refuses_a_wrong_base_offset() {
                 found: 10
             })
         ));
+        let (other_dir, gapped_dir) = (
+            tempfile::tempdir().expect("t"),
+            tempfile::tempdir().expect("t"),
+        );
+        let (other, _) = open(other_dir.path(), LogConfig::default()).await;
+        let mut backwards = BytesMut::from(&fetch(&leader, 4, 1).await[..]);
+        backwards.extend_from_slice(&fetch(&leader, 0, 1).await);
+        assert!(matches!(
+            other.append_replicated(backwards.freeze()).await,
+            Err(StorageError::NonContiguousAppend { .. })
+        ));
+        assert_eq!(other.log_end_offset(), 0, "nothing appended");
+        // Forward gaps, as a compacted leader's emptied batches leave them,
+        // are kept: before the first batch and between two of one call.
+        let (gapped, _) = open(gapped_dir.path(), LogConfig::default()).await;
+        let mut with_gaps = BytesMut::from(&fetch(&leader, 2, 1).await[..]);
+        with_gaps.extend_from_slice(&fetch(&leader, 6, 1).await);
+        let info = gapped
+            .append_replicated(with_gaps.freeze())
+            .await
+            .expect("gaps kept")
+            .expect("batches");
+        assert!(info.base_offset >= 2 && info.last_offset >= 6, "{info:?}");
+        gapped.wait_durable(&info).await.expect("durable");
+        assert!(
+            gapped_dir
+                .path()
+                .join(storage::checkpoint::CLEANER_CHECKPOINT_FILE)
+                .exists(),
+            "marked as a log with gaps"
+        );
+        let end = gapped.log_end_offset();
+        drop(gapped); // a crash: recovery must keep the gapped batches
+        let (reopened, _) = open(gapped_dir.path(), LogConfig::default()).await;
+        assert_eq!(
+            reopened.log_end_offset(),
+            end,
+            "gapped batches survive recovery"
+        );
     });
 }
 
