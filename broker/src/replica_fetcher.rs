@@ -341,10 +341,24 @@ impl Stream {
         }
         let mut info = None;
         if let Some(records) = answer.records.filter(|r| !r.is_empty()) {
-            info = partition
-                .append_replicated(records)
-                .await
-                .map_err(|e| e.to_string())?;
+            match partition.append_replicated(records).await {
+                Ok(appended) => info = appended,
+                Err(storage::StorageError::NonContiguousAppend { expected, found })
+                    if found < expected
+                        && partition.log().log_start_offset()
+                            == partition.log().log_end_offset() =>
+                {
+                    // An empty log started inside the leader's first batch
+                    // (DeleteRecords moved the leader's start mid-batch):
+                    // start where that batch does, as Kafka's fetcher does.
+                    partition
+                        .restart_at(found)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    return Ok(None);
+                }
+                Err(error) => return Err(error.to_string()),
+            }
         }
         partition.follow_high_watermark(answer.high_watermark);
         let leader_start = answer.log_start_offset;
