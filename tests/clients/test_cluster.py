@@ -170,7 +170,7 @@ def call(node, api_key, version, body, timeout_s=REQUEST_TIMEOUT_S):
     positioned after the response's correlation id."""
     correlation_id = 7
     frame = struct.pack(">hhi", api_key, version, correlation_id) + string("sluice-cluster-test") + body
-    with socket.create_connection((HOST, node.client_port), timeout=timeout_s) as sock:
+    with socket.create_connection((getattr(node, "host", HOST), node.client_port), timeout=timeout_s) as sock:
         sock.sendall(struct.pack(">i", len(frame)) + frame)
         (size,) = struct.unpack(">i", recv_exact(sock, 4))
         reader = Reader(recv_exact(sock, size))
@@ -220,7 +220,7 @@ def created(node, name, partitions=-1, replication_factor=-1, assignment=None):
     assert error == NONE, f"CreateTopics {name} through node {node.node_id}: error {error} ({message})"
 
 
-def produce(node, topic, partition, values, acks=-1):
+def produce(node, topic, partition, values, acks=-1, timeout_ms=10_000):
     """One Produce v3 batch of `values` to a partition through `node`:
     (error, base offset)."""
     builder = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=0, producer_id=-1,
@@ -229,8 +229,8 @@ def produce(node, topic, partition, values, acks=-1):
         builder.append(offset, timestamp=None, key=None, value=value, headers=[])
     records = bytes(builder.build())
     partition_data = struct.pack(">ii", partition, len(records)) + records
-    body = string(None) + struct.pack(">hi", acks, 10_000) + array([string(topic) + array([partition_data])])
-    r = call(node, 0, 3, body)
+    body = string(None) + struct.pack(">hi", acks, timeout_ms) + array([string(topic) + array([partition_data])])
+    r = call(node, 0, 3, body, timeout_s=timeout_ms / 1000 + REQUEST_TIMEOUT_S)
     responses = r.array(lambda: (r.string(), r.array(lambda: (r.int32(), r.int16(), r.int64(), r.int64()))))
     assert [(t, [p[0] for p in ps]) for t, ps in responses] == [(topic, [partition])], responses
     _, error, base_offset, _ = responses[0][1][0]
@@ -262,7 +262,12 @@ def fetch(node, topic, partition, offset=0):
 class Node:
     """One broker process (broker and controller voter), stopped by its own PID."""
 
-    def __init__(self, node_id, client_port, controller_port, voters, data_dir, settings):
+    def __init__(self, node_id, client_port, controller_port, voters, data_dir, settings,
+                 host=HOST, controller_host=HOST, prefix=()):
+        self.host = host
+        self.controller_host = controller_host
+        # Run the broker under this command (e.g. `ip netns exec NS`).
+        self.prefix = list(prefix)
         self.node_id = node_id
         self.client_port = client_port
         self.controller_port = controller_port
@@ -275,20 +280,20 @@ class Node:
 
     @property
     def bootstrap(self):
-        return f"{HOST}:{self.client_port}"
+        return f"{self.host}:{self.client_port}"
 
     def command(self):
         settings = [
             f"node.id={self.node_id}",
             "process.roles=broker,controller",
             f"controller.quorum.voters={self.voters}",
-            f"listeners=PLAINTEXT://{self.bootstrap},CONTROLLER://{HOST}:{self.controller_port}",
+            f"listeners=PLAINTEXT://{self.bootstrap},CONTROLLER://{self.controller_host}:{self.controller_port}",
             "controller.listener.names=CONTROLLER",
             f"broker.heartbeat.interval.ms={HEARTBEAT_INTERVAL_MS}",
             f"broker.session.timeout.ms={SESSION_TIMEOUT_MS}",
             *self.settings,
         ]
-        cmd = [BROKER, "--data-dir", self.data_dir, "--cores", "1", "--listen", self.bootstrap]
+        cmd = [*self.prefix, BROKER, "--data-dir", self.data_dir, "--cores", "1", "--listen", self.bootstrap]
         for setting in settings:
             cmd += ["--set", setting]
         return cmd
@@ -362,17 +367,23 @@ def distinct_free_ports(count):
 class Cluster:
     """Three nodes with node ids 1..3 in temp data dirs."""
 
-    def __init__(self, settings=()):
+    def __init__(self, settings=(), placement=None):
+        """`placement`: {node id: (client host, controller host, command
+        prefix)} for nodes not on 127.0.0.1 (a network namespace)."""
+        placement = placement or {}
+        where = {i: placement.get(i, (HOST, HOST, ())) for i in NODE_IDS}
         self.dir = tempfile.TemporaryDirectory(prefix="sluice-cluster-")
         ports = distinct_free_ports(2 * len(NODE_IDS))
         client_ports = dict(zip(NODE_IDS, ports))
         controller_ports = dict(zip(NODE_IDS, ports[len(NODE_IDS):]))
-        voters = ",".join(f"{i}@{HOST}:{controller_ports[i]}" for i in NODE_IDS)
+        voters = ",".join(f"{i}@{where[i][1]}:{controller_ports[i]}" for i in NODE_IDS)
         self.nodes = {}
         for i in NODE_IDS:
             data_dir = os.path.join(self.dir.name, f"node-{i}")
             os.mkdir(data_dir)
-            self.nodes[i] = Node(i, client_ports[i], controller_ports[i], voters, data_dir, settings)
+            host, controller_host, prefix = where[i]
+            self.nodes[i] = Node(i, client_ports[i], controller_ports[i], voters, data_dir, settings,
+                                 host=host, controller_host=controller_host, prefix=prefix)
 
     def start(self):
         """Starts every node and waits until the cluster has formed."""
@@ -403,7 +414,7 @@ class Cluster:
 
         def formed():
             live = self.live()
-            expected = {n.node_id: (HOST, n.client_port) for n in live}
+            expected = {n.node_id: (n.host, n.client_port) for n in live}
             controllers = {}
             for node in live:
                 answer = metadata(node)
