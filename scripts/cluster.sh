@@ -123,6 +123,8 @@ start() {
     bin=$(broker_bin)
     # Nodes that already run (say, all but one killed node) are left alone.
     local -A started=()
+    local ncpu; ncpu=$(nproc)
+    if [ "$cores" -gt "$ncpu" ]; then die "--cores $cores: this machine has $ncpu CPUs"; fi
     for id in $(seq 1 "$count"); do
         local node_dir="$dir/node-$id" port cport running
         running=$(node_pid "$node_dir")
@@ -134,8 +136,14 @@ start() {
         cport=$(controller_port "$id")
         mkdir -p "$node_dir"
         if [ -f "$node_dir/broker.log" ]; then mv -f "$node_dir/broker.log" "$node_dir/broker.log.1"; fi
+        # Node i's cores start at CPU (i-1)*cores, wrapping: the nodes share
+        # the machine instead of all pinning core 0 to CPU 0.
+        local cpus="" c
+        for c in $(seq 0 $((cores - 1))); do
+            cpus+="${cpus:+,}$(( ((id - 1) * cores + c) % ncpu ))"
+        done
         nohup "$bin" --data-dir "$node_dir" --cores "$cores" --listen "$host:$port" \
-            --set "node.id=$id" \
+            --set "node.id=$id" --set "sluice.cpus=$cpus" \
             --set process.roles=broker,controller \
             --set "controller.quorum.voters=$voters" \
             --set "listeners=PLAINTEXT://$host:$port,CONTROLLER://$host:$cport" \

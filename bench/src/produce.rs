@@ -27,6 +27,15 @@ pub struct Options {
     pub topic: String,
     #[arg(long, default_value_t = 1)]
     pub partitions: i32,
+    /// Replicas per partition of the topic bench creates (Kafka's
+    /// --replication-factor). Above 1, bench waits until Metadata lists
+    /// that many brokers, then until every replica is in sync.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i16).range(1..))]
+    pub replication_factor: i16,
+    /// A config of the topic bench creates, as kafka-topics'
+    /// --config (e.g. min.insync.replicas=2); repeatable.
+    #[arg(long = "topic-config", value_name = "KEY=VALUE", value_parser = parse_topic_config)]
+    pub topic_configs: Vec<(String, String)>,
     /// Use an existing topic: neither create nor delete it.
     #[arg(long)]
     pub keep_topic: bool,
@@ -176,6 +185,16 @@ impl E2e {
     }
 }
 
+/// `key=value` (the value may contain `=`; the key may not be empty).
+fn parse_topic_config(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
 fn parse_acks(text: &str) -> Result<Vec<i16>> {
     text.split(',')
         .map(|a| match a.trim() {
@@ -221,9 +240,19 @@ pub fn run(options: &Options) -> Result<Vec<RunResult>> {
     let acks_list = parse_acks(&options.acks)?;
     let mut admin = Connection::connect(&options.bootstrap)?;
     if !options.keep_topic {
-        client::create_topic(&mut admin, &options.topic, options.partitions)?;
+        client::create_topic_with(
+            &mut admin,
+            &client::TopicSpec {
+                name: &options.topic,
+                partitions: options.partitions,
+                replication_factor: options.replication_factor,
+                configs: &options.topic_configs,
+            },
+        )?;
     }
-    let partitions = client::partitions(&mut admin, &options.topic)?;
+    let mut layout = client::wait_for_leaders(&mut admin, &options.topic, !options.keep_topic)?;
+    let partitions = layout.leaders.len() as i32;
+    let mut addresses = producer_addresses(options, &layout, partitions)?;
     let mut results = Vec::new();
     for acks in acks_list {
         match options.messages {
@@ -233,7 +262,18 @@ pub fn run(options: &Options) -> Result<Vec<RunResult>> {
                 options.warmup_s, options.duration_s
             ),
         }
-        results.push(run_one(options, acks, partitions)?);
+        if layout.brokers > 1 {
+            let (waited, settled) = wait_for_replicas(options, &mut admin)?;
+            eprintln!(
+                "replicas caught up (an acks=all record to every partition answered) in {:.1} s",
+                waited.as_secs_f64()
+            );
+            if settled.leaders != layout.leaders {
+                layout = settled;
+                addresses = producer_addresses(options, &layout, partitions)?;
+            }
+        }
+        results.push(run_one(options, acks, partitions, &addresses)?);
     }
     if !options.keep_topic {
         client::delete_topic(&mut admin, &options.topic)?;
@@ -265,7 +305,153 @@ struct ProducerResult {
     acked: Vec<(u64, u64)>,
 }
 
-fn run_one(options: &Options, acks: i16, partitions: i32) -> Result<RunResult> {
+/// Where each producer connects. Against one broker: --bootstrap, as
+/// always. Against a cluster (Metadata lists several brokers): the leader
+/// of the producer's partition, as a Kafka client sends there.
+fn producer_addresses(
+    options: &Options,
+    layout: &client::Layout,
+    partitions: i32,
+) -> Result<Vec<String>> {
+    let producers = options.producers.max(1);
+    if layout.brokers <= 1 {
+        return Ok(vec![options.bootstrap.clone(); producers]);
+    }
+    let first_leader = layout.leaders.first().map(|(id, _)| *id);
+    if options.keys > 0
+        && layout
+            .leaders
+            .iter()
+            .any(|(id, _)| Some(*id) != first_leader)
+    {
+        bail!("--keys against a cluster needs every partition led by one broker (a producer has one connection)");
+    }
+    if options.consumers > 0 {
+        bail!("--consumers against a cluster is not supported yet (they fetch from --bootstrap, not the leaders)");
+    }
+    let addresses: Vec<String> = (0..producers)
+        .map(|producer| layout.leaders[producer % partitions as usize].1.clone())
+        .collect();
+    let used: Vec<String> = (0..producers.min(partitions as usize))
+        .map(|p| {
+            format!(
+                "{p} -> node {} ({})",
+                layout.leaders[p].0, layout.leaders[p].1
+            )
+        })
+        .collect();
+    eprintln!(
+        "{} brokers; producers send to their partition's leader: {}",
+        layout.brokers,
+        used.join(", ")
+    );
+    Ok(addresses)
+}
+
+/// Against a cluster, before each acks run: one acks=all record to every
+/// partition, answered once every in-sync replica has the log up to it,
+/// so a run does not start with the replication backlog of the one
+/// before (under acks=0 and acks=1 followers may fall behind). Retries
+/// while leaders move or replicas catch up; returns how long it took and
+/// the layout after it.
+fn wait_for_replicas(
+    options: &Options,
+    admin: &mut Connection,
+) -> Result<(Duration, client::Layout)> {
+    const TIMEOUT: Duration = Duration::from_secs(180);
+    let started = Instant::now();
+    let mut layout = client::wait_for_leaders(admin, &options.topic, false)?;
+    let mut pending: Vec<i32> = (0..layout.leaders.len() as i32).collect();
+    loop {
+        let mut by_leader: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for partition in &pending {
+            let (_, address) = &layout.leaders[*partition as usize];
+            by_leader.entry(address).or_default().push(*partition);
+        }
+        let mut retry = Vec::new();
+        let mut last_error = 0;
+        for (address, partitions) in by_leader {
+            let mut connection = Connection::connect(address)?;
+            let timestamp_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let message = batch::Message {
+                sequence: 0,
+                send_us: 0,
+                size: options.message_bytes,
+                key: None,
+            };
+            let mut data = Vec::with_capacity(partitions.len());
+            for partition in &partitions {
+                data.push(
+                    PartitionProduceData::default()
+                        .with_index(*partition)
+                        .with_records(Some(batch::build(
+                            u32::MAX,
+                            std::slice::from_ref(&message),
+                            batch::Codec::None,
+                            timestamp_ms,
+                        )?)),
+                );
+            }
+            // Under the connection's 60 s read timeout.
+            let request = ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(50_000)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(client::topic_name(&options.topic))
+                    .with_partition_data(data)]);
+            let response: ProduceResponse =
+                connection.call(ApiKey::Produce, PRODUCE_VERSION, &request)?;
+            for p in response
+                .responses
+                .iter()
+                .flat_map(|t| t.partition_responses.iter())
+            {
+                match p.error_code {
+                    0 => {}
+                    // LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER (a leader
+                    // moved, or this broker has not caught up with the new
+                    // topic yet), REQUEST_TIMED_OUT (replicas still catching
+                    // up), NOT_ENOUGH_REPLICAS(_AFTER_APPEND): try again.
+                    code @ (5 | 6 | 7 | 19 | 20) => {
+                        retry.push(p.index);
+                        last_error = code;
+                    }
+                    code => bail!(
+                        "waiting for the replicas of {}/{}: {}",
+                        options.topic,
+                        p.index,
+                        client::kafka::error_text(code)
+                    ),
+                }
+            }
+        }
+        if retry.is_empty() {
+            return Ok((started.elapsed(), layout));
+        }
+        if started.elapsed() >= TIMEOUT {
+            bail!(
+                "the replicas of {} did not catch up in {} s: partitions {retry:?} still answer {}",
+                options.topic,
+                TIMEOUT.as_secs(),
+                client::kafka::error_text(last_error)
+            );
+        }
+        if last_error != 7 {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        pending = retry;
+        layout = client::wait_for_leaders(admin, &options.topic, false)?;
+    }
+}
+
+fn run_one(
+    options: &Options,
+    acks: i16,
+    partitions: i32,
+    addresses: &[String],
+) -> Result<RunResult> {
     let mean_size =
         (options.message_bytes + options.message_bytes_max.unwrap_or(options.message_bytes)) / 2;
     let per_batch = (options.batch_bytes / mean_size.max(1)).max(1);
@@ -308,6 +494,7 @@ fn run_one(options: &Options, acks: i16, partitions: i32) -> Result<RunResult> {
         .map(|producer| {
             let schedule = Schedule {
                 producer: producer as u32,
+                address: addresses[producer].clone(),
                 origin,
                 acks,
                 partition: producer as i32 % partitions,
@@ -374,6 +561,8 @@ fn run_one(options: &Options, acks: i16, partitions: i32) -> Result<RunResult> {
 /// One producer's part of a run.
 struct Schedule {
     producer: u32,
+    /// The broker this producer sends to.
+    address: String,
     /// Send times in payloads are µs since this instant.
     origin: Instant,
     acks: i16,
@@ -588,7 +777,7 @@ fn produce_loop(
     schedule: &Schedule,
     progress: &crate::progress::Progress,
 ) -> Result<ProducerResult> {
-    let mut connection = Connection::connect(&options.bootstrap)?;
+    let mut connection = Connection::connect(&schedule.address)?;
     let reader = connection.try_clone_reader().context("clone connection")?;
     let (queue, pending) = mpsc::sync_channel::<InFlight>(options.in_flight.max(1));
     let reader_progress = progress.clone();
@@ -800,6 +989,61 @@ fn read_responses(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        options: Options,
+    }
+
+    fn parse(args: &[&str]) -> Result<Options, clap::Error> {
+        Cli::try_parse_from(std::iter::once("produce").chain(args.iter().copied()))
+            .map(|cli| cli.options)
+    }
+
+    #[test]
+    fn topic_defaults_are_one_replica_and_no_configs() {
+        let options = parse(&[]).expect("defaults parse");
+        assert_eq!(options.replication_factor, 1);
+        assert!(options.topic_configs.is_empty());
+    }
+
+    #[test]
+    fn replication_factor_and_repeated_topic_configs_parse() {
+        let options = parse(&[
+            "--replication-factor",
+            "3",
+            "--topic-config",
+            "min.insync.replicas=2",
+            "--topic-config",
+            "flush.ms=1000",
+            "--topic-config",
+            "x=a=b",
+        ])
+        .expect("parses");
+        assert_eq!(options.replication_factor, 3);
+        assert_eq!(
+            options.topic_configs,
+            vec![
+                ("min.insync.replicas".to_string(), "2".to_string()),
+                ("flush.ms".to_string(), "1000".to_string()),
+                ("x".to_string(), "a=b".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_replication_factors_and_topic_configs_are_refused() {
+        for args in [
+            &["--replication-factor", "0"][..],
+            &["--replication-factor", "x"],
+            &["--topic-config", "min.insync.replicas"],
+            &["--topic-config", "=2"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?} parsed");
+        }
+    }
 
     #[test]
     fn zipf_keys_favour_the_first_and_stay_in_range() {

@@ -203,7 +203,7 @@ pub fn json(options: &Options, results: &[RunResult]) -> String {
         ));
     }
     format!(
-        "{{\n  \"label\": {},\n  \"parameters\": {{\"bootstrap\": {}, \"topic\": {}, \"partitions\": {}, \"message_bytes\": {}, \"batch_bytes\": {}, \"producers\": {}, \"in_flight\": {}, \"rate\": {}, \"duration_s\": {}, \"warmup_s\": {}, \"consumers\": {}, \"compression\": {}, \"keys\": {}, \"key_distribution\": {}}},\n  \"machine\": {{\"cores\": {cores}, \"cpu\": {}, \"kernel\": {}}},\n  \"runs\": [\n    {}\n  ]\n}}\n",
+        "{{\n  \"label\": {},\n  \"parameters\": {{\"bootstrap\": {}, \"topic\": {}, \"partitions\": {}, \"message_bytes\": {}, \"batch_bytes\": {}, \"producers\": {}, \"in_flight\": {}, \"rate\": {}, \"duration_s\": {}, \"warmup_s\": {}, \"consumers\": {}, \"compression\": {}, \"keys\": {}, \"key_distribution\": {}, \"replication_factor\": {}, \"topic_configs\": {{{}}}}},\n  \"machine\": {{\"cores\": {cores}, \"cpu\": {}, \"kernel\": {}}},\n  \"runs\": [\n    {}\n  ]\n}}\n",
         json_string(&options.label()),
         json_string(&options.bootstrap),
         json_string(&options.topic),
@@ -219,6 +219,13 @@ pub fn json(options: &Options, results: &[RunResult]) -> String {
         json_string(options.compression.name()),
         options.keys,
         json_string(&format!("{:?}", options.key_distribution).to_lowercase()),
+        options.replication_factor,
+        options
+            .topic_configs
+            .iter()
+            .map(|(key, value)| format!("{}: {}", json_string(key), json_string(value)))
+            .collect::<Vec<_>>()
+            .join(", "),
         json_string(&cpu_model),
         json_string(&read_trimmed("/proc/sys/kernel/osrelease")),
         runs.join(",\n    ")

@@ -67,6 +67,10 @@ pub struct Config {
     pub advertised_port: u16,
     pub data_dir: PathBuf,
     pub cores: usize,
+    /// `sluice.cpus`: the CPU each core's executor is pinned to, in core
+    /// order (default: core i on CPU i). Several brokers on one machine
+    /// (a local cluster) each take their own.
+    pub cpus: Option<Vec<usize>>,
     /// How long an idle core keeps polling before it sleeps (seastar's and
     /// Redpanda's `--idle-poll-time-us`). A sleeping core takes ~70 us to
     /// wake for a cross-core request on this VM, a polling one ~8 us
@@ -219,6 +223,7 @@ impl Config {
             advertised_port: 0,
             data_dir: PathBuf::from("./data"),
             cores: cpus,
+            cpus: None,
             idle_poll_us: IDLE_POLL_US_DEFAULT,
             node_id: 0,
             auto_create_topics: true,
@@ -263,6 +268,17 @@ impl Config {
                 flag: format!("--cores {}", config.cores),
                 reason: format!("must be between 1 and the {cpus} CPUs this process may run on"),
             });
+        }
+        if let Some(list) = &config.cpus {
+            if list.len() < config.cores || list.iter().any(|&c| c >= cpus) {
+                return Err(ConfigError::Flag {
+                    flag: format!("--set sluice.cpus={list:?}"),
+                    reason: format!(
+                        "needs one CPU below {cpus} for each of the {} cores",
+                        config.cores
+                    ),
+                });
+            }
         }
         if config.idle_poll_us > IDLE_POLL_US_MAX {
             return Err(ConfigError::Flag {
@@ -375,6 +391,18 @@ impl Config {
                     .ok()
                     .filter(|id| *id >= 0)
                     .or_invalid(key, value, "must be 0..=2147483647")?;
+            }
+            "sluice.cpus" => {
+                let cpus: std::result::Result<Vec<usize>, _> = value
+                    .split(',')
+                    .map(|c| c.trim().parse::<usize>())
+                    .collect();
+                let cpus = cpus.ok().filter(|c| !c.is_empty()).or_invalid(
+                    key,
+                    value,
+                    "expected CPU ids, e.g. 0,1",
+                )?;
+                self.cpus = Some(cpus);
             }
             "sluice.cores" => {
                 self.cores =
@@ -785,6 +813,31 @@ mod tests {
         .expect("valid");
         assert_eq!(config.num_partitions, 5);
         assert_eq!(config.node_id, 9);
+    }
+
+    #[test]
+    fn cores_are_pinned_to_the_cpus_given() {
+        let config = Config::resolve(Flags {
+            cores: Some(1),
+            ..flags(&["sluice.cpus=0"])
+        })
+        .expect("valid");
+        assert_eq!(config.cpus, Some(vec![0]));
+        for bad in ["sluice.cpus=x", "sluice.cpus=", "sluice.cpus=100000"] {
+            let refused = Config::resolve(Flags {
+                cores: Some(1),
+                ..flags(&[bad])
+            });
+            assert!(refused.is_err(), "{bad}");
+        }
+        // Fewer CPUs than cores.
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+            let refused = Config::resolve(Flags {
+                cores: Some(2),
+                ..flags(&["sluice.cpus=1"])
+            });
+            assert!(refused.is_err(), "one CPU for two cores");
+        }
     }
 
     #[test]

@@ -97,7 +97,8 @@ pub fn run(mut config: Config) -> Result<()> {
             stop.clone(),
             opened.clone(),
         );
-        let handle = LocalExecutorBuilder::new(Placement::Fixed(core))
+        let cpu = config.cpus.as_ref().and_then(|c| c.get(core)).copied();
+        let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu.unwrap_or(core)))
             .name(&format!("sluice-core-{core}"))
             .io_memory(io_memory)
             .spin_before_park(Duration::from_micros(config.idle_poll_us))

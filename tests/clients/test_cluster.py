@@ -291,6 +291,8 @@ class Node:
             "controller.listener.names=CONTROLLER",
             f"broker.heartbeat.interval.ms={HEARTBEAT_INTERVAL_MS}",
             f"broker.session.timeout.ms={SESSION_TIMEOUT_MS}",
+            # One core each, spread over the machine's CPUs (not all on CPU 0).
+            f"sluice.cpus={(self.node_id - 1) % (os.cpu_count() or 1)}",
             *self.settings,
         ]
         cmd = [*self.prefix, BROKER, "--data-dir", self.data_dir, "--cores", "1", "--listen", self.bootstrap]
