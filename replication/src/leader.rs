@@ -8,7 +8,9 @@
 //! While a change is in flight the high watermark is computed over the
 //! "maximal ISR", the union of the committed ISR and the one asked for, so
 //! neither a shrink nor an expansion can let it pass a replica the
-//! controller might still count as in sync.
+//! controller might still count as in sync. A change stays in flight until
+//! the controller's answer or the metadata log settles it: a lost answer
+//! settles nothing (the change may have committed).
 
 use std::collections::BTreeMap;
 
@@ -67,9 +69,18 @@ pub struct LeaderState {
     partition_epoch: i32,
     replicas: Vec<i32>,
     isr: Vec<i32>,
-    /// The ISR asked for and not yet committed or refused.
+    /// The ISR asked for and not yet committed or refused. It stays while
+    /// the outcome is unknown (`change_failed`): the controller may have
+    /// committed it.
     pending: Option<Vec<i32>>,
-    /// After a refusal, no new ask before this time (a refusal that holds,
+    /// Whether `pending` was asked for and its answer is still awaited
+    /// (false after `change_failed`: it may be asked again).
+    asked: bool,
+    /// Whether an ask of `pending` had an unknown outcome (`change_failed`):
+    /// then only a newer partition epoch settles it, since a copy asked
+    /// earlier or later may still commit.
+    unknown: bool,
+    /// After a failed ask, no ask before this time (a refusal that holds,
     /// say a fenced broker, would otherwise be asked again at every fetch).
     retry_at_ms: u64,
     followers: BTreeMap<i32, Follower>,
@@ -107,6 +118,8 @@ impl LeaderState {
             replicas,
             isr,
             pending: None,
+            asked: false,
+            unknown: false,
             retry_at_ms: 0,
             followers,
             high_watermark,
@@ -171,6 +184,8 @@ impl LeaderState {
         }
         self.partition_epoch = partition_epoch;
         self.pending = None;
+        self.asked = false;
+        self.unknown = false;
         self.followers.retain(|id, _| replicas.contains(id));
         for &r in &replicas {
             if r != self.me {
@@ -183,10 +198,42 @@ impl LeaderState {
         self.isr = isr;
     }
 
-    /// The controller refused the change in flight (or it timed out):
-    /// `propose_isr_change` may ask again after `CHANGE_RETRY_MS`.
+    /// The change in flight got no answer (a timeout, a transport error) or
+    /// one that does not say whether it committed (INVALID_UPDATE_VERSION,
+    /// FENCED_LEADER_EPOCH: the controller holds a state this leader has not
+    /// seen, maybe this very change). It stays in flight, its members still
+    /// count in the maximal ISR, until the metadata log brings a newer
+    /// partition epoch (`update`); `propose_isr_change` asks for it again
+    /// after `CHANGE_RETRY_MS` (Kafka's AlterPartitionManager resends it).
+    /// Forgetting it would let the high watermark pass a replica the
+    /// controller may already count in the ISR, and elect.
     pub fn change_failed(&mut self, now_ms: u64) {
+        self.asked = false;
+        self.unknown = self.pending.is_some();
+        self.retry_at_ms = now_ms + CHANGE_RETRY_MS;
+    }
+
+    /// The controller refused `change` at this leadership's leader and
+    /// partition epochs (INELIGIBLE_REPLICA, INVALID_REQUEST: it checks the
+    /// epochs first), so that ask did not commit. If no ask of the change in
+    /// flight had an unknown outcome (it was asked once, and this is that
+    /// ask's answer), it is dropped and `propose_isr_change` may ask for
+    /// another after `CHANGE_RETRY_MS`; otherwise another copy may still
+    /// commit, and this is `change_failed`. An answer to another change
+    /// (other epochs or ISR) is stale and ignored.
+    pub fn change_refused(&mut self, change: &IsrChange, now_ms: u64) {
+        let current = change.leader_epoch == self.leader_epoch
+            && change.partition_epoch == self.partition_epoch
+            && self.pending.as_ref() == Some(&change.isr);
+        if !current {
+            return;
+        }
+        if self.unknown {
+            self.change_failed(now_ms);
+            return;
+        }
         self.pending = None;
+        self.asked = false;
         self.retry_at_ms = now_ms + CHANGE_RETRY_MS;
     }
 
@@ -224,7 +271,11 @@ impl LeaderState {
     pub fn advance_high_watermark(&mut self, leader_log_end: i64) -> i64 {
         let mut lowest = leader_log_end;
         // The maximal ISR without building it: this runs at every append.
-        let pending = self.pending.iter().flatten().filter(|r| !self.isr.contains(r));
+        let pending = self
+            .pending
+            .iter()
+            .flatten()
+            .filter(|r| !self.isr.contains(r));
         for &member in self.isr.iter().chain(pending) {
             if member == self.me {
                 continue;
@@ -244,7 +295,9 @@ impl LeaderState {
         self.high_watermark
     }
 
-    /// The ISR change to ask for now, if any and none is in flight: ISR
+    /// The ISR change to ask for now, if any and none is awaiting its
+    /// answer; a change whose ask failed (`change_failed`) is asked again as
+    /// it is, and nothing else until it is settled. Otherwise: ISR
     /// members not caught up within `lag_max_ms` leave (Kafka's
     /// `replica.lag.time.max.ms`, `getOutOfSyncReplicas`), replicas whose
     /// log end reached the high watermark and this epoch's start join
@@ -260,8 +313,17 @@ impl LeaderState {
         lag_max_ms: u64,
         eligible: impl Fn(i32) -> bool,
     ) -> Option<IsrChange> {
-        if self.pending.is_some() || now_ms < self.retry_at_ms {
+        if self.asked || now_ms < self.retry_at_ms {
             return None;
+        }
+        if let Some(pending) = &self.pending {
+            // Its outcome is unknown: the same change again, nothing else.
+            self.asked = true;
+            return Some(IsrChange {
+                leader_epoch: self.leader_epoch,
+                partition_epoch: self.partition_epoch,
+                isr: pending.clone(),
+            });
         }
         let keep = |r: &i32| -> bool {
             if *r == self.me {
@@ -289,6 +351,8 @@ impl LeaderState {
             return None;
         }
         self.pending = Some(isr.clone());
+        self.asked = true;
+        self.unknown = false;
         Some(IsrChange {
             leader_epoch: self.leader_epoch,
             partition_epoch: self.partition_epoch,
@@ -372,6 +436,89 @@ mod tests {
         assert!(leader
             .propose_isr_change(100, 1_200 + CHANGE_RETRY_MS, LAG, |_| true)
             .is_some());
+    }
+
+    #[test]
+    fn an_expansion_whose_answer_was_lost_still_holds_the_hw() {
+        // The controller may have committed it: 3 may be in the ISR and
+        // elected next, so the HW must not pass 3 until the metadata says.
+        let mut leader = LeaderState::new(1, 4, 7, vec![1, 2, 3], vec![1, 2], 100, 90, 1_000);
+        leader.on_fetch(2, 100, 100, 1_000).expect("replica");
+        leader.on_fetch(3, 100, 100, 1_000).expect("replica");
+        let change = leader
+            .propose_isr_change(100, 1_000, LAG, |_| true)
+            .expect("expand");
+        assert_eq!(change.isr, vec![1, 2, 3]);
+        // The call timed out.
+        leader.change_failed(1_100);
+        leader.on_fetch(2, 150, 150, 1_200).expect("replica");
+        assert_eq!(leader.advance_high_watermark(150), 100);
+        assert_eq!(leader.maximal_isr(), vec![1, 2, 3]);
+        // Asked again as it was, once the retry delay passed.
+        assert_eq!(leader.propose_isr_change(150, 1_200, LAG, |_| true), None);
+        assert_eq!(
+            leader.propose_isr_change(150, 1_100 + CHANGE_RETRY_MS, LAG, |_| true),
+            Some(change.clone())
+        );
+        // The metadata log: it had committed. 3 holds the HW as a member.
+        leader.update(8, vec![1, 2, 3], vec![1, 2, 3], 2_200);
+        assert!(!leader.has_pending_change());
+        assert_eq!(leader.advance_high_watermark(150), 100);
+        leader.on_fetch(3, 150, 150, 2_300).expect("replica");
+        assert_eq!(leader.advance_high_watermark(150), 150);
+
+        // Overtaken instead (a newer epoch without 3): the HW moves on.
+        let mut leader = LeaderState::new(1, 4, 7, vec![1, 2, 3], vec![1, 2], 100, 90, 1_000);
+        leader.on_fetch(2, 100, 100, 1_000).expect("replica");
+        leader.on_fetch(3, 100, 100, 1_000).expect("replica");
+        assert!(leader
+            .propose_isr_change(100, 1_000, LAG, |_| true)
+            .is_some());
+        leader.change_failed(1_100);
+        leader.on_fetch(2, 150, 150, 1_200).expect("replica");
+        leader.update(8, vec![1, 2, 3], vec![1, 2], 1_300);
+        assert_eq!(leader.advance_high_watermark(150), 150);
+    }
+
+    #[test]
+    fn a_refusal_at_the_leaders_epochs_drops_the_change() {
+        let mut leader = LeaderState::new(1, 4, 7, vec![1, 2, 3], vec![1, 2], 100, 90, 1_000);
+        leader.on_fetch(2, 100, 100, 1_000).expect("replica");
+        leader.on_fetch(3, 100, 100, 1_000).expect("replica");
+        let change = leader
+            .propose_isr_change(100, 1_000, LAG, |_| true)
+            .expect("expand");
+        // An answer to something else (an older ask) changes nothing.
+        let stale = IsrChange {
+            partition_epoch: 6,
+            ..change.clone()
+        };
+        leader.change_refused(&stale, 1_100);
+        assert_eq!(leader.maximal_isr(), vec![1, 2, 3]);
+        // INELIGIBLE_REPLICA at epochs 4 and 7: nothing committed since.
+        leader.change_refused(&change, 1_100);
+        assert!(!leader.has_pending_change());
+        assert_eq!(leader.maximal_isr(), vec![1, 2]);
+        leader.on_fetch(2, 150, 150, 1_200).expect("replica");
+        assert_eq!(leader.advance_high_watermark(150), 150);
+        assert_eq!(leader.propose_isr_change(150, 1_200, LAG, |_| true), None);
+
+        // Asked twice (a failure came between, maybe an older ask's): the
+        // refusal answers one copy only, the other may still commit.
+        let mut leader = LeaderState::new(1, 4, 7, vec![1, 2, 3], vec![1, 2], 100, 90, 1_000);
+        leader.on_fetch(2, 100, 100, 1_000).expect("replica");
+        leader.on_fetch(3, 100, 100, 1_000).expect("replica");
+        let change = leader
+            .propose_isr_change(100, 1_000, LAG, |_| true)
+            .expect("expand");
+        leader.change_failed(1_100);
+        let again = leader.propose_isr_change(100, 1_100 + CHANGE_RETRY_MS, LAG, |_| true);
+        assert_eq!(again.as_ref(), Some(&change));
+        leader.change_refused(&change, 2_200);
+        assert_eq!(leader.maximal_isr(), vec![1, 2, 3]);
+        // Only a newer partition epoch settles it.
+        leader.update(8, vec![1, 2, 3], vec![1, 2], 2_300);
+        assert_eq!(leader.maximal_isr(), vec![1, 2]);
     }
 
     #[test]
