@@ -19,7 +19,9 @@ use crate::partition::{
 use crate::refusals::Refusals;
 use crate::router::Router;
 use crate::shard::Shard;
-use controller::{ControllerError, MetadataImage, NewTopic, Request, Response, TopicImage, Update};
+use controller::{
+    ControllerError, MetadataImage, NewTopic, PartitionError, Request, Response, TopicImage, Update,
+};
 use replication::{EpochEnd, IsrChange};
 use std::cell::RefCell;
 use std::future::Future;
@@ -57,7 +59,18 @@ pub struct Core {
     /// Notified after each applied metadata update (the replica fetchers
     /// look for new leaders to follow).
     roles_changed: storage::Event,
+    /// Partitions take the roles the image gives them only once this
+    /// broker has registered and applied the log up to its registration:
+    /// the image on disk may still name it leader at an epoch whose
+    /// unsynced tail the crash lost, and its followers have that tail.
+    /// The registration entry itself moves leadership away from a new
+    /// incarnation (Kafka's handleBrokerUncleanShutdown).
+    roles_ready: std::cell::Cell<bool>,
 }
+
+/// How often a core that has no roles yet looks whether this broker has
+/// registered.
+const ROLES_READY_POLL: Duration = Duration::from_millis(10);
 
 /// How long a leader waits for the controller to answer an ISR change
 /// before it may ask again.
@@ -89,7 +102,6 @@ impl Core {
         let (image, updates) = cluster.controller.subscribe();
         for topic in image.topics.values() {
             shard.open_partitions(&Topic::from_image(topic)).await?;
-            apply_assignments(&shard, config.node_id, topic, None).await;
         }
         cluster.set_applied(router.core(), image.applied);
         let groups = Rc::new(Groups::new(
@@ -108,6 +120,7 @@ impl Core {
             refusals: Refusals::default(),
             image: RefCell::new(image),
             roles_changed: storage::Event::default(),
+            roles_ready: std::cell::Cell::new(false),
         });
         Ok((core, updates))
     }
@@ -117,12 +130,33 @@ impl Core {
     /// hosts, drops those of deleted topics (and their committed offsets),
     /// reconfigures changed topics; then counts the index as applied here.
     pub async fn follow_metadata(self: Rc<Self>, updates: flume::Receiver<Update>) {
-        while let Ok(update) = updates.recv_async().await {
+        loop {
+            self.start_roles_once_registered().await;
+            let update = if self.roles_ready.get() {
+                updates.recv_async().await.ok()
+            } else {
+                // Not registered yet: look again soon even without updates.
+                let next = async { Some(updates.recv_async().await.ok()) };
+                let later = async {
+                    glommio::timer::sleep(ROLES_READY_POLL).await;
+                    None
+                };
+                match futures_lite::future::or(next, later).await {
+                    Some(update) => update,
+                    None => continue,
+                }
+            };
+            let Some(update) = update else {
+                return;
+            };
             let old = self.image.borrow().clone();
             if let Err(error) = self.apply_image(&old, &update.image).await {
                 tracing::error!(core = self.router.core(), index = update.index, %error, "metadata update");
             }
             *self.image.borrow_mut() = update.image.clone();
+            // Before the index counts as applied here: whoever waits for it
+            // (the ready line, a metadata write) sees the roles too.
+            self.start_roles_once_registered().await;
             self.cluster.set_applied(self.router.core(), update.index);
             self.roles_changed.notify_all();
         }
@@ -173,16 +207,55 @@ impl Core {
                 self.shard
                     .reconfigure_partitions(&topic.name, view.partitions, &config);
             }
-            let moved = apply_assignments(&self.shard, self.config.node_id, topic, before).await;
-            if topic.name == OFFSETS_TOPIC {
-                // Only the leader of an offsets partition coordinates its
-                // groups: load them on election, forget them on resignation.
-                for (index, now_leads) in moved {
-                    if now_leads {
-                        self.groups.load_partitions(&[index]).await?;
-                    } else {
-                        self.groups.unload_partition(index);
-                    }
+            if self.roles_ready.get() {
+                self.apply_roles(topic, before).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives this core's partitions their roles the first time this broker
+    /// has registered and this core has applied its registration.
+    async fn start_roles_once_registered(&self) {
+        if self.roles_ready.get() {
+            return;
+        }
+        let epoch = self.cluster.broker_epoch();
+        if epoch == 0 || self.image.borrow().applied < epoch {
+            return;
+        }
+        self.roles_ready.set(true);
+        if let Err(error) = self.apply_all_roles().await {
+            tracing::error!(core = self.router.core(), %error, "partition roles");
+        }
+        self.roles_changed.notify_all();
+    }
+
+    /// Every partition of this core takes its role from the current image
+    /// (once registered: `roles_ready`).
+    async fn apply_all_roles(&self) -> Result<(), BrokerError> {
+        let image = self.image();
+        for topic in image.topics.values() {
+            self.apply_roles(topic, None).await?;
+        }
+        Ok(())
+    }
+
+    /// The roles of `topic`'s partitions here, where they changed since
+    /// `before`; only the leader of an offsets partition coordinates its
+    /// groups: they are loaded on election, forgotten on resignation.
+    async fn apply_roles(
+        &self,
+        topic: &TopicImage,
+        before: Option<&TopicImage>,
+    ) -> Result<(), BrokerError> {
+        let moved = apply_assignments(&self.shard, self.config.node_id, topic, before).await;
+        if topic.name == OFFSETS_TOPIC {
+            for (index, now_leads) in moved {
+                if now_leads {
+                    self.groups.load_partitions(&[index]).await?;
+                } else {
+                    self.groups.unload_partition(index);
                 }
             }
         }
@@ -463,8 +536,18 @@ impl Core {
                         partition_epoch = state.partition_epoch, "ISR changed");
                     partition.isr_changed(state.partition_epoch, state.isr);
                 }
+                Ok((_, Response::PartitionAltered(Err(
+                    refusal @ (PartitionError::IneligibleReplica(_) | PartitionError::InvalidRequest(_)),
+                )))) => {
+                    // Refused at this leadership's own epochs: this ask did
+                    // not commit.
+                    tracing::info!(%topic, partition = index, ?change, ?refusal, "ISR change refused");
+                    partition.isr_change_refused(&change);
+                }
                 Ok((_, other)) => {
-                    tracing::info!(%topic, partition = index, ?change, answer = ?other, "ISR change refused");
+                    // Fenced epochs, or an answer that does not say: it may
+                    // have committed; the metadata log settles it.
+                    tracing::info!(%topic, partition = index, ?change, answer = ?other, "ISR change not confirmed");
                     partition.isr_change_failed();
                 }
                 Err(error) => {

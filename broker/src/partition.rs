@@ -660,6 +660,14 @@ impl Partition {
         }
     }
 
+    /// The controller refused `change` at this leadership's own epochs
+    /// (the ask did not commit; see `LeaderState::change_refused`).
+    pub fn isr_change_refused(&self, change: &IsrChange) {
+        if let Replica::Leader(leader) = &mut *self.replica.borrow_mut() {
+            leader.change_refused(change, now_ms());
+        }
+    }
+
     /// The controller committed an ISR change this leader asked for (the
     /// metadata log will say the same; whichever comes first applies).
     pub fn isr_changed(&self, partition_epoch: i32, isr: Vec<i32>) {
