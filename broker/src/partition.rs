@@ -722,17 +722,7 @@ impl Partition {
             if header.base_offset() > info.last_offset {
                 break;
             }
-            let producer_id = header.producer_id.get();
-            if producer_id >= 0 && !header.is_control() {
-                remember(
-                    &mut producers,
-                    producer_id,
-                    header.producer_epoch.get(),
-                    header.base_sequence.get(),
-                    header.records_count.get(),
-                    header.base_offset(),
-                );
-            }
+            producer_state::remember_stored(&mut producers, header);
         }
         drop(producers);
         self.appends.note();

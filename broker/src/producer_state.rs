@@ -112,6 +112,23 @@ pub fn remember(
     }
 }
 
+/// Records a stored batch (replayed, or a follower's copy of the
+/// leader's) if an idempotent producer wrote it.
+pub fn remember_stored(producers: &mut Producers, header: &BatchHeader) {
+    let producer_id = header.producer_id.get();
+    if producer_id < 0 || header.is_control() {
+        return;
+    }
+    remember(
+        producers,
+        producer_id,
+        header.producer_epoch.get(),
+        header.base_sequence.get(),
+        header.records_count.get(),
+        header.base_offset(),
+    );
+}
+
 /// Forgets the batches at or after `offset` (a follower truncated its log
 /// there), and a snapshot that may describe them: producer state must
 /// never remember a batch the log no longer holds, or a retry of it after
@@ -224,18 +241,9 @@ pub async fn recover(log: &Log) -> Producers {
                 break;
             };
             next = header.last_offset() + 1;
-            let producer_id = header.producer_id.get();
-            if header.last_offset() < offset || producer_id < 0 || header.is_control() {
-                continue;
+            if header.last_offset() >= offset {
+                remember_stored(&mut producers, header);
             }
-            remember(
-                &mut producers,
-                producer_id,
-                header.producer_epoch.get(),
-                header.base_sequence.get(),
-                header.records_count.get(),
-                header.base_offset(),
-            );
         }
         if next <= offset {
             break;
