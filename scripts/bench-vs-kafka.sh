@@ -110,6 +110,12 @@ min_isr=$((brokers < 2 ? brokers : 2))
 cluster_args=(--replication-factor "$brokers" --topic-config "min.insync.replicas=$min_isr")
 rf="rf$brokers"
 failed=()
+# A cluster run that failed is recorded (the summary lists it), not fatal.
+note_failure() { # label rc
+    [ "$2" -eq 0 ] && return 0
+    echo "!! $1 failed (exit $2); node logs in $out/$1.node-*.log" >&2
+    failed+=("$1 (exit $2)")
+}
 
 # Runs bench against the cluster at 127.0.0.1:$2 with the topic at RF N;
 # its output also goes to $out/$1.bench.log. Fails with bench's status.
@@ -174,10 +180,7 @@ run_sluice_cluster() {
     wait "${pids[@]}" 2>/dev/null || true
     for i in $(seq 1 "$brokers"); do cp -f "$dir/node-$i/broker.log" "$out/$label.node-$i.log" 2>/dev/null || true; done
     rm -rf "$dir"
-    if [ "$rc" -ne 0 ]; then
-        echo "!! $label failed (exit $rc); node logs in $out/$label.node-*.log" >&2
-        failed+=("$label (exit $rc)")
-    fi
+    note_failure "$label" "$rc"
 }
 
 # An Apache Kafka cluster of N nodes (bench/peers/kafka.sh start-cluster)
@@ -190,10 +193,7 @@ run_kafka_cluster() {
     bench/peers/kafka.sh stop "$dir"
     for i in $(seq 1 "$brokers"); do cp -f "$dir/node-$i/kafka.log" "$out/$label.node-$i.log" 2>/dev/null || true; done
     rm -rf "$dir"
-    if [ "$rc" -ne 0 ]; then
-        echo "!! $label failed (exit $rc); node logs in $out/$label.node-*.log" >&2
-        failed+=("$label (exit $rc)")
-    fi
+    note_failure "$label" "$rc"
 }
 
 # jq FIELD of the acks=$2 run in $out/$1.json; empty when there is none.

@@ -328,14 +328,6 @@ impl Partition {
         self.replication_changed.notify_all();
     }
 
-    /// (replicas, ISR) as the leader tracks them; None off the leader.
-    pub fn replica_sets(&self) -> Option<(Vec<i32>, Vec<i32>)> {
-        match &*self.replica.borrow() {
-            Replica::Leader(leader) => Some((leader.replicas().to_vec(), leader.isr().to_vec())),
-            _ => None,
-        }
-    }
-
     /// Takes the role the metadata image gives this broker (`me`): the
     /// leader at a new leader epoch stamps it into the log and starts
     /// tracking its followers afresh; the same leadership only takes the
@@ -677,23 +669,6 @@ impl Partition {
         }
         self.advance_high_watermark();
         self.replication_changed.notify_all();
-    }
-
-    /// Where a follower fetches from: (its log end, the epoch of its last
-    /// batch, the leader epoch it follows), or None if it follows nobody.
-    pub fn fetch_position(&self) -> Option<(i64, i32, i32, i32)> {
-        match &*self.replica.borrow() {
-            Replica::Follower {
-                leader,
-                leader_epoch,
-            } => Some((
-                self.log.log_end_offset(),
-                self.log.leader_epoch(),
-                *leader,
-                *leader_epoch,
-            )),
-            _ => None,
-        }
     }
 
     /// The follower path: the leader's batches appended as they are

@@ -169,11 +169,6 @@ impl LeaderState {
         self.pending.is_some()
     }
 
-    /// A follower's log end as its last fetch reported it (-1: none yet).
-    pub fn follower_log_end(&self, follower: i32) -> Option<i64> {
-        self.followers.get(&follower).map(|f| f.log_end)
-    }
-
     /// The committed state from the metadata log, for the same leadership
     /// (a new leader epoch makes a new `LeaderState`). An older or equal
     /// partition epoch is a replay and changes nothing; a newer one ends
