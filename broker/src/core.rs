@@ -341,7 +341,12 @@ impl Core {
                     core.shard.partition(&topic, partition),
                 ) {
                     (Some(false), _) => Err(ReadError::NotLeader),
-                    (Some(true), Some(partition)) => Ok(partition.offset_for(query).await?),
+                    (Some(true), Some(partition)) => {
+                        // The partition's own role, as Fetch and Produce
+                        // check it (not yet taken before registration).
+                        partition.check_leader_epoch(-1)?;
+                        Ok(partition.offset_for(query).await?)
+                    }
                     _ => Err(ReadError::UnknownPartition),
                 }
             })
