@@ -4,6 +4,7 @@
 //! Kafka-compatible broker.
 
 mod batch;
+mod broker_cpu;
 mod client;
 mod compare;
 mod consume;
@@ -53,6 +54,7 @@ fn main() -> Result<()> {
             let results = produce::run(&options)?;
             report::print_table(&results);
             report::print_e2e_table(&results);
+            report::print_broker_cpu_table(&results);
             if let Some(path) = &options.json {
                 std::fs::write(path, report::json(&options, &results))?;
                 eprintln!("wrote {}", path.display());

@@ -121,6 +121,11 @@ pub struct Options {
     /// assigned partitions.
     #[arg(long)]
     pub consumer_group: Option<String>,
+    /// The broker's process id (comma-separated for a cluster's nodes):
+    /// its user and system CPU over the measured window is reported per
+    /// batch and per MB (read from /proc/<pid>/stat).
+    #[arg(long, value_delimiter = ',')]
+    pub broker_pid: Vec<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -165,6 +170,10 @@ pub struct RunResult {
     /// How late sends left compared with their schedule, microseconds.
     pub send_delay_us: Histogram<u64>,
     pub cpu_us_per_message: f64,
+    /// With --broker-pid: the broker's CPU over the measured window.
+    pub broker_cpu: Option<crate::broker_cpu::BrokerCpu>,
+    /// Produce batches (one per partition per request) answered in it.
+    pub batches: u64,
     /// With --consumers: what they read and found.
     pub e2e: Option<E2e>,
 }
@@ -289,12 +298,15 @@ struct InFlight {
     spacing: Duration,
     first_sequence: u64,
     messages: u64,
+    /// Partition batches in the request.
+    batches: u64,
     bytes: u64,
     counted: bool,
 }
 
 struct ProducerResult {
     messages: u64,
+    batches: u64,
     bytes: u64,
     /// When the last counted message was answered (acks=0: sent).
     finished: Option<Instant>,
@@ -489,6 +501,11 @@ fn run_one(
         ))
     });
     let progress = crate::progress::Progress::start(acks, measure_from, hlog);
+    let broker_cpu = sample_broker_cpu(
+        &options.broker_pid,
+        measure_from,
+        options.messages.is_none().then_some(end),
+    );
     let producers = options.producers.max(1);
     let handles: Vec<_> = (0..producers)
         .map(|producer| {
@@ -513,6 +530,7 @@ fn run_one(
         .collect();
     let mut total = ProducerResult {
         messages: 0,
+        batches: 0,
         bytes: 0,
         finished: None,
         errors: 0,
@@ -526,6 +544,7 @@ fn run_one(
             .join()
             .map_err(|_| anyhow::anyhow!("producer thread panicked"))??;
         total.messages += result.messages;
+        total.batches += result.batches;
         total.bytes += result.bytes;
         total.finished = total.finished.max(result.finished);
         total.errors += result.errors;
@@ -536,6 +555,23 @@ fn run_one(
     progress.finish();
     let e2e = finish_consumers(options, partitions, acks, consumers, &targets, &acked)?;
     let cpu_us = cpu_time_us() - cpu_before;
+    let broker_cpu = match broker_cpu {
+        Some(sampler) => {
+            let (before, after) = sampler
+                .join()
+                .map_err(|_| anyhow::anyhow!("CPU sampler panicked"))??;
+            let after = match after {
+                Some(after) => after,
+                None => crate::broker_cpu::CpuTimes::of(&options.broker_pid)?,
+            };
+            Some(crate::broker_cpu::BrokerCpu::new(
+                after.since(before),
+                total.batches,
+                total.bytes,
+            ))
+        }
+        None => None,
+    };
     let seconds = match options.messages {
         Some(_) => total
             .finished
@@ -554,8 +590,41 @@ fn run_one(
         latency_us: total.latency_us,
         send_delay_us: total.send_delay_us,
         cpu_us_per_message: cpu_us / (total.messages.max(1) as f64),
+        broker_cpu,
+        batches: total.batches,
         e2e,
     })
+}
+
+type CpuWindow = (
+    crate::broker_cpu::CpuTimes,
+    Option<crate::broker_cpu::CpuTimes>,
+);
+
+/// Reads the brokers' CPU when the measured window opens and, for a timed
+/// run, when it closes (a run bounded by count closes when its producers
+/// finish, read by the caller).
+fn sample_broker_cpu(
+    pids: &[u32],
+    from: Instant,
+    until: Option<Instant>,
+) -> Option<std::thread::JoinHandle<Result<CpuWindow>>> {
+    if pids.is_empty() {
+        return None;
+    }
+    let pids = pids.to_vec();
+    Some(std::thread::spawn(move || {
+        std::thread::sleep(from.saturating_duration_since(Instant::now()));
+        let before = crate::broker_cpu::CpuTimes::of(&pids)?;
+        let after = match until {
+            Some(until) => {
+                std::thread::sleep(until.saturating_duration_since(Instant::now()));
+                Some(crate::broker_cpu::CpuTimes::of(&pids)?)
+            }
+            None => None,
+        };
+        Ok((before, after))
+    }))
 }
 
 /// One producer's part of a run.
@@ -799,6 +868,7 @@ fn produce_loop(
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ u64::from(schedule.producer + 1));
     let mut send_delay_us = histogram();
     let (mut next_message, mut counted_messages, mut sent_bytes) = (0u64, 0u64, 0u64);
+    let mut counted_batches = 0u64;
     let mut last_sent = None;
     loop {
         let (first_intended, send_at) = match spacing {
@@ -894,12 +964,14 @@ fn produce_loop(
             spacing: spacing.unwrap_or(Duration::ZERO),
             first_sequence: next_message,
             messages: count as u64,
+            batches: by_partition.len() as u64,
             bytes,
             counted,
         };
         next_message += count as u64;
         if counted {
             counted_messages += count as u64;
+            counted_batches += by_partition.len() as u64;
             sent_bytes += bytes;
             last_sent = Some(Instant::now());
             if schedule.acks == 0 {
@@ -924,6 +996,7 @@ fn produce_loop(
         }
         None => Ok(ProducerResult {
             messages: counted_messages,
+            batches: counted_batches,
             bytes: sent_bytes,
             finished: last_sent,
             errors: 0,
@@ -941,6 +1014,7 @@ fn read_responses(
 ) -> Result<ProducerResult> {
     let mut result = ProducerResult {
         messages: 0,
+        batches: 0,
         bytes: 0,
         finished: None,
         errors: 0,
@@ -970,6 +1044,7 @@ fn read_responses(
             continue;
         }
         result.messages += request.messages;
+        result.batches += request.batches;
         result.bytes += request.bytes;
         result.finished = Some(done);
         let latencies: Vec<u64> = (0..request.messages)

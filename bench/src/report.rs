@@ -107,6 +107,49 @@ pub fn print_e2e_table(results: &[RunResult]) {
     }
 }
 
+/// The broker's CPU per batch and per MB, for runs with --broker-pid.
+pub fn print_broker_cpu_table(results: &[RunResult]) {
+    if results.iter().all(|r| r.broker_cpu.is_none()) {
+        return;
+    }
+    println!("broker CPU over the measured window (/proc/<pid>/stat):");
+    println!(
+        "{:>4} {:>10} {:>8} {:>8} {:>13} {:>12} {:>12} {:>11}",
+        "acks",
+        "batches",
+        "user s",
+        "sys s",
+        "user us/batch",
+        "sys us/batch",
+        "us/batch",
+        "CPU ms/MB"
+    );
+    for r in results {
+        let Some(b) = &r.broker_cpu else { continue };
+        println!(
+            "{:>4} {:>10} {:>8.2} {:>8.2} {:>13.1} {:>12.1} {:>12.1} {:>11.2}",
+            acks_name(r.acks),
+            r.batches,
+            b.cpu.user_s,
+            b.cpu.system_s,
+            b.user_us_per_batch,
+            b.system_us_per_batch,
+            b.user_us_per_batch + b.system_us_per_batch,
+            b.ms_per_mb
+        );
+    }
+}
+
+fn broker_cpu_json(cpu: Option<&crate::broker_cpu::BrokerCpu>) -> String {
+    match cpu {
+        None => "null".to_string(),
+        Some(b) => format!(
+            "{{\"user_s\": {:.3}, \"system_s\": {:.3}, \"user_us_per_batch\": {:.2}, \"system_us_per_batch\": {:.2}, \"cpu_ms_per_mb\": {:.3}}}",
+            b.cpu.user_s, b.cpu.system_s, b.user_us_per_batch, b.system_us_per_batch, b.ms_per_mb
+        ),
+    }
+}
+
 fn percentiles_json(histogram: &Histogram<u64>) -> String {
     PERCENTILES
         .iter()
@@ -188,7 +231,7 @@ pub fn json(options: &Options, results: &[RunResult]) -> String {
             .map(|(percentile, ms)| format!("[{percentile:.6}, {ms:.4}]"))
             .collect();
         runs.push(format!(
-            "{{\"acks\": {}, \"messages\": {}, \"seconds\": {}, \"msgs_per_s\": {:.1}, \"mb_per_s\": {:.3}, \"errors\": {}, \"cpu_us_per_message\": {:.3}, \"latency_ms\": {{{}}}, \"send_delay_ms_p99\": {:.3}, \"distribution\": [{}], \"e2e\": {}}}",
+            "{{\"acks\": {}, \"messages\": {}, \"seconds\": {}, \"msgs_per_s\": {:.1}, \"mb_per_s\": {:.3}, \"errors\": {}, \"cpu_us_per_message\": {:.3}, \"latency_ms\": {{{}}}, \"send_delay_ms_p99\": {:.3}, \"distribution\": [{}], \"e2e\": {}, \"batches\": {}, \"broker_cpu\": {}}}",
             json_string(acks_name(r.acks)),
             r.messages,
             r.seconds,
@@ -200,6 +243,8 @@ pub fn json(options: &Options, results: &[RunResult]) -> String {
             if r.send_delay_us.is_empty() { 0.0 } else { ms(&r.send_delay_us, 99.0) },
             distribution.join(", "),
             e2e_json(r.e2e.as_ref()),
+            r.batches,
+            broker_cpu_json(r.broker_cpu.as_ref()),
         ));
     }
     format!(
