@@ -47,11 +47,20 @@ pub(crate) fn segment_file(dir: &Path, base_offset: i64, suffix: &str) -> PathBu
     dir.join(format!("{base_offset:020}.{suffix}"))
 }
 
-pub(crate) async fn open_rw(path: &Path, create: bool) -> Result<DmaFile> {
+/// A segment's `.log`, opened O_DSYNC: each write is durable when it
+/// completes, as if an fdatasync followed it. The log only ever writes a
+/// segment in a group commit that must end durable (every flush, the
+/// write-behind ones included, is write + sync), so one io_uring write does
+/// what a write and an fdatasync did: ext4 sends extending direct writes
+/// to an io-wq worker either way, and this makes one trip to a worker and
+/// one completion per commit instead of two (docs/benchmarks.md, "O_DSYNC
+/// segment writes"). Truncations are not covered and are synced apart.
+pub(crate) async fn open_segment_log(path: &Path, create: bool) -> Result<DmaFile> {
     OpenOptions::new()
         .read(true)
         .write(true)
         .create(create)
+        .custom_flags(libc::O_DSYNC)
         .dma_open(path)
         .await
         .map_err(|e| StorageError::io(format!("open {}", path.display()), e))

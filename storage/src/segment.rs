@@ -8,7 +8,9 @@
 use crate::batch::{BatchHeader, BatchScan, ScanEnd};
 use crate::error::{Result, StorageError};
 use crate::index::{OffsetIndex, TimeIndex};
-use crate::io::{align_down, align_up, open_rw, read_whole_file, segment_file, write_whole_file};
+use crate::io::{
+    align_down, align_up, open_segment_log, read_whole_file, segment_file, write_whole_file,
+};
 use crate::limits::{BATCH_HEADER_BYTES, WRITE_ALIGN_BYTES};
 use bytes::Bytes;
 use glommio::io::{DmaBuffer, DmaFile};
@@ -79,7 +81,7 @@ pub struct SegmentRecovery {
 impl Segment {
     pub async fn create(dir: &Path, base_offset: i64) -> Result<Segment> {
         let path = segment_file(dir, base_offset, "log");
-        let file = open_rw(&path, true).await?;
+        let file = open_segment_log(&path, true).await?;
         Ok(Segment::new(dir, base_offset, Rc::new(file)))
     }
 
@@ -250,7 +252,7 @@ impl Segment {
         offset_gaps: bool,
     ) -> Result<(Segment, SegmentRecovery)> {
         let path = segment_file(dir, base_offset, "log");
-        let file = Rc::new(open_rw(&path, false).await?);
+        let file = Rc::new(open_segment_log(&path, false).await?);
         let file_size = file
             .file_size()
             .await

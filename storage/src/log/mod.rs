@@ -4,9 +4,11 @@
 //!
 //! Concurrency: `append_lock` orders appends (offsets are assigned under it)
 //! and `flush_lock` makes file writes one at a time. A waiter for durability
-//! that finds `flush_lock` free writes and fdatasyncs everything pending at
-//! that moment, so one write + one fdatasync serves every append that arrived
-//! while the previous flush was in flight (group commit, see commit.rs).
+//! that finds `flush_lock` free writes everything pending at that moment
+//! durably (one O_DSYNC write: a write and its fdatasync in one io_uring
+//! operation, see `io::open_segment_log`), so one durable write serves every
+//! append that arrived while the previous flush was in flight (group
+//! commit, see commit.rs).
 //! Every write to the files (flush, roll, truncate, close) runs in a task of
 //! its own that holds `flush_lock`, so it finishes even when the caller that
 //! started it is dropped (`Log::in_own_task`). Flushes nobody waits for
