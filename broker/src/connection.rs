@@ -12,13 +12,12 @@ use crate::api::reply::Outcome;
 use crate::core::Core;
 use crate::limits::CONNECTION_REQUESTS_IN_FLIGHT_MAX;
 use crate::protocol::dispatch;
-use crate::protocol::frame::{read_frame, FrameError};
+use crate::protocol::frame::{FrameError, FrameReader};
 use crate::transport::{self, PlainTcp, Reader, Transport, PLAINTEXT};
 use glommio::channels::local_channel;
 use glommio::net::TcpStream;
 use glommio::Task;
 use std::cell::Cell;
-use std::io;
 use std::rc::Rc;
 use storage::Event;
 
@@ -54,12 +53,19 @@ pub async fn serve_transport<T: Transport>(core: Rc<Core>, transport: T) {
         closing.clone(),
     ));
     let mut reader = Reader(&*transport);
+    let mut frames = FrameReader::default();
     loop {
         let closed = closing.event.listen();
         if closing.closed.get() {
             break;
         }
-        let next = async { Some(read_frame(&mut reader, core.config.request_bytes_max).await) };
+        let next = async {
+            Some(
+                frames
+                    .next(&mut reader, core.config.request_bytes_max)
+                    .await,
+            )
+        };
         let stop = async {
             closed.await;
             None
@@ -83,35 +89,74 @@ pub async fn serve_transport<T: Transport>(core: Rc<Core>, transport: T) {
     writer.await;
 }
 
+/// Responses written in one send at most: enough to cover what one group
+/// commit completes on a pipelining connection, few enough that a send
+/// stays one socket buffer or so.
+const RESPONSES_PER_SEND_MAX: usize = 16;
+
 async fn write_responses<T: Transport>(
     transport: Rc<T>,
     responses: local_channel::LocalReceiver<Task<Outcome>>,
     closing: Rc<Closing>,
 ) {
     let peer = transport.info().peer;
-    while let Some(task) = responses.recv().await {
-        let written = match task.await {
-            Outcome::Respond(bytes) => transport.write_parts(&[&bytes]).await,
-            Outcome::RespondParts(parts) => {
-                let slices: Vec<&[u8]> = parts.iter().map(Part::as_slice).collect();
-                transport.write_parts(&slices).await
-            }
-            Outcome::Silent => Ok(()),
-            Outcome::Close(reason) => {
-                tracing::warn!(%peer, %reason, "closing connection");
-                Err(io::Error::other(reason))
-            }
-            Outcome::Refused(reason) => {
-                tracing::debug!(%peer, %reason, "closing connection");
-                Err(io::Error::other(reason))
-            }
+    // A request taken from the queue whose answer was not ready yet.
+    let mut waiting: Option<Task<Outcome>> = None;
+    'connection: loop {
+        let task = match waiting.take() {
+            Some(task) => task,
+            None => match responses.recv().await {
+                Some(task) => task,
+                None => break,
+            },
         };
-        let written = match written {
+        // The next answer in order, then every one after it that is
+        // already done (a group commit completes several requests of a
+        // pipelining producer at once): one send for all of them.
+        let mut ready = vec![task.await];
+        while ready.len() < RESPONSES_PER_SEND_MAX {
+            let Some(Some(mut next)) = futures_lite::future::poll_once(responses.recv()).await
+            else {
+                break;
+            };
+            match futures_lite::future::poll_once(&mut next).await {
+                Some(outcome) => ready.push(outcome),
+                None => {
+                    waiting = Some(next);
+                    break;
+                }
+            }
+        }
+        let mut parts: Vec<Part> = Vec::with_capacity(ready.len());
+        let mut stop = None;
+        for outcome in ready {
+            match outcome {
+                Outcome::Respond(bytes) => parts.push(Part::Owned(bytes.freeze())),
+                Outcome::RespondParts(more) => parts.extend(more),
+                Outcome::Silent => {}
+                Outcome::Close(reason) => {
+                    tracing::warn!(%peer, %reason, "closing connection");
+                    stop = Some(reason);
+                    break;
+                }
+                Outcome::Refused(reason) => {
+                    tracing::debug!(%peer, %reason, "closing connection");
+                    stop = Some(reason);
+                    break;
+                }
+            }
+        }
+        // Answers before a close still go out, as they did one by one.
+        let slices: Vec<&[u8]> = parts.iter().map(Part::as_slice).collect();
+        let written = match transport.write_parts(&slices).await {
             Ok(()) => transport::flush(&*transport).await,
             Err(error) => Err(error),
         };
         if let Err(error) = written {
             tracing::debug!(%peer, %error, "connection writer stops");
+            break 'connection;
+        }
+        if stop.is_some() {
             break;
         }
     }
@@ -129,6 +174,7 @@ mod tests {
     use kafka_protocol::messages::*;
     use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
     use std::cell::RefCell;
+    use std::io;
     use std::pin::Pin;
     use std::task::{Context, Poll};
 

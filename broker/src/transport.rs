@@ -36,7 +36,7 @@ use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
 use std::cell::RefCell;
 use std::future::Future;
-use std::io;
+use std::io::{self, IoSliceMut};
 use std::os::unix::io::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -53,6 +53,19 @@ pub trait Transport: 'static {
 
     /// Reads some bytes into `buf`; `Ok(0)` at the end of the stream.
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
+
+    /// Reads some bytes into `bufs`, filling each before the next. The
+    /// default reads into the first non-empty one.
+    fn poll_read_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match bufs.iter_mut().find(|b| !b.is_empty()) {
+            Some(buf) => self.poll_read(cx, buf),
+            None => Poll::Ready(Ok(0)),
+        }
+    }
 
     /// Writes some of `buf`, returning how much.
     fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
@@ -87,7 +100,7 @@ pub async fn flush<T: Transport + ?Sized>(transport: &T) -> io::Result<()> {
     futures_lite::future::poll_fn(|cx| transport.poll_flush(cx)).await
 }
 
-/// A transport as a futures `AsyncRead` (for `read_frame`).
+/// A transport as a futures `AsyncRead` (for `FrameReader`).
 pub struct Reader<'a, T: ?Sized>(pub &'a T);
 
 impl<T: Transport + ?Sized> AsyncRead for Reader<'_, T> {
@@ -97,6 +110,14 @@ impl<T: Transport + ?Sized> AsyncRead for Reader<'_, T> {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         self.0.poll_read(cx, buf)
+    }
+
+    fn poll_read_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.0.poll_read_vectored(cx, bufs)
     }
 }
 
@@ -150,6 +171,29 @@ impl Transport for PlainTcp {
 
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut *self.stream.borrow_mut()).poll_read(cx, buf)
+    }
+
+    /// One non-blocking vectored receive; when nothing is there, a plain
+    /// read of the first buffer waits through glommio (and reads what
+    /// came), as `write_parts` does for sends.
+    fn poll_read_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            match receive_vectored(self.fd, bufs) {
+                Ok(read) => return Poll::Ready(Ok(read)),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    return match bufs.iter_mut().find(|b| !b.is_empty()) {
+                        Some(buf) => self.poll_read(cx, buf),
+                        None => Poll::Ready(Ok(0)),
+                    }
+                }
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
     }
 
     fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
@@ -235,6 +279,26 @@ fn send_vectored(fd: RawFd, slices: &[&[u8]], offset: usize) -> io::Result<usize
         return Err(io::Error::last_os_error());
     }
     Ok(sent as usize)
+}
+
+/// One non-blocking recvmsg into `bufs`.
+fn receive_vectored(fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
+    #[expect(unsafe_code)]
+    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+    // IoSliceMut is ABI-compatible with iovec (std guarantees it on Unix).
+    header.msg_iov = bufs.as_mut_ptr().cast::<libc::iovec>();
+    header.msg_iovlen = bufs.len() as _;
+    // SAFETY: the iovecs are the caller's exclusively borrowed buffers,
+    // which recvmsg writes at most their lengths into; the fd is the
+    // connection's open socket, owned by the `PlainTcp` that the caller
+    // borrows. MSG_DONTWAIT keeps the executor thread from blocking.
+    #[expect(unsafe_code)]
+    let read = unsafe { libc::recvmsg(fd, &mut header, libc::MSG_DONTWAIT) };
+    if read < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(read as usize)
 }
 
 #[cfg(test)]
