@@ -102,7 +102,7 @@ async fn write_responses<T: Transport>(
     let peer = transport.info().peer;
     // A request taken from the queue whose answer was not ready yet.
     let mut waiting: Option<Task<Outcome>> = None;
-    'connection: loop {
+    loop {
         let task = match waiting.take() {
             Some(task) => task,
             None => match responses.recv().await {
@@ -128,7 +128,7 @@ async fn write_responses<T: Transport>(
             }
         }
         let mut parts: Vec<Part> = Vec::with_capacity(ready.len());
-        let mut stop = None;
+        let mut close = false;
         for outcome in ready {
             match outcome {
                 Outcome::Respond(bytes) => parts.push(Part::Owned(bytes.freeze())),
@@ -136,12 +136,12 @@ async fn write_responses<T: Transport>(
                 Outcome::Silent => {}
                 Outcome::Close(reason) => {
                     tracing::warn!(%peer, %reason, "closing connection");
-                    stop = Some(reason);
+                    close = true;
                     break;
                 }
                 Outcome::Refused(reason) => {
                     tracing::debug!(%peer, %reason, "closing connection");
-                    stop = Some(reason);
+                    close = true;
                     break;
                 }
             }
@@ -154,9 +154,9 @@ async fn write_responses<T: Transport>(
         };
         if let Err(error) = written {
             tracing::debug!(%peer, %error, "connection writer stops");
-            break 'connection;
+            break;
         }
-        if stop.is_some() {
+        if close {
             break;
         }
     }

@@ -61,10 +61,7 @@ pub trait Transport: 'static {
         cx: &mut Context<'_>,
         bufs: &mut [IoSliceMut<'_>],
     ) -> Poll<io::Result<usize>> {
-        match bufs.iter_mut().find(|b| !b.is_empty()) {
-            Some(buf) => self.poll_read(cx, buf),
-            None => Poll::Ready(Ok(0)),
-        }
+        poll_read_first(self, cx, bufs)
     }
 
     /// Writes some of `buf`, returning how much.
@@ -93,6 +90,18 @@ pub async fn write_each_part<T: Transport + ?Sized>(
         writer.write_all(part).await?;
     }
     Ok(())
+}
+
+/// `Transport::poll_read` into the first non-empty buffer of `bufs`.
+fn poll_read_first<T: Transport + ?Sized>(
+    transport: &T,
+    cx: &mut Context<'_>,
+    bufs: &mut [IoSliceMut<'_>],
+) -> Poll<io::Result<usize>> {
+    match bufs.iter_mut().find(|b| !b.is_empty()) {
+        Some(buf) => transport.poll_read(cx, buf),
+        None => Poll::Ready(Ok(0)),
+    }
 }
 
 /// Waits until `poll_flush` is done.
@@ -186,10 +195,7 @@ impl Transport for PlainTcp {
                 Ok(read) => return Poll::Ready(Ok(read)),
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    return match bufs.iter_mut().find(|b| !b.is_empty()) {
-                        Some(buf) => self.poll_read(cx, buf),
-                        None => Poll::Ready(Ok(0)),
-                    }
+                    return poll_read_first(self, cx, bufs)
                 }
                 Err(error) => return Poll::Ready(Err(error)),
             }

@@ -53,8 +53,8 @@ pub(crate) fn segment_file(dir: &Path, base_offset: i64, suffix: &str) -> PathBu
 /// write-behind ones included, is write + sync), so one io_uring write does
 /// what a write and an fdatasync did: ext4 sends extending direct writes
 /// to an io-wq worker either way, and this makes one trip to a worker and
-/// one completion per commit instead of two (docs/benchmarks.md, "O_DSYNC
-/// segment writes"). Truncations are not covered and are synced apart.
+/// one completion per commit instead of two (docs/benchmarks.md, "Produce
+/// path CPU per batch"). Truncations are not covered and are synced apart.
 pub(crate) async fn open_segment_log(path: &Path, create: bool) -> Result<DmaFile> {
     OpenOptions::new()
         .read(true)
