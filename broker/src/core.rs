@@ -27,8 +27,8 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
-use storage::{Chunk, CoreMemory, ProducedBatch};
+use std::time::{Duration, Instant};
+use storage::{Chunk, CoreMemory, Event, ProducedBatch};
 
 /// One partition of a fetch.
 #[derive(Debug, Clone)]
@@ -441,6 +441,7 @@ impl Core {
         mut budget: usize,
         total_before: usize,
         replica: Option<i32>,
+        watch: &Rc<Event>,
     ) -> (Vec<Result<PartitionRead<Chunk>, ReadError>>, usize) {
         let mut total = 0usize;
         let mut answers = Vec::with_capacity(wanted.len());
@@ -485,6 +486,10 @@ impl Core {
                     }
                 }
             };
+            // After the replica's position moved the high watermark (its
+            // own change must not wake it) and before the read (a change
+            // during the read must).
+            partition.changes().watch(watch);
             if budget == 0 && total_before + total > 0 {
                 // Nothing left to give: offsets only (a read always gives
                 // at least one batch, so do not read).
@@ -613,8 +618,9 @@ impl Core {
         answer.unwrap_or(Err(ReadError::NotLeader))
     }
 
-    /// `read_here` on another core: its append count from before the reads
-    /// (for `wait_for_appends`) and reads that can cross cores.
+    /// `read_here` on another core: the read partitions' change count
+    /// from before the reads (for `wait_for_changes`) and reads that can
+    /// cross cores.
     pub async fn read_on(
         self: &Rc<Self>,
         core: usize,
@@ -624,23 +630,53 @@ impl Core {
         replica: Option<i32>,
     ) -> Result<(u64, Vec<SentRead>), BrokerError> {
         self.on_core(core, move |core| async move {
-            let appends = core.shard.appends().count();
-            let (reads, _) = core.read_here(&wanted, budget, total_before, replica).await;
+            let changes = core
+                .shard
+                .changes_of(wanted.iter().map(|w| (w.topic.as_str(), w.partition)));
+            // Nothing waits here: `wait_for_changes` watches again.
+            let unwatched = Rc::new(Event::default());
+            let (reads, _) = core
+                .read_here(&wanted, budget, total_before, replica, &unwatched)
+                .await;
             let sent = reads
                 .into_iter()
                 .map(|read| read.map(PartitionRead::into_sendable))
                 .collect();
-            (appends, sent)
+            (changes, sent)
         })
         .await
     }
 
-    /// Resolves once `core` has seen more than `after` appends, or after
+    /// Resolves once the partitions on `core` have changed beyond
+    /// `after` (appends, or their high watermarks moving), or after
     /// `timeout` (a fetch long-poll on another core's partitions).
-    pub async fn wait_for_appends(self: &Rc<Self>, core: usize, after: u64, timeout: Duration) {
+    pub async fn wait_for_changes(
+        self: &Rc<Self>,
+        core: usize,
+        partitions: Vec<(String, i32)>,
+        after: u64,
+        timeout: Duration,
+    ) {
         let _ = self
             .on_core(core, move |core| async move {
-                core.shard.appends().wait_beyond(after, timeout).await
+                let deadline = Instant::now() + timeout;
+                loop {
+                    let changed = Rc::new(Event::default());
+                    let woken = changed.listen();
+                    let mut now = 0;
+                    for (topic, index) in &partitions {
+                        if let Some(partition) = core.shard.partition(topic, *index) {
+                            partition.changes().watch(&changed);
+                            now += partition.changes().count();
+                        }
+                    }
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    // A deleted partition lowers the sum: that is a change too.
+                    if now != after || left.is_zero() {
+                        return;
+                    }
+                    futures_lite::future::or(woken, glommio::timer::sleep(left)).await;
+                }
             })
             .await;
     }

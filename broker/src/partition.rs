@@ -16,6 +16,7 @@ use crate::producer_state::{self, check_sequence, remember, Producers, Sequence,
 use controller::PartitionImage;
 use replication::{EpochEnd, IsrChange, LeaderState, NotAReplica};
 use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 use storage::batch::{BatchHeader, BatchScan};
 use storage::{AppendInfo, Chunk, Event, Log, ProducedBatch, StorageError};
@@ -199,42 +200,38 @@ pub struct OffsetAnswer {
     pub leader_epoch: i32,
 }
 
-/// This core's count of appends and their wake-up, shared by all its
-/// partitions: fetch long-polls wait on it, and a long-poll from another
-/// core asks "more than n appends since my read?" without a race.
+/// A partition's changes that a fetch long-poll waits for (an append, or
+/// the high watermark moving) and the long-polls waiting on it. Only the
+/// fetches that read this partition are woken, not every fetch on the core:
+/// a follower's appends to a busy partition would otherwise wake every
+/// replica fetch on its core for partitions that did not change.
 #[derive(Default)]
-pub struct Appends {
+pub struct Changes {
     count: Cell<u64>,
-    event: Event,
+    /// Weak, so a long-poll that ended without a change leaves nothing
+    /// behind; dead entries go when the next one registers.
+    waiters: RefCell<Vec<Weak<Event>>>,
 }
 
-impl Appends {
+impl Changes {
     fn note(&self) {
         self.count.set(self.count.get() + 1);
-        self.event.notify_all();
+        for waiter in self.waiters.take() {
+            if let Some(waiter) = waiter.upgrade() {
+                waiter.notify_all();
+            }
+        }
     }
 
     pub fn count(&self) -> u64 {
         self.count.get()
     }
 
-    /// The next append on this core (listen before reading, so an append
-    /// between the read and the wait is not missed).
-    pub fn next(&self) -> impl std::future::Future<Output = ()> + '_ {
-        self.event.listen()
-    }
-
-    /// Resolves when more than `after` appends happened here, or at `timeout`.
-    pub async fn wait_beyond(&self, after: u64, timeout: std::time::Duration) {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let appended = self.event.listen();
-            let now = std::time::Instant::now();
-            if self.count.get() > after || now >= deadline {
-                return;
-            }
-            futures_lite::future::or(appended, glommio::timer::sleep(deadline - now)).await;
-        }
+    /// Notifies `waiter` once, at the next change.
+    pub fn watch(&self, waiter: &Rc<Event>) {
+        let mut waiters = self.waiters.borrow_mut();
+        waiters.retain(|w| w.strong_count() > 0);
+        waiters.push(Rc::downgrade(waiter));
     }
 }
 
@@ -255,7 +252,7 @@ pub struct Partition {
     replication_changed: Event,
     /// `min.insync.replicas` of the topic.
     min_insync: Cell<usize>,
-    appends: std::rc::Rc<Appends>,
+    changes: Changes,
 }
 
 /// Milliseconds on the wall clock, for the followers' caught-up times.
@@ -272,7 +269,7 @@ impl Partition {
     /// log start and only a leader moves it (to its log end at once when
     /// it is the only in-sync replica), because what the followers have is
     /// not known after a restart (Kafka would read its HW checkpoint).
-    pub async fn open(log: Log, appends: std::rc::Rc<Appends>, min_insync: usize) -> Partition {
+    pub async fn open(log: Log, min_insync: usize) -> Partition {
         let producers = producer_state::recover(&log).await;
         log.set_high_watermark(log.log_start_offset());
         Partition {
@@ -282,7 +279,7 @@ impl Partition {
             replica: RefCell::new(Replica::None),
             replication_changed: Event::default(),
             min_insync: Cell::new(min_insync.max(1)),
-            appends,
+            changes: Changes::default(),
         }
     }
 
@@ -435,7 +432,7 @@ impl Partition {
                         );
                     }
                     self.advance_high_watermark();
-                    self.appends.note();
+                    self.changes.note();
                     info
                 }
             };
@@ -518,7 +515,7 @@ impl Partition {
         }
         let info = self.log.append_unsynced(batch).await?;
         self.advance_high_watermark();
-        self.appends.note();
+        self.changes.note();
         Ok(info)
     }
 
@@ -560,7 +557,14 @@ impl Partition {
         };
         if moved {
             self.replication_changed.notify_all();
+            // Consumers read up to it.
+            self.changes.note();
         }
+    }
+
+    /// What fetch long-polls on this partition wait for.
+    pub fn changes(&self) -> &Changes {
+        &self.changes
     }
 
     /// Checks a fetch's current leader epoch (KIP-320; -1 asks for no
@@ -700,7 +704,7 @@ impl Partition {
             producer_state::remember_stored(&mut producers, header);
         }
         drop(producers);
-        self.appends.note();
+        self.changes.note();
         Ok(Some(info))
     }
 

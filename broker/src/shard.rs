@@ -6,7 +6,7 @@
 
 use crate::error::BrokerError;
 use crate::metadata::topics::Topic;
-use crate::partition::{Appends, Partition};
+use crate::partition::Partition;
 use crate::router::owner_of;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -25,7 +25,6 @@ pub struct Shard {
     defaults: LogConfig,
     partitions: RefCell<HashMap<(String, i32), Rc<Partition>>>,
     memory: Rc<CoreMemory>,
-    appends: Rc<Appends>,
 }
 
 impl Shard {
@@ -45,7 +44,6 @@ impl Shard {
             defaults,
             partitions: RefCell::new(HashMap::new()),
             memory,
-            appends: Rc::new(Appends::default()),
         }
     }
 
@@ -86,7 +84,7 @@ impl Shard {
                 tracing::warn!(topic = %topic.name, partition, bytes = report.truncated_bytes(), "recovered partition");
             }
             let min_insync = config.min_insync_replicas;
-            let entry = Rc::new(Partition::open(log, self.appends.clone(), min_insync).await);
+            let entry = Rc::new(Partition::open(log, min_insync).await);
             self.partitions
                 .borrow_mut()
                 .insert((topic.name.clone(), partition), entry);
@@ -160,8 +158,13 @@ impl Shard {
         all
     }
 
-    pub fn appends(&self) -> &Appends {
-        &self.appends
+    /// The sum of these partitions' change counts (the ones held here).
+    pub fn changes_of<'a>(&self, partitions: impl Iterator<Item = (&'a str, i32)>) -> u64 {
+        let held = self.partitions.borrow();
+        partitions
+            .filter_map(|(topic, index)| held.get(&(topic.to_string(), index)))
+            .map(|p| p.changes().count())
+            .sum()
     }
 
     fn all(&self) -> Vec<Rc<Partition>> {

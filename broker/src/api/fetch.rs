@@ -44,27 +44,29 @@ pub async fn handle(ctx: &RequestContext, core: &Rc<Core>, request: FetchRequest
     let plan = Plan::new(core, &request, ctx.version);
     let replica = (request.replica_id.0 >= 0).then_some(request.replica_id.0);
     loop {
-        let appended = core.shard.appends().next();
+        // Notified by a change to any partition read (those of this core
+        // watch it during the read, those of other cores through a wait
+        // there).
+        let changed = Rc::new(Event::default());
+        let woken = changed.listen();
         let read = plan
-            .read(core, request.max_bytes.max(0) as usize, replica)
+            .read(core, request.max_bytes.max(0) as usize, replica, &changed)
             .await;
         let now = Instant::now();
         if read.bytes >= min_bytes.max(1) || read.failed || now >= deadline {
             return FetchReply(plan.answer(read.answers));
         }
-        let remote_appended = Rc::new(Event::default());
-        let woken = remote_appended.listen();
-        for (other, appends) in read.remote_appends {
-            let (core, remote_appended) = (core.clone(), remote_appended.clone());
+        for (other, partitions, after) in read.remote_changes {
+            let (core, changed) = (core.clone(), changed.clone());
             let timeout = deadline - now;
             glommio::spawn_local(async move {
-                core.wait_for_appends(other, appends, timeout).await;
-                remote_appended.notify_all();
+                core.wait_for_changes(other, partitions, after, timeout)
+                    .await;
+                changed.notify_all();
             })
             .detach();
         }
-        let timeout = glommio::timer::sleep(deadline - now);
-        futures_lite::future::or(appended, futures_lite::future::or(woken, timeout)).await;
+        futures_lite::future::or(woken, glommio::timer::sleep(deadline - now)).await;
     }
 }
 
@@ -82,8 +84,9 @@ struct Read {
     answers: Vec<Option<PartitionAnswer>>,
     bytes: usize,
     failed: bool,
-    /// Append counts of the other cores read, from before their reads.
-    remote_appends: Vec<(usize, u64)>,
+    /// The other cores read, their partitions and those partitions'
+    /// change count from before the reads.
+    remote_changes: Vec<(usize, Vec<(String, i32)>, u64)>,
 }
 
 impl Plan {
@@ -131,18 +134,26 @@ impl Plan {
         }
     }
 
-    async fn read(&self, core: &Rc<Core>, max_bytes: usize, replica: Option<i32>) -> Read {
+    async fn read(
+        &self,
+        core: &Rc<Core>,
+        max_bytes: usize,
+        replica: Option<i32>,
+        changed: &Rc<Event>,
+    ) -> Read {
         let mut read = Read {
             answers: (0..self.wanted.len()).map(|_| None).collect(),
             bytes: 0,
             failed: false,
-            remote_appends: Vec::new(),
+            remote_changes: Vec::new(),
         };
         let mut budget = max_bytes;
         for (owner, indexes) in &self.by_core {
             let group: Vec<ReadWanted> = indexes.iter().map(|&i| self.wanted[i].clone()).collect();
             let (answers, bytes) = if *owner == core.router.core() {
-                let (reads, bytes) = core.read_here(&group, budget, read.bytes, replica).await;
+                let (reads, bytes) = core
+                    .read_here(&group, budget, read.bytes, replica, changed)
+                    .await;
                 let answers: Vec<PartitionAnswer> = group
                     .iter()
                     .zip(reads)
@@ -153,7 +164,7 @@ impl Plan {
                 let reply = core
                     .read_on(*owner, group.clone(), budget, read.bytes, replica)
                     .await;
-                let Ok((appends, remote)) = reply else {
+                let Ok((changes, remote)) = reply else {
                     for &index in indexes {
                         let partition = self.wanted[index].partition;
                         read.answers[index] =
@@ -162,7 +173,11 @@ impl Plan {
                     read.failed = true;
                     continue;
                 };
-                read.remote_appends.push((*owner, appends));
+                let partitions = group
+                    .iter()
+                    .map(|w| (w.topic.clone(), w.partition))
+                    .collect();
+                read.remote_changes.push((*owner, partitions, changes));
                 let bytes = remote
                     .iter()
                     .flatten()
