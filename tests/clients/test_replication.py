@@ -18,6 +18,9 @@ epoch while the returning replica truncates what it must.
   NOT_ENOUGH_REPLICAS (acks=1 still works); resumed, the ISR is whole again.
   The second follower is a broker-only fourth node: with both followers
   voters, the one voter left could not commit the ISR shrink;
+- a consumer long-polling at the high watermark is answered when the high
+  watermark moves past a new record (the followers' fetches move it, after
+  the leader's append), not at its `max_wait_ms`;
 - Fetch as a replica with bad input: an unknown replica id, a fenced or an
   unknown leader epoch, a consumer offset past the log end, a last fetched
   epoch that diverged (DivergingEpoch); then the broker still serves.
@@ -66,6 +69,7 @@ JEPSEN_IN_FLIGHT_MAX = 5000  # records the workload has handed librdkafka and no
 IDENTICAL_RECORDS = 3000
 VALUE_SIZES = (1, 10, 100, 700, 3000, 9000)
 SHOWN_MAX = 20  # problems listed in a failure message
+LONG_POLL_ANSWER_S = 30  # a long poll's answer once the high watermark passed a record
 
 BATCH_HEADER_BYTES = 61
 LEADER_EPOCH_CHECKPOINT = "leader-epoch-checkpoint"
@@ -206,14 +210,16 @@ def call_flexible(node, api_key, version, body, timeout_s=REQUEST_TIMEOUT_S):
 FetchAnswer = collections.namedtuple("FetchAnswer", "error high_watermark log_start records tags")
 
 
-def fetch_v12(node, topic, partition, offset, replica_id=-1, current_leader_epoch=-1, last_fetched_epoch=-1):
-    """One Fetch v12 (no waiting, no session) of one partition through
-    `node`, as a consumer (replica_id -1) or as replica `replica_id`."""
+def fetch_v12(node, topic, partition, offset, replica_id=-1, current_leader_epoch=-1, last_fetched_epoch=-1,
+              max_wait_ms=0, min_bytes=0, timeout_s=REQUEST_TIMEOUT_S):
+    """One Fetch v12 (no session; no waiting unless `max_wait_ms` and
+    `min_bytes` ask for it) of one partition through `node`, as a consumer
+    (replica_id -1) or as replica `replica_id`."""
     wanted = struct.pack(">iiqiqi", partition, current_leader_epoch, offset, last_fetched_epoch, -1, 1 << 20)
     topics = compact_array([compact_string(topic) + compact_array([wanted + NO_TAGS]) + NO_TAGS])
-    body = struct.pack(">iiiibii", replica_id, 0, 0, 1 << 20, 0, 0, -1) + topics + compact_array([]) \
-        + compact_string("") + NO_TAGS
-    r = call_flexible(node, 1, 12, body)
+    body = struct.pack(">iiiibii", replica_id, max_wait_ms, min_bytes, 1 << 20, 0, 0, -1) + topics \
+        + compact_array([]) + compact_string("") + NO_TAGS
+    r = call_flexible(node, 1, 12, body, timeout_s)
     r.int32()  # throttle_time_ms
     top_error = r.int16()
     r.int32()  # session_id
@@ -833,6 +839,27 @@ def test_paused_follower_leaves_isr(make_cluster):
 
 
 # --- 4. Fetch as a replica with bad input ---------------------------------------
+
+def test_consumer_long_poll_wakes_when_the_high_watermark_moves(make_cluster):
+    cluster = make_cluster()
+    topic = "long-poll"
+    create_topic_with(cluster, cluster.nodes[1], topic, 1, 3)
+    p = wait_whole_isr(cluster, {topic: 1}, FORMED_TIMEOUT_S)[topic][0]
+    leader = cluster.nodes[p.leader]
+    # The answer must come from the high watermark moving: its max wait is
+    # far past the socket's deadline.
+    answers = []
+    poll = threading.Thread(target=lambda: answers.append(
+        fetch_v12(leader, topic, 0, 0, max_wait_ms=600_000, min_bytes=1, timeout_s=LONG_POLL_ANSWER_S)))
+    poll.start()
+    # acks=1: answered at the leader's append, before any follower fetched
+    # it, so the high watermark moves after the append's wake-up.
+    assert produce(leader, topic, 0, [b"moved"], acks=1) == (NONE, 0)
+    poll.join()
+    assert len(answers) == 1, "the long poll got no answer (see the thread's exception above)"
+    assert answers[0].error == NONE and answers[0].high_watermark == 1, answers[0]
+    assert values_of(answers[0].records) == [b"moved"]
+
 
 def test_fetch_as_replica_bad_input(make_cluster):
     cluster = make_cluster()
