@@ -146,7 +146,7 @@ run_sluice_cluster() {
         local port=$((sluice_cluster_port + i - 1)) cport=$((sluice_controller_port + i))
         mkdir -p "$dir/node-$i"
         target/release/broker --data-dir "$dir/node-$i" --cores 1 --listen "127.0.0.1:$port" \
-            --set "node.id=$i" --set "sluice.cpus=$(( (i - 1) % $(nproc) ))" \
+            --set "node.id=$i" --set "sluice.cpus=$(( (i - 1) % $(nproc) ))" --set sluice.admin.listen= \
             --set process.roles=broker,controller \
             --set "controller.quorum.voters=$voters" \
             --set "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport" \

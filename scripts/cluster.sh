@@ -8,7 +8,7 @@
 #   scripts/cluster.sh status [--dir D]
 #
 # Node i (1..N) has node.id i, client port 9092+i-1 (9092, 9093, ...),
-# controller port 19092+i, data dir D/node-i (D: ./data/cluster of the
+# controller port 19092+i, admin endpoint (/metrics) 9644+i-1, data dir D/node-i (D: ./data/cluster of the
 # repository), its log in D/node-i/broker.log (the previous run's in
 # broker.log.1) and its PID in D/node-i/broker.pid. The binary is
 # $SLUICE_BROKER_BIN if set, else target/release/broker (built when missing).
@@ -23,6 +23,7 @@ readonly root
 readonly host=127.0.0.1
 readonly client_port_base=9092
 readonly controller_port_base=19092
+readonly admin_port_base=9644
 readonly nodes_max=9
 readonly ready_timeout_s=60
 readonly stop_timeout_s=10
@@ -39,6 +40,7 @@ die() {
 
 client_port() { echo $((client_port_base + $1 - 1)); }
 controller_port() { echo $((controller_port_base + $1)); }
+admin_port() { echo $((admin_port_base + $1 - 1)); }
 
 # The PID in $1/broker.pid if that process runs and is the broker of data
 # dir $1 (a PID reused by another process does not count); else nothing.
@@ -144,6 +146,7 @@ start() {
         done
         nohup "$bin" --data-dir "$node_dir" --cores "$cores" --listen "$host:$port" \
             --set "node.id=$id" --set "sluice.cpus=$cpus" \
+            --set "sluice.admin.listen=$host:$(admin_port "$id")" \
             --set process.roles=broker,controller \
             --set "controller.quorum.voters=$voters" \
             --set "listeners=PLAINTEXT://$host:$port,CONTROLLER://$host:$cport" \
@@ -160,7 +163,7 @@ start() {
             for i in "${!started[@]}"; do rm -f "$dir/node-$i/broker.pid"; done
             exit 1
         fi
-        echo "node $id: pid ${started[$id]}, client $host:$(client_port "$id"), controller $host:$(controller_port "$id"), log $dir/node-$id/broker.log"
+        echo "node $id: pid ${started[$id]}, client $host:$(client_port "$id"), controller $host:$(controller_port "$id"), admin http://$host:$(admin_port "$id"), log $dir/node-$id/broker.log"
     done
     echo "bootstrap: $bootstrap"
 }

@@ -52,6 +52,8 @@ impl<T, E> OrInvalid<T> for std::result::Result<T, E> {
 }
 
 pub const IDLE_POLL_US_DEFAULT: u64 = 50;
+/// `sluice.admin.listen`'s default port (Redpanda's admin API port).
+pub const ADMIN_PORT_DEFAULT: u16 = 9644;
 /// Beyond this an idle broker burns a core for nothing.
 pub const IDLE_POLL_US_MAX: u64 = 10_000;
 
@@ -101,6 +103,9 @@ pub struct Config {
     /// `sluice.write.buffer.bytes`: bytes appended but not yet written, on
     /// one core (all its partitions together).
     pub write_buffer_bytes_max: usize,
+    /// `sluice.admin.listen`: the admin HTTP endpoint (`/metrics`,
+    /// `/v1/status/*`); None (an empty value) turns it off.
+    pub admin_listen: Option<SocketAddr>,
     /// Consumer-group settings (`group.*`, `offsets.*`).
     pub group: GroupConfig,
     /// Roles, the controller quorum and membership (`process.roles`, ...).
@@ -236,6 +241,7 @@ impl Config {
             cleaner_backoff_ms: 15_000,
             tail_cache_bytes_max: storage::limits::TAIL_CACHE_BYTES_DEFAULT_MAX,
             write_buffer_bytes_max: storage::limits::WRITE_BUFFER_CORE_BYTES_DEFAULT_MAX,
+            admin_listen: Some(([127, 0, 0, 1], ADMIN_PORT_DEFAULT).into()),
             group: Default::default(),
             cluster: Default::default(),
         };
@@ -411,6 +417,16 @@ impl Config {
             "sluice.idle.poll.time.us" => {
                 self.idle_poll_us =
                     u64::try_from(number()?).or_invalid(key, value, "must not be negative")?;
+            }
+            "sluice.admin.listen" => {
+                self.admin_listen = match value.trim() {
+                    "" => None,
+                    address => Some(address.parse().or_invalid(
+                        key,
+                        value,
+                        "expected ip:port, or empty for none",
+                    )?),
+                }
             }
             "sluice.tail.cache.bytes" => {
                 self.tail_cache_bytes_max =

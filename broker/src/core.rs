@@ -12,6 +12,7 @@ use crate::group::store::OFFSETS_TOPIC;
 use crate::group::{coordinator_core, GroupAnswer, GroupCall, Groups};
 use crate::metadata::cluster::Cluster;
 use crate::metadata::topics::Topic;
+use crate::metrics::{CoreCounters, CoreSnapshot, Hop, PartitionSnapshot};
 use crate::partition::{
     Acks, DeleteRecordsError, OffsetAnswer, OffsetQuery, PartitionRead, ProduceError, Produced,
     ProducerSummary, ReadBound, ReadError, Role,
@@ -54,6 +55,8 @@ pub struct Core {
     pub groups: Rc<Groups>,
     /// Refused requests already logged on this core (refusals.rs).
     pub refusals: Refusals,
+    /// What `/metrics` reports of this core (metrics/mod.rs).
+    pub counters: CoreCounters,
     /// The metadata image as this core has applied it to its shard.
     image: RefCell<Arc<MetadataImage>>,
     /// Notified after each applied metadata update (the replica fetchers
@@ -89,6 +92,7 @@ impl Core {
         cluster: Arc<Cluster>,
         router: Router<Core>,
     ) -> Result<(Rc<Core>, flume::Receiver<Update>), BrokerError> {
+        let router_cores = router.cores();
         let memory =
             CoreMemory::with_limits(config.tail_cache_bytes_max, config.write_buffer_bytes_max);
         let shard = Rc::new(Shard::new(
@@ -118,6 +122,7 @@ impl Core {
             shard,
             groups,
             refusals: Refusals::default(),
+            counters: CoreCounters::new(router_cores),
             image: RefCell::new(image),
             roles_changed: storage::Event::default(),
             roles_ready: std::cell::Cell::new(false),
@@ -284,9 +289,31 @@ impl Core {
         Some(state.leader == self.config.node_id)
     }
 
+    /// This core's answer to a `/metrics` scrape.
+    pub fn snapshot(&self) -> CoreSnapshot {
+        let partitions: Vec<PartitionSnapshot> = self
+            .shard
+            .named()
+            .iter()
+            .map(|(topic, index, partition)| partition.snapshot(topic, *index))
+            .collect();
+        let memory = self.shard.memory();
+        self.counters.core_snapshot(
+            self.router.core(),
+            partitions,
+            memory.tail_cache_bytes(),
+            memory.write_buffer_bytes(),
+        )
+    }
+
     /// Runs `work` on `core`: directly if it is this one, else as a job
     /// there (CoreStopping if that core no longer answers).
-    pub async fn on_core<R, F, Fut>(self: &Rc<Self>, core: usize, work: F) -> Result<R, BrokerError>
+    pub async fn on_core<R, F, Fut>(
+        self: &Rc<Self>,
+        core: usize,
+        hop: Hop,
+        work: F,
+    ) -> Result<R, BrokerError>
     where
         R: Send + 'static,
         F: FnOnce(Rc<Core>) -> Fut + Send + 'static,
@@ -295,6 +322,7 @@ impl Core {
         if core == self.router.core() {
             return Ok(work(self.clone()).await);
         }
+        self.counters.hop(core, hop);
         self.router
             .call(core, work)
             .await
@@ -312,7 +340,7 @@ impl Core {
     ) -> Result<Produced, ProduceError> {
         let owner = self.router.owner(&topic, partition);
         let answer = self
-            .on_core(owner, move |core| async move {
+            .on_core(owner, Hop::Produce, move |core| async move {
                 match (
                     core.leads(&topic, partition),
                     core.shard.partition(&topic, partition),
@@ -335,7 +363,7 @@ impl Core {
     ) -> Result<OffsetAnswer, ReadError> {
         let owner = self.router.owner(&topic, partition);
         let answer = self
-            .on_core(owner, move |core| async move {
+            .on_core(owner, Hop::ListOffsets, move |core| async move {
                 match (
                     core.leads(&topic, partition),
                     core.shard.partition(&topic, partition),
@@ -363,7 +391,7 @@ impl Core {
     ) -> Result<i64, DeleteRecordsError> {
         let owner = self.router.owner(&topic, partition);
         let answer = self
-            .on_core(owner, move |core| async move {
+            .on_core(owner, Hop::Admin, move |core| async move {
                 match (
                     core.leads(&topic, partition),
                     core.shard.partition(&topic, partition),
@@ -385,7 +413,7 @@ impl Core {
     ) -> Result<Vec<ProducerSummary>, ReadError> {
         let owner = self.router.owner(&topic, partition);
         let answer = self
-            .on_core(owner, move |core| async move {
+            .on_core(owner, Hop::Admin, move |core| async move {
                 match core.shard.partition(&topic, partition) {
                     Some(partition) => Ok(partition.producers()),
                     None => Err(ReadError::UnknownPartition),
@@ -401,7 +429,7 @@ impl Core {
         let mut all = Vec::new();
         for core in 0..self.router.cores() {
             let sizes = self
-                .on_core(core, |core| async move {
+                .on_core(core, Hop::Admin, |core| async move {
                     let mut sizes = Vec::new();
                     for topic in core.image().topics.values() {
                         let topic = Topic::from_image(topic);
@@ -505,6 +533,7 @@ impl Core {
             let read = partition.read(want.offset, limit, bound).await;
             if let Ok(read) = &read {
                 let bytes: usize = read.records.iter().map(|c| c.len()).sum();
+                partition.traffic().read(bytes, replica.is_some());
                 total += bytes;
                 budget = budget.saturating_sub(bytes);
             }
@@ -606,7 +635,7 @@ impl Core {
     ) -> Result<EpochEnd, ReadError> {
         let owner = self.router.owner(&topic, partition);
         let answer = self
-            .on_core(owner, move |core| async move {
+            .on_core(owner, Hop::Admin, move |core| async move {
                 let partition = core
                     .shard
                     .partition(&topic, partition)
@@ -629,7 +658,7 @@ impl Core {
         total_before: usize,
         replica: Option<i32>,
     ) -> Result<(u64, Vec<SentRead>), BrokerError> {
-        self.on_core(core, move |core| async move {
+        self.on_core(core, Hop::Fetch, move |core| async move {
             let changes = core
                 .shard
                 .changes_of(wanted.iter().map(|w| (w.topic.as_str(), w.partition)));
@@ -658,7 +687,7 @@ impl Core {
         timeout: Duration,
     ) {
         let _ = self
-            .on_core(core, move |core| async move {
+            .on_core(core, Hop::FetchWait, move |core| async move {
                 let deadline = Instant::now() + timeout;
                 loop {
                     let changed = Rc::new(Event::default());
@@ -689,7 +718,7 @@ impl Core {
             let mut all = Vec::new();
             for core in 0..cores {
                 let answer = self
-                    .on_core(core, |core| async move {
+                    .on_core(core, Hop::Group, |core| async move {
                         core.groups.execute(GroupCall::List).await
                     })
                     .await;
@@ -701,10 +730,9 @@ impl Core {
             return GroupAnswer::List(all);
         };
         let core = coordinator_core(group, self.config.group.offsets_topic_partitions, cores);
-        self.on_core(
-            core,
-            move |core| async move { core.groups.execute(call).await },
-        )
+        self.on_core(core, Hop::Group, move |core| async move {
+            core.groups.execute(call).await
+        })
         .await
         .unwrap_or(GroupAnswer::Unavailable)
     }

@@ -63,6 +63,11 @@ pub enum ServerError {
         what: String,
         source: std::io::Error,
     },
+    #[error("admin endpoint (sluice.admin.listen) {address}: {source}; set another address, or an empty value to turn it off")]
+    Admin {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot listen on {address} (is another broker running?): {source}")]
     PortInUse {
         address: std::net::SocketAddr,

@@ -1,6 +1,7 @@
 //! The Sluice broker as a library: the binary (main.rs) is its CLI, and the
 //! fuzz target (broker/fuzz) drives `protocol::decode` directly.
 
+pub mod admin;
 pub mod api;
 pub mod config;
 pub mod connection;
@@ -11,6 +12,7 @@ pub mod group;
 pub mod limits;
 pub mod membership;
 pub mod metadata;
+pub mod metrics;
 pub mod partition;
 pub mod producer_state;
 pub mod protocol;

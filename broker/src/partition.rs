@@ -12,6 +12,7 @@
 //! Kafka error codes. The replication decisions themselves (ISR, high
 //! watermark, divergence) are the `replication` crate's, free of I/O.
 
+use crate::metrics::{PartitionSnapshot, Traffic};
 use crate::producer_state::{self, check_sequence, remember, Producers, Sequence, SequenceError};
 use controller::PartitionImage;
 use replication::{EpochEnd, IsrChange, LeaderState, NotAReplica};
@@ -253,6 +254,7 @@ pub struct Partition {
     /// `min.insync.replicas` of the topic.
     min_insync: Cell<usize>,
     changes: Changes,
+    traffic: Traffic,
 }
 
 /// Milliseconds on the wall clock, for the followers' caught-up times.
@@ -280,6 +282,7 @@ impl Partition {
             replication_changed: Event::default(),
             min_insync: Cell::new(min_insync.max(1)),
             changes: Changes::default(),
+            traffic: Traffic::default(),
         }
     }
 
@@ -420,7 +423,9 @@ impl Partition {
                     log_start_offset: self.log.log_start_offset(),
                 },
                 Sequence::Accept => {
+                    let bytes = batch.len();
                     let info = self.log.append_unsynced(batch).await?;
+                    self.traffic.produced(bytes, count);
                     if producer_id >= 0 {
                         remember(
                             &mut self.producers.borrow_mut(),
@@ -562,6 +567,38 @@ impl Partition {
         }
     }
 
+    /// Its record traffic (metrics/mod.rs).
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
+    }
+
+    /// The partition as `/metrics` shows it.
+    pub fn snapshot(&self, topic: &str, index: i32) -> PartitionSnapshot {
+        let (leader, under_replicated, under_min_isr) = match &*self.replica.borrow() {
+            Replica::Leader(leader) => (
+                true,
+                leader.isr().len() < leader.replicas().len(),
+                leader.isr().len() < self.min_insync.get(),
+            ),
+            _ => (false, false, false),
+        };
+        let stats = self.log.stats();
+        PartitionSnapshot {
+            topic: topic.to_string(),
+            partition: index,
+            leader,
+            under_replicated,
+            under_min_isr,
+            log_start_offset: self.log.log_start_offset(),
+            log_end_offset: self.log.log_end_offset(),
+            high_watermark: self.log.high_watermark(),
+            size_bytes: self.log.size_bytes(),
+            traffic: self.traffic.snapshot(),
+            flushes: stats.flushes,
+            bytes_written: stats.bytes_written,
+        }
+    }
+
     /// What fetch long-polls on this partition wait for.
     pub fn changes(&self) -> &Changes {
         &self.changes
@@ -689,6 +726,7 @@ impl Partition {
             .acquire_permit(1)
             .await
             .map_err(|_| StorageError::Closed(self.log.dir().display().to_string()))?;
+        let bytes = batches.len();
         let Some(info) = self.log.append_replicated(batches.clone()).await? else {
             return Ok(None);
         };
@@ -704,6 +742,7 @@ impl Partition {
             producer_state::remember_stored(&mut producers, header);
         }
         drop(producers);
+        self.traffic.replicated_in(bytes);
         self.changes.note();
         Ok(Some(info))
     }

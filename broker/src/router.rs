@@ -108,6 +108,33 @@ impl<T: 'static> Router<T> {
     }
 }
 
+impl<T: 'static> Router<T> {
+    /// `call` from a thread that is not a core (the admin endpoint's),
+    /// blocking it, not a core; None if `core` did not take the job or
+    /// answer within `timeout`.
+    pub fn call_blocking<R, F, Fut>(
+        &self,
+        core: usize,
+        work: F,
+        timeout: std::time::Duration,
+    ) -> Option<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<T>) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
+        let deadline = std::time::Instant::now() + timeout;
+        let (reply, answer) = flume::bounded(1);
+        let job: Job<T> = Box::new(move |state| {
+            Box::pin(async move {
+                let _ = reply.send(work(state).await);
+            })
+        });
+        self.peers.get(core)?.send_deadline(job, deadline).ok()?;
+        answer.recv_deadline(deadline).ok()
+    }
+}
+
 /// Runs the jobs other cores send this one, until every sender is gone.
 /// Each job runs as its own task, so a slow one (an fdatasync, a long-poll
 /// wait) never holds up the rest.

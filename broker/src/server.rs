@@ -89,22 +89,36 @@ pub fn run(mut config: Config) -> Result<()> {
     // Every core opens its partitions before any accepts a client, so a
     // request forwarded at start-up finds its partition open.
     let opened = Arc::new(Barrier::new(cores));
+    let all_opened = Arc::new(AtomicBool::new(false));
+    let mesh = Router::mesh(cores);
+    if let (Some(address), Some((router, _))) = (config.admin_listen, mesh.first()) {
+        let admin = crate::admin::Admin {
+            node_id: config.node_id,
+            router: router.clone(),
+            cluster: cluster.clone(),
+            opened: all_opened.clone(),
+        };
+        let bound = crate::admin::start(address, admin)
+            .map_err(|source| ServerError::Admin { address, source })?;
+        tracing::info!(%bound, "admin endpoint listening (/metrics, /v1/status/ready, /v1/status/live)");
+    }
     let mut handles = Vec::with_capacity(cores);
-    for (core, (router, requests)) in Router::mesh(cores).into_iter().enumerate() {
-        let (config, cluster, stop, opened) = (
+    for (core, (router, requests)) in mesh.into_iter().enumerate() {
+        let (config, cluster, stop, opened, all_opened) = (
             config.clone(),
             cluster.clone(),
             stop.clone(),
             opened.clone(),
+            all_opened.clone(),
         );
         let cpu = config.cpus.as_ref().and_then(|c| c.get(core)).copied();
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu.unwrap_or(core)))
             .name(&format!("sluice-core-{core}"))
             .io_memory(io_memory)
             .spin_before_park(Duration::from_micros(config.idle_poll_us))
-            .spawn(
-                move || async move { serve(config, cluster, router, requests, stop, opened).await },
-            )
+            .spawn(move || async move {
+                serve(config, cluster, router, requests, stop, opened, all_opened).await
+            })
             .map_err(|e| ServerError::Executor {
                 core,
                 reason: e.to_string(),
@@ -171,6 +185,7 @@ async fn serve(
     requests: flume::Receiver<Job<Core>>,
     stop: Arc<AtomicBool>,
     opened: Arc<Barrier>,
+    all_opened: Arc<AtomicBool>,
 ) -> Result<()> {
     let core_index = router.core();
     let listener = bind_listener(config.listen);
@@ -212,6 +227,7 @@ async fn serve(
     if !opened.wait() {
         return Err(ServerError::PeerFailed(core_index));
     }
+    all_opened.store(true, Ordering::Relaxed);
     if core_index == 0 {
         // Prints "sluice broker ready" once registered and unfenced.
         glommio::spawn_local(crate::membership::run(core.clone())).detach();
@@ -242,6 +258,7 @@ async fn serve(
 /// `max.connections`.
 async fn serve_client(core: std::rc::Rc<Core>, stream: glommio::net::TcpStream) {
     let Some(_slot) = core.cluster.take_connection(core.config.connections_max) else {
+        core.counters.connection_rejected();
         let peer = stream
             .peer_addr()
             .map_or_else(|_| "?".to_string(), |a| a.to_string());
@@ -249,7 +266,9 @@ async fn serve_client(core: std::rc::Rc<Core>, stream: glommio::net::TcpStream) 
         return;
     };
     let _ = stream.set_nodelay(true);
-    crate::connection::serve(core, stream).await;
+    core.counters.connection_accepted();
+    crate::connection::serve(core.clone(), stream).await;
+    core.counters.connection_closed();
 }
 
 /// Fails when a live listener holds `address`: binds and listens once with

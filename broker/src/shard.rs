@@ -167,6 +167,10 @@ impl Shard {
             .sum()
     }
 
+    pub fn memory(&self) -> &CoreMemory {
+        &self.memory
+    }
+
     fn all(&self) -> Vec<Rc<Partition>> {
         self.partitions.borrow().values().cloned().collect()
     }

@@ -25,6 +25,7 @@ class Broker:
         self.settings = list(settings)
         self.proc = None
         self.port = None
+        self.admin_port = None
 
     @property
     def bootstrap(self):
@@ -32,7 +33,9 @@ class Broker:
 
     def start(self):
         self.port = free_port()
-        cmd = [BROKER, "--listen", self.bootstrap, "--data-dir", self.data_dir]
+        self.admin_port = free_port()
+        cmd = [BROKER, "--listen", self.bootstrap, "--data-dir", self.data_dir,
+               "--set", f"sluice.admin.listen=127.0.0.1:{self.admin_port}"]
         for s in self.settings:
             cmd += ["--set", s]
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)

@@ -293,6 +293,7 @@ class Node:
             f"broker.session.timeout.ms={SESSION_TIMEOUT_MS}",
             # One core each, spread over the machine's CPUs (not all on CPU 0).
             f"sluice.cpus={(self.node_id - 1) % (os.cpu_count() or 1)}",
+            "sluice.admin.listen=",  # the admin endpoint is tested on single brokers
             *self.settings,
         ]
         cmd = [*self.prefix, BROKER, "--data-dir", self.data_dir, "--cores", "1", "--listen", self.bootstrap]

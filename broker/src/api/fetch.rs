@@ -80,13 +80,17 @@ struct Plan {
     by_core: Vec<(usize, Vec<usize>)>,
 }
 
+/// Another core read: its index, the partitions read there, and their
+/// change count from before the read.
+type RemoteChanges = (usize, Vec<(String, i32)>, u64);
+
 struct Read {
     answers: Vec<Option<PartitionAnswer>>,
     bytes: usize,
     failed: bool,
     /// The other cores read, their partitions and those partitions'
     /// change count from before the reads.
-    remote_changes: Vec<(usize, Vec<(String, i32)>, u64)>,
+    remote_changes: Vec<RemoteChanges>,
 }
 
 impl Plan {

@@ -8,8 +8,10 @@ use crate::core::Core;
 use crate::protocol::decode::{decode, Body, DecodeError};
 use bytes::BytesMut;
 use std::rc::Rc;
+use std::time::Instant;
 
 pub async fn handle(core: &Rc<Core>, frame: BytesMut, connection: &Rc<ConnectionInfo>) -> Outcome {
+    let started = Instant::now();
     let decoded = match decode(frame) {
         Ok(decoded) => decoded,
         Err(DecodeError::Unsupported { reason, client_id }) => {
@@ -29,10 +31,13 @@ pub async fn handle(core: &Rc<Core>, frame: BytesMut, connection: &Rc<Connection
     if let Some(frame) = decoded.frame {
         ctx = ctx.with_frame(frame);
     }
-    match decoded.body {
+    let outcome = match decoded.body {
         Body::ApiVersionsUnsupported => {
             reply::encode(&ctx, &crate::api::api_versions::unsupported())
         }
         Body::Request(request) => crate::api::dispatch(&ctx, core, request).await,
-    }
+    };
+    core.counters
+        .request(ctx.api as i16, ctx.version, started.elapsed());
+    outcome
 }

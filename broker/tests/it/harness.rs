@@ -92,6 +92,8 @@ impl Broker {
             .arg("--data-dir")
             .arg(data_dir)
             .args(args)
+            // Off unless a test asks (tests run brokers in parallel).
+            .args(["--set", "sluice.admin.listen="])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -1,0 +1,419 @@
+//! The cores' snapshots as Prometheus families (OpenMetrics text through
+//! prometheus-client's encoder). Names follow what Kafka's JMX exporter
+//! produces where Kafka has the metric (`kafka_server_brokertopicmetrics_*`,
+//! `kafka_log_log_*`, ...); Sluice's own are `sluice_*`. docs/operations.md
+//! lists them all.
+
+use super::{CoreSnapshot, CountersSnapshot, PartitionSnapshot, LATENCY_BOUNDS_S};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use std::collections::BTreeMap;
+use std::fmt::Error;
+
+/// One scrape's data.
+#[derive(Debug)]
+pub struct Scrape {
+    pub node_id: i32,
+    pub cores: usize,
+    pub snapshots: Vec<CoreSnapshot>,
+    pub ready: bool,
+}
+
+impl Scrape {
+    /// The OpenMetrics text of this scrape.
+    pub fn encode(self) -> Result<String, Error> {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(self));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry)?;
+        Ok(text)
+    }
+}
+
+type Labels<'a> = Vec<(&'static str, &'a str)>;
+
+/// Writes one family: `samples` as (labels, value).
+fn counters<'a>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (Labels<'a>, u64)>,
+) -> Result<(), Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            family.encode_counter::<NoLabelSet, _, u64>(&value, None)?;
+        } else {
+            family
+                .encode_family(&labels)?
+                .encode_counter::<NoLabelSet, _, u64>(&value, None)?;
+        }
+    }
+    Ok(())
+}
+
+fn gauges<'a>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (Labels<'a>, i64)>,
+) -> Result<(), Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            family.encode_gauge(&value)?;
+        } else {
+            family.encode_family(&labels)?.encode_gauge(&value)?;
+        }
+    }
+    Ok(())
+}
+
+fn api_name(key: i16) -> String {
+    kafka_protocol::messages::ApiKey::try_from(key)
+        .map_or_else(|_| format!("Unknown{key}"), |api| format!("{api:?}"))
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), Error> {
+        let partitions: Vec<&PartitionSnapshot> = self
+            .snapshots
+            .iter()
+            .flat_map(|s| s.partitions.iter())
+            .collect();
+        self.encode_topics(&mut encoder, &partitions)?;
+        self.encode_partitions(&mut encoder, &partitions)?;
+        self.encode_requests(&mut encoder)?;
+        self.encode_cores(&mut encoder)?;
+        gauges(
+            &mut encoder,
+            "sluice_broker_ready",
+            "1 once every core opened its partitions and the broker is registered and unfenced",
+            [(vec![], i64::from(self.ready))],
+        )?;
+        gauges(
+            &mut encoder,
+            "sluice_scrape_cores_missing",
+            "Cores that did not answer this scrape in time (their figures are missing from it)",
+            [(vec![], (self.cores - self.snapshots.len()) as i64)],
+        )
+    }
+}
+
+impl Scrape {
+    fn encode_topics(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        partitions: &[&PartitionSnapshot],
+    ) -> Result<(), Error> {
+        let mut topics: BTreeMap<&str, super::TrafficSnapshot> = BTreeMap::new();
+        for p in partitions {
+            let sum = topics.entry(p.topic.as_str()).or_default();
+            let t = &p.traffic;
+            sum.bytes_in += t.bytes_in;
+            sum.messages_in += t.messages_in;
+            sum.batches_in += t.batches_in;
+            sum.replication_bytes_in += t.replication_bytes_in;
+            sum.bytes_out += t.bytes_out;
+            sum.replication_bytes_out += t.replication_bytes_out;
+        }
+        let per_topic = |field: fn(&super::TrafficSnapshot) -> u64| {
+            topics
+                .iter()
+                .map(move |(topic, t)| (vec![("topic", *topic)], field(t)))
+        };
+        counters(
+            encoder,
+            "kafka_server_brokertopicmetrics_bytesin",
+            "Bytes of record batches produced to this broker's leaders (Kafka: BytesInPerSec)",
+            per_topic(|t| t.bytes_in),
+        )?;
+        counters(
+            encoder,
+            "kafka_server_brokertopicmetrics_messagesin",
+            "Records produced to this broker's leaders (Kafka: MessagesInPerSec)",
+            per_topic(|t| t.messages_in),
+        )?;
+        counters(
+            encoder,
+            "sluice_produce_batches",
+            "Record batches produced to this broker's leaders",
+            per_topic(|t| t.batches_in),
+        )?;
+        counters(
+            encoder,
+            "kafka_server_brokertopicmetrics_bytesout",
+            "Bytes of record batches read by consumers (Kafka: BytesOutPerSec)",
+            per_topic(|t| t.bytes_out),
+        )?;
+        counters(
+            encoder,
+            "kafka_server_brokertopicmetrics_replicationbytesin",
+            "Bytes appended as a follower (Kafka: ReplicationBytesInPerSec)",
+            per_topic(|t| t.replication_bytes_in),
+        )?;
+        counters(
+            encoder,
+            "kafka_server_brokertopicmetrics_replicationbytesout",
+            "Bytes read by followers (Kafka: ReplicationBytesOutPerSec)",
+            per_topic(|t| t.replication_bytes_out),
+        )
+    }
+
+    fn encode_partitions(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        partitions: &[&PartitionSnapshot],
+    ) -> Result<(), Error> {
+        let numbers: Vec<String> = partitions.iter().map(|p| p.partition.to_string()).collect();
+        let per_partition = |field: fn(&PartitionSnapshot) -> i64| {
+            partitions.iter().zip(&numbers).map(move |(p, number)| {
+                (
+                    vec![("topic", p.topic.as_str()), ("partition", number.as_str())],
+                    field(p),
+                )
+            })
+        };
+        gauges(
+            encoder,
+            "kafka_log_log_logstartoffset",
+            "First offset of the partition's log (Kafka: Log LogStartOffset)",
+            per_partition(|p| p.log_start_offset),
+        )?;
+        gauges(
+            encoder,
+            "kafka_log_log_logendoffset",
+            "Offset the next record appended gets (Kafka: Log LogEndOffset)",
+            per_partition(|p| p.log_end_offset),
+        )?;
+        gauges(
+            encoder,
+            "sluice_partition_high_watermark",
+            "High watermark: consumers read below it (a follower's lags its leader's)",
+            per_partition(|p| p.high_watermark),
+        )?;
+        gauges(
+            encoder,
+            "kafka_log_log_size",
+            "Bytes of the partition's segments on disk (Kafka: Log Size)",
+            per_partition(|p| p.size_bytes as i64),
+        )?;
+        let count = |f: fn(&PartitionSnapshot) -> bool| {
+            [(vec![], partitions.iter().filter(|p| f(p)).count() as i64)]
+        };
+        gauges(
+            encoder,
+            "kafka_server_replicamanager_partitioncount",
+            "Partitions with a replica on this broker",
+            count(|_| true),
+        )?;
+        gauges(
+            encoder,
+            "kafka_server_replicamanager_leadercount",
+            "Partitions this broker leads",
+            count(|p| p.leader),
+        )?;
+        gauges(
+            encoder,
+            "kafka_server_replicamanager_underreplicatedpartitions",
+            "Partitions led here whose ISR is smaller than their replica set",
+            count(|p| p.under_replicated),
+        )?;
+        gauges(
+            encoder,
+            "kafka_server_replicamanager_underminisrpartitioncount",
+            "Partitions led here whose ISR is below min.insync.replicas",
+            count(|p| p.under_min_isr),
+        )
+    }
+
+    fn encode_requests(&self, encoder: &mut DescriptorEncoder) -> Result<(), Error> {
+        let mut all = self.snapshots.iter().map(|s| s.counters.clone());
+        let Some(mut merged) = all.next() else {
+            return Ok(());
+        };
+        for other in all {
+            merged.add(&other);
+        }
+        let requests: Vec<(String, String, u64)> = merged
+            .requests()
+            .map(|(api, version, n)| (api_name(api), version.to_string(), n))
+            .collect();
+        counters(
+            encoder,
+            "kafka_network_requestmetrics_requests",
+            "Requests handled, per API and version (Kafka: RequestMetrics RequestsPerSec)",
+            requests.iter().map(|(api, version, n)| {
+                (
+                    vec![("request", api.as_str()), ("version", version.as_str())],
+                    *n,
+                )
+            }),
+        )?;
+        let mut family = encoder.encode_descriptor(
+            "sluice_request_duration_seconds",
+            "From a request's frame read to its answer ready to send, per API (Kafka: RequestMetrics TotalTimeMs, without the send)",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (api, buckets, sum) in merged.latencies() {
+            let name = api_name(api);
+            let labels = vec![("request", name.as_str())];
+            let bounds = LATENCY_BOUNDS_S.iter().copied().chain([f64::MAX]);
+            let buckets: Vec<(f64, u64)> = bounds.zip(buckets.iter().copied()).collect();
+            let count = buckets.iter().map(|(_, n)| n).sum();
+            family
+                .encode_family(&labels)?
+                .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+        }
+        Ok(())
+    }
+
+    fn encode_cores(&self, encoder: &mut DescriptorEncoder) -> Result<(), Error> {
+        let names: Vec<String> = (0..self.cores.max(1)).map(|c| c.to_string()).collect();
+        let core = |s: &CoreSnapshot| names.get(s.counters.core).map_or("?", String::as_str);
+        let per_core = |field: fn(&CoreSnapshot) -> u64| {
+            self.snapshots
+                .iter()
+                .map(move |s| (vec![("core", core(s))], field(s)))
+        };
+        let mut hops = Vec::new();
+        for s in &self.snapshots {
+            for (to, kind, n) in s.counters.hops() {
+                let to = names.get(to).map_or("?", String::as_str);
+                hops.push((
+                    vec![("core", core(s)), ("to", to), ("kind", kind.name())],
+                    n,
+                ));
+            }
+        }
+        counters(
+            encoder,
+            "sluice_cross_core_calls",
+            "Work sent to the core that owns a partition or group, by why",
+            hops,
+        )?;
+        counters(
+            encoder,
+            "sluice_connections_accepted",
+            "Client connections accepted",
+            per_core(|s| s.counters.connections_accepted),
+        )?;
+        counters(
+            encoder,
+            "sluice_connections_rejected",
+            "Client connections closed at accept because max.connections was reached",
+            per_core(|s| s.counters.connections_rejected),
+        )?;
+        gauges(
+            encoder,
+            "sluice_connections_open",
+            "Client connections open",
+            self.snapshots.iter().map(|s| {
+                let c: &CountersSnapshot = &s.counters;
+                let open = c.connections_accepted.saturating_sub(c.connections_closed);
+                (vec![("core", core(s))], open as i64)
+            }),
+        )?;
+        let storage = |field: fn(&PartitionSnapshot) -> u64| {
+            self.snapshots.iter().map(move |s| {
+                let sum = s.partitions.iter().map(field).sum();
+                (vec![("core", core(s))], sum)
+            })
+        };
+        counters(
+            encoder,
+            "sluice_storage_flushes",
+            "Durable writes of the logs' group commits (each covers every batch appended since the last)",
+            storage(|p| p.flushes),
+        )?;
+        counters(
+            encoder,
+            "sluice_storage_bytes_written",
+            "Bytes handed to the disk by the logs, padding and rewritten tail pages included",
+            storage(|p| p.bytes_written),
+        )?;
+        gauges(
+            encoder,
+            "sluice_tail_cache_bytes",
+            "Bytes held in the core's tail cache (sluice.tail.cache.bytes bounds it)",
+            self.snapshots
+                .iter()
+                .map(|s| (vec![("core", core(s))], s.tail_cache_bytes as i64)),
+        )?;
+        gauges(
+            encoder,
+            "sluice_write_buffer_bytes",
+            "Bytes appended and not yet written on the core (sluice.write.buffer.bytes bounds it)",
+            self.snapshots
+                .iter()
+                .map(|s| (vec![("core", core(s))], s.write_buffer_bytes as i64)),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{CoreCounters, Hop, TrafficSnapshot};
+    use std::time::Duration;
+
+    fn partition(topic: &str, index: i32, bytes_in: u64) -> PartitionSnapshot {
+        PartitionSnapshot {
+            topic: topic.into(),
+            partition: index,
+            leader: true,
+            under_replicated: index == 1,
+            under_min_isr: false,
+            log_start_offset: 0,
+            log_end_offset: 10,
+            high_watermark: 9,
+            size_bytes: 4096,
+            traffic: TrafficSnapshot {
+                bytes_in,
+                messages_in: 10,
+                batches_in: 1,
+                ..TrafficSnapshot::default()
+            },
+            flushes: 3,
+            bytes_written: 8192,
+        }
+    }
+
+    #[test]
+    fn a_scrape_sums_topics_over_cores_and_names_apis() {
+        let core0 = CoreCounters::new(2);
+        core0.request(0, 9, Duration::from_micros(700));
+        core0.hop(1, Hop::Produce);
+        let core1 = CoreCounters::new(2);
+        core1.request(0, 9, Duration::from_millis(2));
+        let scrape = Scrape {
+            node_id: 1,
+            cores: 2,
+            snapshots: vec![
+                core0.core_snapshot(0, vec![partition("orders", 0, 100)], 10, 0),
+                core1.core_snapshot(1, vec![partition("orders", 1, 50)], 20, 5),
+            ],
+            ready: true,
+        };
+        let text = scrape.encode().expect("encodes");
+        for line in [
+            "kafka_server_brokertopicmetrics_bytesin_total{topic=\"orders\"} 150",
+            "kafka_server_brokertopicmetrics_messagesin_total{topic=\"orders\"} 20",
+            "kafka_network_requestmetrics_requests_total{request=\"Produce\",version=\"9\"} 2",
+            "sluice_request_duration_seconds_count{request=\"Produce\"} 2",
+            "sluice_request_duration_seconds_bucket{le=\"0.001\",request=\"Produce\"} 1",
+            "sluice_cross_core_calls_total{core=\"0\",to=\"1\",kind=\"produce\"} 1",
+            "kafka_log_log_logendoffset{topic=\"orders\",partition=\"1\"} 10",
+            "kafka_server_replicamanager_underreplicatedpartitions 1",
+            "sluice_storage_flushes_total{core=\"1\"} 3",
+            "sluice_broker_ready 1",
+            "sluice_scrape_cores_missing 0",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in:\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

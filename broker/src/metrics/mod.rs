@@ -1,0 +1,403 @@
+//! What the broker counts for `/metrics`, and how a scrape gets it.
+//!
+//! Each core counts in plain `Cell`s of its own (`CoreCounters`, and the
+//! per-partition `Traffic` in partition.rs): no atomics, no locks, nothing
+//! shared on the produce and fetch paths. A scrape (admin.rs, on a thread of
+//! its own) sends every core a job through the router; the core copies its
+//! counters and reads its partitions' offsets and sizes into a
+//! `CoreSnapshot`, which is `Send`, and collect.rs turns the snapshots into
+//! Prometheus families. Seastar and Redpanda gather per-shard metrics the
+//! same way. A core that does not answer within the scrape's deadline is
+//! left out of that scrape (and `sluice_scrape_cores_missing` says so).
+
+pub mod collect;
+
+use std::cell::Cell;
+use std::time::Duration;
+
+/// API keys counted (Kafka's keys are below 80 today).
+pub const API_KEYS: usize = 80;
+/// Versions counted per API key; higher versions count as the last.
+pub const API_VERSIONS: usize = 20;
+/// Upper bounds of the request latency buckets, in seconds (the last,
+/// +Inf, is implied).
+pub const LATENCY_BOUNDS_S: [f64; 15] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0,
+];
+const LATENCY_BUCKETS: usize = LATENCY_BOUNDS_S.len() + 1;
+
+/// Why a core sent work to another core (`sluice_cross_core_calls_total`'s
+/// `kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hop {
+    Produce,
+    Fetch,
+    /// A fetch long-poll waiting on another core's partitions.
+    FetchWait,
+    ListOffsets,
+    Group,
+    /// Topic changes, DeleteRecords, DescribeProducers, log dirs, epochs.
+    Admin,
+}
+
+impl Hop {
+    pub const ALL: [Hop; 6] = [
+        Hop::Produce,
+        Hop::Fetch,
+        Hop::FetchWait,
+        Hop::ListOffsets,
+        Hop::Group,
+        Hop::Admin,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Hop::Produce => "produce",
+            Hop::Fetch => "fetch",
+            Hop::FetchWait => "fetch_wait",
+            Hop::ListOffsets => "list_offsets",
+            Hop::Group => "group",
+            Hop::Admin => "admin",
+        }
+    }
+}
+
+/// One core's request, connection and cross-core counters. Only its own
+/// core touches it.
+pub struct CoreCounters {
+    /// By `api_key * API_VERSIONS + version`.
+    requests: Box<[Cell<u64>]>,
+    /// By `api_key * LATENCY_BUCKETS + bucket`.
+    latency: Box<[Cell<u64>]>,
+    /// Summed request latency per API key, in nanoseconds.
+    latency_sum_ns: Box<[Cell<u64>]>,
+    /// By `to_core * Hop::ALL.len() + kind`.
+    hops: Box<[Cell<u64>]>,
+    connections_accepted: Cell<u64>,
+    connections_closed: Cell<u64>,
+    connections_rejected: Cell<u64>,
+}
+
+fn cells(n: usize) -> Box<[Cell<u64>]> {
+    (0..n).map(|_| Cell::new(0)).collect()
+}
+
+fn bump(cell: &Cell<u64>, by: u64) {
+    cell.set(cell.get().wrapping_add(by));
+}
+
+impl CoreCounters {
+    pub fn new(cores: usize) -> CoreCounters {
+        CoreCounters {
+            requests: cells(API_KEYS * API_VERSIONS),
+            latency: cells(API_KEYS * LATENCY_BUCKETS),
+            latency_sum_ns: cells(API_KEYS),
+            hops: cells(cores * Hop::ALL.len()),
+            connections_accepted: Cell::new(0),
+            connections_closed: Cell::new(0),
+            connections_rejected: Cell::new(0),
+        }
+    }
+
+    /// A request that was decoded and handled, from its frame's arrival
+    /// to its answer being ready to send.
+    pub fn request(&self, api_key: i16, version: i16, took: Duration) {
+        let Ok(api) = usize::try_from(api_key) else {
+            return;
+        };
+        if api >= API_KEYS {
+            return;
+        }
+        let version = usize::try_from(version).unwrap_or(0).min(API_VERSIONS - 1);
+        bump(&self.requests[api * API_VERSIONS + version], 1);
+        let seconds = took.as_secs_f64();
+        let bucket = LATENCY_BOUNDS_S
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(LATENCY_BOUNDS_S.len());
+        bump(&self.latency[api * LATENCY_BUCKETS + bucket], 1);
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        bump(&self.latency_sum_ns[api], nanos);
+    }
+
+    pub fn hop(&self, to_core: usize, kind: Hop) {
+        let index = to_core * Hop::ALL.len() + kind as usize;
+        if let Some(cell) = self.hops.get(index) {
+            bump(cell, 1);
+        }
+    }
+
+    pub fn connection_accepted(&self) {
+        bump(&self.connections_accepted, 1);
+    }
+
+    pub fn connection_closed(&self) {
+        bump(&self.connections_closed, 1);
+    }
+
+    /// Closed at accept: `max.connections` reached.
+    pub fn connection_rejected(&self) {
+        bump(&self.connections_rejected, 1);
+    }
+
+    fn snapshot(&self, core: usize) -> CountersSnapshot {
+        let values = |cells: &[Cell<u64>]| cells.iter().map(Cell::get).collect();
+        CountersSnapshot {
+            core,
+            requests: values(&self.requests),
+            latency: values(&self.latency),
+            latency_sum_ns: values(&self.latency_sum_ns),
+            hops: values(&self.hops),
+            connections_accepted: self.connections_accepted.get(),
+            connections_closed: self.connections_closed.get(),
+            connections_rejected: self.connections_rejected.get(),
+        }
+    }
+}
+
+/// `CoreCounters` as read at a scrape.
+#[derive(Debug, Clone)]
+pub struct CountersSnapshot {
+    pub core: usize,
+    requests: Vec<u64>,
+    latency: Vec<u64>,
+    latency_sum_ns: Vec<u64>,
+    hops: Vec<u64>,
+    pub connections_accepted: u64,
+    pub connections_closed: u64,
+    pub connections_rejected: u64,
+}
+
+impl CountersSnapshot {
+    /// (api key, version, count) of every counted pair.
+    pub fn requests(&self) -> impl Iterator<Item = (i16, i16, u64)> + '_ {
+        self.requests
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n > 0)
+            .map(|(i, &n)| ((i / API_VERSIONS) as i16, (i % API_VERSIONS) as i16, n))
+    }
+
+    /// (api key, per-bucket counts (not cumulative), sum in seconds) of
+    /// every API with a request.
+    pub fn latencies(&self) -> impl Iterator<Item = (i16, &[u64], f64)> + '_ {
+        self.latency
+            .chunks(LATENCY_BUCKETS)
+            .enumerate()
+            .filter(|(_, buckets)| buckets.iter().any(|&n| n > 0))
+            .map(|(api, buckets)| (api as i16, buckets, self.latency_sum_ns[api] as f64 / 1e9))
+    }
+
+    /// (to core, kind, count) of every counted pair.
+    pub fn hops(&self) -> impl Iterator<Item = (usize, Hop, u64)> + '_ {
+        self.hops
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n > 0)
+            .map(|(i, &n)| (i / Hop::ALL.len(), Hop::ALL[i % Hop::ALL.len()], n))
+    }
+
+    /// Adds `other`'s counts to these (a merge of several cores; the core
+    /// index stays this one's).
+    pub fn add(&mut self, other: &CountersSnapshot) {
+        let add = |to: &mut Vec<u64>, from: &[u64]| {
+            if to.len() < from.len() {
+                to.resize(from.len(), 0);
+            }
+            for (a, b) in to.iter_mut().zip(from) {
+                *a = a.wrapping_add(*b);
+            }
+        };
+        add(&mut self.requests, &other.requests);
+        add(&mut self.latency, &other.latency);
+        add(&mut self.latency_sum_ns, &other.latency_sum_ns);
+        add(&mut self.hops, &other.hops);
+        self.connections_accepted += other.connections_accepted;
+        self.connections_closed += other.connections_closed;
+        self.connections_rejected += other.connections_rejected;
+    }
+}
+
+/// One partition as a scrape sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionSnapshot {
+    pub topic: String,
+    pub partition: i32,
+    pub leader: bool,
+    /// A leader whose ISR is smaller than its replica set.
+    pub under_replicated: bool,
+    /// A leader whose ISR is below `min.insync.replicas`.
+    pub under_min_isr: bool,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    pub high_watermark: i64,
+    pub size_bytes: u64,
+    pub traffic: TrafficSnapshot,
+    /// Durable writes of the log's group commit (one per commit).
+    pub flushes: u64,
+    pub bytes_written: u64,
+}
+
+/// A partition's record traffic, Kafka's BrokerTopicMetrics per partition.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrafficSnapshot {
+    /// Produced to this leader: bytes of the batches, records, batches.
+    pub bytes_in: u64,
+    pub messages_in: u64,
+    pub batches_in: u64,
+    /// Appended as a follower.
+    pub replication_bytes_in: u64,
+    /// Read by consumers.
+    pub bytes_out: u64,
+    /// Read by followers.
+    pub replication_bytes_out: u64,
+}
+
+/// A partition's traffic counters, on its core.
+#[derive(Default)]
+pub struct Traffic {
+    bytes_in: Cell<u64>,
+    messages_in: Cell<u64>,
+    batches_in: Cell<u64>,
+    replication_bytes_in: Cell<u64>,
+    bytes_out: Cell<u64>,
+    replication_bytes_out: Cell<u64>,
+}
+
+impl Traffic {
+    pub fn produced(&self, bytes: usize, records: i32) {
+        bump(&self.bytes_in, bytes as u64);
+        bump(&self.messages_in, u64::try_from(records).unwrap_or(0));
+        bump(&self.batches_in, 1);
+    }
+
+    pub fn replicated_in(&self, bytes: usize) {
+        bump(&self.replication_bytes_in, bytes as u64);
+    }
+
+    pub fn read(&self, bytes: usize, by_replica: bool) {
+        let counter = if by_replica {
+            &self.replication_bytes_out
+        } else {
+            &self.bytes_out
+        };
+        bump(counter, bytes as u64);
+    }
+
+    pub fn snapshot(&self) -> TrafficSnapshot {
+        TrafficSnapshot {
+            bytes_in: self.bytes_in.get(),
+            messages_in: self.messages_in.get(),
+            batches_in: self.batches_in.get(),
+            replication_bytes_in: self.replication_bytes_in.get(),
+            bytes_out: self.bytes_out.get(),
+            replication_bytes_out: self.replication_bytes_out.get(),
+        }
+    }
+}
+
+/// Everything one core answers a scrape with.
+#[derive(Debug, Clone)]
+pub struct CoreSnapshot {
+    pub counters: CountersSnapshot,
+    pub partitions: Vec<PartitionSnapshot>,
+    pub tail_cache_bytes: usize,
+    pub write_buffer_bytes: usize,
+}
+
+impl CoreCounters {
+    /// This core's answer to a scrape (the partitions are the caller's).
+    pub fn core_snapshot(
+        &self,
+        core: usize,
+        partitions: Vec<PartitionSnapshot>,
+        tail_cache_bytes: usize,
+        write_buffer_bytes: usize,
+    ) -> CoreSnapshot {
+        CoreSnapshot {
+            counters: self.snapshot(core),
+            partitions,
+            tail_cache_bytes,
+            write_buffer_bytes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_land_in_their_api_version_and_latency_bucket() {
+        let counters = CoreCounters::new(2);
+        counters.request(0, 9, Duration::from_micros(300));
+        counters.request(0, 9, Duration::from_millis(3));
+        counters.request(1, 13, Duration::from_secs(60));
+        // Out of range: not counted, no panic.
+        counters.request(-1, 0, Duration::ZERO);
+        counters.request(500, 0, Duration::ZERO);
+        counters.request(3, 99, Duration::ZERO);
+        let snapshot = counters.snapshot(0);
+        let requests: Vec<_> = snapshot.requests().collect();
+        assert_eq!(
+            requests,
+            vec![(0, 9, 2), (1, 13, 1), (3, (API_VERSIONS - 1) as i16, 1)]
+        );
+        let latencies: Vec<_> = snapshot.latencies().collect();
+        assert_eq!(latencies.len(), 3);
+        let (api, buckets, sum) = latencies[0];
+        assert_eq!(api, 0);
+        // 300 us is in (250 us, 500 us]; 3 ms in (2.5 ms, 5 ms].
+        assert_eq!(buckets[2], 1);
+        assert_eq!(buckets[5], 1);
+        assert_eq!(buckets.iter().sum::<u64>(), 2);
+        assert!((sum - 0.0033).abs() < 1e-9, "{sum}");
+        // 60 s is past the last bound: the +Inf bucket.
+        assert_eq!(latencies[1].1[LATENCY_BUCKETS - 1], 1);
+    }
+
+    #[test]
+    fn hops_count_by_target_and_kind_and_merge() {
+        let a = CoreCounters::new(2);
+        a.hop(1, Hop::Produce);
+        a.hop(1, Hop::Produce);
+        a.hop(1, Hop::FetchWait);
+        a.hop(7, Hop::Fetch); // no such core: ignored
+        let b = CoreCounters::new(2);
+        b.hop(0, Hop::Fetch);
+        b.connection_accepted();
+        let mut merged = a.snapshot(0);
+        merged.add(&b.snapshot(1));
+        let hops: Vec<_> = merged.hops().collect();
+        assert_eq!(
+            hops,
+            vec![
+                (0, Hop::Fetch, 1),
+                (1, Hop::Produce, 2),
+                (1, Hop::FetchWait, 1)
+            ]
+        );
+        assert_eq!(merged.connections_accepted, 1);
+    }
+
+    #[test]
+    fn traffic_splits_client_and_replica_reads() {
+        let traffic = Traffic::default();
+        traffic.produced(1000, 10);
+        traffic.replicated_in(500);
+        traffic.read(300, false);
+        traffic.read(200, true);
+        assert_eq!(
+            traffic.snapshot(),
+            TrafficSnapshot {
+                bytes_in: 1000,
+                messages_in: 10,
+                batches_in: 1,
+                replication_bytes_in: 500,
+                bytes_out: 300,
+                replication_bytes_out: 200,
+            }
+        );
+    }
+}

@@ -1,0 +1,119 @@
+"""The admin endpoint (`sluice.admin.listen`): `/metrics` parsed with the
+Prometheus project's own OpenMetrics parser while confluent-kafka produces
+and consumes, its counters moving by what was produced and read; the
+readiness and liveness paths; bad HTTP requests answered with a 4xx while
+the Kafka listener keeps serving."""
+import socket
+import urllib.error
+import urllib.request
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+TIMEOUT_S = 30
+RECORDS = 500
+VALUE = b"m" * 100
+
+
+def get(broker, path):
+    """(status, content type, body) of GET `path` on the admin endpoint."""
+    url = f"http://127.0.0.1:{broker.admin_port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as answer:
+            return answer.status, answer.headers.get("Content-Type"), answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("Content-Type"), error.read().decode()
+
+
+def scrape(broker):
+    """{(sample name, frozenset of labels): value} of one scrape."""
+    status, content_type, body = get(broker, "/metrics")
+    assert status == 200 and content_type.startswith("application/openmetrics-text"), (status, content_type)
+    samples = {}
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def value(samples, name, **labels):
+    return samples.get((name, frozenset(labels.items())), 0)
+
+
+def raw(broker, data):
+    """The status line the admin endpoint answers `data` with."""
+    with socket.create_connection(("127.0.0.1", broker.admin_port), timeout=TIMEOUT_S) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    return answer.split(b"\r\n", 1)[0].decode()
+
+
+def test_counters_move_by_what_was_produced_and_consumed(broker_factory):
+    broker = broker_factory(settings=["sluice.cores=2"])
+    topic = "metered"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, 4, 1)])[topic].result(TIMEOUT_S)
+    before = scrape(broker)
+    assert value(before, "sluice_broker_ready") == 1
+    assert value(before, "kafka_server_brokertopicmetrics_messagesin_total", topic=topic) == 0
+
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5, "acks": "all"})
+    for i in range(RECORDS):
+        producer.produce(topic, value=VALUE, partition=i % 4)
+    assert producer.flush(TIMEOUT_S) == 0
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "metered",
+                         "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(4)])
+    read = 0
+    while read < RECORDS:
+        message = consumer.poll(TIMEOUT_S)
+        assert message is not None, f"{read} of {RECORDS} read"
+        assert message.error() is None, message.error()
+        read += 1
+    consumer.close()
+
+    after = scrape(broker)
+    assert value(after, "kafka_server_brokertopicmetrics_messagesin_total", topic=topic) == RECORDS
+    bytes_in = value(after, "kafka_server_brokertopicmetrics_bytesin_total", topic=topic)
+    batches = value(after, "sluice_produce_batches_total", topic=topic)
+    # Each record's value plus its framing, in batches of at least one.
+    assert RECORDS * len(VALUE) < bytes_in < RECORDS * (len(VALUE) + 100), bytes_in
+    assert 4 <= batches <= RECORDS, batches
+    # A consumer reads whole batches: at least everything produced.
+    assert value(after, "kafka_server_brokertopicmetrics_bytesout_total", topic=topic) >= bytes_in
+    ends = [value(after, "kafka_log_log_logendoffset", topic=topic, partition=str(p)) for p in range(4)]
+    assert ends == [RECORDS // 4] * 4, ends
+    assert all(value(after, "kafka_log_log_size", topic=topic, partition=str(p)) > 0 for p in range(4))
+    produces = sum(v for (name, labels), v in after.items()
+                   if name == "kafka_network_requestmetrics_requests_total" and ("request", "Produce") in labels)
+    assert produces >= batches / 4, produces
+    assert value(after, "sluice_request_duration_seconds_count", request="Produce") == produces
+    # Two cores, four partitions: some produce went through a core that
+    # does not own its partition (the client's connections land on one or
+    # both cores).
+    hops = sum(v for (name, labels), v in after.items()
+               if name == "sluice_cross_core_calls_total" and ("kind", "produce") in labels)
+    assert 0 < hops <= produces, hops
+    # acks=all on the default flush policy: durable writes happened.
+    flushes = sum(v for (name, _), v in after.items() if name == "sluice_storage_flushes_total")
+    assert flushes >= 1
+    assert value(after, "sluice_scrape_cores_missing") == 0
+
+
+def test_status_paths_and_bad_requests(broker):
+    assert get(broker, "/v1/status/live")[0] == 200
+    assert get(broker, "/v1/status/ready")[0] == 200
+    assert get(broker, "/metrics?x=1")[0] == 200
+    assert get(broker, "/nope")[0] == 404
+    assert raw(broker, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n") == "HTTP/1.1 405 Method Not Allowed"
+    assert raw(broker, b"\x16\x03\x01\x00\xa5garbage\r\n\r\n") == "HTTP/1.1 400 Bad Request"
+    assert raw(broker, b"GET /metrics") == "HTTP/1.1 400 Bad Request"  # closed before the head ended
+    assert raw(broker, b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\n\r\n") == "HTTP/1.1 431 Request Header Fields Too Large"
+    # The Kafka listener still serves, and so does the endpoint.
+    metadata = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=TIMEOUT_S)
+    assert metadata.brokers
+    assert get(broker, "/v1/status/live")[0] == 200
