@@ -341,17 +341,64 @@ impl Core {
         let owner = self.router.owner(&topic, partition);
         let answer = self
             .on_core(owner, Hop::Produce, move |core| async move {
-                match (
-                    core.leads(&topic, partition),
-                    core.shard.partition(&topic, partition),
-                ) {
-                    (Some(false), _) => Err(ProduceError::NotLeader),
-                    (Some(true), Some(partition)) => partition.produce(batch, acks, timeout).await,
-                    _ => Err(ProduceError::UnknownPartition),
-                }
+                core.produce_here(&topic, partition, batch, acks, timeout)
+                    .await
             })
             .await;
         answer.unwrap_or(Err(ProduceError::NotLeader))
+    }
+
+    /// Produce to several partitions of one owning core in one hop (a
+    /// request naming many partitions pays one cross-core call per core,
+    /// not one per partition); their appends and waits overlap there. The
+    /// answers are in `batches` order.
+    pub async fn produce_on(
+        self: &Rc<Self>,
+        owner: usize,
+        batches: Vec<(String, i32, ProducedBatch)>,
+        acks: Acks,
+        timeout: Duration,
+    ) -> Vec<Result<Produced, ProduceError>> {
+        let count = batches.len();
+        let answer = self
+            .on_core(owner, Hop::Produce, move |core| async move {
+                let tasks: Vec<_> = batches
+                    .into_iter()
+                    .map(|(topic, partition, batch)| {
+                        let core = core.clone();
+                        glommio::spawn_local(async move {
+                            core.produce_here(&topic, partition, batch, acks, timeout)
+                                .await
+                        })
+                    })
+                    .collect();
+                let mut answers = Vec::with_capacity(tasks.len());
+                for task in tasks {
+                    answers.push(task.await);
+                }
+                answers
+            })
+            .await;
+        answer.unwrap_or_else(|_| (0..count).map(|_| Err(ProduceError::NotLeader)).collect())
+    }
+
+    /// Produce to a partition of this core.
+    async fn produce_here(
+        &self,
+        topic: &str,
+        partition: i32,
+        batch: ProducedBatch,
+        acks: Acks,
+        timeout: Duration,
+    ) -> Result<Produced, ProduceError> {
+        match (
+            self.leads(topic, partition),
+            self.shard.partition(topic, partition),
+        ) {
+            (Some(false), _) => Err(ProduceError::NotLeader),
+            (Some(true), Some(partition)) => partition.produce(batch, acks, timeout).await,
+            _ => Err(ProduceError::UnknownPartition),
+        }
     }
 
     /// ListOffsets on a partition's owning core.

@@ -70,33 +70,70 @@ pub async fn handle(
             };
         }
     }
-    // Several partitions: one task each, so that their appends (on other
-    // cores too) and durability waits overlap.
-    let mut pending = Vec::with_capacity(wanted.len());
-    for (name, partitions) in wanted {
-        let mut tasks = Vec::with_capacity(partitions.len());
-        for (index, _) in partitions {
+    // Several partitions: checked here, then one call per owning core
+    // (Core::produce_on), all at once, so that their appends and waits
+    // overlap and a core's partitions cost one hop together.
+    let mut answers: Vec<Vec<Option<Result<Produced, Refused>>>> = wanted
+        .iter()
+        .map(|(_, partitions)| partitions.iter().map(|_| None).collect())
+        .collect();
+    type Slot = (usize, usize);
+    let mut by_core: Vec<(usize, Vec<Slot>, Vec<(String, i32, ProducedBatch)>)> = Vec::new();
+    for (t, (name, partitions)) in wanted.iter().enumerate() {
+        for (p, (index, _)) in partitions.iter().enumerate() {
             let bytes = records.next_piece();
-            let (core, name) = (core.clone(), name.clone());
-            tasks.push(glommio::spawn_local(async move {
-                let produced = produce_partition(&core, name, index, bytes, acks, timeout).await;
-                answer(index, produced)
-            }));
+            match check(name, bytes, acks) {
+                Err(refused) => answers[t][p] = Some(Err(refused)),
+                Ok(batch) => {
+                    let owner = core.router.owner(name, *index);
+                    let group = match by_core.iter().position(|(c, _, _)| *c == owner) {
+                        Some(at) => &mut by_core[at],
+                        None => {
+                            by_core.push((owner, Vec::new(), Vec::new()));
+                            by_core.last_mut().expect("just pushed")
+                        }
+                    };
+                    group.1.push((t, p));
+                    group.2.push((name.clone(), *index, batch));
+                }
+            }
         }
-        pending.push((name, tasks));
     }
-    let mut responses = Vec::with_capacity(pending.len());
-    for (name, tasks) in pending {
-        let mut partitions = Vec::with_capacity(tasks.len());
-        for task in tasks {
-            partitions.push(task.await);
+    if let Some(acks) = Acks::from_wire(acks) {
+        let calls: Vec<_> = by_core
+            .into_iter()
+            .map(|(owner, slots, batches)| {
+                let core = core.clone();
+                let call = glommio::spawn_local(async move {
+                    core.produce_on(owner, batches, acks, timeout).await
+                });
+                (slots, call)
+            })
+            .collect();
+        for (slots, call) in calls {
+            for ((t, p), produced) in slots.into_iter().zip(call.await) {
+                answers[t][p] = Some(produced.map_err(Refused::Produce));
+            }
         }
-        responses.push(
+    }
+    let responses = wanted
+        .iter()
+        .zip(answers)
+        .map(|((name, partitions), answers)| {
+            let partitions = partitions
+                .iter()
+                .zip(answers)
+                .map(|((index, _), produced)| {
+                    let produced = produced
+                        .unwrap_or(Err(Refused::Kafka(ResponseError::InvalidRequiredAcks, "")));
+                    answer(*index, produced)
+                })
+                .collect();
             TopicProduceResponse::default()
-                .with_name(topic_name(&name))
-                .with_partition_responses(partitions),
-        );
-    }
+                .with_name(topic_name(name))
+                .with_partition_responses(partitions)
+        })
+        .collect();
     ProduceReply {
         acks,
         response: ProduceResponse::default().with_responses(responses),
@@ -140,9 +177,21 @@ async fn produce_partition(
     acks: i16,
     timeout: std::time::Duration,
 ) -> Result<Produced, Refused> {
+    let batch = check(&topic, records, acks)?;
     let Some(acks) = Acks::from_wire(acks) else {
         return Err(Refused::Kafka(ResponseError::InvalidRequiredAcks, ""));
     };
+    core.produce(topic, index, batch, acks, timeout)
+        .await
+        .map_err(Refused::Produce)
+}
+
+/// What is checked on the core that received the request, before the
+/// batch goes to its partition.
+fn check(topic: &str, records: Option<BytesMut>, acks: i16) -> Result<ProducedBatch, Refused> {
+    if Acks::from_wire(acks).is_none() {
+        return Err(Refused::Kafka(ResponseError::InvalidRequiredAcks, ""));
+    }
     if topic == OFFSETS_TOPIC {
         // Only the group coordinator writes the offsets topic.
         return Err(Refused::Kafka(
@@ -159,10 +208,7 @@ async fn produce_partition(
             "exactly one record batch per partition is accepted",
         ));
     }
-    let batch = ProducedBatch::new(records).map_err(Refused::Batch)?;
-    core.produce(topic, index, batch, acks, timeout)
-        .await
-        .map_err(Refused::Produce)
+    ProducedBatch::new(records).map_err(Refused::Batch)
 }
 
 /// The batch's own length field covers the whole buffer. Kafka's producers
