@@ -26,6 +26,11 @@ use kafka_protocol::protocol::StrBytes;
 use std::rc::Rc;
 use storage::{BatchError, ProducedBatch};
 
+/// (topic index, partition index) of a partition in the request.
+type Slot = (usize, usize);
+/// A checked batch for its partition: topic, partition, batch.
+type OwnedBatch = (String, i32, ProducedBatch);
+
 /// A topic's partitions as the request named them, with their records.
 pub(crate) type WantedTopic = (String, Vec<(i32, Option<Bytes>)>);
 
@@ -77,8 +82,7 @@ pub async fn handle(
         .iter()
         .map(|(_, partitions)| partitions.iter().map(|_| None).collect())
         .collect();
-    type Slot = (usize, usize);
-    let mut by_core: Vec<(usize, Vec<Slot>, Vec<(String, i32, ProducedBatch)>)> = Vec::new();
+    let mut by_core: Vec<(usize, Vec<Slot>, Vec<OwnedBatch>)> = Vec::new();
     for (t, (name, partitions)) in wanted.iter().enumerate() {
         for (p, (index, _)) in partitions.iter().enumerate() {
             let bytes = records.next_piece();
