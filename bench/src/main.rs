@@ -5,6 +5,7 @@
 
 mod batch;
 mod broker_cpu;
+mod broker_metrics;
 mod client;
 mod compare;
 mod consume;
@@ -55,6 +56,7 @@ fn main() -> Result<()> {
             report::print_table(&results);
             report::print_e2e_table(&results);
             report::print_broker_cpu_table(&results);
+            report::print_broker_metrics_table(&results);
             if let Some(path) = &options.json {
                 std::fs::write(path, report::json(&options, &results))?;
                 eprintln!("wrote {}", path.display());

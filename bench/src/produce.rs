@@ -126,6 +126,13 @@ pub struct Options {
     /// batch and per MB (read from /proc/<pid>/stat).
     #[arg(long, value_delimiter = ',')]
     pub broker_pid: Vec<u32>,
+    /// The brokers' admin endpoints (HOST:PORT, comma-separated; Sluice's
+    /// `sluice.admin.listen`, 127.0.0.1:9644 by default): `/metrics` is
+    /// scraped when the measured window opens and closes, and the run
+    /// reports the brokers' durable writes, batches per durable write and
+    /// cross-core produce calls over it.
+    #[arg(long, value_delimiter = ',')]
+    pub broker_metrics: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -172,6 +179,8 @@ pub struct RunResult {
     pub cpu_us_per_message: f64,
     /// With --broker-pid: the broker's CPU over the measured window.
     pub broker_cpu: Option<crate::broker_cpu::BrokerCpu>,
+    /// With --broker-metrics: the brokers' counters over the measured window.
+    pub broker_metrics: Option<crate::broker_metrics::Counters>,
     /// Produce batches (one per partition per request) answered in it.
     pub batches: u64,
     /// With --consumers: what they read and found.
@@ -506,6 +515,11 @@ fn run_one(
         measure_from,
         options.messages.is_none().then_some(end),
     );
+    let broker_metrics = sample_broker_metrics(
+        &options.broker_metrics,
+        measure_from,
+        options.messages.is_none().then_some(end),
+    );
     let producers = options.producers.max(1);
     let handles: Vec<_> = (0..producers)
         .map(|producer| {
@@ -572,6 +586,19 @@ fn run_one(
         }
         None => None,
     };
+    let broker_metrics = match broker_metrics {
+        Some(sampler) => {
+            let (before, after) = sampler
+                .join()
+                .map_err(|_| anyhow::anyhow!("metrics sampler panicked"))??;
+            let after = match after {
+                Some(after) => after,
+                None => crate::broker_metrics::Counters::scrape(&options.broker_metrics)?,
+            };
+            Some(after.since(before))
+        }
+        None => None,
+    };
     let seconds = match options.messages {
         Some(_) => total
             .finished
@@ -591,6 +618,7 @@ fn run_one(
         send_delay_us: total.send_delay_us,
         cpu_us_per_message: cpu_us / (total.messages.max(1) as f64),
         broker_cpu,
+        broker_metrics,
         batches: total.batches,
         e2e,
     })
@@ -620,6 +648,36 @@ fn sample_broker_cpu(
             Some(until) => {
                 std::thread::sleep(until.saturating_duration_since(Instant::now()));
                 Some(crate::broker_cpu::CpuTimes::of(&pids)?)
+            }
+            None => None,
+        };
+        Ok((before, after))
+    }))
+}
+
+type MetricsWindow = (
+    crate::broker_metrics::Counters,
+    Option<crate::broker_metrics::Counters>,
+);
+
+/// Scrapes the brokers' `/metrics` when the measured window opens and, for
+/// a timed run, when it closes (as `sample_broker_cpu`).
+fn sample_broker_metrics(
+    endpoints: &[String],
+    from: Instant,
+    until: Option<Instant>,
+) -> Option<std::thread::JoinHandle<Result<MetricsWindow>>> {
+    if endpoints.is_empty() {
+        return None;
+    }
+    let endpoints = endpoints.to_vec();
+    Some(std::thread::spawn(move || {
+        std::thread::sleep(from.saturating_duration_since(Instant::now()));
+        let before = crate::broker_metrics::Counters::scrape(&endpoints)?;
+        let after = match until {
+            Some(until) => {
+                std::thread::sleep(until.saturating_duration_since(Instant::now()));
+                Some(crate::broker_metrics::Counters::scrape(&endpoints)?)
             }
             None => None,
         };

@@ -140,6 +140,47 @@ pub fn print_broker_cpu_table(results: &[RunResult]) {
     }
 }
 
+/// The brokers' own counters, for runs with --broker-metrics.
+pub fn print_broker_metrics_table(results: &[RunResult]) {
+    if results.iter().all(|r| r.broker_metrics.is_none()) {
+        return;
+    }
+    println!("broker counters over the measured window (/metrics):");
+    println!(
+        "{:>4} {:>10} {:>14} {:>14} {:>16} {:>12} {:>13}",
+        "acks",
+        "batches",
+        "durable writes",
+        "batches/write",
+        "produce requests",
+        "core hops",
+        "hops/request"
+    );
+    for r in results {
+        let Some(m) = &r.broker_metrics else { continue };
+        println!(
+            "{:>4} {:>10.0} {:>14.0} {:>14.2} {:>16.0} {:>12.0} {:>13.2}",
+            acks_name(r.acks),
+            m.batches,
+            m.flushes,
+            m.batches_per_flush(),
+            m.produce_requests,
+            m.produce_hops,
+            m.hops_per_produce()
+        );
+    }
+}
+
+fn broker_metrics_json(metrics: Option<&crate::broker_metrics::Counters>) -> String {
+    match metrics {
+        None => "null".to_string(),
+        Some(m) => format!(
+            "{{\"batches\": {:.0}, \"durable_writes\": {:.0}, \"batches_per_durable_write\": {:.3}, \"produce_requests\": {:.0}, \"cross_core_produce_calls\": {:.0}}}",
+            m.batches, m.flushes, m.batches_per_flush(), m.produce_requests, m.produce_hops
+        ),
+    }
+}
+
 fn broker_cpu_json(cpu: Option<&crate::broker_cpu::BrokerCpu>) -> String {
     match cpu {
         None => "null".to_string(),
@@ -231,7 +272,7 @@ pub fn json(options: &Options, results: &[RunResult]) -> String {
             .map(|(percentile, ms)| format!("[{percentile:.6}, {ms:.4}]"))
             .collect();
         runs.push(format!(
-            "{{\"acks\": {}, \"messages\": {}, \"seconds\": {}, \"msgs_per_s\": {:.1}, \"mb_per_s\": {:.3}, \"errors\": {}, \"cpu_us_per_message\": {:.3}, \"latency_ms\": {{{}}}, \"send_delay_ms_p99\": {:.3}, \"distribution\": [{}], \"e2e\": {}, \"batches\": {}, \"broker_cpu\": {}}}",
+            "{{\"acks\": {}, \"messages\": {}, \"seconds\": {}, \"msgs_per_s\": {:.1}, \"mb_per_s\": {:.3}, \"errors\": {}, \"cpu_us_per_message\": {:.3}, \"latency_ms\": {{{}}}, \"send_delay_ms_p99\": {:.3}, \"distribution\": [{}], \"e2e\": {}, \"batches\": {}, \"broker_cpu\": {}, \"broker_metrics\": {}}}",
             json_string(acks_name(r.acks)),
             r.messages,
             r.seconds,
@@ -245,6 +286,7 @@ pub fn json(options: &Options, results: &[RunResult]) -> String {
             e2e_json(r.e2e.as_ref()),
             r.batches,
             broker_cpu_json(r.broker_cpu.as_ref()),
+            broker_metrics_json(r.broker_metrics.as_ref()),
         ));
     }
     format!(

@@ -192,3 +192,26 @@ def test_bench_group_consumers_and_its_own_chart(broker, tmp_path):
     listed = admin.list_consumer_groups().result(30)
     groups = {g.group_id for g in listed.valid}
     assert {"bench-g-acks-1", "bench-g-acks-all"} <= groups, groups
+
+
+def test_bench_reports_the_brokers_own_counters(broker, tmp_path):
+    report = tmp_path / "metrics.json"
+    run = subprocess.run(
+        [BENCH, "produce", "--bootstrap", broker.bootstrap, "--topic", "bench-metrics", "--acks", "all",
+         "--messages", "3000", "--warmup-s", "0", "--broker-metrics", f"127.0.0.1:{broker.admin_port}",
+         "--json", str(report)],
+        capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "broker counters over the measured window" in run.stdout
+    only = json.loads(report.read_text())["runs"][0]
+    counted = only["broker_metrics"]
+    # The window opens as the producers start, so the broker may miss the
+    # first batches but never counts more than bench had answered.
+    assert 0 < counted["batches"] <= only["batches"], (counted, only["batches"])
+    # acks=all on the default flush policy: every batch waited for a
+    # durable write, one write covering one or more batches.
+    assert 1 <= counted["durable_writes"] <= counted["batches"], counted
+    assert counted["produce_requests"] >= counted["batches"] / 4
+    bad = subprocess.run([BENCH, "produce", "--bootstrap", broker.bootstrap, "--messages", "10",
+                          "--broker-metrics", "127.0.0.1:1"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "--broker-metrics" in bad.stderr

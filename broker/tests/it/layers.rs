@@ -9,14 +9,14 @@ use std::path::Path;
 /// Top-level modules of `broker/src`, lowest layer first. Modules on one
 /// line share a layer and must not use each other.
 const LAYERS: &[&[&str]] = &[
-    &["config", "limits", "error", "router"],
+    &["config", "limits", "error", "router", "metrics"],
     &["producer_state", "metadata", "refusals"],
     &["partition"],
     &["errors"],
     &["shard"],
     &["group"],
     &["core"],
-    &["membership", "replica_fetcher"],
+    &["membership", "replica_fetcher", "admin"],
     &["api"],
     &["protocol"],
     &["transport"],
