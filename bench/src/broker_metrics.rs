@@ -138,9 +138,10 @@ mod tests {
             sluice_storage_flushes_total{core=\"0\"} 3\n\
             sluice_broker_ready 1\n\
             # EOF\n";
-        let sums = sums(text).expect("parses");
-        let get =
-            |name: &str, label: Option<&str>| sums[&(name.to_string(), label.map(str::to_string))];
+        let summed = sums(text).expect("parses");
+        let get = |name: &str, label: Option<&str>| {
+            summed[&(name.to_string(), label.map(str::to_string))]
+        };
         assert_eq!(get("sluice_cross_core_calls_total", None), 14.0);
         assert_eq!(
             get("sluice_cross_core_calls_total", Some("kind=\"produce\"")),
