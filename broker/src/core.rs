@@ -516,7 +516,7 @@ impl Core {
         mut budget: usize,
         total_before: usize,
         replica: Option<i32>,
-        watch: &Rc<Event>,
+        watch: Option<&Rc<Event>>,
     ) -> (Vec<Result<PartitionRead<Chunk>, ReadError>>, usize) {
         let mut total = 0usize;
         let mut answers = Vec::with_capacity(wanted.len());
@@ -564,7 +564,9 @@ impl Core {
             // After the replica's position moved the high watermark (its
             // own change must not wake it) and before the read (a change
             // during the read must).
-            partition.changes().watch(watch);
+            if let Some(watch) = watch {
+                partition.changes().watch(watch);
+            }
             if budget == 0 && total_before + total > 0 {
                 // Nothing left to give: offsets only (a read always gives
                 // at least one batch, so do not read).
@@ -710,9 +712,8 @@ impl Core {
                 .shard
                 .changes_of(wanted.iter().map(|w| (w.topic.as_str(), w.partition)));
             // Nothing waits here: `wait_for_changes` watches again.
-            let unwatched = Rc::new(Event::default());
             let (reads, _) = core
-                .read_here(&wanted, budget, total_before, replica, &unwatched)
+                .read_here(&wanted, budget, total_before, replica, None)
                 .await;
             let sent = reads
                 .into_iter()

@@ -156,7 +156,7 @@ impl Plan {
             let group: Vec<ReadWanted> = indexes.iter().map(|&i| self.wanted[i].clone()).collect();
             let (answers, bytes) = if *owner == core.router.core() {
                 let (reads, bytes) = core
-                    .read_here(&group, budget, read.bytes, replica, changed)
+                    .read_here(&group, budget, read.bytes, replica, Some(changed))
                     .await;
                 let answers: Vec<PartitionAnswer> = group
                     .iter()

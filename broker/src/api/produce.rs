@@ -83,12 +83,15 @@ pub async fn handle(
         .map(|(_, partitions)| partitions.iter().map(|_| None).collect())
         .collect();
     let mut by_core: Vec<(usize, Vec<Slot>, Vec<OwnedBatch>)> = Vec::new();
+    // The request's acks, once a partition passed the checks (they parse it).
+    let mut valid_acks = None;
     for (t, (name, partitions)) in wanted.iter().enumerate() {
         for (p, (index, _)) in partitions.iter().enumerate() {
             let bytes = records.next_piece();
             match check(name, bytes, acks) {
                 Err(refused) => answers[t][p] = Some(Err(refused)),
-                Ok(batch) => {
+                Ok((checked, batch)) => {
+                    valid_acks = Some(checked);
                     let owner = core.router.owner(name, *index);
                     let group = match by_core.iter().position(|(c, _, _)| *c == owner) {
                         Some(at) => &mut by_core[at],
@@ -103,7 +106,7 @@ pub async fn handle(
             }
         }
     }
-    if let Some(acks) = Acks::from_wire(acks) {
+    if let Some(acks) = valid_acks {
         let calls: Vec<_> = by_core
             .into_iter()
             .map(|(owner, slots, batches)| {
@@ -128,6 +131,8 @@ pub async fn handle(
                 .iter()
                 .zip(answers)
                 .map(|((index, _), produced)| {
+                    // Every slot was answered above: refused by `check`,
+                    // or by its core.
                     let produced = produced
                         .unwrap_or(Err(Refused::Kafka(ResponseError::InvalidRequiredAcks, "")));
                     answer(*index, produced)
@@ -181,10 +186,7 @@ async fn produce_partition(
     acks: i16,
     timeout: std::time::Duration,
 ) -> Result<Produced, Refused> {
-    let batch = check(&topic, records, acks)?;
-    let Some(acks) = Acks::from_wire(acks) else {
-        return Err(Refused::Kafka(ResponseError::InvalidRequiredAcks, ""));
-    };
+    let (acks, batch) = check(&topic, records, acks)?;
     core.produce(topic, index, batch, acks, timeout)
         .await
         .map_err(Refused::Produce)
@@ -192,10 +194,14 @@ async fn produce_partition(
 
 /// What is checked on the core that received the request, before the
 /// batch goes to its partition.
-fn check(topic: &str, records: Option<BytesMut>, acks: i16) -> Result<ProducedBatch, Refused> {
-    if Acks::from_wire(acks).is_none() {
+fn check(
+    topic: &str,
+    records: Option<BytesMut>,
+    acks: i16,
+) -> Result<(Acks, ProducedBatch), Refused> {
+    let Some(acks) = Acks::from_wire(acks) else {
         return Err(Refused::Kafka(ResponseError::InvalidRequiredAcks, ""));
-    }
+    };
     if topic == OFFSETS_TOPIC {
         // Only the group coordinator writes the offsets topic.
         return Err(Refused::Kafka(
@@ -212,7 +218,8 @@ fn check(topic: &str, records: Option<BytesMut>, acks: i16) -> Result<ProducedBa
             "exactly one record batch per partition is accepted",
         ));
     }
-    ProducedBatch::new(records).map_err(Refused::Batch)
+    let batch = ProducedBatch::new(records).map_err(Refused::Batch)?;
+    Ok((acks, batch))
 }
 
 /// The batch's own length field covers the whole buffer. Kafka's producers
