@@ -1,5 +1,6 @@
 //! Every broker knob, under its Kafka name where one exists.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -59,14 +60,25 @@ pub const IDLE_POLL_US_MAX: u64 = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The first client listener's address (the one `--listen` sets).
     pub listen: SocketAddr,
     /// `--listen` was given: it wins over the PLAINTEXT entry of `listeners`.
     listen_from_flag: bool,
-    /// As given (`advertised.listeners`); `advertised_host`/`_port` are
-    /// what Metadata answers with.
-    pub advertised_listener: Option<String>,
-    pub advertised_host: String,
-    pub advertised_port: u16,
+    /// `advertised.listeners` as given (`NAME://host:port`, a bare
+    /// `host:port` being PLAINTEXT's).
+    advertised: Vec<(String, String, u16)>,
+    /// `--advertised-listener`: the PLAINTEXT listener's.
+    advertised_flag: Option<String>,
+    /// The client listeners of `listeners` (not the controller's), each
+    /// with its security protocol and advertised address; resolved.
+    pub listeners: Vec<Listener>,
+    /// `listener.security.protocol.map` as given (NAME:PROTOCOL,...).
+    protocol_map: Option<String>,
+    /// `inter.broker.listener.name` (or the listener named after
+    /// `security.inter.broker.protocol`): the one replica fetchers use.
+    pub inter_broker_listener: String,
+    /// `ssl.*`, `sasl.*`, `listener.name.*`: read per listener.
+    pub security: crate::security::SecuritySettings,
     pub data_dir: PathBuf,
     pub cores: usize,
     /// `sluice.cpus`: the CPU each core's executor is pinned to, in core
@@ -110,6 +122,17 @@ pub struct Config {
     pub group: GroupConfig,
     /// Roles, the controller quorum and membership (`process.roles`, ...).
     pub cluster: ClusterConfig,
+}
+
+/// One client listener of `listeners`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub protocol: crate::security::SecurityProtocol,
+    pub address: SocketAddr,
+    /// What Metadata answers clients of this listener with.
+    pub advertised_host: String,
+    pub advertised_port: u16,
 }
 
 /// KRaft's settings, under Kafka's names.
@@ -223,9 +246,12 @@ impl Config {
         let mut config = Config {
             listen,
             listen_from_flag: false,
-            advertised_listener: None,
-            advertised_host: String::new(),
-            advertised_port: 0,
+            advertised: Vec::new(),
+            advertised_flag: None,
+            listeners: Vec::new(),
+            protocol_map: None,
+            inter_broker_listener: "PLAINTEXT".to_string(),
+            security: Default::default(),
             data_dir: PathBuf::from("./data"),
             cores: cpus,
             cpus: None,
@@ -262,7 +288,7 @@ impl Config {
         }
         config.listen_from_flag = flags.listen.is_some();
         config.listen = flags.listen.unwrap_or(config.listen);
-        config.advertised_listener = flags.advertised_listener.or(config.advertised_listener);
+        config.advertised_flag = flags.advertised_listener;
         config.data_dir = flags.data_dir.unwrap_or(config.data_dir);
         config.cores = flags.cores.unwrap_or(config.cores);
         config.idle_poll_us = flags.idle_poll_us.unwrap_or(config.idle_poll_us);
@@ -292,10 +318,7 @@ impl Config {
                 reason: format!("is above {IDLE_POLL_US_MAX}"),
             });
         }
-        (config.advertised_host, config.advertised_port) = match &config.advertised_listener {
-            Some(address) => parse_host_port("advertised listener", address)?,
-            None => (config.listen.ip().to_string(), config.listen.port()),
-        };
+        config.resolve_advertised()?;
         Ok(config)
     }
 
@@ -383,9 +406,24 @@ impl Config {
                 self.cluster.leader_imbalance_percentage = positive_i32(key, value)? as u32
             }
             "advertised.listeners" => {
-                parse_host_port(key, value)?;
-                self.advertised_listener = Some(value.to_string());
+                self.advertised = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(|listener| parse_named_listener(key, listener))
+                    .collect::<Result<_>>()?;
             }
+            "listener.security.protocol.map" => self.protocol_map = Some(value.to_string()),
+            "inter.broker.listener.name" => self.inter_broker_listener = value.trim().to_string(),
+            "security.inter.broker.protocol" => {
+                crate::security::SecurityProtocol::parse(value).or_invalid(
+                    key,
+                    value,
+                    "expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+                )?;
+                self.inter_broker_listener = value.trim().to_ascii_uppercase();
+            }
+            key if crate::security::SecuritySettings::owns(key) => self.security.set(key, value),
             "log.dirs" | "log.dir" => {
                 if value.contains(',') {
                     return Err(invalid(key, value, "Sluice takes one data directory"));
@@ -603,10 +641,15 @@ impl Config {
         }
     }
 
-    /// `listeners`: the PLAINTEXT one is the client listener (unless
-    /// `--listen` was given), the one named by `controller.listener.names`
-    /// the controller's.
+    /// `listeners`: the one named by `controller.listener.names` is the
+    /// controller's, every other one a client listener with the security
+    /// protocol `listener.security.protocol.map` gives its name. `--listen`
+    /// sets the PLAINTEXT listener's address (adding it if absent); no
+    /// client listener at all means PLAINTEXT on 127.0.0.1:9092.
     fn resolve_listeners(&mut self) -> Result<()> {
+        use crate::security::SecurityProtocol;
+        let map = self.protocol_map()?;
+        let mut listeners: Vec<Listener> = Vec::new();
         for (name, host, port) in self.cluster.listeners.clone() {
             let value = format!("{name}://{host}:{port}");
             let address: SocketAddr = format!("{host}:{port}").parse().or_invalid(
@@ -614,21 +657,153 @@ impl Config {
                 &value,
                 "expected ip:port",
             )?;
+            let protocol = map.get(&name).copied().ok_or_else(|| {
+                invalid(
+                    "listener.security.protocol.map",
+                    self.protocol_map.as_deref().unwrap_or_default(),
+                    format!("has no security protocol for listener {name}"),
+                )
+            })?;
             if self.cluster.controller_listener_names.contains(&name) {
-                self.cluster.controller_listen = Some(address);
-            } else if name == "PLAINTEXT" {
-                if !self.listen_from_flag {
-                    self.listen = address;
+                if protocol != SecurityProtocol::Plaintext {
+                    return Err(invalid(
+                        "listener.security.protocol.map",
+                        self.protocol_map.as_deref().unwrap_or_default(),
+                        format!("the controller listener {name} must be PLAINTEXT: secured controller connections are not served yet"),
+                    ));
                 }
-            } else {
+                self.cluster.controller_listen = Some(address);
+                continue;
+            }
+            if listeners
+                .iter()
+                .any(|l| l.name == name || l.address == address)
+            {
                 return Err(invalid(
                     "listeners",
                     &value,
-                    format!("only PLAINTEXT listeners are served, not {name}"),
+                    "listener names and ports must be unique",
+                ));
+            }
+            listeners.push(Listener {
+                name,
+                protocol,
+                address,
+                advertised_host: String::new(),
+                advertised_port: 0,
+            });
+        }
+        let plaintext = listeners.iter().position(|l| l.name == "PLAINTEXT");
+        if let Some(i) = plaintext.filter(|_| self.listen_from_flag) {
+            listeners[i].address = self.listen;
+        } else if plaintext.is_none() && (self.listen_from_flag || listeners.is_empty()) {
+            listeners.insert(
+                0,
+                Listener {
+                    name: "PLAINTEXT".into(),
+                    protocol: SecurityProtocol::Plaintext,
+                    address: self.listen,
+                    advertised_host: String::new(),
+                    advertised_port: 0,
+                },
+            );
+        }
+        self.listen = listeners[0].address;
+        self.listeners = listeners;
+        Ok(())
+    }
+
+    /// Kafka's default map (every protocol's own name, and CONTROLLER as
+    /// PLAINTEXT) unless `listener.security.protocol.map` is given.
+    fn protocol_map(&self) -> Result<BTreeMap<String, crate::security::SecurityProtocol>> {
+        use crate::security::SecurityProtocol;
+        let given = self
+            .protocol_map
+            .as_deref()
+            .unwrap_or("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT");
+        let mut map = BTreeMap::new();
+        for entry in given.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (name, protocol) = entry.split_once(':').or_invalid(
+                "listener.security.protocol.map",
+                given,
+                "expected NAME:PROTOCOL,...",
+            )?;
+            let protocol = SecurityProtocol::parse(protocol.trim()).or_invalid(
+                "listener.security.protocol.map",
+                given,
+                "protocols are PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL",
+            )?;
+            map.insert(name.trim().to_string(), protocol);
+        }
+        Ok(map)
+    }
+
+    /// Each client listener's advertised address: its `advertised.listeners`
+    /// entry (`--advertised-listener` for PLAINTEXT), else where it binds.
+    /// Then the inter-broker listener must exist when there are other
+    /// brokers, and be PLAINTEXT: replica fetchers do not speak TLS or
+    /// SASL yet.
+    fn resolve_advertised(&mut self) -> Result<()> {
+        let flag = match &self.advertised_flag {
+            Some(address) => Some(parse_host_port("--advertised-listener", address)?),
+            None => None,
+        };
+        for listener in &mut self.listeners {
+            let given = self
+                .advertised
+                .iter()
+                .find(|(name, _, _)| *name == listener.name)
+                .map(|(_, host, port)| (host.clone(), *port));
+            let from_flag = flag.clone().filter(|_| listener.name == "PLAINTEXT");
+            (listener.advertised_host, listener.advertised_port) = from_flag
+                .or(given)
+                .unwrap_or_else(|| (listener.address.ip().to_string(), listener.address.port()));
+        }
+        if let Some((name, _, _)) = self
+            .advertised
+            .iter()
+            .find(|(name, _, _)| !self.listeners.iter().any(|l| l.name == *name))
+        {
+            return Err(invalid(
+                "advertised.listeners",
+                name,
+                "names a listener that `listeners` does not have",
+            ));
+        }
+        let several_brokers = self.cluster.voters.len() > 1 || !self.cluster.controller;
+        if several_brokers {
+            let inter = self
+                .listeners
+                .iter()
+                .find(|l| l.name == self.inter_broker_listener)
+                .ok_or_else(|| {
+                    invalid(
+                        "inter.broker.listener.name",
+                        &self.inter_broker_listener,
+                        "is not one of the client listeners",
+                    )
+                })?;
+            if inter.protocol != crate::security::SecurityProtocol::Plaintext {
+                return Err(invalid(
+                    "inter.broker.listener.name",
+                    &self.inter_broker_listener,
+                    "must be a PLAINTEXT listener: replication over SSL or SASL is not served yet",
                 ));
             }
         }
         Ok(())
+    }
+
+    /// The advertised endpoints of every client listener, for registration.
+    pub fn endpoints(&self) -> Vec<controller::Endpoint> {
+        self.listeners
+            .iter()
+            .map(|l| controller::Endpoint {
+                name: l.name.clone(),
+                host: l.advertised_host.clone(),
+                port: l.advertised_port,
+            })
+            .collect()
     }
 
     fn check_roles(&self) -> Result<()> {
@@ -669,17 +844,10 @@ impl Config {
     }
 }
 
-/// `host:port`, with Kafka's optional `PLAINTEXT://` listener prefix.
+/// `host:port`, with Kafka's optional `NAME://` listener prefix.
 fn parse_host_port(key: &str, value: &str) -> Result<(String, u16)> {
     let address = match value.split_once("://") {
-        Some(("PLAINTEXT", rest)) => rest,
-        Some((protocol, _)) => {
-            return Err(invalid(
-                key,
-                value,
-                format!("only PLAINTEXT listeners are served, not {protocol}"),
-            ))
-        }
+        Some((_, rest)) => rest,
         None => value,
     };
     let (host, port) = address
@@ -809,7 +977,7 @@ mod tests {
         })
         .expect("valid");
         assert_eq!(config.listen.port(), 19092);
-        assert_eq!(config.advertised_port, 19092);
+        assert_eq!(config.listeners[0].advertised_port, 19092);
         assert_eq!(config.data_dir, PathBuf::from("/var/lib/sluice"));
         assert_eq!(config.num_partitions, 3);
         assert!(!config.auto_create_topics);
@@ -870,6 +1038,85 @@ mod tests {
     }
 
     #[test]
+    fn listeners_get_protocols_advertised_addresses_and_prefixed_settings() {
+        use crate::security::SecurityProtocol;
+        let config = Config::resolve(flags(&[
+            "listeners=LOCAL://127.0.0.1:19092,OUTSIDE://127.0.0.1:19093,SSL://127.0.0.1:19094",
+            "listener.security.protocol.map=LOCAL:PLAINTEXT,OUTSIDE:SASL_SSL,SSL:SSL",
+            "advertised.listeners=OUTSIDE://broker.example:9093",
+            "listener.name.outside.sasl.enabled.mechanisms=SCRAM-SHA-512",
+        ]))
+        .expect("valid");
+        let seen: Vec<(&str, SecurityProtocol, u16, &str, u16)> = config
+            .listeners
+            .iter()
+            .map(|l| {
+                (
+                    l.name.as_str(),
+                    l.protocol,
+                    l.address.port(),
+                    l.advertised_host.as_str(),
+                    l.advertised_port,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    "LOCAL",
+                    SecurityProtocol::Plaintext,
+                    19092,
+                    "127.0.0.1",
+                    19092
+                ),
+                (
+                    "OUTSIDE",
+                    SecurityProtocol::SaslSsl,
+                    19093,
+                    "broker.example",
+                    9093
+                ),
+                ("SSL", SecurityProtocol::Ssl, 19094, "127.0.0.1", 19094),
+            ]
+        );
+        assert_eq!(config.listen.port(), 19092);
+        assert_eq!(
+            config.security.get("OUTSIDE", "sasl.enabled.mechanisms"),
+            Some("SCRAM-SHA-512")
+        );
+        assert_eq!(config.endpoints().len(), 3);
+        // --listen adds (or moves) the PLAINTEXT listener.
+        let moved = Config::resolve(Flags {
+            listen: Some("127.0.0.1:29092".parse().expect("addr")),
+            ..flags(&["listeners=SASL_PLAINTEXT://127.0.0.1:19095"])
+        })
+        .expect("valid");
+        let names: Vec<&str> = moved.listeners.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["PLAINTEXT", "SASL_PLAINTEXT"]);
+        assert_eq!(moved.listen.port(), 29092);
+        // Brokers of a cluster replicate over PLAINTEXT only (for now).
+        let error = Config::resolve(flags(&[
+            "listeners=SASL_SSL://127.0.0.1:19096",
+            "process.roles=broker",
+            "controller.quorum.voters=1@127.0.0.1:19097",
+            "node.id=2",
+            "inter.broker.listener.name=SASL_SSL",
+        ]))
+        .expect_err("secured replication");
+        assert!(
+            format!("{error:#}").contains("PLAINTEXT listener"),
+            "{error:#}"
+        );
+        let error = Config::resolve(flags(&[
+            "listeners=PLAINTEXT://127.0.0.1:19098",
+            "advertised.listeners=OTHER://h:1",
+        ]))
+        .expect_err("unknown advertised");
+        assert!(format!("{error:#}").contains("does not have"), "{error:#}");
+    }
+
+    #[test]
     fn bad_config_files_are_clear_errors() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("sluice.toml");
@@ -877,7 +1124,10 @@ mod tests {
             ("num.partitions = ", "not valid TOML"),
             ("no.such.key = 1", "unknown setting no.such.key"),
             ("num.partitions = \"many\"", "not an integer"),
-            ("listeners = \"SSL://127.0.0.1:9093\"", "only PLAINTEXT"),
+            (
+                "listeners = \"OUTSIDE://127.0.0.1:9093\"",
+                "no security protocol for listener OUTSIDE",
+            ),
         ] {
             std::fs::write(&path, text).expect("write");
             let error = Config::resolve(Flags {

@@ -7,19 +7,30 @@
 //! the bound (back-pressure through TCP). The bytes go over a
 //! `transport::Transport` (plain TCP today) that both tasks share.
 
+use crate::api::context::Principal;
 use crate::api::fetch_response::Part;
-use crate::api::reply::Outcome;
+use crate::api::reply::{self, Outcome};
 use crate::core::Core;
 use crate::limits::CONNECTION_REQUESTS_IN_FLIGHT_MAX;
+use crate::protocol::decode::{decode, Body};
 use crate::protocol::dispatch;
 use crate::protocol::frame::{FrameError, FrameReader};
-use crate::transport::{self, PlainTcp, Reader, Transport, PLAINTEXT};
+use crate::security::sasl::{Admit, Authenticator, Next, SaslSettings};
+use crate::security::{scram, tls::Tls, ListenerSecurity};
+use crate::transport::{self, PlainTcp, Reader, Transport};
+use bytes::{BufMut, BytesMut};
 use glommio::channels::local_channel;
 use glommio::net::TcpStream;
 use glommio::Task;
+use kafka_protocol::messages::ApiKey;
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use storage::Event;
+
+/// A TLS handshake not done by then closes the connection.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Set when the writer gives up, so the reader stops too.
 struct Closing {
@@ -27,20 +38,50 @@ struct Closing {
     event: Event,
 }
 
-/// Serves an accepted plain-TCP connection.
-pub async fn serve(core: Rc<Core>, stream: TcpStream) {
-    match PlainTcp::new(stream, PLAINTEXT) {
-        Ok(transport) => serve_transport(core, transport).await,
-        Err(error) => tracing::debug!(%error, "connection gone before it was served"),
+/// Serves an accepted connection of `listener`: over TLS after the
+/// handshake on SSL listeners, after SASL authentication on SASL ones.
+pub async fn serve(core: Rc<Core>, stream: TcpStream, listener: &ListenerSecurity) {
+    let peer = stream.peer_addr().ok();
+    let sasl = listener.sasl.clone();
+    let Some(acceptor) = &listener.tls else {
+        match PlainTcp::new(stream, &listener.name) {
+            Ok(transport) => serve_transport(core, transport, sasl).await,
+            Err(error) => tracing::debug!(%error, "connection gone before it was served"),
+        }
+        return;
+    };
+    let handshake = glommio::timer::timeout(TLS_HANDSHAKE_TIMEOUT, async {
+        acceptor
+            .accept(stream)
+            .await
+            .map_err(glommio::GlommioError::IoError)
+    })
+    .await;
+    let transport = handshake.map_err(|e| e.to_string()).and_then(|stream| {
+        Tls::new(stream, &listener.name, &listener.principal_mapper).map_err(|e| e.to_string())
+    });
+    match transport {
+        Ok(transport) => serve_transport(core, transport, sasl).await,
+        // A plaintext client on a TLS port ends here too.
+        Err(error) => {
+            tracing::info!(?peer, listener = %listener.name, %error, "TLS handshake failed; closing")
+        }
     }
 }
 
 /// Serves one connection over any transport until it closes or misbehaves.
-/// The reader (this task) and the writer task share the transport.
-pub async fn serve_transport<T: Transport>(core: Rc<Core>, transport: T) {
+/// The reader (this task) and the writer task share the transport. With
+/// `sasl`, nothing but ApiVersions is served until the client has
+/// authenticated (security/sasl.rs has the rules).
+pub async fn serve_transport<T: Transport>(
+    core: Rc<Core>,
+    transport: T,
+    sasl: Option<Arc<SaslSettings>>,
+) {
     let transport = Rc::new(transport);
     let peer = transport.info().peer;
-    let info = Rc::new(transport.info().clone());
+    let mut info = Rc::new(transport.info().clone());
+    let mut authenticator = sasl.map(Authenticator::new);
     let closing = Rc::new(Closing {
         closed: Cell::new(false),
         event: Event::default(),
@@ -59,13 +100,12 @@ pub async fn serve_transport<T: Transport>(core: Rc<Core>, transport: T) {
         if closing.closed.get() {
             break;
         }
-        let next = async {
-            Some(
-                frames
-                    .next(&mut reader, core.config.request_bytes_max)
-                    .await,
-            )
-        };
+        let bytes_max = authenticator
+            .as_ref()
+            .map_or(core.config.request_bytes_max, |a| {
+                a.frame_bytes_max(core.config.request_bytes_max)
+            });
+        let next = async { Some(frames.next(&mut reader, bytes_max).await) };
         let stop = async {
             closed.await;
             None
@@ -79,6 +119,40 @@ pub async fn serve_transport<T: Transport>(core: Rc<Core>, transport: T) {
                 break;
             }
         };
+        let frame = match authenticator.as_mut() {
+            None => frame,
+            Some(authenticator) => match sasl_step(&core, authenticator, frame) {
+                SaslStep::Serve(frame) => frame,
+                SaslStep::Answer(outcome, next) => {
+                    let answered = queue
+                        .send(glommio::spawn_local(async move { outcome }))
+                        .await;
+                    match next {
+                        Next::Continue => {}
+                        Next::Authenticated(user) => {
+                            let mut authenticated = (*info).clone();
+                            authenticated.principal = Principal {
+                                kind: "User",
+                                name: user,
+                            };
+                            info = Rc::new(authenticated);
+                        }
+                        Next::Close(reason) => {
+                            tracing::info!(%peer, %reason, "closing connection");
+                            break;
+                        }
+                    }
+                    if answered.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                SaslStep::Close(reason) => {
+                    tracing::info!(%peer, %reason, "closing connection");
+                    break;
+                }
+            },
+        };
         let (core, info) = (core.clone(), info.clone());
         let task = glommio::spawn_local(async move { dispatch::handle(&core, frame, &info).await });
         if queue.send(task).await.is_err() {
@@ -87,6 +161,84 @@ pub async fn serve_transport<T: Transport>(core: Rc<Core>, transport: T) {
     }
     drop(queue);
     writer.await;
+}
+
+enum SaslStep {
+    /// Not SASL's business: serve the frame as any request.
+    Serve(BytesMut),
+    /// Write this, then go on as `Next` says.
+    Answer(Outcome, Next),
+    /// Close without answering.
+    Close(String),
+}
+
+/// One frame through the connection's authenticator.
+fn sasl_step(core: &Rc<Core>, authenticator: &mut Authenticator, frame: BytesMut) -> SaslStep {
+    let now = Instant::now();
+    let lookup = |user: &str, mechanism: scram::Mechanism| {
+        core.image()
+            .scram_credential(user, mechanism.code())
+            .cloned()
+    };
+    if authenticator.expects_raw_token() {
+        // After a v0 handshake: the frame is the token, the answer a
+        // size-prefixed token; a failure just closes.
+        let answer = authenticator.authenticate(
+            0,
+            &frame,
+            now,
+            lookup,
+            scram::server_nonce,
+            scram::decoy_salt,
+        );
+        if answer.response.error_code != 0 {
+            return SaslStep::Close(match answer.next {
+                Next::Close(reason) => reason,
+                _ => "SASL authentication failed".into(),
+            });
+        }
+        let token = answer.response.auth_bytes;
+        let mut out = BytesMut::with_capacity(4 + token.len());
+        out.put_u32(token.len() as u32);
+        out.extend_from_slice(&token);
+        return SaslStep::Answer(Outcome::Respond(out), answer.next);
+    }
+    let Some(api) = frame
+        .get(0..2)
+        .and_then(|b| ApiKey::try_from(i16::from_be_bytes([b[0], b[1]])).ok())
+    else {
+        return SaslStep::Close("unknown API before SASL authentication".into());
+    };
+    match authenticator.admit(api, now) {
+        Admit::Serve => return SaslStep::Serve(frame),
+        Admit::Close(reason) => return SaslStep::Close(reason),
+        Admit::Sasl => {}
+    }
+    let decoded = match decode(frame) {
+        Ok(decoded) => decoded,
+        Err(error) => return SaslStep::Close(error.to_string()),
+    };
+    let (version, correlation) = (decoded.version, decoded.correlation_id);
+    match decoded.body {
+        Body::Request(crate::api::Request::SaslHandshake(request)) => {
+            let answer = authenticator.handshake(version, request.mechanism.as_str());
+            let outcome = reply::encode_frame(api, version, correlation, &answer.response);
+            SaslStep::Answer(outcome, answer.next)
+        }
+        Body::Request(crate::api::Request::SaslAuthenticate(request)) => {
+            let answer = authenticator.authenticate(
+                version,
+                &request.auth_bytes,
+                now,
+                lookup,
+                scram::server_nonce,
+                scram::decoy_salt,
+            );
+            let outcome = reply::encode_frame(api, version, correlation, &answer.response);
+            SaslStep::Answer(outcome, answer.next)
+        }
+        _ => SaslStep::Close(format!("{api:?} is not a SASL request")),
+    }
 }
 
 /// Responses written in one send at most: enough to cover what one group
@@ -167,7 +319,7 @@ async fn write_responses<T: Transport>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::context::{ConnectionInfo, Principal};
+    use crate::api::context::ConnectionInfo;
     use bytes::{Buf, BufMut, Bytes, BytesMut};
     use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
     use glommio::net::UnixStream;
@@ -287,7 +439,7 @@ mod tests {
                     principal: Principal::anonymous(),
                 },
             };
-            let served = glommio::spawn_local(serve_transport(core, transport));
+            let served = glommio::spawn_local(serve_transport(core, transport, None));
 
             use kafka_protocol::messages::create_topics_request::CreatableTopic;
             let create = CreateTopicsRequest::default()

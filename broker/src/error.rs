@@ -83,6 +83,8 @@ pub enum ServerError {
         need: usize,
         cores: usize,
     },
+    #[error("listener security: {setting}: {reason}")]
+    Security { setting: String, reason: String },
     #[error("controller: {0}")]
     Controller(#[from] controller::StartError),
     #[error("start executor {core} (io_uring / locked memory?): {reason}")]

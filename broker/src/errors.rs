@@ -122,6 +122,10 @@ pub fn item_error(error: &ItemError) -> (ResponseError, String) {
         ItemError::InvalidReplicaAssignment(m) => {
             (ResponseError::InvalidReplicaAssignment, m.clone())
         }
+        ItemError::UnknownCredential => (
+            ResponseError::ResourceNotFound,
+            "Attempt to delete a user credential that does not exist".into(),
+        ),
     }
 }
 

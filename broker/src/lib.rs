@@ -19,6 +19,7 @@ pub mod protocol;
 pub mod refusals;
 pub mod replica_fetcher;
 pub mod router;
+pub mod security;
 pub mod server;
 pub mod shard;
 pub mod transport;

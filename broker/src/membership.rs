@@ -10,7 +10,7 @@
 use crate::core::{Core, METADATA_WRITE_TIMEOUT};
 use crate::group::store::OFFSETS_TOPIC;
 use crate::metadata::topics::TopicStore;
-use controller::{ControllerError, Endpoint, NewTopic, Request, Response};
+use controller::{ControllerError, NewTopic, Request, Response};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -24,11 +24,7 @@ pub async fn run(core: Rc<Core>) {
         let request = Request::RegisterBroker {
             broker_id: config.node_id,
             incarnation,
-            endpoints: vec![Endpoint {
-                name: "PLAINTEXT".into(),
-                host: config.advertised_host.clone(),
-                port: config.advertised_port,
-            }],
+            endpoints: config.endpoints(),
             rack: config.cluster.rack.clone(),
         };
         let epoch = match core.cluster.controller.call(request, interval * 2).await {

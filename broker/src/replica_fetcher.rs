@@ -173,7 +173,7 @@ impl Stream {
             let endpoint = image
                 .brokers
                 .get(&self.leader)
-                .and_then(|b| b.client_endpoint())
+                .and_then(|b| b.endpoint(&self.core.config.inter_broker_listener))
                 .ok_or(StreamError::NoEndpoint(self.leader))?;
             let address = format!("{}:{}", endpoint.host, endpoint.port);
             let timeout = self.core.config.cluster.replica_socket_timeout;

@@ -8,8 +8,10 @@ use crate::core::Core;
 use crate::error::ServerError;
 use crate::metadata::cluster::Cluster;
 use crate::router::{Job, Router};
+use crate::security::ListenerSecurity;
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -48,10 +50,23 @@ pub fn run(mut config: Config) -> Result<()> {
     // Listeners bind with SO_REUSEPORT, which would silently share a port
     // with another broker; a bind without it first turns that into a clear
     // error.
-    check_port_free(config.listen).map_err(|source| ServerError::PortInUse {
-        address: config.listen,
-        source,
-    })?;
+    for listener in &config.listeners {
+        check_port_free(listener.address).map_err(|source| ServerError::PortInUse {
+            address: listener.address,
+            source,
+        })?;
+    }
+    // TLS keys, truststores and SASL users are read once, here: a bad
+    // setting stops the start with the setting's name.
+    let securities: Vec<Arc<ListenerSecurity>> = config
+        .listeners
+        .iter()
+        .map(|l| {
+            ListenerSecurity::build(&l.name, l.protocol, &config.security)
+                .map(Arc::new)
+                .map_err(|(setting, reason)| ServerError::Security { setting, reason })
+        })
+        .collect::<Result<_>>()?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, stop.clone())
@@ -104,12 +119,13 @@ pub fn run(mut config: Config) -> Result<()> {
     }
     let mut handles = Vec::with_capacity(cores);
     for (core, (router, requests)) in mesh.into_iter().enumerate() {
-        let (config, cluster, stop, opened, all_opened) = (
+        let (config, cluster, stop, opened, all_opened, securities) = (
             config.clone(),
             cluster.clone(),
             stop.clone(),
             opened.clone(),
             all_opened.clone(),
+            securities.clone(),
         );
         let cpu = config.cpus.as_ref().and_then(|c| c.get(core)).copied();
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu.unwrap_or(core)))
@@ -117,7 +133,12 @@ pub fn run(mut config: Config) -> Result<()> {
             .io_memory(io_memory)
             .spin_before_park(Duration::from_micros(config.idle_poll_us))
             .spawn(move || async move {
-                serve(config, cluster, router, requests, stop, opened, all_opened).await
+                let started = Started {
+                    stop,
+                    opened,
+                    all_opened,
+                };
+                serve(config, securities, cluster, router, requests, started).await
             })
             .map_err(|e| ServerError::Executor {
                 core,
@@ -178,29 +199,44 @@ impl Barrier {
     }
 }
 
-async fn serve(
-    config: Config,
-    cluster: Arc<Cluster>,
-    router: Router<Core>,
-    requests: flume::Receiver<Job<Core>>,
+/// What the cores share to start and stop together.
+struct Started {
     stop: Arc<AtomicBool>,
     opened: Arc<Barrier>,
     all_opened: Arc<AtomicBool>,
+}
+
+async fn serve(
+    config: Config,
+    securities: Vec<Arc<ListenerSecurity>>,
+    cluster: Arc<Cluster>,
+    router: Router<Core>,
+    requests: flume::Receiver<Job<Core>>,
+    started: Started,
 ) -> Result<()> {
+    let Started {
+        stop,
+        opened,
+        all_opened,
+    } = started;
     let core_index = router.core();
-    let listener = bind_listener(config.listen);
-    let core = Core::open(config.clone(), cluster, router).await;
-    let (listener, (core, updates)) = match (listener, core) {
-        (Ok(listener), Ok(core)) => (listener, core),
-        (Err(e), _) => {
-            opened.wait_abandoned();
-            return Err(ServerError::Listen {
-                core: core_index,
-                address: config.listen,
-                source: e,
-            });
+    let mut listeners = Vec::with_capacity(config.listeners.len());
+    for (listener, security) in config.listeners.iter().zip(&securities) {
+        match bind_listener(listener.address) {
+            Ok(bound) => listeners.push((bound, security.clone())),
+            Err(source) => {
+                opened.wait_abandoned();
+                return Err(ServerError::Listen {
+                    core: core_index,
+                    address: listener.address,
+                    source,
+                });
+            }
         }
-        (_, Err(e)) => {
+    }
+    let (core, updates) = match Core::open(config.clone(), cluster, router).await {
+        Ok(opened) => opened,
+        Err(e) => {
             opened.wait_abandoned();
             return Err(ServerError::Open {
                 core: core_index,
@@ -232,21 +268,17 @@ async fn serve(
         // Prints "sluice broker ready" once registered and unfenced.
         glommio::spawn_local(crate::membership::run(core.clone())).detach();
     }
-    loop {
-        let accept = async { Some(listener.accept().await) };
-        let stopped = async {
-            while !stop.load(Ordering::Relaxed) {
-                glommio::timer::sleep(Duration::from_millis(STOP_POLL_MS)).await;
-            }
-            None
-        };
-        match futures_lite::future::or(accept, stopped).await {
-            Some(Ok(stream)) => {
-                glommio::spawn_local(serve_client(core.clone(), stream)).detach();
-            }
-            Some(Err(error)) => tracing::warn!(core = core_index, %error, "accept failed"),
-            None => break,
-        }
+    let accepting: Vec<glommio::Task<()>> = listeners
+        .into_iter()
+        .map(|(listener, security)| {
+            glommio::spawn_local(accept_forever(core.clone(), listener, security))
+        })
+        .collect();
+    while !stop.load(Ordering::Relaxed) {
+        glommio::timer::sleep(Duration::from_millis(STOP_POLL_MS)).await;
+    }
+    for task in accepting {
+        task.cancel().await;
     }
     tracing::info!(core = core_index, "stopping: flushing and closing logs");
     core.shard.close().await;
@@ -254,9 +286,27 @@ async fn serve(
     Ok(())
 }
 
+/// Accepts on one listener until cancelled (at stop).
+async fn accept_forever(core: Rc<Core>, listener: TcpListener, security: Arc<ListenerSecurity>) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                glommio::spawn_local(serve_client(core.clone(), stream, security.clone())).detach();
+            }
+            Err(error) => {
+                tracing::warn!(core = core.router.core(), listener = %security.name, %error, "accept failed")
+            }
+        }
+    }
+}
+
 /// Serves one client connection until it closes or misbehaves, within
 /// `max.connections`.
-async fn serve_client(core: std::rc::Rc<Core>, stream: glommio::net::TcpStream) {
+async fn serve_client(
+    core: Rc<Core>,
+    stream: glommio::net::TcpStream,
+    security: Arc<ListenerSecurity>,
+) {
     let Some(_slot) = core.cluster.take_connection(core.config.connections_max) else {
         core.counters.connection_rejected();
         let peer = stream
@@ -267,7 +317,7 @@ async fn serve_client(core: std::rc::Rc<Core>, stream: glommio::net::TcpStream) 
     };
     let _ = stream.set_nodelay(true);
     core.counters.connection_accepted();
-    crate::connection::serve(core.clone(), stream).await;
+    crate::connection::serve(core.clone(), stream, &security).await;
     core.counters.connection_closed();
 }
 

@@ -240,7 +240,12 @@ impl Transport for PlainTcp {
 const IOVECS_PER_SEND_MAX: usize = 1024;
 
 /// The position `sent` bytes after byte `offset` of `slices[index]`.
-fn advance(slices: &[&[u8]], mut index: usize, mut offset: usize, sent: usize) -> (usize, usize) {
+pub(crate) fn advance(
+    slices: &[&[u8]],
+    mut index: usize,
+    mut offset: usize,
+    sent: usize,
+) -> (usize, usize) {
     let mut left = sent;
     while left > 0 && index < slices.len() {
         let rest = slices[index].len() - offset;

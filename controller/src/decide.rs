@@ -9,7 +9,7 @@ use crate::image::MetadataImage;
 use crate::leadership::{self, elect_returning, elect_without, initial_leadership};
 use crate::placement::{self, PlacementError};
 use crate::reassignment::{self, OngoingReassignment, ReassignmentOutcome};
-use crate::records::{self, ConfigResource, Endpoint, MetadataRecord, TopicId};
+use crate::records::{self, ConfigResource, Endpoint, MetadataRecord, ScramCredential, TopicId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -53,6 +53,12 @@ pub enum Request {
         /// (topic, new total, explicit lists for the new partitions)
         topics: Vec<(String, i32, Vec<Vec<i32>>)>,
         validate_only: bool,
+    },
+    /// SCRAM credentials to delete (user, mechanism) and to set, already
+    /// validated by the broker (mechanism, iterations, duplicates).
+    AlterUserScramCredentials {
+        deletions: Vec<(String, i8)>,
+        upsertions: Vec<ScramCredential>,
     },
     /// Already validated by the broker.
     AlterConfigs {
@@ -176,6 +182,8 @@ pub enum ItemError {
     InvalidReplicationFactor(String),
     InvalidPartitions(String),
     InvalidReplicaAssignment(String),
+    /// A SCRAM credential to delete does not exist.
+    UnknownCredential,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -434,6 +442,32 @@ pub fn decide(
                     }
                     Err(error) => items.push((name.clone(), Err(error))),
                 }
+            }
+            Ok(Decision {
+                records,
+                response: Response::Items(items),
+            })
+        }
+        Request::AlterUserScramCredentials {
+            deletions,
+            upsertions,
+        } => {
+            let mut records = Vec::new();
+            let mut items = Vec::new();
+            for (name, mechanism) in deletions {
+                if image.scram_credential(name, *mechanism).is_none() {
+                    items.push((name.clone(), Err(ItemError::UnknownCredential)));
+                    continue;
+                }
+                records.push(MetadataRecord::RemoveUserScramCredential {
+                    name: name.clone(),
+                    mechanism: *mechanism,
+                });
+                items.push((name.clone(), Ok(())));
+            }
+            for credential in upsertions {
+                records.push(MetadataRecord::UserScramCredential(credential.clone()));
+                items.push((credential.name.clone(), Ok(())));
             }
             Ok(Decision {
                 records,

@@ -4,7 +4,7 @@
 //! serialized, and restoring it then replaying the rest equals replaying
 //! the whole log (the property test in tests/it/image.rs).
 
-use crate::records::{ConfigResource, Endpoint, MetadataRecord, TopicId};
+use crate::records::{ConfigResource, Endpoint, MetadataRecord, ScramCredential, TopicId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -20,9 +20,10 @@ pub struct BrokerImage {
 }
 
 impl BrokerImage {
-    /// The endpoint clients reach it on (its PLAINTEXT listener).
-    pub fn client_endpoint(&self) -> Option<&Endpoint> {
-        self.endpoints.iter().find(|e| e.name == "PLAINTEXT")
+    /// Its endpoint on the listener called `listener` (Kafka answers a
+    /// client with the endpoints of the listener it connected to).
+    pub fn endpoint(&self, listener: &str) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.name == listener)
     }
 }
 
@@ -132,6 +133,10 @@ pub struct MetadataImage {
     pub broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
     /// The first producer id not yet handed out.
     pub next_producer_id: i64,
+    /// SCRAM credentials by user, then mechanism code (absent from
+    /// snapshots written before they existed).
+    #[serde(default)]
+    pub scram_credentials: BTreeMap<String, BTreeMap<i8, ScramCredential>>,
 }
 
 /// A record that does not fit the image (the decider never proposes one;
@@ -169,6 +174,11 @@ impl MetadataImage {
 
     pub fn topic_by_id(&self, id: TopicId) -> Option<&TopicImage> {
         self.names.get(&id).and_then(|name| self.topics.get(name))
+    }
+
+    /// `name`'s SCRAM credential for mechanism code `mechanism`.
+    pub fn scram_credential(&self, name: &str, mechanism: i8) -> Option<&ScramCredential> {
+        self.scram_credentials.get(name)?.get(&mechanism)
     }
 
     pub fn unfenced_brokers(&self) -> impl Iterator<Item = &BrokerImage> {
@@ -307,6 +317,20 @@ impl MetadataImage {
                     return Err(ApplyError::ProducerIdsBackwards);
                 }
                 self.next_producer_id = *next_producer_id;
+            }
+            MetadataRecord::UserScramCredential(credential) => {
+                self.scram_credentials
+                    .entry(credential.name.clone())
+                    .or_default()
+                    .insert(credential.mechanism, credential.clone());
+            }
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                if let Some(user) = self.scram_credentials.get_mut(name) {
+                    user.remove(mechanism);
+                    if user.is_empty() {
+                        self.scram_credentials.remove(name);
+                    }
+                }
             }
         }
         Ok(())

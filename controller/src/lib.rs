@@ -28,6 +28,6 @@ pub use decide::{
 pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
 pub use leadership::{rebalance_leaders, unclean_election_enabled};
 pub use reassignment::{OngoingReassignment, ReassignmentError, ReassignmentOutcome};
-pub use records::{ConfigResource, Endpoint, MetadataRecord, TopicId};
+pub use records::{ConfigResource, Endpoint, MetadataRecord, ScramCredential, TopicId};
 pub use service::{Controller, ControllerConfig, StartError, Update};
 pub use store::Durability;

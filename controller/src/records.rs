@@ -1,7 +1,7 @@
 //! What the metadata log holds: Kafka's `__cluster_metadata` record kinds
 //! (RegisterBrokerRecord, FenceBrokerRecord, TopicRecord, PartitionRecord,
 //! PartitionChangeRecord, ConfigRecord, RemoveTopicRecord,
-//! ProducerIdsRecord), one Raft entry holding the records of one controller
+//! ProducerIdsRecord, UserScramCredentialRecord), one Raft entry holding the records of one controller
 //! decision so they commit atomically. Encoded as JSON: the log is small,
 //! written rarely, and readable with `jq` when something goes wrong.
 
@@ -88,6 +88,26 @@ pub enum MetadataRecord {
         broker_id: i32,
         next_producer_id: i64,
     },
+    /// A user's SCRAM credential for one mechanism (Kafka's
+    /// UserScramCredentialRecord): salt, StoredKey and ServerKey (RFC
+    /// 5802), never the password nor the salted password.
+    UserScramCredential(ScramCredential),
+    RemoveUserScramCredential {
+        name: String,
+        /// Kafka's ScramMechanism code: 1 SCRAM-SHA-256, 2 SCRAM-SHA-512.
+        mechanism: i8,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramCredential {
+    pub name: String,
+    /// Kafka's ScramMechanism code: 1 SCRAM-SHA-256, 2 SCRAM-SHA-512.
+    pub mechanism: i8,
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@ use kafka_protocol::protocol::StrBytes;
 use std::rc::Rc;
 
 pub async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     core: &Rc<Core>,
     request: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
@@ -20,7 +20,7 @@ pub async fn handle(
         .values()
         .filter(|b| !b.fenced || request.include_fenced_brokers)
         .filter_map(|b| {
-            let endpoint = b.client_endpoint()?;
+            let endpoint = b.endpoint(&ctx.connection.listener)?;
             Some(
                 DescribeClusterBroker::default()
                     .with_broker_id(BrokerId(b.id))

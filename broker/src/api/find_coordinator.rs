@@ -40,7 +40,7 @@ pub async fn handle(
         let partition = crate::group::store::partition_for(key, offsets.partitions.len() as i32);
         let leader = offsets.partition(partition)?.leader;
         let broker = image.brokers.get(&leader).filter(|b| !b.fenced)?;
-        let endpoint = broker.client_endpoint()?;
+        let endpoint = broker.endpoint(&ctx.connection.listener)?;
         Some((
             BrokerId(leader),
             StrBytes::from_string(endpoint.host.clone()),

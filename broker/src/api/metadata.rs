@@ -21,12 +21,13 @@ use std::rc::Rc;
 
 pub const CLUSTER_ID: &str = "sluice-single-node";
 
-/// The brokers clients may talk to: unfenced, with their PLAINTEXT endpoint.
-pub fn live_brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
+/// The brokers clients may talk to: unfenced, with their endpoint on the
+/// listener the client connected to (as Kafka answers).
+pub fn live_brokers(image: &MetadataImage, listener: &str) -> Vec<MetadataResponseBroker> {
     image
         .unfenced_brokers()
         .filter_map(|b| {
-            let endpoint = b.client_endpoint()?;
+            let endpoint = b.endpoint(listener)?;
             Some(
                 MetadataResponseBroker::default()
                     .with_node_id(BrokerId(b.id))
@@ -86,7 +87,7 @@ pub async fn handle(
     }
     let image = core.image();
     MetadataResponse::default()
-        .with_brokers(live_brokers(&image))
+        .with_brokers(live_brokers(&image, &ctx.connection.listener))
         .with_cluster_id(Some(StrBytes::from_static_str(CLUSTER_ID)))
         .with_controller_id(controller_id(core))
         .with_topics(topics)

@@ -9,6 +9,7 @@
 //! any Kafka response body is a `Reply`.
 
 pub mod alter_partition_reassignments;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod context;
 pub mod create_partitions;
@@ -16,12 +17,14 @@ pub mod create_topics;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_quorum;
+pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod fetch_response;
@@ -41,6 +44,8 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod reply;
+pub mod sasl_authenticate;
+pub mod sasl_handshake;
 pub mod sync_group;
 
 use crate::core::Core;
@@ -117,6 +122,11 @@ served_apis! {
     OffsetForLeaderEpoch(m::OffsetForLeaderEpochRequest) 2..=4 => offset_for_leader_epoch::handle;
     AlterPartitionReassignments(m::AlterPartitionReassignmentsRequest) 0..=1 => alter_partition_reassignments::handle;
     ListPartitionReassignments(m::ListPartitionReassignmentsRequest) 0..=0 => list_partition_reassignments::handle;
+    SaslHandshake(m::SaslHandshakeRequest) 0..=1 => sasl_handshake::handle;
+    SaslAuthenticate(m::SaslAuthenticateRequest) 0..=2 => sasl_authenticate::handle;
+    DescribeUserScramCredentials(m::DescribeUserScramCredentialsRequest) 0..=0 => describe_user_scram_credentials::handle;
+    AlterUserScramCredentials(m::AlterUserScramCredentialsRequest) 0..=0 => alter_user_scram_credentials::handle;
+    DescribeClientQuotas(m::DescribeClientQuotasRequest) 0..=1 => describe_client_quotas::handle;
 }
 
 /// Lowest Produce version actually served (RecordBatch v2 needs v3).

@@ -5,7 +5,7 @@
 use crate::api::context::RequestContext;
 use crate::api::fetch_response::Part;
 use bytes::{BufMut, BytesMut};
-use kafka_protocol::messages::ResponseHeader;
+use kafka_protocol::messages::{ApiKey, ResponseHeader};
 use kafka_protocol::protocol::Encodable;
 
 pub enum Outcome {
@@ -37,10 +37,20 @@ impl<T: Encodable> Reply for T {
 
 /// The response frame: size, header for the request's version, body.
 pub fn encode<R: Encodable>(ctx: &RequestContext, body: &R) -> Outcome {
-    let (api, version) = (ctx.api, ctx.version);
+    encode_frame(ctx.api, ctx.version, ctx.correlation_id, body)
+}
+
+/// `encode` without a request context (the SASL exchange answers before
+/// a connection has one).
+pub fn encode_frame<R: Encodable>(
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &R,
+) -> Outcome {
     let mut out = BytesMut::with_capacity(256);
     out.put_i32(0); // size, patched below
-    let header = ResponseHeader::default().with_correlation_id(ctx.correlation_id);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
     if let Err(error) = header.encode(&mut out, api.response_header_version(version)) {
         return Outcome::Close(format!("encode response header: {error}"));
     }

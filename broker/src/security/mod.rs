@@ -1,0 +1,366 @@
+//! Listener security, as Kafka configures it: each listener of `listeners`
+//! has a security protocol (`listener.security.protocol.map`), PLAINTEXT,
+//! SSL, SASL_PLAINTEXT or SASL_SSL. SSL settings (`ssl.*`) and SASL
+//! settings (`sasl.*`, `<mechanism>.sasl.jaas.config`) are read for a
+//! listener under its `listener.name.<name>.` prefix first, then
+//! unprefixed, as Kafka reads them.
+//!
+//! Where it sits: the accept loop (server.rs) wraps each connection in its
+//! listener's transport (tls.rs for SSL listeners, after the handshake);
+//! the connection (connection.rs) runs SASL's exchange (sasl.rs, with
+//! plain.rs and scram.rs) before it serves anything else. The principal
+//! that comes out (mTLS subject, or the SASL user) rides on every request's
+//! `ConnectionInfo`.
+
+pub mod plain;
+pub mod principal;
+pub mod sasl;
+pub mod scram;
+pub mod tls;
+pub mod x509;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    pub fn parse(name: &str) -> Option<SecurityProtocol> {
+        match name.to_ascii_uppercase().as_str() {
+            "PLAINTEXT" => Some(SecurityProtocol::Plaintext),
+            "SSL" => Some(SecurityProtocol::Ssl),
+            "SASL_PLAINTEXT" => Some(SecurityProtocol::SaslPlaintext),
+            "SASL_SSL" => Some(SecurityProtocol::SaslSsl),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    pub fn uses_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    pub fn uses_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+}
+
+/// The `ssl.*`, `sasl.*`, `listener.name.*` and re-authentication settings
+/// as given. `Debug` shows the keys only: values hold passwords.
+#[derive(Clone, Default)]
+pub struct SecuritySettings(BTreeMap<String, String>);
+
+impl std::fmt::Debug for SecuritySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+impl SecuritySettings {
+    /// Whether `key` is one of these (the config's `set` routes it here).
+    pub fn owns(key: &str) -> bool {
+        key.starts_with("ssl.")
+            || key.starts_with("sasl.")
+            || key.starts_with("listener.name.")
+            || key.starts_with("sluice.sasl.")
+            || key == "connections.max.reauth.ms"
+    }
+
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.0.insert(key.to_string(), value.to_string());
+    }
+
+    /// `key` for `listener`: `listener.name.<listener lower-case>.<key>`,
+    /// else `<key>`.
+    pub fn get(&self, listener: &str, key: &str) -> Option<&str> {
+        let prefixed = format!("listener.name.{}.{key}", listener.to_ascii_lowercase());
+        self.0
+            .get(&prefixed)
+            .or_else(|| self.0.get(key))
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+}
+
+/// `sasl.server.max.receive.size`'s default (Kafka's).
+pub const SASL_RECEIVE_MAX_DEFAULT: usize = 524_288;
+
+/// Everything a core needs to secure one listener's connections; built
+/// once at start-up and shared by the cores.
+pub struct ListenerSecurity {
+    pub name: String,
+    pub protocol: SecurityProtocol,
+    pub tls: Option<futures_rustls::TlsAcceptor>,
+    pub principal_mapper: principal::PrincipalMapper,
+    pub sasl: Option<Arc<sasl::SaslSettings>>,
+}
+
+impl ListenerSecurity {
+    /// Reads the listener's settings (and its PEM files). The error says
+    /// which setting is wrong.
+    pub fn build(
+        name: &str,
+        protocol: SecurityProtocol,
+        settings: &SecuritySettings,
+    ) -> Result<ListenerSecurity, (String, String)> {
+        let get = |key: &str| settings.get(name, key);
+        let fail = |key: &str, reason: String| (format!("{key} (listener {name})"), reason);
+        let tls = if protocol.uses_tls() {
+            let files = tls_files(name, settings).map_err(|(key, reason)| fail(&key, reason))?;
+            let config = tls::server_config(&files).map_err(|r| fail("ssl.keystore", r))?;
+            Some(futures_rustls::TlsAcceptor::from(config))
+        } else {
+            None
+        };
+        let principal_mapper = match get("ssl.principal.mapping.rules") {
+            Some(rules) => principal::PrincipalMapper::parse(rules)
+                .map_err(|r| fail("ssl.principal.mapping.rules", r))?,
+            None => principal::PrincipalMapper::default(),
+        };
+        let sasl = if protocol.uses_sasl() {
+            Some(Arc::new(
+                sasl_settings(name, settings).map_err(|(k, r)| fail(&k, r))?,
+            ))
+        } else {
+            None
+        };
+        Ok(ListenerSecurity {
+            name: name.to_string(),
+            protocol,
+            tls,
+            principal_mapper,
+            sasl,
+        })
+    }
+}
+
+impl std::fmt::Debug for ListenerSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerSecurity")
+            .field("name", &self.name)
+            .field("protocol", &self.protocol)
+            .field("tls", &self.tls.is_some())
+            .field("sasl", &self.sasl)
+            .finish()
+    }
+}
+
+fn read_file(key: &str, path: &str) -> Result<Vec<u8>, (String, String)> {
+    std::fs::read(path).map_err(|e| (key.to_string(), format!("cannot read {path}: {e}")))
+}
+
+fn tls_files(name: &str, settings: &SecuritySettings) -> Result<tls::TlsFiles, (String, String)> {
+    let get = |key: &str| settings.get(name, key);
+    let bad = |key: &str, reason: &str| Err((key.to_string(), reason.to_string()));
+    for key in ["ssl.keystore.type", "ssl.truststore.type"] {
+        if let Some(kind) = get(key) {
+            if !kind.eq_ignore_ascii_case("PEM") {
+                return bad(key, "only PEM key and trust stores are supported");
+            }
+        }
+    }
+    if get("ssl.key.password").is_some() {
+        return bad(
+            "ssl.key.password",
+            "encrypted keys are not supported: give an unencrypted PEM key",
+        );
+    }
+    let (chain_pem, key_pem) = match (
+        get("ssl.keystore.certificate.chain"),
+        get("ssl.keystore.key"),
+        get("ssl.keystore.location"),
+    ) {
+        (Some(chain), Some(key), _) => (chain.as_bytes().to_vec(), key.as_bytes().to_vec()),
+        (_, _, Some(path)) => {
+            // One PEM file with the key and the chain, as Kafka's PEM
+            // keystore file holds them.
+            let pem = read_file("ssl.keystore.location", path)?;
+            (pem.clone(), pem)
+        }
+        _ => {
+            return bad(
+                "ssl.keystore.location",
+                "a TLS listener needs ssl.keystore.location (PEM key and chain) or ssl.keystore.certificate.chain and ssl.keystore.key",
+            )
+        }
+    };
+    let truststore_pem = match (
+        get("ssl.truststore.certificates"),
+        get("ssl.truststore.location"),
+    ) {
+        (Some(pem), _) => Some(pem.as_bytes().to_vec()),
+        (None, Some(path)) => Some(read_file("ssl.truststore.location", path)?),
+        (None, None) => None,
+    };
+    let client_auth = match get("ssl.client.auth") {
+        None => tls::ClientAuth::None,
+        Some(value) => match tls::ClientAuth::parse(value) {
+            Some(auth) => auth,
+            None => return bad("ssl.client.auth", "expected none, requested or required"),
+        },
+    };
+    let protocols = get("ssl.enabled.protocols").unwrap_or("TLSv1.2,TLSv1.3");
+    let mut tls12 = false;
+    let mut tls13 = false;
+    for protocol in protocols
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        match protocol {
+            "TLSv1.2" => tls12 = true,
+            "TLSv1.3" => tls13 = true,
+            _ => {
+                return bad(
+                    "ssl.enabled.protocols",
+                    "only TLSv1.2 and TLSv1.3 are served",
+                )
+            }
+        }
+    }
+    Ok(tls::TlsFiles {
+        chain_pem,
+        key_pem,
+        truststore_pem,
+        client_auth,
+        tls12,
+        tls13,
+    })
+}
+
+fn sasl_settings(
+    name: &str,
+    settings: &SecuritySettings,
+) -> Result<sasl::SaslSettings, (String, String)> {
+    let get = |key: &str| settings.get(name, key);
+    let key = "sasl.enabled.mechanisms";
+    // Kafka's default is GSSAPI, which is not served: PLAIN and SCRAM.
+    let names = get(key).unwrap_or("PLAIN,SCRAM-SHA-256,SCRAM-SHA-512");
+    let mut mechanisms = Vec::new();
+    for mechanism in names.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+        let parsed = sasl::Mechanism::from_name(mechanism).ok_or_else(|| {
+            (
+                key.to_string(),
+                format!("{mechanism} is not served (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 are)"),
+            )
+        })?;
+        mechanisms.push(parsed);
+    }
+    if mechanisms.is_empty() {
+        return Err((key.to_string(), "no mechanism enabled".into()));
+    }
+    let jaas_key = "plain.sasl.jaas.config";
+    let plain_users = match get(jaas_key) {
+        Some(jaas) => plain::PlainUsers::from_jaas(jaas).map_err(|r| {
+            (
+                format!("listener.name.{}.{jaas_key}", name.to_ascii_lowercase()),
+                r,
+            )
+        })?,
+        None => plain::PlainUsers::default(),
+    };
+    let number = |key: &str, default: u64| -> Result<u64, (String, String)> {
+        get(key).map_or(Ok(default), |v| {
+            v.trim().parse().map_err(|_| {
+                (
+                    key.to_string(),
+                    format!("{v} is not a non-negative integer"),
+                )
+            })
+        })
+    };
+    let flag = |key: &str| -> Result<bool, (String, String)> {
+        match get(key) {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(v) => Err((key.to_string(), format!("{v} is not true or false"))),
+        }
+    };
+    Ok(sasl::SaslSettings {
+        mechanisms,
+        plain_users,
+        reauth_ms: number("connections.max.reauth.ms", 0)?,
+        receive_max: number(
+            "sasl.server.max.receive.size",
+            SASL_RECEIVE_MAX_DEFAULT as u64,
+        )?
+        .max(64) as usize,
+        long_nonce: flag("sluice.sasl.scram.accept.long.nonce")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listener_prefixed_settings_win_and_values_stay_out_of_debug() {
+        let mut settings = SecuritySettings::default();
+        settings.set("sasl.enabled.mechanisms", "PLAIN");
+        settings.set(
+            "listener.name.sasl_ssl.sasl.enabled.mechanisms",
+            "SCRAM-SHA-512",
+        );
+        settings.set(
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+            "M required user_a=\"hunter2\";",
+        );
+        assert_eq!(
+            settings.get("SASL_SSL", "sasl.enabled.mechanisms"),
+            Some("SCRAM-SHA-512")
+        );
+        assert_eq!(
+            settings.get("OTHER", "sasl.enabled.mechanisms"),
+            Some("PLAIN")
+        );
+        assert!(!format!("{settings:?}").contains("hunter2"));
+        let built =
+            ListenerSecurity::build("SASL_PLAINTEXT", SecurityProtocol::SaslPlaintext, &settings)
+                .expect("listener");
+        let sasl = built.sasl.expect("sasl");
+        assert_eq!(sasl.mechanisms, vec![sasl::Mechanism::Plain]);
+        assert_eq!(
+            sasl.plain_users.authenticate(b"\0a\0hunter2"),
+            Ok("a".into())
+        );
+        assert!(!format!("{sasl:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn tls_listeners_say_which_setting_is_missing_or_wrong() {
+        let mut settings = SecuritySettings::default();
+        let error = ListenerSecurity::build("SSL", SecurityProtocol::Ssl, &settings)
+            .expect_err("no keystore");
+        assert!(error.0.starts_with("ssl.keystore.location"), "{error:?}");
+        settings.set("ssl.keystore.type", "JKS");
+        let error =
+            ListenerSecurity::build("SSL", SecurityProtocol::Ssl, &settings).expect_err("jks");
+        assert!(error.1.contains("PEM"), "{error:?}");
+        settings.set("ssl.keystore.type", "PEM");
+        settings.set("ssl.keystore.location", "/nonexistent/key.pem");
+        let error =
+            ListenerSecurity::build("SSL", SecurityProtocol::Ssl, &settings).expect_err("file");
+        assert!(error.1.contains("/nonexistent/key.pem"), "{error:?}");
+        settings.set("sasl.enabled.mechanisms", "GSSAPI");
+        let error = ListenerSecurity::build("S", SecurityProtocol::SaslPlaintext, &settings)
+            .expect_err("gssapi");
+        assert!(error.1.contains("GSSAPI"), "{error:?}");
+    }
+}
