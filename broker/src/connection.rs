@@ -5,7 +5,10 @@
 //! of paying one fsync per request. Requests in flight per connection are
 //! bounded (`limits::CONNECTION_REQUESTS_IN_FLIGHT_MAX`); reading pauses at
 //! the bound (back-pressure through TCP). The bytes go over a
-//! `transport::Transport` (plain TCP today) that both tasks share.
+//! `transport::Transport` (plain TCP, or TLS from tls_transport.rs) that
+//! both tasks share. On SASL listeners the reader first runs the
+//! authenticator (security/sasl.rs): until it admits the client, only
+//! ApiVersions and the SASL exchange are served.
 
 use crate::api::context::Principal;
 use crate::api::fetch_response::Part;
@@ -16,7 +19,8 @@ use crate::protocol::decode::{decode, Body};
 use crate::protocol::dispatch;
 use crate::protocol::frame::{FrameError, FrameReader};
 use crate::security::sasl::{Admit, Authenticator, Next, SaslSettings};
-use crate::security::{scram, tls::Tls, ListenerSecurity};
+use crate::security::{scram, ListenerSecurity};
+use crate::tls_transport::Tls;
 use crate::transport::{self, PlainTcp, Reader, Transport};
 use bytes::{BufMut, BytesMut};
 use glommio::channels::local_channel;
@@ -62,9 +66,15 @@ pub async fn serve(core: Rc<Core>, stream: TcpStream, listener: &ListenerSecurit
     });
     match transport {
         Ok(transport) => serve_transport(core, transport, sasl).await,
-        // A plaintext client on a TLS port ends here too.
+        // A plaintext client on a TLS port ends here too. Logged once
+        // per (client IP, reason) on this core, so a client retrying in a
+        // loop does not flood the log.
         Err(error) => {
-            tracing::info!(?peer, listener = %listener.name, %error, "TLS handshake failed; closing")
+            if let Some(peer) = peer {
+                let reason = format!("{} listener: TLS handshake failed: {error}", listener.name);
+                core.refusals
+                    .warn_once(&peer.ip().to_string(), peer, &reason);
+            }
         }
     }
 }

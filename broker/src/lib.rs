@@ -22,4 +22,5 @@ pub mod router;
 pub mod security;
 pub mod server;
 pub mod shard;
+pub mod tls_transport;
 pub mod transport;

@@ -62,6 +62,30 @@ impl SecurityProtocol {
     }
 }
 
+/// Every security setting read (README, "Security"). The SCRAM JAAS
+/// entries are accepted because Kafka configs carry them for the
+/// inter-broker client; the broker's SCRAM users live in cluster metadata.
+const KNOWN_KEYS: &[&str] = &[
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.key",
+    "ssl.key.password",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.certificates",
+    "ssl.client.auth",
+    "ssl.enabled.protocols",
+    "ssl.principal.mapping.rules",
+    "sasl.enabled.mechanisms",
+    "sasl.server.max.receive.size",
+    "plain.sasl.jaas.config",
+    "scram-sha-256.sasl.jaas.config",
+    "scram-sha-512.sasl.jaas.config",
+    "connections.max.reauth.ms",
+    "sluice.sasl.scram.accept.long.nonce",
+];
+
 /// The `ssl.*`, `sasl.*`, `listener.name.*` and re-authentication settings
 /// as given. `Debug` shows the keys only: values hold passwords.
 #[derive(Clone, Default)]
@@ -74,13 +98,18 @@ impl std::fmt::Debug for SecuritySettings {
 }
 
 impl SecuritySettings {
-    /// Whether `key` is one of these (the config's `set` routes it here).
+    /// Whether `key` is one of these (the config's `set` routes it here):
+    /// a known key, bare or under `listener.name.<listener>.`. Anything
+    /// else stays an unknown setting, so a misspelt key is not ignored.
     pub fn owns(key: &str) -> bool {
-        key.starts_with("ssl.")
-            || key.starts_with("sasl.")
-            || key.starts_with("listener.name.")
-            || key.starts_with("sluice.sasl.")
-            || key == "connections.max.reauth.ms"
+        let base = match key.strip_prefix("listener.name.") {
+            Some(rest) => match rest.split_once('.') {
+                Some((listener, base)) if !listener.is_empty() => base,
+                _ => return false,
+            },
+            None => key,
+        };
+        KNOWN_KEYS.contains(&base)
     }
 
     pub fn set(&mut self, key: &str, value: &str) {
@@ -309,6 +338,24 @@ fn sasl_settings(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_known_keys_are_security_settings() {
+        assert!(SecuritySettings::owns("ssl.client.auth"));
+        assert!(SecuritySettings::owns(
+            "listener.name.sasl_ssl.plain.sasl.jaas.config"
+        ));
+        assert!(SecuritySettings::owns("connections.max.reauth.ms"));
+        for misspelt in [
+            "ssl.client.authentication",
+            "sasl.enabled.mechanism",
+            "listener.name.sasl_ssl",
+            "listener.name..ssl.client.auth",
+            "listener.name.sasl_ssl.ssl.keystore.locaton",
+        ] {
+            assert!(!SecuritySettings::owns(misspelt), "{misspelt}");
+        }
+    }
 
     #[test]
     fn listener_prefixed_settings_win_and_values_stay_out_of_debug() {

@@ -9,6 +9,7 @@ use std::path::Path;
 /// Top-level modules of `broker/src`, lowest layer first. Modules on one
 /// line share a layer and must not use each other.
 const LAYERS: &[&[&str]] = &[
+    &["security"],
     &["config", "limits", "error", "router", "metrics"],
     &["producer_state", "metadata", "refusals"],
     &["partition"],
@@ -20,6 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["api"],
     &["protocol"],
     &["transport"],
+    &["tls_transport"],
     &["connection"],
     &["server"],
 ];
