@@ -79,6 +79,8 @@ pub struct Config {
     pub inter_broker_listener: String,
     /// `ssl.*`, `sasl.*`, `listener.name.*`: read per listener.
     pub security: crate::security::SecuritySettings,
+    /// `authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found`.
+    pub authorizer: crate::security::authorizer::AuthorizerConfig,
     pub data_dir: PathBuf,
     pub cores: usize,
     /// `sluice.cpus`: the CPU each core's executor is pinned to, in core
@@ -252,6 +254,7 @@ impl Config {
             protocol_map: None,
             inter_broker_listener: "PLAINTEXT".to_string(),
             security: Default::default(),
+            authorizer: Default::default(),
             data_dir: PathBuf::from("./data"),
             cores: cpus,
             cpus: None,
@@ -424,6 +427,18 @@ impl Config {
                 self.inter_broker_listener = value.trim().to_ascii_uppercase();
             }
             key if crate::security::SecuritySettings::owns(key) => self.security.set(key, value),
+            "authorizer.class.name" => self
+                .authorizer
+                .set_class(value)
+                .map_err(|reason| invalid(key, value, &reason))?,
+            "super.users" => self
+                .authorizer
+                .set_super_users(value)
+                .map_err(|reason| invalid(key, value, &reason))?,
+            "allow.everyone.if.no.acl.found" => {
+                self.authorizer.allow_everyone_if_no_acl_found =
+                    value.parse().or_invalid(key, value, "not true/false")?
+            }
             "log.dirs" | "log.dir" => {
                 if value.contains(',') {
                     return Err(invalid(key, value, "Sluice takes one data directory"));

@@ -19,6 +19,7 @@ use crate::partition::{
 };
 use crate::refusals::Refusals;
 use crate::router::Router;
+use crate::security::authorizer::Authorizer;
 use crate::shard::Shard;
 use controller::{
     ControllerError, MetadataImage, NewTopic, PartitionError, Request, Response, TopicImage, Update,
@@ -59,6 +60,9 @@ pub struct Core {
     pub counters: CoreCounters,
     /// The metadata image as this core has applied it to its shard.
     image: RefCell<Arc<MetadataImage>>,
+    /// The ACLs of `image` (security/authorizer.rs), rebuilt when the
+    /// image's `acls_changed_at` moves.
+    authorizer: RefCell<(u64, Rc<Authorizer>)>,
     /// Notified after each applied metadata update (the replica fetchers
     /// look for new leaders to follow).
     roles_changed: storage::Event,
@@ -115,6 +119,10 @@ impl Core {
             router.core(),
         ));
         groups.load().await?;
+        let authorizer = (
+            image.acls_changed_at,
+            Rc::new(Authorizer::new(&config.authorizer, &image.acls)),
+        );
         let core = Rc::new(Core {
             config,
             cluster,
@@ -123,6 +131,7 @@ impl Core {
             groups,
             refusals: Refusals::default(),
             counters: CoreCounters::new(router_cores),
+            authorizer: RefCell::new(authorizer),
             image: RefCell::new(image),
             roles_changed: storage::Event::default(),
             roles_ready: std::cell::Cell::new(false),
@@ -279,6 +288,19 @@ impl Core {
 
     pub fn image(&self) -> Arc<MetadataImage> {
         self.image.borrow().clone()
+    }
+
+    /// This core's authorizer for the ACLs of the image it has applied.
+    pub fn authorizer(&self) -> Rc<Authorizer> {
+        let image = self.image.borrow();
+        let mut cached = self.authorizer.borrow_mut();
+        if cached.0 != image.acls_changed_at {
+            *cached = (
+                image.acls_changed_at,
+                Rc::new(Authorizer::new(&self.config.authorizer, &image.acls)),
+            );
+        }
+        cached.1.clone()
     }
 
     /// Whether this broker leads the partition (Kafka answers

@@ -5,13 +5,14 @@
 //! Validation that needs the broker's config rules (topic names, config
 //! values) happens on the broker before it forwards.
 
+use crate::acl::{AclBinding, AclFilter};
 use crate::image::MetadataImage;
 use crate::leadership::{self, elect_returning, elect_without, initial_leadership};
 use crate::placement::{self, PlacementError};
 use crate::reassignment::{self, OngoingReassignment, ReassignmentOutcome};
 use crate::records::{self, ConfigResource, Endpoint, MetadataRecord, ScramCredential, TopicId};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Producer ids handed to a broker at a time (Kafka's block size).
 pub const PRODUCER_ID_BLOCK: i64 = 1000;
@@ -59,6 +60,14 @@ pub enum Request {
     AlterUserScramCredentials {
         deletions: Vec<(String, i8)>,
         upsertions: Vec<ScramCredential>,
+    },
+    /// Kafka's CreateAcls, bindings already validated by the broker.
+    CreateAcls {
+        bindings: Vec<AclBinding>,
+    },
+    /// Kafka's DeleteAcls: answered with the bindings each filter removed.
+    DeleteAcls {
+        filters: Vec<AclFilter>,
     },
     /// Already validated by the broker.
     AlterConfigs {
@@ -224,6 +233,8 @@ pub enum Response {
     /// The reassignments in progress, in topic and partition order (or
     /// request order when partitions were named).
     Reassignments(Vec<OngoingReassignment>),
+    /// Per DeleteAcls filter, the bindings it matched (and removed).
+    AclsDeleted(Vec<Vec<AclBinding>>),
 }
 
 /// A request refused as a whole.
@@ -472,6 +483,42 @@ pub fn decide(
             Ok(Decision {
                 records,
                 response: Response::Items(items),
+            })
+        }
+        Request::CreateAcls { bindings } => {
+            let mut records = Vec::new();
+            let mut items = Vec::new();
+            for acl in bindings {
+                if !image.acls.contains(acl) && !records.contains(&MetadataRecord::Acl(acl.clone()))
+                {
+                    records.push(MetadataRecord::Acl(acl.clone()));
+                }
+                items.push((acl.principal.clone(), Ok(())));
+            }
+            Ok(Decision {
+                records,
+                response: Response::Items(items),
+            })
+        }
+        Request::DeleteAcls { filters } => {
+            let mut removed = BTreeSet::new();
+            let matched: Vec<Vec<AclBinding>> = filters
+                .iter()
+                .map(|filter| {
+                    image
+                        .acls
+                        .iter()
+                        .filter(|acl| filter.matches(acl))
+                        .cloned()
+                        .collect()
+                })
+                .collect();
+            for acl in matched.iter().flatten() {
+                removed.insert(acl.clone());
+            }
+            Ok(Decision {
+                records: removed.into_iter().map(MetadataRecord::RemoveAcl).collect(),
+                response: Response::AclsDeleted(matched),
             })
         }
         Request::AlterConfigs {

@@ -4,9 +4,10 @@
 //! serialized, and restoring it then replaying the rest equals replaying
 //! the whole log (the property test in tests/it/image.rs).
 
+use crate::acl::AclBinding;
 use crate::records::{ConfigResource, Endpoint, MetadataRecord, ScramCredential, TopicId};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerImage {
@@ -137,6 +138,13 @@ pub struct MetadataImage {
     /// snapshots written before they existed).
     #[serde(default)]
     pub scram_credentials: BTreeMap<String, BTreeMap<i8, ScramCredential>>,
+    /// Every ACL (absent from older snapshots).
+    #[serde(default)]
+    pub acls: BTreeSet<AclBinding>,
+    /// The index of the entry that last changed `acls`: brokers rebuild
+    /// their authorizer when it moves.
+    #[serde(default)]
+    pub acls_changed_at: u64,
 }
 
 /// A record that does not fit the image (the decider never proposes one;
@@ -323,6 +331,14 @@ impl MetadataImage {
                     .entry(credential.name.clone())
                     .or_default()
                     .insert(credential.mechanism, credential.clone());
+            }
+            MetadataRecord::Acl(acl) => {
+                self.acls.insert(acl.clone());
+                self.acls_changed_at = index;
+            }
+            MetadataRecord::RemoveAcl(acl) => {
+                self.acls.remove(acl);
+                self.acls_changed_at = index;
             }
             MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
                 if let Some(user) = self.scram_credentials.get_mut(name) {

@@ -2,7 +2,7 @@
 //! configs, producer-id blocks) as a log replicated with Raft among the
 //! voters of `controller.quorum.voters`, KRaft's role in Kafka.
 //!
-//! Layers, bottom up: `records` (what the log holds) and `image` (the state
+//! Layers, bottom up: `acl` (Kafka's ACL bindings and filters) < `records` (what the log holds) and `image` (the state
 //! they build, applied in log order, no I/O) < `placement`, `leadership`
 //! (leader and ISR rules), `reassignment` (moving replicas, KIP-455) and
 //! `decide` (what a request turns into, no I/O) < `store` (the durable Raft log and
@@ -10,6 +10,7 @@
 //! sockets, no clock) < `rpc` (frames between nodes) < `service` (the
 //! controller thread: sockets, ticks, the handle brokers call).
 
+pub mod acl;
 pub mod decide;
 pub mod image;
 pub mod leadership;
@@ -21,6 +22,7 @@ pub mod rpc;
 pub mod service;
 pub mod store;
 
+pub use acl::{AclBinding, AclFilter};
 pub use decide::{
     ControllerError, Election, ElectionError, ElectionOutcome, ItemError, NewTopic, PartitionError,
     PartitionState, Request, Response,

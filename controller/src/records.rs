@@ -1,10 +1,11 @@
 //! What the metadata log holds: Kafka's `__cluster_metadata` record kinds
 //! (RegisterBrokerRecord, FenceBrokerRecord, TopicRecord, PartitionRecord,
 //! PartitionChangeRecord, ConfigRecord, RemoveTopicRecord,
-//! ProducerIdsRecord, UserScramCredentialRecord), one Raft entry holding the records of one controller
+//! ProducerIdsRecord, UserScramCredentialRecord, AccessControlEntryRecord), one Raft entry holding the records of one controller
 //! decision so they commit atomically. Encoded as JSON: the log is small,
 //! written rarely, and readable with `jq` when something goes wrong.
 
+use crate::acl::AclBinding;
 use serde::{Deserialize, Serialize};
 
 /// A topic's id: a random (version 4) UUID, as Kafka's TopicRecord holds.
@@ -97,6 +98,11 @@ pub enum MetadataRecord {
         /// Kafka's ScramMechanism code: 1 SCRAM-SHA-256, 2 SCRAM-SHA-512.
         mechanism: i8,
     },
+    /// An ACL (Kafka's AccessControlEntryRecord); the binding is its own
+    /// identity, so creating an existing one changes nothing.
+    Acl(AclBinding),
+    /// Kafka's RemoveAccessControlEntryRecord.
+    RemoveAcl(AclBinding),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,6 +13,7 @@ use crate::api::context::RequestContext;
 use crate::api::topic_name;
 use crate::core::{Core, METADATA_WRITE_TIMEOUT};
 use crate::errors::controller_error;
+use controller::acl::operation;
 use controller::{ReassignmentError, Request, Response};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
@@ -32,6 +33,10 @@ pub async fn handle(
     core: &Rc<Core>,
     request: AlterPartitionReassignmentsRequest,
 ) -> AlterPartitionReassignmentsResponse {
+    if !ctx.may_on_cluster(core, operation::ALTER) {
+        return AlterPartitionReassignmentsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     let allow_size_change = ctx.version < 1 || request.allow_replication_factor_change;
     let image = core.image();
     // (topic, partition, Some(outcome) when refused here)

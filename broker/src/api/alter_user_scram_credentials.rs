@@ -37,10 +37,11 @@ fn mechanism(code: i8) -> Result<Mechanism, Failure> {
 }
 
 pub async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     core: &Rc<Core>,
     request: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
+    let allowed = ctx.may_on_cluster(core, controller::acl::operation::ALTER);
     // Per user, in name order: the first failure, else the changes.
     let mut users: BTreeMap<String, Result<(), Failure>> = BTreeMap::new();
     let mut seen: BTreeMap<(String, i8), usize> = BTreeMap::new();
@@ -57,6 +58,14 @@ pub async fn handle(
     {
         users.entry(name.clone()).or_insert(Ok(()));
         *seen.entry((name, code)).or_default() += 1;
+    }
+    if !allowed {
+        for result in users.values_mut() {
+            *result = Err(failure(
+                ResponseError::ClusterAuthorizationFailed,
+                "Cluster authorization failed.",
+            ));
+        }
     }
     let mut fail = |user: &str, error: Failure| {
         let entry = users.entry(user.to_string()).or_insert(Ok(()));

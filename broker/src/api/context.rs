@@ -2,7 +2,10 @@
 //! and version, the header's correlation and client ids, and the
 //! connection it came on (peer, listener, authenticated principal).
 
+use crate::core::Core;
+use crate::security::authorizer::Caller;
 use bytes::Bytes;
+use controller::acl::{resource, CLUSTER_NAME};
 use kafka_protocol::messages::ApiKey;
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -68,6 +71,27 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
+    /// The caller as the authorizer sees it.
+    pub fn caller(&self) -> Caller<'_> {
+        Caller {
+            kind: self.connection.principal.kind,
+            name: &self.connection.principal.name,
+            host: self.connection.peer.ip(),
+        }
+    }
+
+    /// May the caller do `op` on the resource? For one check; a handler
+    /// checking many resources takes `core.authorizer()` once.
+    pub fn may(&self, core: &Core, op: i8, resource_type: i8, name: &str) -> bool {
+        core.authorizer()
+            .allows(&self.caller(), op, resource_type, name)
+    }
+
+    /// May the caller do `op` on the cluster resource?
+    pub fn may_on_cluster(&self, core: &Core, op: i8) -> bool {
+        self.may(core, op, resource::CLUSTER, CLUSTER_NAME)
+    }
+
     pub fn new(
         api: ApiKey,
         version: i16,

@@ -6,6 +6,8 @@ use crate::api::topic_name;
 use crate::core::Core;
 use crate::errors::topic_failure;
 use crate::metadata::topics::PARTITIONS_MAX;
+use controller::acl::operation::ALTER;
+use controller::acl::resource::TOPIC;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
@@ -13,7 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 use std::rc::Rc;
 
 pub async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     core: &Rc<Core>,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
@@ -22,6 +24,10 @@ pub async fn handle(
         let name = wanted.name.0.to_string();
         let result = CreatePartitionsTopicResult::default().with_name(topic_name(&name));
         let outcome = match core.topic(&name) {
+            _ if !ctx.may(core, ALTER, TOPIC, &name) => Err((
+                ResponseError::TopicAuthorizationFailed,
+                "Authorization failed.".to_string(),
+            )),
             None => Err((
                 ResponseError::UnknownTopicOrPartition,
                 format!("Topic '{name}' does not exist."),

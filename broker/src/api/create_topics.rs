@@ -13,6 +13,9 @@ use crate::core::Core;
 use crate::core::METADATA_WRITE_TIMEOUT;
 use crate::errors::{controller_error, item_error};
 use crate::metadata::topics::{is_valid_topic_name, PARTITIONS_MAX};
+use controller::acl::operation::CREATE;
+use controller::acl::resource::{CLUSTER, TOPIC};
+use controller::acl::CLUSTER_NAME;
 use controller::{NewTopic, Request, Response};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
@@ -26,6 +29,8 @@ pub async fn handle(
     core: &Rc<Core>,
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
+    let authorizer = core.authorizer();
+    let may_create_cluster = authorizer.allows(&ctx.caller(), CREATE, CLUSTER, CLUSTER_NAME);
     let mut seen = HashSet::new();
     // In request order: Ok(answered already) or Err((result, index into `wanted`)).
     let mut results = Vec::new();
@@ -38,6 +43,14 @@ pub async fn handle(
             results.push(Ok(fail(
                 ResponseError::InvalidRequest,
                 format!("Topic '{name}' appears twice in the request."),
+            )));
+            continue;
+        }
+        // CREATE on the cluster, or on the topic (Kafka's rule).
+        if !may_create_cluster && !authorizer.allows(&ctx.caller(), CREATE, TOPIC, &name) {
+            results.push(Ok(fail(
+                ResponseError::TopicAuthorizationFailed,
+                "Authorization failed.".to_string(),
             )));
             continue;
         }

@@ -3,13 +3,14 @@
 use crate::api::context::RequestContext;
 use crate::core::Core;
 use crate::group::{GroupAnswer, GroupCall};
+use controller::acl::{operation, resource};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 use std::rc::Rc;
 
 pub async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     core: &Rc<Core>,
     request: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
@@ -18,9 +19,13 @@ pub async fn handle(
         let call = GroupCall::Delete {
             group: group_id.to_string(),
         };
-        let code = match core.group_call(call).await {
-            GroupAnswer::Delete(code) => code,
-            _ => ResponseError::CoordinatorNotAvailable.code(),
+        let code = if !ctx.may(core, operation::DELETE, resource::GROUP, &group_id) {
+            ResponseError::GroupAuthorizationFailed.code()
+        } else {
+            match core.group_call(call).await {
+                GroupAnswer::Delete(code) => code,
+                _ => ResponseError::CoordinatorNotAvailable.code(),
+            }
         };
         results.push(
             DeletableGroupResult::default()

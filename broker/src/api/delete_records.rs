@@ -9,6 +9,7 @@ use crate::api::{per_partition, topic_name};
 use crate::core::Core;
 use crate::errors::delete_records_error;
 use crate::group::store::OFFSETS_TOPIC;
+use controller::acl::{operation, resource};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
@@ -17,25 +18,34 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use std::rc::Rc;
 
 pub async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     core: &Rc<Core>,
     request: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
+    let authorizer = core.authorizer();
     let wanted = request
         .topics
         .into_iter()
         .map(|topic| {
+            let name = topic.name.0.to_string();
+            let allowed =
+                authorizer.allows(&ctx.caller(), operation::DELETE, resource::TOPIC, &name);
             let partitions = topic
                 .partitions
                 .iter()
-                .map(|p| (p.partition_index, p.offset))
+                .map(|p| (p.partition_index, p.offset, allowed))
                 .collect();
-            (topic.name.0.to_string(), partitions)
+            (name, partitions)
         })
         .collect();
-    let answers = per_partition(wanted, |name, (index, offset)| {
+    let answers = per_partition(wanted, |name, (index, offset, allowed)| {
         let core = core.clone();
-        async move { (index, delete_before(&core, name, index, offset).await) }
+        async move {
+            if !allowed {
+                return (index, Err(ResponseError::TopicAuthorizationFailed));
+            }
+            (index, delete_before(&core, name, index, offset).await)
+        }
     })
     .await;
     let topics = answers

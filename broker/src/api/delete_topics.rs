@@ -5,6 +5,8 @@
 use crate::api::context::RequestContext;
 use crate::core::Core;
 use crate::errors::topic_error;
+use controller::acl::operation::DELETE;
+use controller::acl::resource::TOPIC;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
@@ -46,6 +48,10 @@ pub async fn handle(
             responses.push(result.with_error_code(ResponseError::UnknownTopicId.code()));
             continue;
         };
+        if !ctx.may(core, DELETE, TOPIC, &name.0) {
+            responses.push(result.with_error_code(ResponseError::TopicAuthorizationFailed.code()));
+            continue;
+        }
         let code = match core.delete_topic(&name.0).await {
             Ok(()) => 0,
             Err(error) => topic_error(&error).code(),

@@ -4,13 +4,19 @@
 
 use crate::api::context::RequestContext;
 use crate::core::Core;
+use controller::acl::operation;
 use kafka_protocol::messages::{DescribeClientQuotasRequest, DescribeClientQuotasResponse};
+use kafka_protocol::ResponseError;
 use std::rc::Rc;
 
 pub async fn handle(
-    _ctx: &RequestContext,
-    _core: &Rc<Core>,
+    ctx: &RequestContext,
+    core: &Rc<Core>,
     _request: DescribeClientQuotasRequest,
 ) -> DescribeClientQuotasResponse {
+    if !ctx.may_on_cluster(core, operation::DESCRIBE_CONFIGS) {
+        return DescribeClientQuotasResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     DescribeClientQuotasResponse::default().with_entries(Some(Vec::new()))
 }

@@ -4,6 +4,7 @@
 use crate::api::context::RequestContext;
 use crate::config::Config;
 use crate::core::Core;
+use controller::acl;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
@@ -175,8 +176,29 @@ fn topic_config_entries(
     entries
 }
 
+/// Kafka's check for a config resource: `op` on the topic
+/// (TOPIC_AUTHORIZATION_FAILED) or on the cluster for a broker
+/// (CLUSTER_AUTHORIZATION_FAILED).
+pub fn unauthorized(
+    ctx: &RequestContext,
+    core: &Core,
+    resource_type: i8,
+    name: &str,
+    op: i8,
+) -> Option<ResponseError> {
+    match resource_type {
+        RESOURCE_TOPIC if !ctx.may(core, op, acl::resource::TOPIC, name) => {
+            Some(ResponseError::TopicAuthorizationFailed)
+        }
+        RESOURCE_BROKER if !ctx.may_on_cluster(core, op) => {
+            Some(ResponseError::ClusterAuthorizationFailed)
+        }
+        _ => None,
+    }
+}
+
 pub async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     core: &Rc<Core>,
     request: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
@@ -186,8 +208,16 @@ pub async fn handle(
         let result = DescribeConfigsResult::default()
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());
-        let entries: Result<Vec<Entry>, ResponseError> = match resource.resource_type {
-            RESOURCE_TOPIC => match core.topic(&name) {
+        let denied = unauthorized(
+            ctx,
+            core,
+            resource.resource_type,
+            &name,
+            acl::operation::DESCRIBE_CONFIGS,
+        );
+        let entries: Result<Vec<Entry>, ResponseError> = match (denied, resource.resource_type) {
+            (Some(error), _) => Err(error),
+            (None, RESOURCE_TOPIC) => match core.topic(&name) {
                 None => Err(ResponseError::UnknownTopicOrPartition),
                 Some(topic) => match topic.log_config(&core.config.log) {
                     Ok(config) => Ok(topic_config_entries(
@@ -198,7 +228,9 @@ pub async fn handle(
                     Err(_) => Err(ResponseError::InvalidConfig),
                 },
             },
-            RESOURCE_BROKER if name.is_empty() || name == core.config.node_id.to_string() => {
+            (None, RESOURCE_BROKER)
+                if name.is_empty() || name == core.config.node_id.to_string() =>
+            {
                 Ok(broker_entries(&core.config)
                     .into_iter()
                     .map(|(k, v)| Entry {
@@ -210,8 +242,7 @@ pub async fn handle(
                     })
                     .collect())
             }
-            RESOURCE_BROKER => Err(ResponseError::InvalidRequest),
-            _ => Err(ResponseError::InvalidRequest),
+            (None, _) => Err(ResponseError::InvalidRequest),
         };
         let result = match entries {
             Err(error) => result.with_error_code(error.code()),

@@ -4,6 +4,7 @@
 use crate::api::context::RequestContext;
 use crate::core::Core;
 use crate::group::{GroupAnswer, GroupCall};
+use controller::acl::{operation, resource};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
@@ -22,6 +23,10 @@ pub async fn handle(
             group: group_id.to_string(),
         };
         let result = DescribedGroup::default().with_group_id(group_id);
+        if !ctx.may(core, operation::DESCRIBE, resource::GROUP, &result.group_id) {
+            described.push(result.with_error_code(ResponseError::GroupAuthorizationFailed.code()));
+            continue;
+        }
         described.push(match core.group_call(call).await {
             GroupAnswer::Describe(Some(view)) => result
                 .with_group_state(StrBytes::from_static_str(view.state))

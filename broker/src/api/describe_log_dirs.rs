@@ -5,11 +5,13 @@
 use crate::api::context::RequestContext;
 use crate::api::topic_name;
 use crate::core::Core;
+use controller::acl::operation;
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse};
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::rc::Rc;
@@ -19,6 +21,15 @@ pub async fn handle(
     core: &Rc<Core>,
     request: DescribeLogDirsRequest,
 ) -> DescribeLogDirsResponse {
+    if !ctx.may_on_cluster(core, operation::DESCRIBE) {
+        // The error code exists from v3 on; before, an empty answer.
+        return if ctx.version >= 3 {
+            DescribeLogDirsResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+        } else {
+            DescribeLogDirsResponse::default()
+        };
+    }
     // None: every partition; else only those asked for.
     let wanted: Option<HashSet<(String, i32)>> = request.topics.map(|topics| {
         topics

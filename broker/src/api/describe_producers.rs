@@ -7,23 +7,31 @@ use crate::api::context::RequestContext;
 use crate::api::topic_name;
 use crate::core::Core;
 use crate::errors::read_error;
+use controller::acl::{operation, resource};
 use kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
 };
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
+use kafka_protocol::ResponseError;
 use std::rc::Rc;
 
 pub async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     core: &Rc<Core>,
     request: DescribeProducersRequest,
 ) -> DescribeProducersResponse {
     let mut topics = Vec::new();
     for topic in request.topics {
         let name = topic.name.0.to_string();
+        let allowed = ctx.may(core, operation::READ, resource::TOPIC, &name);
         let mut partitions = Vec::new();
         for index in topic.partition_indexes {
             let response = PartitionResponse::default().with_partition_index(index);
+            if !allowed {
+                let code = ResponseError::TopicAuthorizationFailed.code();
+                partitions.push(response.with_error_code(code));
+                continue;
+            }
             partitions.push(match core.producers_of(name.clone(), index).await {
                 Ok(producers) => response.with_active_producers(
                     producers

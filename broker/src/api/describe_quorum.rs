@@ -6,6 +6,7 @@
 
 use crate::api::context::RequestContext;
 use crate::core::Core;
+use controller::acl::operation;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_quorum_response::{
     Listener, Node, PartitionData, ReplicaState, TopicData,
@@ -21,10 +22,14 @@ const METADATA_TOPIC: &str = "__cluster_metadata";
 const ASK_LEADER_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     core: &Rc<Core>,
     request: DescribeQuorumRequest,
 ) -> DescribeQuorumResponse {
+    if !ctx.may_on_cluster(core, operation::DESCRIBE) {
+        return DescribeQuorumResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     let asked_for_metadata = request.topics.iter().any(|t| {
         t.topic_name.0.as_str() == METADATA_TOPIC
             && t.partitions.iter().any(|p| p.partition_index == 0)

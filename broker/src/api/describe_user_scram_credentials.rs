@@ -6,6 +6,7 @@
 use crate::api::context::RequestContext;
 use crate::core::Core;
 use crate::security::scram::Mechanism;
+use controller::acl::operation;
 use kafka_protocol::messages::describe_user_scram_credentials_response::{
     CredentialInfo, DescribeUserScramCredentialsResult,
 };
@@ -18,10 +19,14 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 pub async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     core: &Rc<Core>,
     request: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
+    if !ctx.may_on_cluster(core, operation::DESCRIBE) {
+        return DescribeUserScramCredentialsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     let image = core.image();
     let describe = |user: &str, credentials: &BTreeMap<i8, controller::ScramCredential>| {
         DescribeUserScramCredentialsResult::default()

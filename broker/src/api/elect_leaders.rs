@@ -11,6 +11,7 @@ use crate::api::context::RequestContext;
 use crate::api::topic_name;
 use crate::core::{Core, METADATA_WRITE_TIMEOUT};
 use crate::errors::controller_error;
+use controller::acl::operation;
 use controller::{Election, ElectionError, Request, Response};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
@@ -24,6 +25,15 @@ pub async fn handle(
     core: &Rc<Core>,
     request: ElectLeadersRequest,
 ) -> ElectLeadersResponse {
+    if !ctx.may_on_cluster(core, operation::ALTER) {
+        // The error code exists from v1 on; before, an empty answer.
+        return if ctx.version >= 1 {
+            ElectLeadersResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+        } else {
+            ElectLeadersResponse::default()
+        };
+    }
     let election = match request.election_type {
         1 => Election::Unclean,
         _ => Election::Preferred,

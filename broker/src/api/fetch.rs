@@ -18,6 +18,9 @@ use crate::core::{Core, ReadWanted};
 use crate::errors::read_error;
 use crate::partition::{PartitionRead, ReadError};
 use bytes::Bytes;
+use controller::acl::operation::{CLUSTER_ACTION, READ};
+use controller::acl::resource::{CLUSTER, TOPIC};
+use controller::acl::CLUSTER_NAME;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::FetchRequest;
 use std::rc::Rc;
@@ -41,8 +44,8 @@ impl Reply for FetchReply {
 pub async fn handle(ctx: &RequestContext, core: &Rc<Core>, request: FetchRequest) -> FetchReply {
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let min_bytes = request.min_bytes.max(0) as usize;
-    let plan = Plan::new(core, &request, ctx.version);
     let replica = (request.replica_id.0 >= 0).then_some(request.replica_id.0);
+    let plan = Plan::new(ctx, core, &request, replica.is_some());
     loop {
         // Notified by a change to any partition read (those of this core
         // watch it during the read, those of other cores through a wait
@@ -76,6 +79,10 @@ struct Plan {
     /// empty for an id this broker does not know (v13+).
     topics: Vec<(String, u128, usize)>,
     wanted: Vec<ReadWanted>,
+    /// Per `wanted`: the caller may read it (a consumer needs READ on the
+    /// topic, a follower CLUSTER_ACTION on the cluster); the others are
+    /// not read and answer TOPIC_AUTHORIZATION_FAILED, as in Kafka.
+    allowed: Vec<bool>,
     /// Indexes into `wanted`, per core: this core first, then the others.
     by_core: Vec<(usize, Vec<usize>)>,
 }
@@ -94,10 +101,16 @@ struct Read {
 }
 
 impl Plan {
-    fn new(core: &Core, request: &FetchRequest, version: i16) -> Plan {
+    fn new(ctx: &RequestContext, core: &Core, request: &FetchRequest, replica: bool) -> Plan {
+        let version = ctx.version;
         let mut topics = Vec::new();
         let mut wanted = Vec::new();
+        let mut allowed = Vec::new();
         let image = core.image();
+        let authorizer = core.authorizer();
+        let caller = ctx.caller();
+        let replica_allowed =
+            replica && authorizer.allows(&caller, CLUSTER_ACTION, CLUSTER, CLUSTER_NAME);
         for topic in &request.topics {
             // v13+ names topics by id (KIP-516).
             let (name, id) = if version >= 13 {
@@ -109,7 +122,13 @@ impl Plan {
                 let id = image.topic(&name).map_or(0, |t| t.id);
                 (name, id)
             };
+            let may_read = if replica {
+                replica_allowed
+            } else {
+                authorizer.allows(&caller, READ, TOPIC, &name)
+            };
             for partition in &topic.partitions {
+                allowed.push(may_read);
                 wanted.push(ReadWanted {
                     topic: name.clone(),
                     partition: partition.partition,
@@ -124,6 +143,9 @@ impl Plan {
         let here = core.router.core();
         let mut by_core: Vec<(usize, Vec<usize>)> = Vec::new();
         for (index, want) in wanted.iter().enumerate() {
+            if !allowed[index] {
+                continue;
+            }
             let owner = core.router.owner(&want.topic, want.partition);
             match by_core.iter_mut().find(|(core, _)| *core == owner) {
                 Some((_, indexes)) => indexes.push(index),
@@ -134,6 +156,7 @@ impl Plan {
         Plan {
             topics,
             wanted,
+            allowed,
             by_core,
         }
     }
@@ -214,7 +237,7 @@ impl Plan {
 
     fn answer(&self, answers: Vec<Option<PartitionAnswer>>) -> Vec<TopicAnswer> {
         let mut answers = answers.into_iter();
-        let mut wanted = self.wanted.iter();
+        let mut wanted = self.wanted.iter().zip(&self.allowed);
         self.topics
             .iter()
             .map(|(name, id, count)| TopicAnswer {
@@ -222,10 +245,17 @@ impl Plan {
                 id: *id,
                 partitions: (0..*count)
                     .filter_map(|_| {
-                        let partition = wanted.next()?.partition;
+                        let (wanted, allowed) = wanted.next()?;
+                        let partition = wanted.partition;
                         let answer = answers.next()?;
                         if name.is_empty() {
                             return Some(unreadable(partition, ResponseError::UnknownTopicId));
+                        }
+                        if !allowed {
+                            return Some(unreadable(
+                                partition,
+                                ResponseError::TopicAuthorizationFailed,
+                            ));
                         }
                         Some(answer.unwrap_or_else(|| {
                             unreadable(partition, ResponseError::UnknownServerError)

@@ -15,6 +15,7 @@
 use crate::api::context::RequestContext;
 use crate::core::Core;
 use crate::group::store::OFFSETS_TOPIC;
+use controller::acl::{operation, resource};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -63,6 +64,11 @@ pub async fn handle(
             (
                 ResponseError::InvalidRequest.code(),
                 Some("Empty group id.".to_string()),
+            )
+        } else if !ctx.may(core, operation::DESCRIBE, resource::GROUP, key) {
+            (
+                ResponseError::GroupAuthorizationFailed.code(),
+                Some("Group authorization failed.".to_string()),
             )
         } else if coordinator_of(key).is_none() {
             (

@@ -3,15 +3,20 @@
 use crate::api::context::RequestContext;
 use crate::core::Core;
 use crate::group::{GroupAnswer, GroupCall};
+use controller::acl::{operation, resource};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use std::rc::Rc;
 
 pub async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     core: &Rc<Core>,
     request: HeartbeatRequest,
 ) -> HeartbeatResponse {
+    if !ctx.may(core, operation::READ, resource::GROUP, &request.group_id) {
+        return HeartbeatResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let call = GroupCall::Heartbeat {
         group: request.group_id.to_string(),
         member_id: request.member_id.to_string(),

@@ -5,8 +5,9 @@
 //! `kafka-reassign-partitions --verify` clears them on every broker.
 
 use crate::api::context::RequestContext;
-use crate::api::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use crate::api::describe_configs::{unauthorized, RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::core::Core;
+use controller::acl;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
@@ -27,16 +28,24 @@ pub async fn handle(
         let response = AlterConfigsResourceResponse::default()
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());
-        let outcome = match resource.resource_type {
-            RESOURCE_TOPIC => {
+        let denied = unauthorized(
+            ctx,
+            core,
+            resource.resource_type,
+            &name,
+            acl::operation::ALTER_CONFIGS,
+        );
+        let outcome = match (denied, resource.resource_type) {
+            (Some(error), _) => Err((error, "Authorization failed.".to_string())),
+            (None, RESOURCE_TOPIC) => {
                 alter_topic(core, &name, &resource.configs, request.validate_only).await
             }
-            RESOURCE_BROKER if clears_throttles(&resource.configs) => Ok(()),
-            RESOURCE_BROKER => Err((
+            (None, RESOURCE_BROKER) if clears_throttles(&resource.configs) => Ok(()),
+            (None, RESOURCE_BROKER) => Err((
                 ResponseError::InvalidRequest,
                 "Broker configs are static in Sluice: set them with --set at start-up.".to_string(),
             )),
-            _ => Err((
+            (None, _) => Err((
                 ResponseError::InvalidRequest,
                 "Unsupported resource type.".to_string(),
             )),

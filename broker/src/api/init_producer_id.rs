@@ -8,6 +8,9 @@
 
 use crate::api::context::RequestContext;
 use crate::core::Core;
+use controller::acl::operation::{IDEMPOTENT_WRITE, WRITE};
+use controller::acl::resource::{CLUSTER, TOPIC};
+use controller::acl::CLUSTER_NAME;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use std::rc::Rc;
@@ -31,6 +34,15 @@ pub async fn handle(
             "InitProducerId with a transactional id: transactions are not supported",
         );
         return response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+    }
+    // An idempotent producer needs IDEMPOTENT_WRITE on the cluster, or
+    // WRITE on some topic (KIP-679).
+    let authorizer = core.authorizer();
+    let caller = ctx.caller();
+    if !authorizer.allows(&caller, IDEMPOTENT_WRITE, CLUSTER, CLUSTER_NAME)
+        && !authorizer.allows_some(&caller, WRITE, TOPIC)
+    {
+        return response.with_error_code(ResponseError::ClusterAuthorizationFailed.code());
     }
     let renew = request.producer_id.0 >= 0 && request.producer_epoch >= 0;
     let (id, epoch) = if renew && request.producer_epoch != i16::MAX - 1 {

@@ -5,6 +5,7 @@ use crate::api::context::RequestContext;
 use crate::core::Core;
 use crate::group::coordinator::JoinArgs;
 use crate::group::{GroupAnswer, GroupCall};
+use controller::acl::{operation, resource};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
@@ -17,6 +18,10 @@ pub async fn handle(
     request: JoinGroupRequest,
 ) -> JoinGroupResponse {
     let version = ctx.version;
+    if !ctx.may(core, operation::READ, resource::GROUP, &request.group_id) {
+        return JoinGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let args = JoinArgs {
         group: request.group_id.to_string(),
         member_id: request.member_id.to_string(),

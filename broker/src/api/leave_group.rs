@@ -4,6 +4,7 @@
 use crate::api::context::RequestContext;
 use crate::core::Core;
 use crate::group::{GroupAnswer, GroupCall};
+use controller::acl::{operation, resource};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
@@ -15,6 +16,10 @@ pub async fn handle(
     request: LeaveGroupRequest,
 ) -> LeaveGroupResponse {
     let version = ctx.version;
+    if !ctx.may(core, operation::READ, resource::GROUP, &request.group_id) {
+        return LeaveGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let identities: Vec<(String, Option<String>)> = if version >= 3 {
         request
             .members

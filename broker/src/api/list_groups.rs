@@ -4,6 +4,7 @@
 use crate::api::context::RequestContext;
 use crate::core::Core;
 use crate::group::{GroupAnswer, GroupCall};
+use controller::acl::{operation, resource, CLUSTER_NAME};
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -23,9 +24,22 @@ pub async fn handle(
         .iter()
         .map(|s| s.to_lowercase())
         .collect();
+    // DESCRIBE on the cluster lists every group; otherwise only the
+    // groups the caller may describe (Kafka's rule).
+    let authorizer = core.authorizer();
+    let caller = ctx.caller();
+    let all = authorizer.allows(
+        &caller,
+        operation::DESCRIBE,
+        resource::CLUSTER,
+        CLUSTER_NAME,
+    );
     let listed = groups
         .into_iter()
         .filter(|(_, _, state)| wanted.is_empty() || wanted.contains(&state.to_lowercase()))
+        .filter(|(id, _, _)| {
+            all || authorizer.allows(&caller, operation::DESCRIBE, resource::GROUP, id)
+        })
         .map(|(id, protocol_type, state)| {
             let group = ListedGroup::default()
                 .with_group_id(GroupId(StrBytes::from_string(id)))

@@ -6,6 +6,8 @@ use crate::api::{per_partition, topic_name};
 use crate::core::Core;
 use crate::errors::read_error;
 use crate::partition::{OffsetAnswer, OffsetQuery};
+use controller::acl::operation::DESCRIBE;
+use controller::acl::resource::TOPIC;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -22,21 +24,29 @@ pub async fn handle(
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let version = ctx.version;
+    let authorizer = core.authorizer();
     let wanted = request
         .topics
         .into_iter()
         .map(|topic| {
+            let name = topic.name.0.to_string();
+            let allowed = authorizer.allows(&ctx.caller(), DESCRIBE, TOPIC, &name);
             let partitions = topic
                 .partitions
                 .iter()
-                .map(|p| (p.partition_index, p.timestamp))
+                .map(|p| (p.partition_index, p.timestamp, allowed))
                 .collect();
-            (topic.name.0.to_string(), partitions)
+            (name, partitions)
         })
         .collect();
-    let answers = per_partition(wanted, |name, (index, timestamp)| {
+    let answers = per_partition(wanted, |name, (index, timestamp, allowed)| {
         let core = core.clone();
-        async move { (index, offset_of(&core, name, index, timestamp).await) }
+        async move {
+            if !allowed {
+                return (index, Err(ResponseError::TopicAuthorizationFailed));
+            }
+            (index, offset_of(&core, name, index, timestamp).await)
+        }
     })
     .await;
     let topics = answers

@@ -7,6 +7,7 @@ use crate::api::context::RequestContext;
 use crate::api::topic_name;
 use crate::core::Core;
 use crate::errors::controller_error;
+use controller::acl::operation;
 use controller::{Request, Response};
 use kafka_protocol::messages::list_partition_reassignments_response::{
     OngoingPartitionReassignment, OngoingTopicReassignment,
@@ -15,14 +16,19 @@ use kafka_protocol::messages::{
     BrokerId, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
 use std::rc::Rc;
 use std::time::Duration;
 
 pub async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     core: &Rc<Core>,
     request: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
+    if !ctx.may_on_cluster(core, operation::DESCRIBE) {
+        return ListPartitionReassignmentsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     let partitions = request.topics.map(|topics| {
         topics
             .into_iter()

@@ -9,6 +9,9 @@ use crate::core::Core;
 use crate::error::TopicError;
 use crate::errors::topic_error;
 use crate::metadata::topics::{is_valid_topic_name, Topic};
+use controller::acl::operation::{CREATE, DESCRIBE};
+use controller::acl::resource::{CLUSTER, TOPIC};
+use controller::acl::CLUSTER_NAME;
 use controller::MetadataImage;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
@@ -69,19 +72,38 @@ pub async fn handle(
     let auto_create =
         config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
     let mut topics = Vec::new();
+    let authorizer = core.authorizer();
+    let caller = ctx.caller();
+    let may = |op: i8, name: &str| authorizer.allows(&caller, op, TOPIC, name);
     match requested {
         None => {
+            // Topics the caller may not describe are left out.
             let image = core.image();
             topics.extend(
                 image
                     .topics
                     .values()
+                    .filter(|t| may(DESCRIBE, &t.name))
                     .map(|t| describe(&Topic::from_image(t), &image)),
             );
         }
         Some(names) => {
             for name in names {
-                topics.push(lookup_or_create(core, &name, auto_create).await);
+                // Named but not describable: refused whether or not it
+                // exists, so the answer does not tell.
+                if !may(DESCRIBE, &name) {
+                    topics.push(
+                        MetadataResponseTopic::default()
+                            .with_name(Some(topic_name(&name)))
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
+                    );
+                    continue;
+                }
+                // Auto-creation needs CREATE on the cluster or the topic.
+                let may_create = auto_create
+                    && (authorizer.allows(&caller, CREATE, CLUSTER, CLUSTER_NAME)
+                        || may(CREATE, &name));
+                topics.push(lookup_or_create(core, &name, auto_create, may_create).await);
             }
         }
     }
@@ -93,7 +115,12 @@ pub async fn handle(
         .with_topics(topics)
 }
 
-async fn lookup_or_create(core: &Rc<Core>, name: &str, auto_create: bool) -> MetadataResponseTopic {
+async fn lookup_or_create(
+    core: &Rc<Core>,
+    name: &str,
+    auto_create: bool,
+    may_create: bool,
+) -> MetadataResponseTopic {
     if let Some(topic) = core.topic(name) {
         return describe(&topic, &core.image());
     }
@@ -101,6 +128,8 @@ async fn lookup_or_create(core: &Rc<Core>, name: &str, auto_create: bool) -> Met
         ResponseError::InvalidTopicException
     } else if !auto_create {
         ResponseError::UnknownTopicOrPartition
+    } else if !may_create {
+        ResponseError::TopicAuthorizationFailed
     } else {
         let created = core
             .create_topic(

@@ -12,11 +12,14 @@ pub mod alter_partition_reassignments;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod context;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
@@ -127,6 +130,9 @@ served_apis! {
     DescribeUserScramCredentials(m::DescribeUserScramCredentialsRequest) 0..=0 => describe_user_scram_credentials::handle;
     AlterUserScramCredentials(m::AlterUserScramCredentialsRequest) 0..=0 => alter_user_scram_credentials::handle;
     DescribeClientQuotas(m::DescribeClientQuotasRequest) 0..=1 => describe_client_quotas::handle;
+    DescribeAcls(m::DescribeAclsRequest) 1..=3 => describe_acls::handle;
+    CreateAcls(m::CreateAclsRequest) 1..=3 => create_acls::handle;
+    DeleteAcls(m::DeleteAclsRequest) 1..=3 => delete_acls::handle;
 }
 
 /// Lowest Produce version actually served (RecordBatch v2 needs v3).

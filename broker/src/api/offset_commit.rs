@@ -6,6 +6,7 @@ use crate::api::context::RequestContext;
 use crate::api::topic_name;
 use crate::core::Core;
 use crate::group::{GroupAnswer, GroupCall};
+use controller::acl::{operation, resource};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -43,23 +44,39 @@ pub async fn handle(
             (t.name.to_string(), partitions)
         })
         .collect();
-    let call = GroupCall::Commit {
-        group: request.group_id.to_string(),
-        member_id: request.member_id.to_string(),
-        instance_id: request.group_instance_id.map(|i| i.to_string()),
-        generation: request.generation_id_or_member_epoch,
-        topics: topics.clone(),
-    };
-    let results = match core.group_call(call).await {
-        GroupAnswer::Commit(results) => results,
-        _ => topics
+    let every = |topics: &[(String, Vec<crate::group::CommitPartition>)], error: ResponseError| {
+        topics
             .iter()
-            .map(|(t, ps)| {
-                let code = ResponseError::CoordinatorNotAvailable.code();
-                (t.clone(), ps.iter().map(|p| (p.0, code)).collect())
-            })
-            .collect(),
+            .map(|(t, ps)| (t.clone(), ps.iter().map(|p| (p.0, error.code())).collect()))
+            .collect::<Vec<(String, Vec<(i32, i16)>)>>()
     };
+    // READ on the group, then READ on each topic (Kafka's checks); the
+    // topics refused are answered without reaching the group.
+    if !ctx.may(core, operation::READ, resource::GROUP, &request.group_id) {
+        return response(every(&topics, ResponseError::GroupAuthorizationFailed));
+    }
+    let authorizer = core.authorizer();
+    let (allowed, denied): (Vec<_>, Vec<_>) = topics
+        .into_iter()
+        .partition(|(t, _)| authorizer.allows(&ctx.caller(), operation::READ, resource::TOPIC, t));
+    let mut results = every(&denied, ResponseError::TopicAuthorizationFailed);
+    if !allowed.is_empty() {
+        let call = GroupCall::Commit {
+            group: request.group_id.to_string(),
+            member_id: request.member_id.to_string(),
+            instance_id: request.group_instance_id.map(|i| i.to_string()),
+            generation: request.generation_id_or_member_epoch,
+            topics: allowed.clone(),
+        };
+        results.extend(match core.group_call(call).await {
+            GroupAnswer::Commit(results) => results,
+            _ => every(&allowed, ResponseError::CoordinatorNotAvailable),
+        });
+    }
+    response(results)
+}
+
+fn response(results: Vec<(String, Vec<(i32, i16)>)>) -> OffsetCommitResponse {
     let topics = results
         .into_iter()
         .map(|(name, partitions)| {

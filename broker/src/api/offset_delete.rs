@@ -5,6 +5,7 @@ use crate::api::context::RequestContext;
 use crate::api::topic_name;
 use crate::core::Core;
 use crate::group::{GroupAnswer, GroupCall};
+use controller::acl::{operation, resource};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
@@ -13,14 +14,24 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 use std::rc::Rc;
 
 pub async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     core: &Rc<Core>,
     request: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
+    // DELETE on the group, then READ on each topic (Kafka's checks).
+    if !ctx.may(core, operation::DELETE, resource::GROUP, &request.group_id) {
+        return OffsetDeleteResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
+    let authorizer = core.authorizer();
+    let caller = ctx.caller();
+    let (topics, denied): (Vec<_>, Vec<_>) = request
+        .topics
+        .into_iter()
+        .partition(|t| authorizer.allows(&caller, operation::READ, resource::TOPIC, &t.name));
     let call = GroupCall::OffsetDelete {
         group: request.group_id.to_string(),
-        topics: request
-            .topics
+        topics: topics
             .into_iter()
             .map(|t| {
                 (
@@ -43,9 +54,19 @@ pub async fn handle(
                 .with_error_code(ResponseError::CoordinatorNotAvailable.code())
         }
     };
+    let refused = denied.into_iter().map(|t| {
+        let code = ResponseError::TopicAuthorizationFailed.code();
+        let partitions = t
+            .partitions
+            .iter()
+            .map(|p| (p.partition_index, code))
+            .collect();
+        (t.name.to_string(), partitions)
+    });
     let topics = results
         .into_iter()
-        .map(|(name, partitions)| {
+        .chain(refused)
+        .map(|(name, partitions): (String, Vec<(i32, i16)>)| {
             OffsetDeleteResponseTopic::default()
                 .with_name(topic_name(&name))
                 .with_partitions(

@@ -6,6 +6,7 @@ use crate::api::context::RequestContext;
 use crate::api::topic_name;
 use crate::core::Core;
 use crate::group::{FetchedOffsets, GroupAnswer, GroupCall};
+use controller::acl::{operation, resource};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -15,13 +16,36 @@ use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse}
 use kafka_protocol::protocol::StrBytes;
 use std::rc::Rc;
 
+/// Topics named but not describable: answered TOPIC_AUTHORIZATION_FAILED.
+type Denied = Vec<(String, Vec<i32>)>;
+
+/// The group's offsets the caller may see: DESCRIBE on the group (else
+/// GROUP_AUTHORIZATION_FAILED), and on each topic (topics named without it
+/// come back in `Denied`; with all topics asked, they are left out).
 async fn fetch_group(
+    ctx: &RequestContext,
     core: &Rc<Core>,
     group: String,
     topics: Option<Vec<(String, Vec<i32>)>>,
-) -> Result<FetchedOffsets, i16> {
+) -> Result<(FetchedOffsets, Denied), i16> {
+    if !ctx.may(core, operation::DESCRIBE, resource::GROUP, &group) {
+        return Err(ResponseError::GroupAuthorizationFailed.code());
+    }
+    let authorizer = core.authorizer();
+    let may =
+        |topic: &str| authorizer.allows(&ctx.caller(), operation::DESCRIBE, resource::TOPIC, topic);
+    let (topics, denied) = match topics {
+        None => (None, Vec::new()),
+        Some(topics) => {
+            let (allowed, denied): (Vec<_>, Vec<_>) = topics.into_iter().partition(|(t, _)| may(t));
+            (Some(allowed), denied)
+        }
+    };
     match core.group_call(GroupCall::Fetch { group, topics }).await {
-        GroupAnswer::Fetch(offsets) => Ok(offsets),
+        GroupAnswer::Fetch(mut offsets) => {
+            offsets.retain(|(topic, _)| may(topic));
+            Ok((offsets, denied))
+        }
         _ => Err(ResponseError::CoordinatorNotAvailable.code()),
     }
 }
@@ -42,8 +66,8 @@ pub async fn handle(
             });
             let group = OffsetFetchResponseGroup::default().with_group_id(wanted.group_id.clone());
             groups.push(
-                match fetch_group(core, wanted.group_id.to_string(), topics).await {
-                    Ok(offsets) => group.with_topics(multi_group_topics(offsets)),
+                match fetch_group(ctx, core, wanted.group_id.to_string(), topics).await {
+                    Ok((offsets, denied)) => group.with_topics(multi_group_topics(offsets, denied)),
                     Err(code) => group.with_error_code(code),
                 },
             );
@@ -56,17 +80,35 @@ pub async fn handle(
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
-    match fetch_group(core, group.to_string(), topics).await {
-        Ok(offsets) => {
-            OffsetFetchResponse::default().with_topics(single_group_topics(offsets, version))
-        }
+    match fetch_group(ctx, core, group.to_string(), topics).await {
+        Ok((offsets, denied)) => OffsetFetchResponse::default()
+            .with_topics(single_group_topics(offsets, denied, version)),
         // The top-level error code exists from v2 on.
         Err(code) if version >= 2 => OffsetFetchResponse::default().with_error_code(code),
         Err(_) => OffsetFetchResponse::default(),
     }
 }
 
-fn single_group_topics(offsets: FetchedOffsets, version: i16) -> Vec<OffsetFetchResponseTopic> {
+fn single_group_topics(
+    offsets: FetchedOffsets,
+    denied: Denied,
+    version: i16,
+) -> Vec<OffsetFetchResponseTopic> {
+    let refused = denied.into_iter().map(|(name, partitions)| {
+        OffsetFetchResponseTopic::default()
+            .with_name(topic_name(&name))
+            .with_partitions(
+                partitions
+                    .into_iter()
+                    .map(|index| {
+                        OffsetFetchResponsePartition::default()
+                            .with_partition_index(index)
+                            .with_committed_offset(-1)
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    })
+                    .collect(),
+            )
+    });
     offsets
         .into_iter()
         .map(|(name, partitions)| {
@@ -97,10 +139,26 @@ fn single_group_topics(offsets: FetchedOffsets, version: i16) -> Vec<OffsetFetch
                         .collect(),
                 )
         })
+        .chain(refused)
         .collect()
 }
 
-fn multi_group_topics(offsets: FetchedOffsets) -> Vec<OffsetFetchResponseTopics> {
+fn multi_group_topics(offsets: FetchedOffsets, denied: Denied) -> Vec<OffsetFetchResponseTopics> {
+    let refused = denied.into_iter().map(|(name, partitions)| {
+        OffsetFetchResponseTopics::default()
+            .with_name(topic_name(&name))
+            .with_partitions(
+                partitions
+                    .into_iter()
+                    .map(|index| {
+                        OffsetFetchResponsePartitions::default()
+                            .with_partition_index(index)
+                            .with_committed_offset(-1)
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    })
+                    .collect(),
+            )
+    });
     offsets
         .into_iter()
         .map(|(name, partitions)| {
@@ -125,5 +183,6 @@ fn multi_group_topics(offsets: FetchedOffsets) -> Vec<OffsetFetchResponseTopics>
                         .collect(),
                 )
         })
+        .chain(refused)
         .collect()
 }

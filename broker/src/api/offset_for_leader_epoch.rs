@@ -9,23 +9,41 @@
 use crate::api::context::RequestContext;
 use crate::core::Core;
 use crate::errors::read_error;
+use controller::acl::{operation, resource};
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+use kafka_protocol::ResponseError;
 use std::rc::Rc;
 
 pub async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     core: &Rc<Core>,
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
+    // A follower (replica id >= 0) needs CLUSTER_ACTION, a client
+    // DESCRIBE on each topic (Kafka's checks).
+    let replica_allowed =
+        request.replica_id.0 >= 0 && ctx.may_on_cluster(core, operation::CLUSTER_ACTION);
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.topic.0.to_string();
+        let allowed = replica_allowed
+            || (request.replica_id.0 < 0
+                && ctx.may(core, operation::DESCRIBE, resource::TOPIC, &name));
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for wanted in topic.partitions {
             let answer = EpochEndOffset::default().with_partition(wanted.partition);
+            if !allowed {
+                partitions.push(
+                    answer
+                        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1),
+                );
+                continue;
+            }
             let end = core
                 .end_offset_for_epoch(
                     name.clone(),

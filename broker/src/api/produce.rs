@@ -19,6 +19,8 @@ use crate::errors::produce_error;
 use crate::group::store::OFFSETS_TOPIC;
 use crate::partition::{Acks, ProduceError, Produced};
 use bytes::{Bytes, BytesMut};
+use controller::acl::operation::WRITE;
+use controller::acl::resource::TOPIC;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
@@ -59,12 +61,16 @@ pub async fn handle(
     // acks=all waits at most this long for the in-sync replicas.
     let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
     let (wanted, mut records) = batches_of(ctx.take_frame(), request);
+    let authorizer = core.authorizer();
+    let may_write = |topic: &str| authorizer.allows(&ctx.caller(), WRITE, TOPIC, topic);
     if let [(name, partitions)] = &wanted[..] {
         if let [(index, _)] = partitions[..] {
             // One partition (what a producer sends to a partition's leader
             // most of the time): nothing to run beside it, so no task.
             let bytes = records.next_piece();
-            let produced = produce_partition(core, name.clone(), index, bytes, acks, timeout).await;
+            let allowed = may_write(name);
+            let produced =
+                produce_partition(core, name.clone(), index, bytes, acks, allowed, timeout).await;
             return ProduceReply {
                 acks,
                 response: ProduceResponse::default().with_responses(vec![
@@ -86,9 +92,10 @@ pub async fn handle(
     // The request's acks, once a partition passed the checks (they parse it).
     let mut valid_acks = None;
     for (t, (name, partitions)) in wanted.iter().enumerate() {
+        let allowed = may_write(name);
         for (p, (index, _)) in partitions.iter().enumerate() {
             let bytes = records.next_piece();
-            match check(name, bytes, acks) {
+            match check(name, bytes, acks, allowed) {
                 Err(refused) => answers[t][p] = Some(Err(refused)),
                 Ok((checked, batch)) => {
                     valid_acks = Some(checked);
@@ -184,24 +191,29 @@ async fn produce_partition(
     index: i32,
     records: Option<BytesMut>,
     acks: i16,
+    allowed: bool,
     timeout: std::time::Duration,
 ) -> Result<Produced, Refused> {
-    let (acks, batch) = check(&topic, records, acks)?;
+    let (acks, batch) = check(&topic, records, acks, allowed)?;
     core.produce(topic, index, batch, acks, timeout)
         .await
         .map_err(Refused::Produce)
 }
 
 /// What is checked on the core that received the request, before the
-/// batch goes to its partition.
+/// batch goes to its partition; `allowed`: the caller may WRITE the topic.
 fn check(
     topic: &str,
     records: Option<BytesMut>,
     acks: i16,
+    allowed: bool,
 ) -> Result<(Acks, ProducedBatch), Refused> {
     let Some(acks) = Acks::from_wire(acks) else {
         return Err(Refused::Kafka(ResponseError::InvalidRequiredAcks, ""));
     };
+    if !allowed {
+        return Err(Refused::Kafka(ResponseError::TopicAuthorizationFailed, ""));
+    }
     if topic == OFFSETS_TOPIC {
         // Only the group coordinator writes the offsets topic.
         return Err(Refused::Kafka(

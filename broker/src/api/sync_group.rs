@@ -4,6 +4,7 @@
 use crate::api::context::RequestContext;
 use crate::core::Core;
 use crate::group::{GroupAnswer, GroupCall};
+use controller::acl::{operation, resource};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -15,6 +16,10 @@ pub async fn handle(
     request: SyncGroupRequest,
 ) -> SyncGroupResponse {
     let version = ctx.version;
+    if !ctx.may(core, operation::READ, resource::GROUP, &request.group_id) {
+        return SyncGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let call = GroupCall::Sync {
         group: request.group_id.to_string(),
         member_id: request.member_id.to_string(),

@@ -12,6 +12,7 @@
 //! that comes out (mTLS subject, or the SASL user) rides on every request's
 //! `ConnectionInfo`.
 
+pub mod authorizer;
 pub mod plain;
 pub mod principal;
 pub mod sasl;

@@ -1,3 +1,4 @@
+mod acls;
 mod leadership;
 mod reassignment;
 mod sim;
