@@ -27,6 +27,8 @@ pub struct Options {
     /// Read the topic this many times (each from the start).
     #[arg(long, default_value_t = 1)]
     pub repeat: u32,
+    #[command(flatten)]
+    pub security: crate::security::SecurityArgs,
 }
 
 pub struct ConsumeResult {

@@ -8,11 +8,13 @@ mod broker_cpu;
 mod broker_metrics;
 mod client;
 mod compare;
+mod connect;
 mod consume;
 mod e2e;
 mod produce;
 mod progress;
 mod report;
+mod security;
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
@@ -46,12 +48,19 @@ enum Command {
         after_help = "Examples:\n  bench compare sluice.json kafka.json\n  bench compare sluice.json kafka.json --svg latency.svg --png latency.png"
     )]
     Compare(compare::Options),
+    /// Open connections one after another (TLS handshake and SASL exchange
+    /// per the security flags, then ApiVersions); reports connections/s.
+    #[command(
+        after_help = "Examples:\n  bench connect --count 500\n  bench connect --security-protocol SASL_SSL --sasl-mechanism SCRAM-SHA-256 --sasl-username u --ssl-ca-location ca.pem"
+    )]
+    Connect(connect::Options),
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Produce(options) => {
             let options = options.with_preset();
+            options.security.install()?;
             let results = produce::run(&options)?;
             report::print_table(&results);
             report::print_e2e_table(&results);
@@ -87,7 +96,12 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Compare(options) => compare::run(&options),
+        Command::Connect(options) => {
+            connect::print(&connect::run(&options)?);
+            Ok(())
+        }
         Command::Consume(options) => {
+            options.security.install()?;
             let results = consume::run(&options)?;
             consume::print(&results);
             Ok(())

@@ -133,6 +133,8 @@ pub struct Options {
     /// cross-core produce calls over it.
     #[arg(long, value_delimiter = ',')]
     pub broker_metrics: Vec<String>,
+    #[command(flatten)]
+    pub security: crate::security::SecurityArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

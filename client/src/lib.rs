@@ -1,18 +1,24 @@
 //! A lean blocking Kafka client on the kafka-protocol crate, shared by
-//! `bench` and the `sluice` CLI: one TCP connection, requests may be
-//! pipelined. It speaks only the wire protocol (no server crate).
+//! `bench` and the `sluice` CLI: one TCP connection (plain, or TLS and
+//! SASL per security.rs), requests may be pipelined. It speaks only the
+//! wire protocol (no server crate).
 
 pub mod batches;
 pub mod fetch;
 pub mod kafka;
 pub mod member;
+pub mod sasl;
+pub mod security;
+pub mod stream;
 
 use anyhow::{bail, Context, Result};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use security::Security;
 use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
+use stream::Socket;
 
 /// Versions bench speaks; every Kafka 3.x/4.x broker and Sluice serve them.
 pub const PRODUCE_VERSION: i16 = 9;
@@ -24,24 +30,49 @@ const RESPONSE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 pub struct Connection {
     client_id: String,
-    writer: TcpStream,
-    reader: BufReader<TcpStream>,
+    socket: Socket,
+    writer: Box<dyn Write + Send>,
+    reader: BufReader<Box<dyn Read + Send>>,
     next_correlation_id: i32,
 }
 
 impl Connection {
+    /// Connects with the process's default security (security.rs:
+    /// plaintext unless the program set it).
     pub fn connect(address: &str) -> Result<Connection> {
+        Connection::connect_with(address, &security::default_security())
+    }
+
+    /// Connects, does the TLS handshake and the SASL exchange the
+    /// security asks for.
+    pub fn connect_with(address: &str, security: &Security) -> Result<Connection> {
         let stream =
             TcpStream::connect(address).with_context(|| format!("connect to {address}"))?;
         stream.set_nodelay(true)?;
         // A broker that stops answering fails the run instead of hanging it.
         stream.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
-        Ok(Connection {
+        let socket = match &security.tls {
+            None => Socket::Plain(stream),
+            Some(config) => Socket::tls(stream, config.clone(), Security::server_name(address)?)
+                .with_context(|| format!("TLS to {address}"))?,
+        };
+        let mut connection = Connection {
             client_id: "sluice-bench".to_string(),
-            reader: BufReader::with_capacity(256 * 1024, stream.try_clone()?),
-            writer: stream,
+            reader: BufReader::with_capacity(256 * 1024, socket.reader()?),
+            writer: socket.writer()?,
+            socket,
             next_correlation_id: 1,
-        })
+        };
+        if let Some(sasl) = &security.sasl {
+            sasl::authenticate(&mut connection, sasl)
+                .with_context(|| format!("SASL {} to {address}", sasl.mechanism.name()))?;
+        }
+        Ok(connection)
+    }
+
+    /// The TCP socket under the connection (for socket options).
+    pub fn tcp(&self) -> &TcpStream {
+        self.socket.tcp()
     }
 
     /// The client id sent in every request header.
@@ -53,11 +84,12 @@ impl Connection {
     /// A second handle on the same socket for a reader thread; it expects
     /// responses to ids this connection sends.
     pub fn try_clone_reader(&self) -> Result<Connection> {
-        let stream = self.writer.try_clone()?;
+        let socket = self.socket.try_clone()?;
         Ok(Connection {
             client_id: self.client_id.clone(),
-            reader: BufReader::with_capacity(256 * 1024, stream.try_clone()?),
-            writer: stream,
+            reader: BufReader::with_capacity(256 * 1024, socket.reader()?),
+            writer: socket.writer()?,
+            socket,
             next_correlation_id: 0,
         })
     }
