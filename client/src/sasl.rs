@@ -55,7 +55,10 @@ fn exchange(connection: &mut Connection, token: Vec<u8>) -> Result<Bytes> {
         bail!(
             "SASL authentication failed (error {}): {}",
             response.error_code,
-            response.error_message.map(|m| m.to_string()).unwrap_or_default()
+            response
+                .error_message
+                .map(|m| m.to_string())
+                .unwrap_or_default()
         );
     }
     Ok(response.auth_bytes)
@@ -135,7 +138,11 @@ fn scram(connection: &mut Connection, sasl: &Sasl, scram: Scram) -> Result<()> {
     let final_without_proof = format!("c=biws,r={nonce}");
     let auth_message = format!("{first_bare},{server_first},{final_without_proof}");
     let signature = scram.hmac(stored_key.as_ref(), auth_message.as_bytes());
-    let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(k, s)| k ^ s).collect();
+    let proof: Vec<u8> = client_key
+        .iter()
+        .zip(&signature)
+        .map(|(k, s)| k ^ s)
+        .collect();
     let server_final = exchange(
         connection,
         format!("{final_without_proof},p={}", B64.encode(proof)).into_bytes(),
@@ -185,7 +192,11 @@ mod tests {
         let client_key = scram.hmac(&salted, b"Client Key");
         let stored = digest::digest(scram.digest, &client_key);
         let signature = scram.hmac(stored.as_ref(), auth_message.as_bytes());
-        let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(k, s)| k ^ s).collect();
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(k, s)| k ^ s)
+            .collect();
         assert_eq!(
             B64.encode(proof),
             "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="

@@ -26,7 +26,9 @@ impl Protocol {
             "SSL" => Protocol::Ssl,
             "SASL_PLAINTEXT" => Protocol::SaslPlaintext,
             "SASL_SSL" => Protocol::SaslSsl,
-            _ => bail!("security.protocol {name}: expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"),
+            _ => bail!(
+                "security.protocol {name}: expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+            ),
         })
     }
 
@@ -84,7 +86,10 @@ impl std::fmt::Debug for Security {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Security")
             .field("protocol", &self.protocol)
-            .field("sasl", &self.sasl.as_ref().map(|s| (s.mechanism, &s.username)))
+            .field(
+                "sasl",
+                &self.sasl.as_ref().map(|s| (s.mechanism, &s.username)),
+            )
             .finish()
     }
 }
@@ -181,8 +186,8 @@ impl Security {
 
     /// The `key=value` lines of a properties file.
     pub fn properties_file(path: &std::path::Path) -> Result<BTreeMap<String, String>> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("read {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
         let mut properties = BTreeMap::new();
         for line in text.lines().map(str::trim) {
             if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
@@ -254,7 +259,10 @@ mod tests {
     #[test]
     fn properties_as_kafka_tools_write_them() {
         let mut properties = BTreeMap::new();
-        properties.insert("security.protocol".to_string(), "SASL_PLAINTEXT".to_string());
+        properties.insert(
+            "security.protocol".to_string(),
+            "SASL_PLAINTEXT".to_string(),
+        );
         properties.insert("sasl.mechanism".to_string(), "SCRAM-SHA-512".to_string());
         properties.insert(
             "sasl.jaas.config".to_string(),
@@ -263,7 +271,10 @@ mod tests {
         let security = Security::from_properties(&properties).expect("properties");
         let sasl = security.sasl.expect("sasl");
         assert_eq!(sasl.mechanism, Mechanism::ScramSha512);
-        assert_eq!((sasl.username.as_str(), sasl.password.as_str()), ("alice", "s3cret"));
+        assert_eq!(
+            (sasl.username.as_str(), sasl.password.as_str()),
+            ("alice", "s3cret")
+        );
         assert!(security.tls.is_none());
         properties.insert("ssl.keystore.location".to_string(), "x".to_string());
         assert!(Security::from_properties(&properties).is_err());

@@ -23,7 +23,9 @@ pub struct Shared {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn tls_error(error: rustls::Error) -> io::Error {
@@ -49,9 +51,7 @@ impl Socket {
         // The writer hands over whole requests; no partial writes.
         session.set_buffer_limit(None);
         while session.is_handshaking() {
-            session
-                .complete_io(&mut socket)
-                .context("TLS handshake")?;
+            session.complete_io(&mut socket).context("TLS handshake")?;
         }
         Ok(Socket::Tls {
             shared: Arc::new(Shared {
@@ -104,7 +104,11 @@ impl Socket {
 
 /// Sends what the session has to send. Called with the session locked;
 /// takes the socket lock before letting the session go.
-fn flush_session(mut session: MutexGuard<'_, ClientConnection>, shared: &Shared, out: &mut Vec<u8>) -> io::Result<()> {
+fn flush_session(
+    mut session: MutexGuard<'_, ClientConnection>,
+    shared: &Shared,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
     out.clear();
     while session.wants_write() {
         session.write_tls(out)?;

@@ -436,3 +436,49 @@ def test_wrong_protocol_on_each_port(secured):
     # Everyone who behaves is still served.
     confluent_roundtrip(secured.bootstrap("SSL"), {"security.protocol": "SSL"} | ssl_conf(secured))
     kafka_python_roundtrip(secured.broker.bootstrap)
+
+
+# --- bench over the secured listeners (its own TLS and SASL client) ---
+
+BENCH = os.path.join(ROOT, "target", "debug", "bench")
+
+
+def bench(*args):
+    return subprocess.run([BENCH, *args], capture_output=True, text=True, timeout=180,
+                          env=os.environ | {"RUST_BACKTRACE": "0"})
+
+
+def test_bench_produces_consumes_and_connects_over_sasl_ssl(secured):
+    add_scram_user(secured, "frank", "frank-secret")
+    topic = f"bench-sec-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": secured.broker.bootstrap})
+    from confluent_kafka.admin import NewTopic
+    for future in admin.create_topics([NewTopic(topic, 2, 1)]).values():
+        future.result(TIMEOUT_S)
+    with tempfile.NamedTemporaryFile("w", suffix=".properties") as props:
+        props.write("security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
+                    "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+                    'username="frank" password="frank-secret";\n'
+                    f"ssl.ca.location={secured.certs['ca']}\n")
+        props.flush()
+        sasl_ssl = ["--bootstrap", secured.bootstrap("SASL_SSL"), "--command-config", props.name]
+        produced = bench("produce", *sasl_ssl, "--topic", topic, "--keep-topic", "--acks", "all",
+                         "--partitions", "2", "--duration-s", "1", "--warmup-s", "0")
+        assert produced.returncode == 0, produced.stdout + produced.stderr
+        read = bench("consume", *sasl_ssl, "--topic", topic)
+        assert read.returncode == 0, read.stdout + read.stderr
+        # What bench read over TLS is what the broker holds (plaintext view).
+        records = int(read.stdout.strip().splitlines()[-1].split()[1])
+        plain = bench("consume", "--bootstrap", secured.broker.bootstrap, "--topic", topic)
+        assert plain.returncode == 0, plain.stdout + plain.stderr
+        assert records > 0 and records == int(plain.stdout.strip().splitlines()[-1].split()[1])
+    connected = bench("connect", "--bootstrap", secured.bootstrap("SASL_SSL"), "--count", "5",
+                      "--security-protocol", "SASL_SSL", "--sasl-mechanism", "PLAIN",
+                      "--sasl-username", "alice", "--sasl-password", "alice-secret",
+                      "--ssl-ca-location", secured.certs["ca"])
+    assert connected.returncode == 0, connected.stderr
+    assert "5 connections" in connected.stdout, connected.stdout
+    wrong = bench("connect", "--bootstrap", secured.bootstrap("SASL_PLAINTEXT"), "--count", "1",
+                  "--security-protocol", "SASL_PLAINTEXT", "--sasl-mechanism", "SCRAM-SHA-256",
+                  "--sasl-username", "frank", "--sasl-password", "wrong")
+    assert wrong.returncode != 0 and "authentication failed" in wrong.stderr.lower(), wrong.stderr
