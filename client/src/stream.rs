@@ -146,7 +146,11 @@ impl Read for TlsReader {
             let mut raw = &self.raw[..n];
             let mut closed = false;
             while !raw.is_empty() {
-                session.read_tls(&mut raw)?;
+                // 0: the peer closed (close_notify); the rest is not TLS.
+                if session.read_tls(&mut raw)? == 0 {
+                    closed = true;
+                    break;
+                }
                 let state = session.process_new_packets().map_err(tls_error)?;
                 closed |= state.peer_has_closed();
                 // Drain the plaintext so the session's buffer never fills.
@@ -161,9 +165,19 @@ impl Read for TlsReader {
                     }
                 }
             }
+            // What the session has to say back (a key update): sent only if
+            // the writer is not mid-write, else the writer's next write
+            // carries it. Waiting for the writer here could deadlock: a
+            // writer blocked on a full socket needs this reader to read.
             if session.wants_write() {
-                let mut out = Vec::new();
-                flush_session(session, &self.shared, &mut out)?;
+                if let Ok(mut socket) = self.shared.socket_out.try_lock() {
+                    let mut out = Vec::new();
+                    while session.wants_write() {
+                        session.write_tls(&mut out)?;
+                    }
+                    drop(session);
+                    socket.write_all(&out)?;
+                }
             }
             if closed && self.plain.is_empty() {
                 return Ok(0);

@@ -76,7 +76,9 @@ impl RequestContext {
         Caller {
             kind: self.connection.principal.kind,
             name: &self.connection.principal.name,
-            host: self.connection.peer.ip(),
+            // An IPv4 client of a dual-stack listener shows as
+            // ::ffff:a.b.c.d; ACL hosts name it a.b.c.d, as Java sees it.
+            host: self.connection.peer.ip().to_canonical(),
         }
     }
 

@@ -32,7 +32,22 @@ pub async fn handle(
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let version = ctx.version;
-    if request.key_type == KEY_TYPE_GROUP && core.topic(OFFSETS_TOPIC).is_none() {
+    // Only a caller that may describe one of the groups asked for makes
+    // the broker create `__consumer_offsets`.
+    let keys: Vec<&str> = if version >= 4 {
+        request
+            .coordinator_keys
+            .iter()
+            .map(|k| k.as_str())
+            .collect()
+    } else {
+        vec![request.key.as_str()]
+    };
+    let may_describe_any = keys
+        .iter()
+        .any(|key| ctx.may(core, operation::DESCRIBE, resource::GROUP, key));
+    if request.key_type == KEY_TYPE_GROUP && may_describe_any && core.topic(OFFSETS_TOPIC).is_none()
+    {
         core.ensure_offsets_topic().await;
     }
     let image = core.image();

@@ -36,9 +36,14 @@ pub async fn handle(
         for wanted in topic.partitions {
             let answer = EpochEndOffset::default().with_partition(wanted.partition);
             if !allowed {
+                let error = if request.replica_id.0 >= 0 {
+                    ResponseError::ClusterAuthorizationFailed
+                } else {
+                    ResponseError::TopicAuthorizationFailed
+                };
                 partitions.push(
                     answer
-                        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                        .with_error_code(error.code())
                         .with_leader_epoch(-1)
                         .with_end_offset(-1),
                 );

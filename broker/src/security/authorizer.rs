@@ -249,6 +249,12 @@ impl Authorizer {
         if !self.config.enabled || self.is_super_user(caller) {
             return true;
         }
+        // Kafka starts from a name no ACL names: allowed there (by the
+        // wildcards, or by allow.everyone.if.no.acl.found when none
+        // applies) is allowed somewhere.
+        if self.allows(caller, op, resource_type, "hardcode") {
+            return true;
+        }
         let Some(slot) = slot(resource_type) else {
             return false;
         };
@@ -414,6 +420,14 @@ mod tests {
         ];
         let authorizer = Authorizer::new(&on(), &denied);
         assert!(!authorizer.allows_some(&user("alice"), WRITE, TOPIC));
+        // With allow.everyone.if.no.acl.found, ACLs on other topics do not
+        // take idempotent writes away from everyone else (Kafka's rule).
+        let open = AuthorizerConfig {
+            allow_everyone_if_no_acl_found: true,
+            ..on()
+        };
+        let authorizer = Authorizer::new(&open, &acls);
+        assert!(authorizer.allows_some(&user("bob"), WRITE, TOPIC));
     }
 
     #[test]
