@@ -82,6 +82,18 @@ impl Scram {
         pbkdf2: pbkdf2::PBKDF2_HMAC_SHA512,
     };
 
+    /// ClientKey XOR HMAC(StoredKey, AuthMessage) (RFC 5802 section 3).
+    fn client_proof(&self, salted: &[u8], auth_message: &str) -> Vec<u8> {
+        let client_key = self.hmac(salted, b"Client Key");
+        let stored_key = digest::digest(self.digest, &client_key);
+        let signature = self.hmac(stored_key.as_ref(), auth_message.as_bytes());
+        client_key
+            .iter()
+            .zip(&signature)
+            .map(|(k, s)| k ^ s)
+            .collect()
+    }
+
     fn hmac(&self, key: &[u8], data: &[u8]) -> Vec<u8> {
         hmac::sign(&hmac::Key::new(self.hmac, key), data)
             .as_ref()
@@ -133,16 +145,9 @@ fn scram(connection: &mut Connection, sasl: &Sasl, scram: Scram) -> Result<()> {
         sasl.password.as_bytes(),
         &mut salted,
     );
-    let client_key = scram.hmac(&salted, b"Client Key");
-    let stored_key = digest::digest(scram.digest, &client_key);
     let final_without_proof = format!("c=biws,r={nonce}");
     let auth_message = format!("{first_bare},{server_first},{final_without_proof}");
-    let signature = scram.hmac(stored_key.as_ref(), auth_message.as_bytes());
-    let proof: Vec<u8> = client_key
-        .iter()
-        .zip(&signature)
-        .map(|(k, s)| k ^ s)
-        .collect();
+    let proof = scram.client_proof(&salted, &auth_message);
     let server_final = exchange(
         connection,
         format!("{final_without_proof},p={}", B64.encode(proof)).into_bytes(),
@@ -189,14 +194,7 @@ mod tests {
             &mut salted,
         );
         let auth_message = "n=user,r=rOprNGfwEbeRWgbNEkqO,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
-        let client_key = scram.hmac(&salted, b"Client Key");
-        let stored = digest::digest(scram.digest, &client_key);
-        let signature = scram.hmac(stored.as_ref(), auth_message.as_bytes());
-        let proof: Vec<u8> = client_key
-            .iter()
-            .zip(&signature)
-            .map(|(k, s)| k ^ s)
-            .collect();
+        let proof = scram.client_proof(&salted, auth_message);
         assert_eq!(
             B64.encode(proof),
             "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
