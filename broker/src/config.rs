@@ -150,6 +150,8 @@ pub struct ClusterConfig {
     pub controller_listen: Option<SocketAddr>,
     /// `controller.listener.names`
     pub controller_listener_names: Vec<String>,
+    /// The first controller listener's protocol: PLAINTEXT or SSL.
+    pub controller_protocol: crate::security::SecurityProtocol,
     /// `broker.heartbeat.interval.ms`
     pub heartbeat_interval_ms: u64,
     /// `broker.session.timeout.ms`
@@ -194,6 +196,7 @@ impl Default for ClusterConfig {
             voters: Vec::new(),
             controller_listen: None,
             controller_listener_names: vec!["CONTROLLER".to_string()],
+            controller_protocol: crate::security::SecurityProtocol::Plaintext,
             heartbeat_interval_ms: 2_000,
             session_timeout_ms: 9_000,
             election_timeout_ms: 1_000,
@@ -653,6 +656,8 @@ impl Config {
                 cluster.leader_imbalance_check_interval,
                 cluster.leader_imbalance_percentage,
             )),
+            // TLS needs the PEM files read: server.rs fills it in.
+            tls: None,
         }
     }
 
@@ -664,6 +669,22 @@ impl Config {
     fn resolve_listeners(&mut self) -> Result<()> {
         use crate::security::SecurityProtocol;
         let map = self.protocol_map()?;
+        // Brokers that do not vote dial the controller listener too: its
+        // protocol comes from the map whether or not this node binds it.
+        if let Some(name) = self.cluster.controller_listener_names.first() {
+            let protocol = map
+                .get(name)
+                .copied()
+                .unwrap_or(SecurityProtocol::Plaintext);
+            if protocol.uses_sasl() {
+                return Err(invalid(
+                    "listener.security.protocol.map",
+                    self.protocol_map.as_deref().unwrap_or_default(),
+                    format!("the controller listener {name} may be PLAINTEXT or SSL (with ssl.client.auth=required to authenticate peers): SASL on it is not served"),
+                ));
+            }
+            self.cluster.controller_protocol = protocol;
+        }
         let mut listeners: Vec<Listener> = Vec::new();
         for (name, host, port) in self.cluster.listeners.clone() {
             let value = format!("{name}://{host}:{port}");
@@ -680,13 +701,6 @@ impl Config {
                 )
             })?;
             if self.cluster.controller_listener_names.contains(&name) {
-                if protocol != SecurityProtocol::Plaintext {
-                    return Err(invalid(
-                        "listener.security.protocol.map",
-                        self.protocol_map.as_deref().unwrap_or_default(),
-                        format!("the controller listener {name} must be PLAINTEXT: secured controller connections are not served yet"),
-                    ));
-                }
                 self.cluster.controller_listen = Some(address);
                 continue;
             }
@@ -756,8 +770,7 @@ impl Config {
     /// Each client listener's advertised address: its `advertised.listeners`
     /// entry (`--advertised-listener` for PLAINTEXT), else where it binds.
     /// Then the inter-broker listener must exist when there are other
-    /// brokers, and be PLAINTEXT: replica fetchers do not speak TLS or
-    /// SASL yet.
+    /// brokers.
     fn resolve_advertised(&mut self) -> Result<()> {
         let flag = match &self.advertised_flag {
             Some(address) => Some(parse_host_port("--advertised-listener", address)?),
@@ -786,25 +799,17 @@ impl Config {
             ));
         }
         let several_brokers = self.cluster.voters.len() > 1 || !self.cluster.controller;
-        if several_brokers {
-            let inter = self
+        if several_brokers
+            && !self
                 .listeners
                 .iter()
-                .find(|l| l.name == self.inter_broker_listener)
-                .ok_or_else(|| {
-                    invalid(
-                        "inter.broker.listener.name",
-                        &self.inter_broker_listener,
-                        "is not one of the client listeners",
-                    )
-                })?;
-            if inter.protocol != crate::security::SecurityProtocol::Plaintext {
-                return Err(invalid(
-                    "inter.broker.listener.name",
-                    &self.inter_broker_listener,
-                    "must be a PLAINTEXT listener: replication over SSL or SASL is not served yet",
-                ));
-            }
+                .any(|l| l.name == self.inter_broker_listener)
+        {
+            return Err(invalid(
+                "inter.broker.listener.name",
+                &self.inter_broker_listener,
+                "is not one of the client listeners",
+            ));
         }
         Ok(())
     }
@@ -1110,17 +1115,36 @@ mod tests {
         let names: Vec<&str> = moved.listeners.iter().map(|l| l.name.as_str()).collect();
         assert_eq!(names, ["PLAINTEXT", "SASL_PLAINTEXT"]);
         assert_eq!(moved.listen.port(), 29092);
-        // Brokers of a cluster replicate over PLAINTEXT only (for now).
-        let error = Config::resolve(flags(&[
+        // A cluster may replicate over a secured listener, and run its
+        // quorum over SSL, even on a broker that does not vote.
+        let secured = Config::resolve(flags(&[
             "listeners=SASL_SSL://127.0.0.1:19096",
             "process.roles=broker",
             "controller.quorum.voters=1@127.0.0.1:19097",
             "node.id=2",
             "inter.broker.listener.name=SASL_SSL",
+            "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SSL",
         ]))
-        .expect_err("secured replication");
+        .expect("secured replication");
+        assert_eq!(secured.cluster.controller_protocol, SecurityProtocol::Ssl);
+        let error = Config::resolve(flags(&[
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:SASL_SSL",
+        ]))
+        .expect_err("SASL controller");
         assert!(
-            format!("{error:#}").contains("PLAINTEXT listener"),
+            format!("{error:#}").contains("PLAINTEXT or SSL"),
+            "{error:#}"
+        );
+        let error = Config::resolve(flags(&[
+            "listeners=PLAINTEXT://127.0.0.1:19096",
+            "process.roles=broker",
+            "controller.quorum.voters=1@127.0.0.1:19097",
+            "node.id=2",
+            "inter.broker.listener.name=INTERNAL",
+        ]))
+        .expect_err("no such inter-broker listener");
+        assert!(
+            format!("{error:#}").contains("not one of the client listeners"),
             "{error:#}"
         );
         let error = Config::resolve(flags(&[

@@ -9,6 +9,7 @@ pub mod core;
 pub mod error;
 pub mod errors;
 pub mod group;
+pub mod inter_broker;
 pub mod limits;
 pub mod membership;
 pub mod metadata;

@@ -15,19 +15,19 @@
 //! the leader's log start.
 
 use crate::core::Core;
+use crate::inter_broker::{Link, LinkError};
 use crate::partition::{Partition, Role};
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpStream;
+use crate::security::PeerSecurity;
+use bytes::{Buf, Bytes};
+use futures_lite::AsyncWriteExt;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{
-    ApiKey, BrokerId, FetchRequest, FetchResponse, RequestHeader, ResponseHeader,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, ResponseHeader};
+use kafka_protocol::protocol::Decodable;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The Fetch version followers send: the newest this broker serves (topic
@@ -44,8 +44,9 @@ const RESPONSE_BYTES_MAX: usize = 256 << 20;
 
 /// Runs this core's fetch streams: one task per leader broker, started
 /// when a partition here follows it, ending when none does. Runs until the
-/// executor stops.
-pub async fn run(core: Rc<Core>) {
+/// executor stops. `security` says how to reach the leaders' inter-broker
+/// listener.
+pub async fn run(core: Rc<Core>, security: Arc<PeerSecurity>) {
     let running: Rc<RefCell<HashSet<i32>>> = Rc::default();
     loop {
         let changed = core.roles_changed();
@@ -62,9 +63,9 @@ pub async fn run(core: Rc<Core>) {
             if leader == core.config.node_id || !running.borrow_mut().insert(leader) {
                 continue;
             }
-            let (core, running) = (core.clone(), running.clone());
+            let (core, running, security) = (core.clone(), running.clone(), security.clone());
             glommio::spawn_local(async move {
-                Stream::new(core, leader).run().await;
+                Stream::new(core, leader, security).run().await;
                 running.borrow_mut().remove(&leader);
             })
             .detach();
@@ -86,8 +87,8 @@ struct Followed {
 enum StreamError {
     #[error("no endpoint for broker {0} in the metadata")]
     NoEndpoint(i32),
-    #[error("connect to {0}: {1}")]
-    Connect(String, std::io::Error),
+    #[error("{0}")]
+    Link(#[from] LinkError),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("no answer within {0:?}")]
@@ -101,17 +102,19 @@ enum StreamError {
 struct Stream {
     core: Rc<Core>,
     leader: i32,
-    connection: Option<TcpStream>,
+    security: Arc<PeerSecurity>,
+    connection: Option<Link>,
     correlation_id: i32,
     /// The last error logged, so a leader that stays down logs once.
     last_error: String,
 }
 
 impl Stream {
-    fn new(core: Rc<Core>, leader: i32) -> Stream {
+    fn new(core: Rc<Core>, leader: i32, security: Arc<PeerSecurity>) -> Stream {
         Stream {
             core,
             leader,
+            security,
             connection: None,
             correlation_id: 0,
             last_error: String::new(),
@@ -167,29 +170,19 @@ impl Stream {
             .collect()
     }
 
-    async fn connect(&mut self) -> Result<&mut TcpStream, StreamError> {
+    async fn connect(&mut self) -> Result<&mut Link, StreamError> {
         if self.connection.is_none() {
             let image = self.core.image();
             let endpoint = image
                 .brokers
                 .get(&self.leader)
-                .and_then(|b| b.endpoint(&self.core.config.inter_broker_listener))
+                .and_then(|b| b.endpoint(&self.security.listener))
                 .ok_or(StreamError::NoEndpoint(self.leader))?;
-            let address = format!("{}:{}", endpoint.host, endpoint.port);
             let timeout = self.core.config.cluster.replica_socket_timeout;
-            let stream = glommio::timer::timeout(timeout, async {
-                TcpStream::connect(address.as_str())
-                    .await
-                    .map_err(|e| glommio::GlommioError::IoError(e.into()))
-            })
-            .await
-            .map_err(|e| {
-                StreamError::Connect(address.clone(), std::io::Error::other(e.to_string()))
-            })?;
-            stream.set_nodelay(true).map_err(|e| {
-                StreamError::Connect(address.clone(), std::io::Error::other(e.to_string()))
-            })?;
-            self.connection = Some(stream);
+            let link =
+                crate::inter_broker::dial(&endpoint.host, endpoint.port, &self.security, timeout)
+                    .await?;
+            self.connection = Some(link);
             self.last_error.clear();
         }
         self.connection
@@ -208,7 +201,9 @@ impl Stream {
         let stream = self.connect().await?;
         let answer = glommio::timer::timeout(wait, async {
             stream.write_all(&frame).await?;
-            read_frame(stream)
+            // TLS may hold back the records' tail until flushed.
+            stream.flush().await?;
+            crate::inter_broker::read_frame(stream, RESPONSE_BYTES_MAX)
                 .await
                 .map_err(glommio::GlommioError::IoError)
         })
@@ -375,38 +370,13 @@ impl Stream {
 }
 
 fn encode_request(request: &FetchRequest, correlation_id: i32) -> Result<Bytes, StreamError> {
-    let header = RequestHeader::default()
-        .with_request_api_key(ApiKey::Fetch as i16)
-        .with_request_api_version(FETCH_VERSION)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("sluice-replica-fetcher")));
-    let mut body = BytesMut::new();
-    header
-        .encode(
-            &mut body,
-            ApiKey::Fetch.request_header_version(FETCH_VERSION),
-        )
-        .map_err(|e| StreamError::Decode(e.to_string()))?;
-    request
-        .encode(&mut body, FETCH_VERSION)
-        .map_err(|e| StreamError::Decode(e.to_string()))?;
-    let mut frame = BytesMut::with_capacity(body.len() + 4);
-    frame.put_i32(body.len() as i32);
-    frame.extend_from_slice(&body);
-    Ok(frame.freeze())
-}
-
-async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Bytes> {
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size).await?;
-    let size = i32::from_be_bytes(size);
-    let size = usize::try_from(size)
-        .ok()
-        .filter(|s| *s <= RESPONSE_BYTES_MAX)
-        .ok_or_else(|| std::io::Error::other(format!("response frame of {size} bytes")))?;
-    let mut body = vec![0u8; size];
-    stream.read_exact(&mut body).await?;
-    Ok(Bytes::from(body))
+    Ok(crate::inter_broker::request_frame(
+        ApiKey::Fetch,
+        FETCH_VERSION,
+        request,
+        correlation_id,
+        "sluice-replica-fetcher",
+    )?)
 }
 
 fn decode_response(mut body: Bytes) -> Result<FetchResponse, StreamError> {

@@ -8,7 +8,7 @@ use crate::core::Core;
 use crate::error::ServerError;
 use crate::metadata::cluster::Cluster;
 use crate::router::{Job, Router};
-use crate::security::ListenerSecurity;
+use crate::security::{ListenerSecurity, PeerSecurity, SecurityProtocol};
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use std::rc::Rc;
@@ -58,7 +58,7 @@ pub fn run(mut config: Config) -> Result<()> {
     }
     // TLS keys, truststores and SASL users are read once, here: a bad
     // setting stops the start with the setting's name.
-    let securities: Vec<Arc<ListenerSecurity>> = config
+    let listeners: Vec<Arc<ListenerSecurity>> = config
         .listeners
         .iter()
         .map(|l| {
@@ -67,13 +67,33 @@ pub fn run(mut config: Config) -> Result<()> {
                 .map_err(|(setting, reason)| ServerError::Security { setting, reason })
         })
         .collect::<Result<_>>()?;
+    // A single node has no other broker to dial: its inter-broker listener
+    // may be absent.
+    let inter_protocol = config
+        .listeners
+        .iter()
+        .find(|l| l.name == config.inter_broker_listener)
+        .map_or(SecurityProtocol::Plaintext, |l| l.protocol);
+    let inter_broker = PeerSecurity::build(
+        &config.inter_broker_listener,
+        inter_protocol,
+        &config.security,
+    )
+    .map(Arc::new)
+    .map_err(|(setting, reason)| ServerError::Security { setting, reason })?;
+    let securities = Securities {
+        listeners,
+        inter_broker,
+    };
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, stop.clone())
             .map_err(io_error("install signal handler".into()))?;
     }
     let legacy = crate::metadata::topics::TopicStore::open(&config.data_dir)?;
-    let controller = controller::Controller::start(config.controller_config())?;
+    let mut controller_config = config.controller_config();
+    controller_config.tls = controller_tls(&config)?;
+    let controller = controller::Controller::start(controller_config)?;
     // `__consumer_offsets` keeps the partition count it was created with:
     // groups are placed by it.
     let offsets = crate::group::store::OFFSETS_TOPIC;
@@ -199,6 +219,42 @@ impl Barrier {
     }
 }
 
+/// The controller listener's TLS when its protocol is SSL: the listener's
+/// own acceptor (voters only) and a connector that checks the peer's
+/// certificate against the same truststore and offers this node's.
+fn controller_tls(config: &Config) -> Result<Option<controller::ControllerTls>> {
+    let cluster = &config.cluster;
+    if !cluster.controller_protocol.uses_tls() {
+        return Ok(None);
+    }
+    let name = cluster
+        .controller_listener_names
+        .first()
+        .map_or("CONTROLLER", String::as_str);
+    let refused = |(setting, reason)| ServerError::Security { setting, reason };
+    let acceptor = if cluster.controller && cluster.controller_listen.is_some() {
+        ListenerSecurity::build(name, SecurityProtocol::Ssl, &config.security)
+            .map_err(refused)?
+            .tls
+    } else {
+        None
+    };
+    let connector = PeerSecurity::build(name, SecurityProtocol::Ssl, &config.security)
+        .map_err(refused)?
+        .tls;
+    Ok(connector.map(|connector| controller::ControllerTls {
+        acceptor,
+        connector,
+    }))
+}
+
+/// Every listener's security, and how to dial other brokers.
+#[derive(Clone)]
+struct Securities {
+    listeners: Vec<Arc<ListenerSecurity>>,
+    inter_broker: Arc<PeerSecurity>,
+}
+
 /// What the cores share to start and stop together.
 struct Started {
     stop: Arc<AtomicBool>,
@@ -208,7 +264,7 @@ struct Started {
 
 async fn serve(
     config: Config,
-    securities: Vec<Arc<ListenerSecurity>>,
+    securities: Securities,
     cluster: Arc<Cluster>,
     router: Router<Core>,
     requests: flume::Receiver<Job<Core>>,
@@ -221,7 +277,7 @@ async fn serve(
     } = started;
     let core_index = router.core();
     let mut listeners = Vec::with_capacity(config.listeners.len());
-    for (listener, security) in config.listeners.iter().zip(&securities) {
+    for (listener, security) in config.listeners.iter().zip(&securities.listeners) {
         match bind_listener(listener.address) {
             Ok(bound) => listeners.push((bound, security.clone())),
             Err(source) => {
@@ -254,7 +310,11 @@ async fn serve(
     )
     .detach();
     glommio::spawn_local(core.groups.clone().run_timers()).detach();
-    glommio::spawn_local(crate::replica_fetcher::run(core.clone())).detach();
+    glommio::spawn_local(crate::replica_fetcher::run(
+        core.clone(),
+        securities.inter_broker.clone(),
+    ))
+    .detach();
     glommio::spawn_local(core.clone().expire_isr_forever()).detach();
     if config.cleaner_enable {
         let backoff = Duration::from_millis(config.cleaner_backoff_ms);

@@ -36,8 +36,7 @@ pub fn authenticate(connection: &mut Connection, sasl: &Sasl) -> Result<()> {
     }
     match sasl.mechanism {
         Mechanism::Plain => {
-            let token = format!("\0{}\0{}", sasl.username, sasl.password);
-            exchange(connection, token.into_bytes())?;
+            exchange(connection, plain_token(&sasl.username, &sasl.password))?;
             Ok(())
         }
         Mechanism::ScramSha256 => scram(connection, sasl, Scram::SHA256),
@@ -113,58 +112,115 @@ fn attribute(message: &str, key: char) -> Option<&str> {
 }
 
 fn scram(connection: &mut Connection, sasl: &Sasl, scram: Scram) -> Result<()> {
-    use aws_lc_rs::rand::SecureRandom;
-    let mut random = [0u8; 24];
-    aws_lc_rs::rand::SystemRandom::new()
-        .fill(&mut random)
-        .map_err(|_| anyhow::anyhow!("no randomness for the SCRAM nonce"))?;
-    let client_nonce = B64.encode(random);
-    let first_bare = format!("n={},r={client_nonce}", escape(&sasl.username));
-    let server_first = exchange(connection, format!("n,,{first_bare}").into_bytes())?;
-    let server_first = std::str::from_utf8(&server_first).context("SCRAM server-first")?;
-    if let Some(error) = attribute(server_first, 'e') {
-        bail!("SCRAM: the server refused: {error}");
+    let mut client = ScramClient::new(scram, &sasl.username, &sasl.password)?;
+    let server_first = exchange(connection, client.client_first())?;
+    let client_final = client.client_final(&server_first)?;
+    let server_final = exchange(connection, client_final)?;
+    client.check_server_final(&server_final)
+}
+
+/// PLAIN's one token: no authorization id, then the user and password.
+pub fn plain_token(username: &str, password: &str) -> Vec<u8> {
+    format!("\0{username}\0{password}").into_bytes()
+}
+
+/// The client side of one SCRAM exchange, without I/O (the broker's
+/// replica fetcher drives it over its own async connection): the first
+/// message, the final message from the server's first, then the server's
+/// signature checked.
+pub struct ScramClient {
+    scram: Scram,
+    password: String,
+    client_nonce: String,
+    first_bare: String,
+    /// The server signature the final message must carry, once known.
+    server_signature: Option<Vec<u8>>,
+}
+
+impl ScramClient {
+    /// For SCRAM-SHA-256 or -512; an error for PLAIN.
+    pub fn for_mechanism(mechanism: Mechanism, username: &str, password: &str) -> Result<Self> {
+        let scram = match mechanism {
+            Mechanism::ScramSha256 => Scram::SHA256,
+            Mechanism::ScramSha512 => Scram::SHA512,
+            Mechanism::Plain => bail!("PLAIN is not a SCRAM mechanism"),
+        };
+        ScramClient::new(scram, username, password)
     }
-    let nonce = attribute(server_first, 'r').context("SCRAM server-first without r=")?;
-    if !nonce.starts_with(&client_nonce) {
-        bail!("SCRAM: the server's nonce does not extend ours");
+
+    fn new(scram: Scram, username: &str, password: &str) -> Result<ScramClient> {
+        use aws_lc_rs::rand::SecureRandom;
+        let mut random = [0u8; 24];
+        aws_lc_rs::rand::SystemRandom::new()
+            .fill(&mut random)
+            .map_err(|_| anyhow::anyhow!("no randomness for the SCRAM nonce"))?;
+        let client_nonce = B64.encode(random);
+        Ok(ScramClient {
+            scram,
+            password: password.to_string(),
+            first_bare: format!("n={},r={client_nonce}", escape(username)),
+            client_nonce,
+            server_signature: None,
+        })
     }
-    let salt = B64
-        .decode(attribute(server_first, 's').context("SCRAM server-first without s=")?)
-        .context("SCRAM salt")?;
-    let iterations: u32 = attribute(server_first, 'i')
-        .context("SCRAM server-first without i=")?
-        .parse()
-        .context("SCRAM iterations")?;
-    let iterations = NonZeroU32::new(iterations).context("SCRAM iterations are 0")?;
-    let mut salted = vec![0u8; scram.digest.output_len()];
-    pbkdf2::derive(
-        scram.pbkdf2,
-        iterations,
-        &salt,
-        sasl.password.as_bytes(),
-        &mut salted,
-    );
-    let final_without_proof = format!("c=biws,r={nonce}");
-    let auth_message = format!("{first_bare},{server_first},{final_without_proof}");
-    let proof = scram.client_proof(&salted, &auth_message);
-    let server_final = exchange(
-        connection,
-        format!("{final_without_proof},p={}", B64.encode(proof)).into_bytes(),
-    )?;
-    let server_final = std::str::from_utf8(&server_final).context("SCRAM server-final")?;
-    if let Some(error) = attribute(server_final, 'e') {
-        bail!("SCRAM: the server refused: {error}");
+
+    pub fn client_first(&self) -> Vec<u8> {
+        format!("n,,{}", self.first_bare).into_bytes()
     }
-    let server_key = scram.hmac(&salted, b"Server Key");
-    let expected = scram.hmac(&server_key, auth_message.as_bytes());
-    let given = B64
-        .decode(attribute(server_final, 'v').context("SCRAM server-final without v=")?)
-        .context("SCRAM server signature")?;
-    if given != expected {
-        bail!("SCRAM: the server's signature is wrong (not the broker we meant?)");
+
+    /// The client-final message (with the proof) for the server's first.
+    pub fn client_final(&mut self, server_first: &[u8]) -> Result<Vec<u8>> {
+        let server_first = std::str::from_utf8(server_first).context("SCRAM server-first")?;
+        if let Some(error) = attribute(server_first, 'e') {
+            bail!("SCRAM: the server refused: {error}");
+        }
+        let nonce = attribute(server_first, 'r').context("SCRAM server-first without r=")?;
+        if !nonce.starts_with(&self.client_nonce) {
+            bail!("SCRAM: the server's nonce does not extend ours");
+        }
+        let salt = B64
+            .decode(attribute(server_first, 's').context("SCRAM server-first without s=")?)
+            .context("SCRAM salt")?;
+        let iterations: u32 = attribute(server_first, 'i')
+            .context("SCRAM server-first without i=")?
+            .parse()
+            .context("SCRAM iterations")?;
+        let iterations = NonZeroU32::new(iterations).context("SCRAM iterations are 0")?;
+        let scram = &self.scram;
+        let mut salted = vec![0u8; scram.digest.output_len()];
+        pbkdf2::derive(
+            scram.pbkdf2,
+            iterations,
+            &salt,
+            self.password.as_bytes(),
+            &mut salted,
+        );
+        let final_without_proof = format!("c=biws,r={nonce}");
+        let auth_message = format!("{},{server_first},{final_without_proof}", self.first_bare);
+        let proof = scram.client_proof(&salted, &auth_message);
+        let server_key = scram.hmac(&salted, b"Server Key");
+        self.server_signature = Some(scram.hmac(&server_key, auth_message.as_bytes()));
+        Ok(format!("{final_without_proof},p={}", B64.encode(proof)).into_bytes())
     }
-    Ok(())
+
+    /// Whether the server proved it knows the credential too.
+    pub fn check_server_final(&self, server_final: &[u8]) -> Result<()> {
+        let server_final = std::str::from_utf8(server_final).context("SCRAM server-final")?;
+        if let Some(error) = attribute(server_final, 'e') {
+            bail!("SCRAM: the server refused: {error}");
+        }
+        let expected = self
+            .server_signature
+            .as_ref()
+            .context("SCRAM: the server's final message came before its first")?;
+        let given = B64
+            .decode(attribute(server_final, 'v').context("SCRAM server-final without v=")?)
+            .context("SCRAM server signature")?;
+        if given != *expected {
+            bail!("SCRAM: the server's signature is wrong (not the broker we meant?)");
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

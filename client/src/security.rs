@@ -134,6 +134,7 @@ impl Security {
             "ssl.truststore.type",
             "ssl.certificate.location",
             "ssl.key.location",
+            "ssl.endpoint.identification.algorithm",
         ];
         if let Some(unknown) = properties.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             bail!("unknown client property {unknown}");
@@ -147,7 +148,8 @@ impl Security {
                 (None, None) => None,
                 _ => bail!("mTLS needs both ssl.certificate.location and ssl.key.location"),
             };
-            Some(tls_config(ca, client)?)
+            let check_hostname = checks_hostname(get("ssl.endpoint.identification.algorithm"))?;
+            Some(tls_config(ca, client, check_hostname)?)
         } else {
             None
         };
@@ -225,31 +227,129 @@ fn jaas_credentials(jaas: &str) -> Result<(String, String)> {
     }
 }
 
-fn tls_config(ca: Option<&str>, client: Option<(&str, &str)>) -> Result<Arc<rustls::ClientConfig>> {
-    let mut roots = rustls::RootCertStore::empty();
+fn tls_config(
+    ca: Option<&str>,
+    client: Option<(&str, &str)>,
+    check_hostname: bool,
+) -> Result<Arc<rustls::ClientConfig>> {
     let ca = ca.context("TLS needs ssl.ca.location (PEM CA certificates)")?;
-    for cert in CertificateDer::pem_file_iter(ca).with_context(|| format!("read {ca}"))? {
+    let ca_pem = std::fs::read(ca).with_context(|| format!("read {ca}"))?;
+    let client = match client {
+        None => None,
+        Some((cert, key)) => Some((
+            std::fs::read(cert).with_context(|| format!("read {cert}"))?,
+            std::fs::read(key).with_context(|| format!("read {key}"))?,
+        )),
+    };
+    let client = client.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice()));
+    tls_client_config(&ca_pem, client, check_hostname)
+}
+
+/// A rustls client config from PEM: the CA certificates the server's chain
+/// must lead to, an optional client chain and key (mTLS), and whether the
+/// server's certificate must name the host dialled (Kafka's
+/// `ssl.endpoint.identification.algorithm=https`, its default).
+pub fn tls_client_config(
+    ca_pem: &[u8],
+    client: Option<(&[u8], &[u8])>,
+    check_hostname: bool,
+) -> Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
         roots
-            .add(cert.with_context(|| format!("certificate in {ca}"))?)
-            .with_context(|| format!("CA certificate in {ca}"))?;
+            .add(cert.context("CA certificate")?)
+            .context("CA certificate")?;
     }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots);
+    if roots.is_empty() {
+        bail!("no CA certificate in the truststore");
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = if check_hostname {
+        builder.with_root_certificates(roots)
+    } else {
+        let verifier =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyName(verifier)))
+    };
     let config = match client {
         None => builder.with_no_client_auth(),
-        Some((cert, key)) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .with_context(|| format!("read {cert}"))?
+        Some((chain, key)) => {
+            let chain = CertificateDer::pem_slice_iter(chain)
                 .collect::<Result<Vec<_>, _>>()
-                .with_context(|| format!("certificates in {cert}"))?;
-            let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("key {key}"))?;
+                .context("client certificates")?;
+            let key = PrivateKeyDer::from_pem_slice(key).context("client key")?;
             builder.with_client_auth_cert(chain, key)?
         }
     };
     Ok(Arc::new(config))
+}
+
+/// `ssl.endpoint.identification.algorithm` empty (Java) or `none`
+/// (librdkafka): the chain must still lead to a trusted CA, and only the
+/// name in it is not compared with the host dialled.
+#[derive(Debug)]
+struct AnyName(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                NotValidForName | NotValidForNameContext { .. },
+            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// `ssl.endpoint.identification.algorithm`: `https` (the default) checks
+/// the host name; empty or `none` does not.
+pub fn checks_hostname(value: Option<&str>) -> Result<bool> {
+    match value.map(str::trim) {
+        None => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("https") => Ok(true),
+        Some(v) if v.is_empty() || v.eq_ignore_ascii_case("none") => Ok(false),
+        Some(v) => {
+            bail!("ssl.endpoint.identification.algorithm {v}: expected https, none or empty")
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::node::{Answer, Node, NodeConfig};
 use crate::records::MetadataRecord;
 use crate::rpc::{self, Fetched, Kind, QuorumStatus, RpcError};
 use crate::store::{Durability, RaftStore, StoreError};
-use futures_lite::future;
+use futures_lite::{future, AsyncRead, AsyncWrite};
 use glommio::net::{TcpListener, TcpStream};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -55,7 +55,37 @@ pub struct ControllerConfig {
     /// .interval.seconds`, `leader.imbalance.per.broker.percentage`), by
     /// default (300 s, 10); None: disabled.
     pub leader_rebalance: Option<(Duration, u32)>,
+    /// The controller listener's TLS (its protocol is SSL); None: plain.
+    pub tls: Option<ControllerTls>,
 }
+
+/// TLS on every controller connection: the listener's acceptor (with
+/// `ssl.client.auth=required` it admits only peers whose certificate the
+/// truststore trusts, which is what authenticates a controller or broker
+/// here) and the connector voters and brokers dial with (the peer's
+/// certificate checked against the truststore and for the voter's IP
+/// address, this node's own certificate offered).
+#[derive(Clone)]
+pub struct ControllerTls {
+    pub acceptor: Option<futures_rustls::TlsAcceptor>,
+    pub connector: futures_rustls::TlsConnector,
+}
+
+impl std::fmt::Debug for ControllerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControllerTls")
+            .field("acceptor", &self.acceptor.is_some())
+            .finish()
+    }
+}
+
+/// A controller connection, plain or TLS.
+trait Duplex: AsyncRead + AsyncWrite + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Unpin> Duplex for T {}
+type Link = Box<dyn Duplex>;
+
+/// How long an accepted connection may take over its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -300,7 +330,8 @@ async fn run(
             if *id != raft_id(config.node_id) {
                 let (sender, receiver) = flume::bounded(4096);
                 peers.insert(*id, sender);
-                glommio::spawn_local(send_to_peer(*id, *address, receiver)).detach();
+                glommio::spawn_local(send_to_peer(*id, *address, config.tls.clone(), receiver))
+                    .detach();
             }
         }
     }
@@ -518,7 +549,7 @@ async fn call_anywhere(thread: &Rc<Thread>, request: Request, deadline: Instant)
                 if Instant::now() >= deadline {
                     return expired();
                 }
-                match remote_call(address, &request, deadline).await {
+                match remote_call(address, thread.config.tls.as_ref(), &request, deadline).await {
                     Ok(Err(ControllerError::NotController { leader })) => {
                         if leader.is_some() {
                             hint = leader;
@@ -536,11 +567,12 @@ async fn call_anywhere(thread: &Rc<Thread>, request: Request, deadline: Instant)
 
 async fn remote_call(
     address: SocketAddr,
+    tls: Option<&ControllerTls>,
     request: &Request,
     deadline: Instant,
 ) -> Result<Answer, RpcError> {
     let left = deadline.saturating_duration_since(Instant::now());
-    let called = async { Some(remote_call_once(address, request).await) };
+    let called = async { Some(remote_call_once(address, tls, request).await) };
     let expired = async {
         glommio::timer::sleep(left).await;
         None
@@ -553,8 +585,12 @@ async fn remote_call(
     }
 }
 
-async fn remote_call_once(address: SocketAddr, request: &Request) -> Result<Answer, RpcError> {
-    let mut stream = connect(address).await?;
+async fn remote_call_once(
+    address: SocketAddr,
+    tls: Option<&ControllerTls>,
+    request: &Request,
+) -> Result<Answer, RpcError> {
+    let mut stream = connect(address, tls).await?;
     let frame = rpc::RequestFrame {
         request: request.clone(),
     };
@@ -573,7 +609,7 @@ async fn status_anywhere(thread: &Rc<Thread>) -> QuorumStatus {
     }
     for address in thread.targets(here.leader.map(|id| id + 1)) {
         let asked = async {
-            let mut stream = connect(address).await?;
+            let mut stream = connect(address, thread.config.tls.as_ref()).await?;
             rpc::write_frame(&mut stream, Kind::Status, b"{}").await?;
             let (_, body) = rpc::read_frame(&mut stream).await?;
             rpc::from_json::<QuorumStatus>(&body)
@@ -587,23 +623,33 @@ async fn status_anywhere(thread: &Rc<Thread>) -> QuorumStatus {
     here
 }
 
-async fn connect(address: SocketAddr) -> Result<TcpStream, RpcError> {
-    let connected = async { Some(TcpStream::connect(address).await) };
-    let expired = async {
-        glommio::timer::sleep(CONNECT_TIMEOUT).await;
-        None
-    };
-    match future::or(connected, expired).await {
-        Some(Ok(stream)) => {
-            let _ = stream.set_nodelay(true);
-            Ok(stream)
-        }
-        Some(Err(error)) => Err(RpcError::Io(std::io::Error::other(error.to_string()))),
-        None => Err(RpcError::Io(std::io::Error::new(
+async fn connect(address: SocketAddr, tls: Option<&ControllerTls>) -> Result<Link, RpcError> {
+    let timed_out = || {
+        RpcError::Io(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             "connect timed out",
-        ))),
-    }
+        ))
+    };
+    let connected = async {
+        let stream = TcpStream::connect(address)
+            .await
+            .map_err(|error| RpcError::Io(std::io::Error::other(error.to_string())))?;
+        let _ = stream.set_nodelay(true);
+        match tls {
+            None => Ok(Box::new(stream) as Link),
+            Some(tls) => {
+                let name = rustls::pki_types::ServerName::IpAddress(address.ip().into());
+                let secured = tls.connector.connect(name, stream).await?;
+                Ok(Box::new(secured) as Link)
+            }
+        }
+    };
+    let expired = async {
+        glommio::timer::sleep(CONNECT_TIMEOUT + tls.map_or(Duration::ZERO, |_| CONNECT_TIMEOUT))
+            .await;
+        Err(timed_out())
+    };
+    future::or(connected, expired).await
 }
 
 /// Keeps one connection to a peer voter and writes its Raft messages; while
@@ -611,12 +657,13 @@ async fn connect(address: SocketAddr) -> Result<TcpStream, RpcError> {
 async fn send_to_peer(
     id: u64,
     address: SocketAddr,
+    tls: Option<ControllerTls>,
     messages: flume::Receiver<raft::prelude::Message>,
 ) {
-    let mut stream: Option<TcpStream> = None;
+    let mut stream: Option<Link> = None;
     while let Ok(message) = messages.recv_async().await {
         if stream.is_none() {
-            match connect(address).await {
+            match connect(address, tls.as_ref()).await {
                 Ok(connected) => stream = Some(connected),
                 Err(error) => {
                     tracing::debug!(peer = id, %address, %error, "controller peer unreachable");
@@ -642,7 +689,31 @@ async fn accept(thread: Rc<Thread>, listener: TcpListener) {
         match listener.accept().await {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
-                glommio::spawn_local(serve_peer(thread.clone(), stream)).detach();
+                let thread = thread.clone();
+                glommio::spawn_local(async move {
+                    let acceptor = thread.config.tls.as_ref().and_then(|t| t.acceptor.clone());
+                    let link = match acceptor {
+                        None => Box::new(stream) as Link,
+                        Some(acceptor) => {
+                            let peer = stream.peer_addr().ok();
+                            let handshake = async { Some(acceptor.accept(stream).await) };
+                            let expired = async {
+                                glommio::timer::sleep(TLS_HANDSHAKE_TIMEOUT).await;
+                                None
+                            };
+                            match future::or(handshake, expired).await {
+                                Some(Ok(secured)) => Box::new(secured) as Link,
+                                Some(Err(error)) => {
+                                    tracing::warn!(?peer, %error, "controller connection refused: TLS handshake failed");
+                                    return;
+                                }
+                                None => return,
+                            }
+                        }
+                    };
+                    serve_peer(thread, link).await;
+                })
+                .detach();
             }
             Err(error) => tracing::warn!(%error, "controller accept failed"),
         }
@@ -650,7 +721,7 @@ async fn accept(thread: Rc<Thread>, listener: TcpListener) {
 }
 
 /// One inbound connection: Raft messages from a voter, or requests.
-async fn serve_peer(thread: Rc<Thread>, mut stream: TcpStream) {
+async fn serve_peer(thread: Rc<Thread>, mut stream: Link) {
     loop {
         let (kind, body) = match rpc::read_frame(&mut stream).await {
             Ok(frame) => frame,
@@ -738,7 +809,7 @@ async fn follow(thread: Rc<Thread>) {
             return;
         };
         let fetched = async {
-            let mut stream = connect(address).await?;
+            let mut stream = connect(address, thread.config.tls.as_ref()).await?;
             let frame = rpc::FetchFrame {
                 after: image.applied,
             };

@@ -85,6 +85,8 @@ const KNOWN_KEYS: &[&str] = &[
     "scram-sha-512.sasl.jaas.config",
     "connections.max.reauth.ms",
     "sluice.sasl.scram.accept.long.nonce",
+    "sasl.mechanism.inter.broker.protocol",
+    "ssl.endpoint.identification.algorithm",
 ];
 
 /// The `ssl.*`, `sasl.*`, `listener.name.*` and re-authentication settings
@@ -115,6 +117,16 @@ impl SecuritySettings {
 
     pub fn set(&mut self, key: &str, value: &str) {
         self.0.insert(key.to_string(), value.to_string());
+    }
+
+    /// As `get`, but an empty value counts as given (an empty
+    /// `ssl.endpoint.identification.algorithm` turns the check off).
+    pub fn get_or_empty(&self, listener: &str, key: &str) -> Option<&str> {
+        let prefixed = format!("listener.name.{}.{key}", listener.to_ascii_lowercase());
+        self.0
+            .get(&prefixed)
+            .or_else(|| self.0.get(key))
+            .map(String::as_str)
     }
 
     /// `key` for `listener`: `listener.name.<listener lower-case>.<key>`,
@@ -189,6 +201,128 @@ impl std::fmt::Debug for ListenerSecurity {
             .field("tls", &self.tls.is_some())
             .field("sasl", &self.sasl)
             .finish()
+    }
+}
+
+/// How this node dials a listener of another node (the replica fetchers
+/// the inter-broker listener, the controller quorum the controller
+/// listener): the listener's protocol, a TLS client config checking the
+/// peer's certificate against the listener's truststore (and offering this
+/// node's own keystore for mTLS), and the SASL mechanism
+/// `sasl.mechanism.inter.broker.protocol` with the `username` and
+/// `password` of the listener's `<mechanism>.sasl.jaas.config`, as Kafka's
+/// brokers log in to each other.
+pub struct PeerSecurity {
+    pub listener: String,
+    pub protocol: SecurityProtocol,
+    pub tls: Option<futures_rustls::TlsConnector>,
+    pub sasl: Option<PeerSasl>,
+}
+
+pub struct PeerSasl {
+    pub mechanism: sasl::Mechanism,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for PeerSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerSecurity")
+            .field("listener", &self.listener)
+            .field("protocol", &self.protocol)
+            .field("tls", &self.tls.is_some())
+            .field(
+                "sasl",
+                &self.sasl.as_ref().map(|s| (s.mechanism, &s.username)),
+            )
+            .finish()
+    }
+}
+
+impl PeerSecurity {
+    pub fn build(
+        listener: &str,
+        protocol: SecurityProtocol,
+        settings: &SecuritySettings,
+    ) -> Result<PeerSecurity, (String, String)> {
+        let fail = |key: &str, reason: String| {
+            (format!("{key} (inter-broker listener {listener})"), reason)
+        };
+        let tls = if protocol.uses_tls() {
+            let files =
+                tls_files(listener, settings).map_err(|(key, reason)| fail(&key, reason))?;
+            let truststore = files.truststore_pem.as_deref().ok_or_else(|| {
+                fail(
+                    "ssl.truststore.location",
+                    "this node checks the certificates of the nodes it dials: give the CA in ssl.truststore.location or ssl.truststore.certificates".into(),
+                )
+            })?;
+            let check_hostname = client::security::checks_hostname(
+                settings.get_or_empty(listener, "ssl.endpoint.identification.algorithm"),
+            )
+            .map_err(|e| fail("ssl.endpoint.identification.algorithm", e.to_string()))?;
+            let config = client::security::tls_client_config(
+                truststore,
+                Some((&files.chain_pem, &files.key_pem)),
+                check_hostname,
+            )
+            .map_err(|e| fail("ssl.truststore", format!("{e:#}")))?;
+            Some(futures_rustls::TlsConnector::from(config))
+        } else {
+            None
+        };
+        let sasl = if protocol.uses_sasl() {
+            let key = "sasl.mechanism.inter.broker.protocol";
+            let name = settings.get(listener, key).ok_or_else(|| {
+                fail(key, "GSSAPI (Kafka's default) is not served: set PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512".into())
+            })?;
+            let mechanism = sasl::Mechanism::from_name(name.trim()).ok_or_else(|| {
+                fail(
+                    key,
+                    format!("{name} is not served (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 are)"),
+                )
+            })?;
+            let served = sasl_settings(listener, settings).map_err(|(k, r)| fail(&k, r))?;
+            if !served.mechanisms.contains(&mechanism) {
+                return Err(fail(
+                    key,
+                    format!("{name} must be one of the listener's sasl.enabled.mechanisms"),
+                ));
+            }
+            let jaas_key = format!("{}.sasl.jaas.config", mechanism.name().to_ascii_lowercase());
+            let jaas = settings.get(listener, &jaas_key).ok_or_else(|| {
+                fail(
+                    &jaas_key,
+                    "the broker's own login: username=\"...\" password=\"...\"".into(),
+                )
+            })?;
+            let options = plain::jaas_options(jaas).map_err(|r| fail(&jaas_key, r))?;
+            let option = |name: &str| {
+                options
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+                    .ok_or_else(|| {
+                        fail(
+                            &jaas_key,
+                            format!("has no {name}=\"...\" for the broker's own login"),
+                        )
+                    })
+            };
+            Some(PeerSasl {
+                mechanism,
+                username: option("username")?,
+                password: option("password")?,
+            })
+        } else {
+            None
+        };
+        Ok(PeerSecurity {
+            listener: listener.to_string(),
+            protocol,
+            tls,
+            sasl,
+        })
     }
 }
 
@@ -410,5 +544,46 @@ mod tests {
         let error = ListenerSecurity::build("S", SecurityProtocol::SaslPlaintext, &settings)
             .expect_err("gssapi");
         assert!(error.1.contains("GSSAPI"), "{error:?}");
+    }
+
+    #[test]
+    fn peer_logins_say_which_setting_is_missing() {
+        let mut settings = SecuritySettings::default();
+        let plain = PeerSecurity::build("INTERNAL", SecurityProtocol::Plaintext, &settings)
+            .expect("plaintext needs nothing");
+        assert!(plain.tls.is_none() && plain.sasl.is_none());
+        let error = PeerSecurity::build("INTERNAL", SecurityProtocol::SaslPlaintext, &settings)
+            .expect_err("no mechanism");
+        assert!(error.1.contains("GSSAPI"), "{error:?}");
+        settings.set("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-512");
+        settings.set("listener.name.internal.sasl.enabled.mechanisms", "PLAIN");
+        let error = PeerSecurity::build("INTERNAL", SecurityProtocol::SaslPlaintext, &settings)
+            .expect_err("not enabled");
+        assert!(error.1.contains("sasl.enabled.mechanisms"), "{error:?}");
+        settings.set(
+            "listener.name.internal.sasl.enabled.mechanisms",
+            "SCRAM-SHA-512",
+        );
+        let error = PeerSecurity::build("INTERNAL", SecurityProtocol::SaslPlaintext, &settings)
+            .expect_err("no login");
+        assert!(
+            error.0.starts_with("scram-sha-512.sasl.jaas.config"),
+            "{error:?}"
+        );
+        settings.set(
+            "listener.name.internal.scram-sha-512.sasl.jaas.config",
+            "org.apache.kafka.common.security.scram.ScramLoginModule required username=\"broker\" password=\"b-secret\";",
+        );
+        let peer = PeerSecurity::build("INTERNAL", SecurityProtocol::SaslPlaintext, &settings)
+            .expect("login");
+        let sasl = peer.sasl.as_ref().expect("sasl");
+        assert_eq!(
+            (sasl.username.as_str(), sasl.password.as_str()),
+            ("broker", "b-secret")
+        );
+        assert!(!format!("{peer:?}").contains("b-secret"));
+        let error = PeerSecurity::build("INTERNAL", SecurityProtocol::SaslSsl, &settings)
+            .expect_err("no keystore");
+        assert!(error.0.starts_with("ssl.keystore.location"), "{error:?}");
     }
 }

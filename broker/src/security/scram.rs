@@ -594,4 +594,50 @@ mod tests {
             Err(ScramError::Malformed(_))
         ));
     }
+
+    /// The inter-broker client (the client crate's ScramClient, which the
+    /// replica fetchers use) against this server: it logs in, checks the
+    /// server's signature, and a wrong password or a forged server-final
+    /// fails on the side that must notice.
+    #[test]
+    fn inter_broker_client_against_the_server() {
+        for (mechanism, client_mechanism) in [
+            (Mechanism::Sha256, client::security::Mechanism::ScramSha256),
+            (Mechanism::Sha512, client::security::Mechanism::ScramSha512),
+        ] {
+            let salt = b"salt-of-the-broker";
+            let salted = mechanism.salted_password(b"b-secret", salt, 4096);
+            let credential = mechanism.credential("broker", salt, &salted, 4096);
+            let run = |password: &str, forge: bool| -> Result<(), String> {
+                let mut client =
+                    client::sasl::ScramClient::for_mechanism(client_mechanism, "broker", password)
+                        .map_err(|e| e.to_string())?;
+                let mut server = ScramServer::new(mechanism, false);
+                let lookup = |user: &str| (user == "broker").then(|| credential.clone());
+                let Ok(Step::Challenge(first)) =
+                    server.step(&client.client_first(), lookup, &server_nonce(), decoy)
+                else {
+                    return Err("no challenge".into());
+                };
+                let last = client.client_final(&first).map_err(|e| e.to_string())?;
+                match server.step(&last, |_| None, "", decoy) {
+                    Ok(Step::Done { user, mut response }) => {
+                        assert_eq!(user, "broker");
+                        if forge {
+                            response = format!("v={}", BASE64.encode([7u8; 32])).into_bytes();
+                        }
+                        client
+                            .check_server_final(&response)
+                            .map_err(|e| e.to_string())
+                    }
+                    other => Err(format!("server: {other:?}")),
+                }
+            };
+            assert_eq!(run("b-secret", false), Ok(()), "{mechanism:?}");
+            let wrong = run("not-it", false).expect_err("wrong password");
+            assert!(wrong.contains("InvalidCredentials"), "{wrong}");
+            let forged = run("b-secret", true).expect_err("forged signature");
+            assert!(forged.contains("signature"), "{forged}");
+        }
+    }
 }

@@ -17,6 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["shard"],
     &["group"],
     &["core"],
+    &["inter_broker"],
     &["membership", "replica_fetcher", "admin"],
     &["api"],
     &["protocol"],
