@@ -15,6 +15,11 @@ pub mod resource {
     pub const GROUP: i8 = 3;
     pub const CLUSTER: i8 = 4;
     pub const TRANSACTIONAL_ID: i8 = 5;
+    /// Stored and listed as Kafka does, though delegation tokens are not
+    /// served: ACLs on them (and on users, who may create tokens for
+    /// others) carry over from a Kafka cluster.
+    pub const DELEGATION_TOKEN: i8 = 6;
+    pub const USER: i8 = 7;
 }
 
 /// Kafka's PatternType codes.
@@ -96,7 +101,12 @@ impl AclBinding {
         use operation as op;
         if !matches!(
             self.resource_type,
-            resource::TOPIC | resource::GROUP | resource::CLUSTER | resource::TRANSACTIONAL_ID
+            resource::TOPIC
+                | resource::GROUP
+                | resource::CLUSTER
+                | resource::TRANSACTIONAL_ID
+                | resource::DELEGATION_TOKEN
+                | resource::USER
         ) {
             return Err(InvalidAcl::ResourceType);
         }
@@ -216,6 +226,14 @@ mod tests {
         assert_eq!(
             binding(resource::CLUSTER, "c", pattern::LITERAL).validate(),
             Err(InvalidAcl::ClusterName)
+        );
+        assert_eq!(
+            binding(resource::USER, "alice", pattern::LITERAL).validate(),
+            Ok(())
+        );
+        assert_eq!(
+            binding(8, "t", pattern::LITERAL).validate(),
+            Err(InvalidAcl::ResourceType)
         );
         assert_eq!(
             binding(resource::ANY, "t", pattern::LITERAL).validate(),

@@ -13,7 +13,7 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, ElectionType, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
                                    NewTopic, ResourcePatternType, ResourceType)
 
@@ -179,6 +179,84 @@ def test_acl_apis_need_cluster_alter_and_filters_select(secured):
     assert [(b.name, b.operation) for b in deleted] == [(topic, AclOperation.READ)]
     found = admin.describe_acls(match).result(TIMEOUT_S)
     assert [(b.name, b.operation) for b in found] == [("audit-", AclOperation.WRITE)]
+
+
+def test_elect_leaders_needs_cluster_alter(secured):
+    """Refused per partition as Kafka does (v0 has nowhere else for it),
+    and at the top level from v1 on; the admin is served."""
+    topic = unique("elect")
+    create_topics(secured, topic)
+    partition = TopicPartition(topic, 0)
+    alice = secured.admin("alice")
+    future = alice.elect_leaders(ElectionType.PREFERRED, [partition])
+    try:
+        results = future.result(TIMEOUT_S)
+    except KafkaException as refused:
+        assert refused.args[0].code() == KafkaError.CLUSTER_AUTHORIZATION_FAILED, refused
+    else:
+        errors = {(tp.topic, tp.partition): e and e.code() for tp, e in results.items()}
+        assert errors == {(topic, 0): KafkaError.CLUSTER_AUTHORIZATION_FAILED}, errors
+    admin = secured.admin()  # kept alive until the future resolves
+    results = admin.elect_leaders(ElectionType.PREFERRED, [partition]).result(TIMEOUT_S)
+    errors = {(tp.topic, tp.partition): e and e.code() for tp, e in results.items()}
+    assert errors == {(topic, 0): KafkaError.ELECTION_NOT_NEEDED}, errors
+    # v0 on the wire: the per-partition error is all it has.
+    from test_security import frame, kstring, read_response
+    with raw_sasl_plain(secured, "alice") as sock:
+        body = struct.pack(">i", 1) + kstring(topic) + struct.pack(">iii", 1, 0, 30_000)
+        sock.sendall(frame(43, 0, 3, body))
+        correlation, answer = read_response(sock)
+    assert correlation == 3
+    at = 4  # throttle_time_ms
+    (topics,) = struct.unpack(">i", answer[at:at + 4])
+    at += 4
+    (name_len,) = struct.unpack(">h", answer[at:at + 2])
+    name = answer[at + 2:at + 2 + name_len].decode()
+    at += 2 + name_len
+    count, index, error = struct.unpack(">iih", answer[at:at + 10])
+    assert (topics, name, count, index, error) == (1, topic, 1, 0, KafkaError.CLUSTER_AUTHORIZATION_FAILED)
+
+
+def raw_sasl_plain(secured, user):
+    """A raw socket authenticated as `user` (SASL PLAIN)."""
+    from test_security import sasl_authenticate_v1, sasl_handshake
+    port = int(secured.bootstrap.rsplit(":", 1)[1])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S)
+    assert sasl_handshake(sock, "PLAIN")[0] == 0
+    assert sasl_authenticate_v1(sock, b"\0" + user.encode() + b"\0" + USERS[user].encode())[0] == 0
+    return sock
+
+
+def test_delete_topics_by_id_does_not_name_an_undescribable_topic(secured):
+    """DeleteTopics v6 by topic id from a caller without DESCRIBE: the
+    result carries the id, no name, TOPIC_AUTHORIZATION_FAILED (Kafka's
+    ControllerApis); the topic stays."""
+    from confluent_kafka import TopicCollection
+    from test_security import read_response
+    topic = unique("byid")
+    create_topics(secured, topic)
+    admin = secured.admin()
+    described = admin.describe_topics(TopicCollection([topic]))[topic].result(TIMEOUT_S)
+    uuid_bits = described.topic_id
+    topic_id = struct.pack(">qq", uuid_bits.get_most_significant_bits(), uuid_bits.get_least_significant_bits())
+    client = b"raw"
+    header = struct.pack(">hhih", 20, 6, 5, len(client)) + client + b"\x00"
+    body = b"\x02" + b"\x00" + topic_id + b"\x00" + struct.pack(">i", 30_000) + b"\x00"
+    with raw_sasl_plain(secured, "bob") as sock:
+        sock.sendall(struct.pack(">i", len(header + body)) + header + body)
+        correlation, answer = read_response(sock)
+    assert correlation == 5
+    at = 1 + 4  # header tagged fields, throttle_time_ms
+    assert answer[at] == 2, answer  # one result
+    at += 1
+    assert answer[at] == 0, "the name is not null"
+    at += 1
+    assert answer[at:at + 16] == topic_id
+    at += 16
+    (error,) = struct.unpack(">h", answer[at:at + 2])
+    assert error == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    still = admin.describe_topics(TopicCollection([topic]))[topic].result(TIMEOUT_S)
+    assert still.name == topic
 
 
 @needs_jvm_tools

@@ -5,7 +5,7 @@
 use crate::api::context::RequestContext;
 use crate::core::Core;
 use crate::errors::topic_error;
-use controller::acl::operation::DELETE;
+use controller::acl::operation::{DELETE, DESCRIBE};
 use controller::acl::resource::TOPIC;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
@@ -40,7 +40,22 @@ pub async fn handle(
                 .topic_by_id(id.as_u128())
                 .map(|t| TopicName(StrBytes::from_string(t.name.clone())))
         });
-        let name = name.or(by_id.flatten());
+        let by_id = by_id.flatten();
+        // A topic named by id stays nameless to a caller that may not
+        // describe it (Kafka's ControllerApis.deleteTopics).
+        if by_id
+            .as_ref()
+            .is_some_and(|n| !ctx.may(core, DESCRIBE, TOPIC, &n.0))
+        {
+            responses.push(
+                DeletableTopicResult::default()
+                    .with_name(None)
+                    .with_topic_id(id)
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
+            );
+            continue;
+        }
+        let name = name.or(by_id);
         let result = DeletableTopicResult::default()
             .with_name(name.clone())
             .with_topic_id(id);

@@ -27,7 +27,7 @@ pub struct FilterFields<'a> {
 
 /// The filter, or Kafka's INVALID_REQUEST reason for an unknown code.
 pub fn filter(fields: FilterFields) -> Result<AclFilter, &'static str> {
-    if !(resource::ANY..=resource::TRANSACTIONAL_ID).contains(&fields.resource_type) {
+    if !(resource::ANY..=resource::USER).contains(&fields.resource_type) {
         return Err("Invalid resource type filter");
     }
     if !(pattern::ANY..=pattern::PREFIXED).contains(&fields.pattern_type) {

@@ -25,19 +25,6 @@ pub async fn handle(
     core: &Rc<Core>,
     request: ElectLeadersRequest,
 ) -> ElectLeadersResponse {
-    if !ctx.may_on_cluster(core, operation::ALTER) {
-        // The error code exists from v1 on; before, an empty answer.
-        return if ctx.version >= 1 {
-            ElectLeadersResponse::default()
-                .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
-        } else {
-            ElectLeadersResponse::default()
-        };
-    }
-    let election = match request.election_type {
-        1 => Election::Unclean,
-        _ => Election::Preferred,
-    };
     let partitions = request.topic_partitions.map(|topics| {
         topics
             .into_iter()
@@ -47,11 +34,26 @@ pub async fn handle(
             })
             .collect::<Vec<_>>()
     });
+    if !ctx.may_on_cluster(core, operation::ALTER) {
+        // As Kafka: every partition asked about carries the error (the only
+        // place v0 has for it), and from v1 on the top level too.
+        let refused = ResponseError::ClusterAuthorizationFailed;
+        let results = partitions
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(topic, partition)| (topic, partition, Some(refused), None))
+            .collect();
+        return answer(ctx, results, Some(refused));
+    }
+    let election = match request.election_type {
+        1 => Election::Unclean,
+        _ => Election::Preferred,
+    };
     let timeout = match request.timeout_ms {
         ms if ms > 0 => Duration::from_millis(ms as u64),
         _ => METADATA_WRITE_TIMEOUT,
     };
-    let answer = core
+    let decided = core
         .metadata_write(
             Request::ElectLeaders {
                 election,
@@ -60,23 +62,15 @@ pub async fn handle(
             timeout,
         )
         .await;
-    let response = ElectLeadersResponse::default();
-    let results = match answer {
+    let results = match decided {
         Ok(Response::Elected(results)) => results,
         Ok(_) => Vec::new(),
-        Err(error) => {
-            let code = controller_error(&error).code();
-            return if ctx.version >= 1 {
-                response.with_error_code(code)
-            } else {
-                response
-            };
-        }
+        Err(error) => return answer_error(ctx, controller_error(&error)),
     };
-    let mut by_topic: Vec<ReplicaElectionResult> = Vec::new();
-    for (topic, partition, result) in results {
-        let (error, message) = match result {
-            Ok(_) => (None, None),
+    let results = results
+        .into_iter()
+        .map(|(topic, partition, result)| match result {
+            Ok(_) => (topic, partition, None, None),
             Err(error) => {
                 let code = match error {
                     ElectionError::UnknownTopicOrPartition => {
@@ -90,9 +84,30 @@ pub async fn handle(
                         ResponseError::EligibleLeadersNotAvailable
                     }
                 };
-                (Some(code), Some(StrBytes::from_string(error.to_string())))
+                let message = StrBytes::from_string(error.to_string());
+                (topic, partition, Some(code), Some(message))
             }
-        };
+        })
+        .collect();
+    answer(ctx, results, None)
+}
+
+/// A partition's outcome: its error, if any, and a message.
+type Outcome = (String, i32, Option<ResponseError>, Option<StrBytes>);
+
+fn answer_error(ctx: &RequestContext, error: ResponseError) -> ElectLeadersResponse {
+    answer(ctx, Vec::new(), Some(error))
+}
+
+/// The response grouped by topic; the top-level error code exists from
+/// v1 on.
+fn answer(
+    ctx: &RequestContext,
+    results: Vec<Outcome>,
+    error: Option<ResponseError>,
+) -> ElectLeadersResponse {
+    let mut by_topic: Vec<ReplicaElectionResult> = Vec::new();
+    for (topic, partition, error, message) in results {
         let result = PartitionResult::default()
             .with_partition_id(partition)
             .with_error_code(error.map_or(0, |e| e.code()))
@@ -106,10 +121,9 @@ pub async fn handle(
             ),
         }
     }
-    let response = response.with_replica_election_results(by_topic);
-    // The top-level error code exists from v1 on.
+    let response = ElectLeadersResponse::default().with_replica_election_results(by_topic);
     if ctx.version >= 1 {
-        response.with_error_code(0)
+        response.with_error_code(error.map_or(0, |e| e.code()))
     } else {
         response
     }

@@ -45,7 +45,22 @@ pub struct ProduceReply {
 impl Reply for ProduceReply {
     fn into_outcome(self, ctx: &RequestContext) -> Outcome {
         if self.acks == 0 {
-            Outcome::Silent
+            // Kafka closes the connection when an acks=0 write failed
+            // anywhere (refused, not the leader, ...): the producer hears
+            // of it no other way, and reconnects with fresh metadata.
+            let failed = self.response.responses.iter().find_map(|topic| {
+                let partition = topic
+                    .partition_responses
+                    .iter()
+                    .find(|p| p.error_code != 0)?;
+                Some((topic.name.as_str(), partition.index, partition.error_code))
+            });
+            match failed {
+                None => Outcome::Silent,
+                Some((topic, index, code)) => Outcome::Refused(format!(
+                    "acks=0 produce to {topic}-{index} failed with error {code}"
+                )),
+            }
         } else {
             self.response.into_outcome(ctx)
         }

@@ -42,6 +42,16 @@ impl Client {
         version: i16,
         request: &R,
     ) -> i32 {
+        self.try_send(api, version, request).expect("send")
+    }
+
+    /// `send`, with a write error returned (the broker may have closed).
+    pub fn try_send<R: Encodable + HeaderVersion>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        request: &R,
+    ) -> std::io::Result<i32> {
         self.correlation_id += 1;
         let header = RequestHeader::default()
             .with_request_api_key(api as i16)
@@ -56,8 +66,8 @@ impl Client {
         let mut frame = BytesMut::new();
         frame.put_i32(body.len() as i32);
         frame.extend_from_slice(&body);
-        self.send_raw(&frame).expect("send");
-        self.correlation_id
+        self.send_raw(&frame)?;
+        Ok(self.correlation_id)
     }
 
     pub fn call<Req, Resp>(&mut self, api: ApiKey, version: i16, request: &Req) -> Resp

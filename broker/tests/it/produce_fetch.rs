@@ -71,6 +71,34 @@ fn acks_zero_gets_no_response_and_the_next_request_is_answered() {
     assert_eq!(fetched, vec![0]);
 }
 
+/// Kafka's answer to a failed acks=0 write is a closed connection (there
+/// is no response to carry the error); the broker serves the reconnect.
+#[test]
+fn a_failed_acks_zero_write_closes_the_connection() {
+    let broker = Broker::start(&[]);
+    let mut client = Client::connect(broker.address);
+    assert_eq!(create_topic(&mut client, "a0f", 1), 0);
+    client.send(
+        ApiKey::Produce,
+        9,
+        &produce_request("a0f", 7, batch(&[b"x"]), 0),
+    );
+    // Open, the connection would answer this; closed, it cannot.
+    let _ = client.try_send(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default().with_topics(None),
+    );
+    assert!(client.read_frame().is_none(), "the connection stayed open");
+    let mut again = Client::connect(broker.address);
+    let response: MetadataResponse = again.call(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default().with_topics(None),
+    );
+    assert_eq!(response.topics.iter().filter(|t| !t.is_internal).count(), 1);
+}
+
 #[test]
 fn bad_batches_get_kafka_error_codes() {
     let broker = Broker::start(&["message.max.bytes=2000"]);
