@@ -106,6 +106,9 @@ pub struct Config {
     /// `log.retention.check.interval.ms`: how often each core applies
     /// `retention.ms` / `retention.bytes` to its partitions.
     pub retention_check_interval_ms: u64,
+    /// `sluice.ssl.reload.interval.ms`: how often TLS listeners look for
+    /// changed keystore and truststore files (0: never).
+    pub ssl_reload_interval_ms: u64,
     /// `log.cleaner.enable`: each core compacts its `cleanup.policy=compact`
     /// partitions.
     pub cleaner_enable: bool,
@@ -269,6 +272,7 @@ impl Config {
             connections_max: 10_000,
             log: LogConfig::default(),
             retention_check_interval_ms: 300_000,
+            ssl_reload_interval_ms: 60_000,
             cleaner_enable: true,
             cleaner_backoff_ms: 15_000,
             tail_cache_bytes_max: storage::limits::TAIL_CACHE_BYTES_DEFAULT_MAX,
@@ -512,6 +516,13 @@ impl Config {
                 self.request_bytes_max = n as usize;
             }
             "max.connections" => self.connections_max = number()?.max(1) as usize,
+            "sluice.ssl.reload.interval.ms" => {
+                let n = number()?;
+                if n < 0 {
+                    return Err(invalid(key, value, "must be 0 (off) or more"));
+                }
+                self.ssl_reload_interval_ms = n as u64;
+            }
             "log.retention.check.interval.ms" => {
                 let n = number()?;
                 if n < 1 {

@@ -47,13 +47,14 @@ struct Closing {
 pub async fn serve(core: Rc<Core>, stream: TcpStream, listener: &ListenerSecurity) {
     let peer = stream.peer_addr().ok();
     let sasl = listener.sasl.clone();
-    let Some(acceptor) = &listener.tls else {
+    let Some(tls) = &listener.tls else {
         match PlainTcp::new(stream, &listener.name) {
             Ok(transport) => serve_transport(core, transport, sasl).await,
             Err(error) => tracing::debug!(%error, "connection gone before it was served"),
         }
         return;
     };
+    let acceptor = tls.acceptor();
     let handshake = glommio::timer::timeout(TLS_HANDSHAKE_TIMEOUT, async {
         acceptor
             .accept(stream)

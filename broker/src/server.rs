@@ -90,6 +90,11 @@ pub fn run(mut config: Config) -> Result<()> {
         signal_hook::flag::register(signal, stop.clone())
             .map_err(io_error("install signal handler".into()))?;
     }
+    reload_tls_forever(
+        &securities.listeners,
+        config.ssl_reload_interval_ms,
+        stop.clone(),
+    )?;
     let legacy = crate::metadata::topics::TopicStore::open(&config.data_dir)?;
     let mut controller_config = config.controller_config();
     controller_config.tls = controller_tls(&config)?;
@@ -219,6 +224,42 @@ impl Barrier {
     }
 }
 
+/// A thread that looks at the TLS listeners' PEM files every `interval_ms`
+/// and swaps in a listener's new acceptor when they changed (a bad file
+/// keeps the old one, logged once per change). None to watch: no thread.
+fn reload_tls_forever(
+    listeners: &[Arc<ListenerSecurity>],
+    interval_ms: u64,
+    stop: Arc<AtomicBool>,
+) -> Result<()> {
+    let watched: Vec<Arc<ListenerSecurity>> = listeners
+        .iter()
+        .filter(|l| l.tls.is_some())
+        .cloned()
+        .collect();
+    if watched.is_empty() || interval_ms == 0 {
+        return Ok(());
+    }
+    let interval = Duration::from_millis(interval_ms);
+    std::thread::Builder::new()
+        .name("sluice-tls-reload".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::park_timeout(interval);
+                for listener in &watched {
+                    let Some(tls) = &listener.tls else { continue };
+                    match tls.reload_if_changed() {
+                        Ok(true) => tracing::info!(listener = %listener.name, "TLS key and trust stores reloaded"),
+                        Ok(false) => {}
+                        Err((setting, reason)) => tracing::warn!(listener = %listener.name, %setting, %reason, "TLS files changed but cannot be read; still serving the previous ones"),
+                    }
+                }
+            }
+        })
+        .map_err(io_error("start the TLS reload thread".into()))?;
+    Ok(())
+}
+
 /// The controller listener's TLS when its protocol is SSL: the listener's
 /// own acceptor (voters only) and a connector that checks the peer's
 /// certificate against the same truststore and offers this node's.
@@ -236,6 +277,7 @@ fn controller_tls(config: &Config) -> Result<Option<controller::ControllerTls>> 
         ListenerSecurity::build(name, SecurityProtocol::Ssl, &config.security)
             .map_err(refused)?
             .tls
+            .map(|tls| tls.acceptor())
     } else {
         None
     };

@@ -1,5 +1,6 @@
 """Starts the real broker binary on a free loopback port with a temp data
 dir for each test module, and stops it by its PID afterwards."""
+import collections
 import os
 import socket
 import subprocess
@@ -26,6 +27,11 @@ class Broker:
         self.proc = None
         self.port = None
         self.admin_port = None
+        self.log = collections.deque(maxlen=2000)
+
+    def log_lines(self):
+        """The last lines the broker wrote to stderr."""
+        return list(self.log)
 
     @property
     def bootstrap(self):
@@ -43,6 +49,7 @@ class Broker:
 
         def drain():
             for line in self.proc.stderr:
+                self.log.append(line)
                 if os.environ.get("SLUICE_TEST_LOG"):
                     print(f"[broker] {line}", end="")
                 if "sluice broker ready" in line:

@@ -48,6 +48,23 @@ def openssl(*args, cwd):
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
 
 
+def signed_keystore(d, name, subject="/CN=localhost", ext="subjectAltName=DNS:localhost,IP:127.0.0.1"):
+    """A new key and certificate signed by the CA in `d`, as one PEM
+    keystore file `<name>-keystore.pem` (key, certificate, CA)."""
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject,
+            "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d)
+    with open(os.path.join(d, f"{name}.ext"), "w") as f:
+        f.write(ext + "\n")
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem", cwd=d)
+    path = os.path.join(d, f"{name}-keystore.pem")
+    with open(path, "w") as out:
+        for part in [f"{name}.key", f"{name}.pem", "ca.pem"]:
+            with open(os.path.join(d, part)) as f:
+                out.write(f.read())
+    return path
+
+
 def make_certs(d):
     """A CA, a server certificate for localhost/127.0.0.1 and a client
     certificate, all signed by the CA. The server's keystore is one PEM file
@@ -441,6 +458,56 @@ def test_wrong_protocol_on_each_port(secured):
 # --- bench over the secured listeners (its own TLS and SASL client) ---
 
 BENCH = os.path.join(ROOT, "target", "debug", "bench")
+
+
+def served_certificate(port, ca):
+    """The DER certificate a TLS listener presents to a new connection."""
+    context = ssl.create_default_context(cafile=ca)
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as sock:
+            return sock.getpeercert(binary_form=True)
+
+
+def test_a_renewed_certificate_is_served_without_a_restart(broker_factory):
+    """The keystore file replaced (as cert-manager renews it): new
+    connections get the new certificate within the reload interval, with
+    the broker's PID unchanged; a broken file then keeps the last good one
+    serving, with a warning."""
+    with tempfile.TemporaryDirectory() as d:
+        certs = make_certs(d)
+        keystore = os.path.join(d, "live-keystore.pem")
+        shutil.copy(certs["keystore"], keystore)
+        port = free_port()
+        broker = broker_factory([
+            f"listeners=SSL://127.0.0.1:{port}",
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={keystore}",
+            "sluice.ssl.reload.interval.ms=100",
+        ])
+        pid = broker.proc.pid
+        before = served_certificate(port, certs["ca"])
+        renewed = signed_keystore(d, "renewed")
+        os.replace(renewed, keystore)
+
+        def renewed_is_served():
+            return served_certificate(port, certs["ca"]) != before
+
+        wait_for(renewed_is_served, "the renewed certificate")
+        after = served_certificate(port, certs["ca"])
+        assert broker.proc.pid == pid and broker.proc.poll() is None
+        with open(keystore + ".tmp", "w") as f:
+            f.write("-----BEGIN CERTIFICATE-----\ngarbage\n")
+        os.replace(keystore + ".tmp", keystore)
+        wait_for(lambda: any("still serving the previous ones" in line for line in broker.log_lines()),
+                 "the warning about the broken keystore")
+        assert served_certificate(port, certs["ca"]) == after
+
+
+def wait_for(condition, what, timeout_s=TIMEOUT_S):
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} after {timeout_s}s"
+        time.sleep(0.05)
 
 
 def bench(*args):

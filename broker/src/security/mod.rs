@@ -149,7 +149,7 @@ pub const SASL_RECEIVE_MAX_DEFAULT: usize = 524_288;
 pub struct ListenerSecurity {
     pub name: String,
     pub protocol: SecurityProtocol,
-    pub tls: Option<futures_rustls::TlsAcceptor>,
+    pub tls: Option<ReloadableTls>,
     pub principal_mapper: principal::PrincipalMapper,
     pub sasl: Option<Arc<sasl::SaslSettings>>,
 }
@@ -165,9 +165,7 @@ impl ListenerSecurity {
         let get = |key: &str| settings.get(name, key);
         let fail = |key: &str, reason: String| (format!("{key} (listener {name})"), reason);
         let tls = if protocol.uses_tls() {
-            let files = tls_files(name, settings).map_err(|(key, reason)| fail(&key, reason))?;
-            let config = tls::server_config(&files).map_err(|r| fail("ssl.keystore", r))?;
-            Some(futures_rustls::TlsAcceptor::from(config))
+            Some(ReloadableTls::build(name, settings)?)
         } else {
             None
         };
@@ -191,6 +189,91 @@ impl ListenerSecurity {
             sasl,
         })
     }
+}
+
+/// A TLS listener's acceptor, rebuilt when the PEM files it was read from
+/// change (`ReloadableTls::reload_if_changed`, which server.rs calls every
+/// `sluice.ssl.reload.interval.ms`): a renewed certificate or CA is served
+/// to new connections without a restart; established ones keep theirs.
+pub struct ReloadableTls {
+    listener: String,
+    settings: SecuritySettings,
+    current: std::sync::RwLock<futures_rustls::TlsAcceptor>,
+    /// The keystore and truststore files and their modification times
+    /// when last read (none for PEM given inline).
+    files: std::sync::Mutex<Vec<(String, Option<std::time::SystemTime>)>>,
+}
+
+impl ReloadableTls {
+    fn build(
+        listener: &str,
+        settings: &SecuritySettings,
+    ) -> Result<ReloadableTls, (String, String)> {
+        let files = watched_files(listener, settings);
+        let acceptor = acceptor(listener, settings)?;
+        Ok(ReloadableTls {
+            listener: listener.to_string(),
+            settings: settings.clone(),
+            current: std::sync::RwLock::new(acceptor),
+            files: std::sync::Mutex::new(files),
+        })
+    }
+
+    /// The acceptor for a new connection (a read lock held for a clone).
+    pub fn acceptor(&self) -> futures_rustls::TlsAcceptor {
+        match self.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Re-reads the files if one changed since the last read. Ok(true):
+    /// replaced. An error (a file half-written, a key that does not match)
+    /// keeps the old acceptor; the change is not retried until the files
+    /// change again, so a bad file is reported once.
+    pub fn reload_if_changed(&self) -> Result<bool, (String, String)> {
+        let now = watched_files(&self.listener, &self.settings);
+        {
+            let mut seen = match self.files.lock() {
+                Ok(seen) => seen,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if *seen == now {
+                return Ok(false);
+            }
+            *seen = now;
+        }
+        let fresh = acceptor(&self.listener, &self.settings)?;
+        match self.current.write() {
+            Ok(mut current) => *current = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+        Ok(true)
+    }
+}
+
+fn acceptor(
+    listener: &str,
+    settings: &SecuritySettings,
+) -> Result<futures_rustls::TlsAcceptor, (String, String)> {
+    let fail = |key: &str, reason: String| (format!("{key} (listener {listener})"), reason);
+    let files = tls_files(listener, settings).map_err(|(key, reason)| fail(&key, reason))?;
+    let config = tls::server_config(&files).map_err(|r| fail("ssl.keystore", r))?;
+    Ok(futures_rustls::TlsAcceptor::from(config))
+}
+
+fn watched_files(
+    listener: &str,
+    settings: &SecuritySettings,
+) -> Vec<(String, Option<std::time::SystemTime>)> {
+    ["ssl.keystore.location", "ssl.truststore.location"]
+        .iter()
+        .filter_map(|key| settings.get(listener, key))
+        .map(|path| {
+            let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+            (path.to_string(), modified)
+        })
+        .collect()
 }
 
 impl std::fmt::Debug for ListenerSecurity {
