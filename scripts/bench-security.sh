@@ -5,6 +5,9 @@
 # loopback with both listeners, runs bench produce (closed loop and a
 # fixed rate), bench consume and bench connect, then stops the broker by
 # its PID. Usage: scripts/bench-security.sh [ROUNDS] (default 3)
+# PIN=1 puts the broker on CPU 0 and bench on CPU 1 (taskset), so the
+# broker's cost is not mixed with the client's, and bench reports the
+# broker's CPU per MB (--broker-pid).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
@@ -30,7 +33,13 @@ cat "$dir/server.key" "$dir/server.pem" >"$dir/keystore.pem"
 
 plain=127.0.0.1:19092
 secure=127.0.0.1:19093
-"$BROKER" --cores 1 --data-dir "$dir/data" --listen "$plain" --set sluice.admin.listen= \
+pin_broker=()
+BENCH_RUN=("$BENCH")
+if [ "${PIN:-0}" = 1 ]; then
+    pin_broker=(--set sluice.cpus=0)
+    BENCH_RUN=(taskset -c 1 "$BENCH")
+fi
+"$BROKER" --cores 1 "${pin_broker[@]}" --data-dir "$dir/data" --listen "$plain" --set sluice.admin.listen= \
     --set "listeners=SASL_SSL://$secure" --set "ssl.keystore.location=$dir/keystore.pem" \
     --set 'listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_bench="bench-secret";' \
     >"$dir/broker.log" 2>&1 &
@@ -45,14 +54,14 @@ for round in $(seq "$rounds"); do
     for mode in plaintext sasl_ssl; do
         if [ "$mode" = plaintext ]; then args=(--bootstrap "$plain"); else args=(--bootstrap "$secure" "${sec[@]}"); fi
         echo "== round $round $mode: closed loop"
-        "$BENCH" produce "${args[@]}" --acks all --partitions 4 --producers 2 --duration-s 5 \
-            --topic "closed-$mode-$round" | grep -E "^acks|^ all"
+        "${BENCH_RUN[@]}" produce "${args[@]}" --acks all --partitions 4 --producers 2 --duration-s 5 \
+            --broker-pid "$pid" --topic "closed-$mode-$round" | grep -E "^acks|^ all|broker"
         echo "== round $round $mode: 50000 msg/s, then consume what it wrote"
         target/release/sluice topic create --bootstrap "$plain" -p 4 "rate-$mode-$round" >/dev/null
-        "$BENCH" produce "${args[@]}" --acks all --partitions 4 --producers 2 --duration-s 5 \
+        "${BENCH_RUN[@]}" produce "${args[@]}" --acks all --partitions 4 --producers 2 --duration-s 5 \
             --rate 50000 --topic "rate-$mode-$round" --keep-topic | grep -E "^acks|^ all"
-        "$BENCH" consume "${args[@]}" --topic "rate-$mode-$round" | tail -2
+        "${BENCH_RUN[@]}" consume "${args[@]}" --topic "rate-$mode-$round" | tail -3
         echo "== round $round $mode: connections"
-        "$BENCH" connect "${args[@]}" --count 200
+        "${BENCH_RUN[@]}" connect "${args[@]}" --count 200
     done
 done

@@ -195,6 +195,11 @@ impl ProducedBatch {
         })
     }
 
+    /// Written by a transactional producer (attributes bit 4).
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & ATTR_TRANSACTIONAL != 0
+    }
+
     /// -1 for a producer that is not idempotent.
     pub fn producer_id(&self) -> i64 {
         self.producer_id

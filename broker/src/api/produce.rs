@@ -20,7 +20,7 @@ use crate::group::store::OFFSETS_TOPIC;
 use crate::partition::{Acks, ProduceError, Produced};
 use bytes::{Bytes, BytesMut};
 use controller::acl::operation::WRITE;
-use controller::acl::resource::TOPIC;
+use controller::acl::resource::{TOPIC, TRANSACTIONAL_ID};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
@@ -75,9 +75,18 @@ pub async fn handle(
     let acks = request.acks;
     // acks=all waits at most this long for the in-sync replicas.
     let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
-    let (wanted, mut records) = batches_of(ctx.take_frame(), request);
     let authorizer = core.authorizer();
-    let may_write = |topic: &str| authorizer.allows(&ctx.caller(), WRITE, TOPIC, topic);
+    // Kafka: transactional records need the request's transactional id,
+    // and WRITE on it.
+    let transactional = request
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| authorizer.allows(&ctx.caller(), WRITE, TRANSACTIONAL_ID, id));
+    let (wanted, mut records) = batches_of(ctx.take_frame(), request);
+    let may_write = |topic: &str| Allowed {
+        topic: authorizer.allows(&ctx.caller(), WRITE, TOPIC, topic),
+        transactional,
+    };
     if let [(name, partitions)] = &wanted[..] {
         if let [(index, _)] = partitions[..] {
             // One partition (what a producer sends to a partition's leader
@@ -193,6 +202,13 @@ pub(crate) fn batches_of(
     (wanted, records)
 }
 
+/// What the caller may write: the topic, and transactional records.
+#[derive(Clone, Copy)]
+struct Allowed {
+    topic: bool,
+    transactional: bool,
+}
+
 /// Why a partition's produce is refused before it reaches the partition.
 enum Refused {
     Kafka(ResponseError, &'static str),
@@ -206,7 +222,7 @@ async fn produce_partition(
     index: i32,
     records: Option<BytesMut>,
     acks: i16,
-    allowed: bool,
+    allowed: Allowed,
     timeout: std::time::Duration,
 ) -> Result<Produced, Refused> {
     let (acks, batch) = check(&topic, records, acks, allowed)?;
@@ -221,12 +237,12 @@ fn check(
     topic: &str,
     records: Option<BytesMut>,
     acks: i16,
-    allowed: bool,
+    allowed: Allowed,
 ) -> Result<(Acks, ProducedBatch), Refused> {
     let Some(acks) = Acks::from_wire(acks) else {
         return Err(Refused::Kafka(ResponseError::InvalidRequiredAcks, ""));
     };
-    if !allowed {
+    if !allowed.topic {
         return Err(Refused::Kafka(ResponseError::TopicAuthorizationFailed, ""));
     }
     if topic == OFFSETS_TOPIC {
@@ -246,6 +262,12 @@ fn check(
         ));
     }
     let batch = ProducedBatch::new(records).map_err(Refused::Batch)?;
+    if batch.is_transactional() && !allowed.transactional {
+        return Err(Refused::Kafka(
+            ResponseError::TransactionalIdAuthorizationFailed,
+            "",
+        ));
+    }
     Ok((acks, batch))
 }
 

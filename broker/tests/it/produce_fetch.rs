@@ -99,6 +99,31 @@ fn a_failed_acks_zero_write_closes_the_connection() {
     assert_eq!(response.topics.iter().filter(|t| !t.is_internal).count(), 1);
 }
 
+/// Transactional records need the request's transactional id (and WRITE
+/// on it), as in Kafka: without one they are refused, nothing appended.
+#[test]
+fn transactional_records_without_a_transactional_id_are_refused() {
+    let broker = Broker::start(&[]);
+    let mut client = Client::connect(broker.address);
+    assert_eq!(create_topic(&mut client, "txr", 1), 0);
+    let mut bytes = batch(&[b"t"]).to_vec();
+    // attributes (offset 21): the transactional bit, CRC recomputed.
+    bytes[22] |= 0x10;
+    let crc = storage::batch::compute_crc(&bytes);
+    bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+    let response: ProduceResponse = client.call(
+        ApiKey::Produce,
+        9,
+        &produce_request("txr", 0, bytes::Bytes::from(bytes), -1),
+    );
+    assert_eq!(
+        response.responses[0].partition_responses[0].error_code,
+        ResponseError::TransactionalIdAuthorizationFailed.code()
+    );
+    let (_, fetched, high_watermark) = fetch_values(&mut client, "txr", 0);
+    assert!(fetched.is_empty() && high_watermark == 0, "{fetched:?}");
+}
+
 #[test]
 fn bad_batches_get_kafka_error_codes() {
     let broker = Broker::start(&["message.max.bytes=2000"]);
