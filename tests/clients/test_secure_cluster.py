@@ -12,6 +12,10 @@ listeners, as a Kafka deployment on a shared network runs:
   operator listener). INTERNAL accepts nothing but TLS, so an acks=all
   write to a topic with min.insync.replicas=3 completes only if both
   followers fetched over it, and then every node's log holds each record.
+  The same with SCRAM-SHA-512 for the brokers' login: the broker user's
+  SCRAM credential is added through the PLAINTEXT listener once the quorum
+  has formed (it lives in the metadata), and the followers, refused until
+  then, get in.
 - the controller quorum over SSL with client certificates required
   (CONTROLLER:SSL): the cluster forms, and on a voter's controller port a
   TLS client with a CA-signed certificate gets an answer to a status
@@ -28,6 +32,7 @@ import tempfile
 
 import pytest
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
 
 from test_cluster import Cluster, distinct_free_ports
 from test_replication import create_topic_with, log_bytes, wait_whole_isr
@@ -35,21 +40,28 @@ from test_security import closed_without_answer, make_certs
 
 RECORDS = 200
 TIMEOUT_S = 60
-INTER_BROKER_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
-                     'username="broker" password="broker-secret" user_broker="broker-secret";')
+BROKER_PASSWORD = "broker-secret"
+LOGINS = {
+    "PLAIN": ("plain", 'org.apache.kafka.common.security.plain.PlainLoginModule required '
+              f'username="broker" password="{BROKER_PASSWORD}" user_broker="{BROKER_PASSWORD}";'),
+    "SCRAM-SHA-512": ("scram-sha-512", 'org.apache.kafka.common.security.scram.ScramLoginModule required '
+                      f'username="broker" password="{BROKER_PASSWORD}";'),
+}
 
 
-@pytest.fixture
-def secure_cluster():
+@pytest.fixture(params=["PLAIN"])
+def secure_cluster(request):
+    mechanism = request.param
+    prefix, jaas = LOGINS[mechanism]
     with tempfile.TemporaryDirectory() as certs_dir:
         certs = make_certs(certs_dir)
         cluster = Cluster(settings=[
             "group.initial.rebalance.delay.ms=0",
             "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL,CONTROLLER:SSL",
             "inter.broker.listener.name=INTERNAL",
-            "sasl.mechanism.inter.broker.protocol=PLAIN",
-            "listener.name.internal.sasl.enabled.mechanisms=PLAIN",
-            f"listener.name.internal.plain.sasl.jaas.config={INTER_BROKER_JAAS}",
+            f"sasl.mechanism.inter.broker.protocol={mechanism}",
+            f"listener.name.internal.sasl.enabled.mechanisms={mechanism}",
+            f"listener.name.internal.{prefix}.sasl.jaas.config={jaas}",
             "ssl.keystore.type=PEM",
             f"ssl.keystore.location={certs['keystore']}",
             f"ssl.truststore.location={certs['ca']}",
@@ -66,11 +78,18 @@ def secure_cluster():
         try:
             cluster.start()
             cluster.certs = certs
+            if mechanism.startswith("SCRAM"):
+                admin = AdminClient({"bootstrap.servers": cluster.nodes[1].bootstrap})
+                upsert = UserScramCredentialUpsertion(
+                    "broker", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096), BROKER_PASSWORD.encode())
+                for future in admin.alter_user_scram_credentials([upsert]).values():
+                    future.result(TIMEOUT_S)
             yield cluster
         finally:
             cluster.close()
 
 
+@pytest.mark.parametrize("secure_cluster", ["PLAIN", "SCRAM-SHA-512"], indirect=True)
 def test_replication_over_a_sasl_ssl_inter_broker_listener(secure_cluster):
     cluster = secure_cluster
     node = cluster.nodes[1]
