@@ -64,6 +64,11 @@ impl Admin {
             cores,
             snapshots,
             ready: self.ready(),
+            cluster: crate::metrics::ClusterSnapshot::of(
+                self.node_id,
+                &self.cluster.controller.image(),
+                &self.cluster.controller.local_status(),
+            ),
         }
         .encode()
     }

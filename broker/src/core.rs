@@ -619,6 +619,10 @@ impl Core {
     /// after a refusal.
     pub fn alter_isr(self: &Rc<Self>, topic: &str, index: i32, change: IsrChange) {
         let (core, topic) = (self.clone(), topic.to_string());
+        let before = self
+            .shard
+            .partition(&topic, index)
+            .and_then(|p| p.isr_len());
         glommio::spawn_local(async move {
             let Some(topic_id) = core.image().topic(&topic).map(|t| t.id) else {
                 return;
@@ -644,6 +648,9 @@ impl Core {
                 Ok((_, Response::PartitionAltered(Ok(state)))) => {
                     tracing::info!(%topic, partition = index, isr = ?state.isr,
                         partition_epoch = state.partition_epoch, "ISR changed");
+                    if let Some(before) = before {
+                        core.counters.isr_changed(before, state.isr.len());
+                    }
                     partition.isr_changed(state.partition_epoch, state.isr);
                 }
                 Ok((_, Response::PartitionAltered(Err(

@@ -594,8 +594,7 @@ impl Partition {
             high_watermark: self.log.high_watermark(),
             size_bytes: self.log.size_bytes(),
             traffic: self.traffic.snapshot(),
-            flushes: stats.flushes,
-            bytes_written: stats.bytes_written,
+            log_stats: stats,
         }
     }
 
@@ -698,6 +697,14 @@ impl Partition {
     pub fn isr_change_refused(&self, change: &IsrChange) {
         if let Replica::Leader(leader) = &mut *self.replica.borrow_mut() {
             leader.change_refused(change, now_ms());
+        }
+    }
+
+    /// The ISR's size while this replica leads.
+    pub fn isr_len(&self) -> Option<usize> {
+        match &*self.replica.borrow() {
+            Replica::Leader(leader) => Some(leader.isr().len()),
+            _ => None,
         }
     }
 

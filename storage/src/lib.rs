@@ -31,5 +31,8 @@ pub use config::{CleanupPolicy, LogConfig, TimestampType, ValueKind};
 pub use epochs::{EpochEntry, LeaderEpochs};
 pub use error::{BatchError, Result, StorageError};
 pub use io::Faults;
-pub use log::{AppendInfo, CleanOptions, CleanReport, Log, LogOptions, LogStats, RecoveryReport};
+pub use log::{
+    AppendInfo, CleanOptions, CleanReport, Log, LogOptions, LogStats, RecoveryReport,
+    FLUSH_LATENCY_BOUNDS_S,
+};
 pub use read::{Chunk, ReadBatches};

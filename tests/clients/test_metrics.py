@@ -101,7 +101,19 @@ def test_counters_move_by_what_was_produced_and_consumed(broker_factory):
     # acks=all on the default flush policy: durable writes happened.
     flushes = sum(v for (name, _), v in after.items() if name == "sluice_storage_flushes_total")
     assert flushes >= 1
+    # Every durable write is in the latency histogram, once.
+    timed = sum(v for (name, _), v in after.items() if name == "sluice_storage_flush_duration_seconds_count")
+    assert timed == flushes, (timed, flushes)
     assert value(after, "sluice_scrape_cores_missing") == 0
+    # A single node leads its own quorum; the topic and its partitions are
+    # in the cluster counts (__consumer_offsets too, once a group used it).
+    assert value(after, "kafka_controller_kafkacontroller_activecontrollercount") == 1
+    assert value(after, "kafka_server_raftmetrics_current_leader") == 0  # node.id defaults to 0
+    assert value(after, "kafka_controller_kafkacontroller_offlinepartitionscount") == 0
+    assert value(after, "kafka_controller_kafkacontroller_globaltopiccount") >= 1
+    assert value(after, "kafka_controller_kafkacontroller_globalpartitioncount") >= 4
+    assert value(after, "kafka_controller_kafkacontroller_activebrokercount") == 1
+    assert value(after, "sluice_metadata_applied_offset") >= value(before, "sluice_metadata_applied_offset") > 0
 
 
 def test_status_paths_and_bad_requests(broker):

@@ -48,15 +48,21 @@ def openssl(*args, cwd):
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
 
 
-def signed_keystore(d, name, subject="/CN=localhost", ext="subjectAltName=DNS:localhost,IP:127.0.0.1"):
-    """A new key and certificate signed by the CA in `d`, as one PEM
-    keystore file `<name>-keystore.pem` (key, certificate, CA)."""
+def signed(d, name, subject, ext):
+    """`<name>.key` and `<name>.pem`, a certificate signed by the CA in `d`."""
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject,
             "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d)
     with open(os.path.join(d, f"{name}.ext"), "w") as f:
         f.write(ext + "\n")
     openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
             "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem", cwd=d)
+
+
+def signed_keystore(d, name, subject="/CN=localhost", ext="subjectAltName=DNS:localhost,IP:127.0.0.1"):
+    """A new server key and certificate signed by the CA in `d`, as one PEM
+    keystore file `<name>-keystore.pem` (key, chain), as Kafka's PEM
+    keystore holds them."""
+    signed(d, name, subject, ext)
     path = os.path.join(d, f"{name}-keystore.pem")
     with open(path, "w") as out:
         for part in [f"{name}.key", f"{name}.pem", "ca.pem"]:
@@ -66,27 +72,14 @@ def signed_keystore(d, name, subject="/CN=localhost", ext="subjectAltName=DNS:lo
 
 
 def make_certs(d):
-    """A CA, a server certificate for localhost/127.0.0.1 and a client
-    certificate, all signed by the CA. The server's keystore is one PEM file
-    with its key and chain, as Kafka's PEM keystore holds them."""
+    """A CA, a server certificate for localhost/127.0.0.1 (its keystore)
+    and a client certificate, all signed by the CA."""
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Sluice Test CA",
             "-keyout", "ca.key", "-out", "ca.pem", cwd=d)
-    for name, subject, ext in [
-        ("server", "/CN=localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
-        ("client", "/O=Sluice/OU=Tests/CN=alice", "extendedKeyUsage=clientAuth"),
-    ]:
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject,
-                "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d)
-        with open(os.path.join(d, f"{name}.ext"), "w") as f:
-            f.write(ext + "\n")
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-                "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem", cwd=d)
-    with open(os.path.join(d, "server-keystore.pem"), "w") as out:
-        for part in ["server.key", "server.pem", "ca.pem"]:
-            with open(os.path.join(d, part)) as f:
-                out.write(f.read())
+    keystore = signed_keystore(d, "server")
+    signed(d, "client", "/O=Sluice/OU=Tests/CN=alice", "extendedKeyUsage=clientAuth")
     return {k: os.path.join(d, f"{k}.pem") for k in ["ca", "client"]} | {
-        "client_key": os.path.join(d, "client.key"), "keystore": os.path.join(d, "server-keystore.pem")}
+        "client_key": os.path.join(d, "client.key"), "keystore": keystore}
 
 
 class Secured:

@@ -4,7 +4,7 @@
 //! `kafka_log_log_*`, ...); Sluice's own are `sluice_*`. docs/operations.md
 //! lists them all.
 
-use super::{CoreSnapshot, CountersSnapshot, PartitionSnapshot, LATENCY_BOUNDS_S};
+use super::{ClusterSnapshot, CoreSnapshot, CountersSnapshot, PartitionSnapshot, LATENCY_BOUNDS_S};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -19,6 +19,7 @@ pub struct Scrape {
     pub cores: usize,
     pub snapshots: Vec<CoreSnapshot>,
     pub ready: bool,
+    pub cluster: ClusterSnapshot,
 }
 
 impl Scrape {
@@ -87,6 +88,7 @@ impl Collector for Scrape {
         self.encode_partitions(&mut encoder, &partitions)?;
         self.encode_requests(&mut encoder)?;
         self.encode_cores(&mut encoder)?;
+        self.encode_cluster(&mut encoder)?;
         gauges(
             &mut encoder,
             "sluice_broker_ready",
@@ -103,6 +105,67 @@ impl Collector for Scrape {
 }
 
 impl Scrape {
+    fn encode_cluster(&self, encoder: &mut DescriptorEncoder) -> Result<(), Error> {
+        let c = &self.cluster;
+        let one = |value: i64| [(vec![], value)];
+        let families: [(&str, &str, i64); 9] = [
+            (
+                "kafka_controller_kafkacontroller_activecontrollercount",
+                "1 on the active controller (the metadata quorum's leader), 0 elsewhere",
+                i64::from(c.active_controller),
+            ),
+            (
+                "kafka_controller_kafkacontroller_offlinepartitionscount",
+                "Partitions without a leader, cluster-wide (this node's metadata image)",
+                c.offline_partitions as i64,
+            ),
+            (
+                "kafka_controller_kafkacontroller_globalpartitioncount",
+                "Partitions in the cluster",
+                c.partitions as i64,
+            ),
+            (
+                "kafka_controller_kafkacontroller_globaltopiccount",
+                "Topics in the cluster",
+                c.topics as i64,
+            ),
+            (
+                "kafka_controller_kafkacontroller_activebrokercount",
+                "Registered brokers that are not fenced",
+                c.active_brokers as i64,
+            ),
+            (
+                "kafka_controller_kafkacontroller_fencedbrokercount",
+                "Registered brokers that are fenced (missed their heartbeats)",
+                c.fenced_brokers as i64,
+            ),
+            (
+                "kafka_server_raftmetrics_current_leader",
+                "Node id of the metadata quorum's leader as this node knows it (-1: none)",
+                c.controller_leader.map_or(-1, |id| id as i64),
+            ),
+            (
+                "kafka_server_raftmetrics_current_epoch",
+                "The metadata quorum's term",
+                c.controller_epoch as i64,
+            ),
+            (
+                "kafka_server_raftmetrics_high_watermark",
+                "The metadata log's commit index as this node knows it",
+                c.metadata_committed as i64,
+            ),
+        ];
+        for (name, help, value) in families {
+            gauges(encoder, name, help, one(value))?;
+        }
+        gauges(
+            encoder,
+            "sluice_metadata_applied_offset",
+            "The metadata log entry this node's image has applied (behind the high watermark: the broker lags the quorum)",
+            one(c.metadata_applied as i64),
+        )
+    }
+
     fn encode_topics(
         &self,
         encoder: &mut DescriptorEncoder,
@@ -297,6 +360,18 @@ impl Scrape {
         )?;
         counters(
             encoder,
+            "kafka_server_replicamanager_isrshrinks",
+            "ISR shrinks committed for partitions led here (Kafka: ReplicaManager IsrShrinksPerSec)",
+            per_core(|s| s.counters.isr_shrinks),
+        )?;
+        counters(
+            encoder,
+            "kafka_server_replicamanager_isrexpands",
+            "ISR expansions committed for partitions led here (Kafka: ReplicaManager IsrExpandsPerSec)",
+            per_core(|s| s.counters.isr_expands),
+        )?;
+        counters(
+            encoder,
             "sluice_connections_accepted",
             "Client connections accepted",
             per_core(|s| s.counters.connections_accepted),
@@ -327,14 +402,35 @@ impl Scrape {
             encoder,
             "sluice_storage_flushes",
             "Durable writes of the logs' group commits (each covers every batch appended since the last)",
-            storage(|p| p.flushes),
+            storage(|p| p.log_stats.flushes),
         )?;
         counters(
             encoder,
             "sluice_storage_bytes_written",
             "Bytes handed to the disk by the logs, padding and rewritten tail pages included",
-            storage(|p| p.bytes_written),
+            storage(|p| p.log_stats.bytes_written),
         )?;
+        let mut family = encoder.encode_descriptor(
+            "sluice_storage_flush_duration_seconds",
+            "How long each durable write (write + fdatasync, O_DSYNC) of the group commit took (Kafka: LogFlushStats LogFlushRateAndTimeMs)",
+            None,
+            MetricType::Histogram,
+        )?;
+        for s in &self.snapshots {
+            let mut stats = storage::LogStats::default();
+            for p in &s.partitions {
+                stats.add(&p.log_stats);
+            }
+            let bounds = storage::FLUSH_LATENCY_BOUNDS_S
+                .iter()
+                .copied()
+                .chain([f64::MAX]);
+            let buckets: Vec<(f64, u64)> = bounds.zip(stats.flush_latency).collect();
+            let sum = stats.flush_latency_sum_ns as f64 / 1e9;
+            family
+                .encode_family(&vec![("core", core(s))])?
+                .encode_histogram::<NoLabelSet>(sum, stats.flushes, &buckets, None)?;
+        }
         gauges(
             encoder,
             "sluice_tail_cache_bytes",
@@ -377,8 +473,12 @@ mod tests {
                 batches_in: 1,
                 ..TrafficSnapshot::default()
             },
-            flushes: 3,
-            bytes_written: 8192,
+            log_stats: storage::LogStats {
+                flushes: 3,
+                bytes_written: 8192,
+                flush_latency: [0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0],
+                flush_latency_sum_ns: 1_200_000,
+            },
         }
     }
 
@@ -389,6 +489,9 @@ mod tests {
         core0.hop(1, Hop::Produce);
         let core1 = CoreCounters::new(2);
         core1.request(0, 9, Duration::from_millis(2));
+        core1.isr_changed(3, 2);
+        core1.isr_changed(2, 3);
+        core1.isr_changed(3, 2);
         let scrape = Scrape {
             node_id: 1,
             cores: 2,
@@ -397,6 +500,13 @@ mod tests {
                 core1.core_snapshot(1, vec![partition("orders", 1, 50)], 20, 5),
             ],
             ready: true,
+            cluster: ClusterSnapshot {
+                active_controller: true,
+                controller_leader: Some(1),
+                offline_partitions: 2,
+                partitions: 7,
+                ..ClusterSnapshot::default()
+            },
         };
         let text = scrape.encode().expect("encodes");
         for line in [
@@ -409,8 +519,16 @@ mod tests {
             "kafka_log_log_logendoffset{topic=\"orders\",partition=\"1\"} 10",
             "kafka_server_replicamanager_underreplicatedpartitions 1",
             "sluice_storage_flushes_total{core=\"1\"} 3",
+            "sluice_storage_flush_duration_seconds_count{core=\"1\"} 3",
+            "sluice_storage_flush_duration_seconds_bucket{le=\"0.0005\",core=\"1\"} 2",
             "sluice_broker_ready 1",
             "sluice_scrape_cores_missing 0",
+            "kafka_server_replicamanager_isrshrinks_total{core=\"1\"} 2",
+            "kafka_server_replicamanager_isrexpands_total{core=\"1\"} 1",
+            "kafka_controller_kafkacontroller_activecontrollercount 1",
+            "kafka_controller_kafkacontroller_offlinepartitionscount 2",
+            "kafka_controller_kafkacontroller_globalpartitioncount 7",
+            "kafka_server_raftmetrics_current_leader 1",
         ] {
             assert!(text.contains(line), "missing {line:?} in:\n{text}");
         }

@@ -77,6 +77,10 @@ pub struct CoreCounters {
     connections_accepted: Cell<u64>,
     connections_closed: Cell<u64>,
     connections_rejected: Cell<u64>,
+    /// ISR changes committed for partitions led on this core (Kafka's
+    /// IsrShrinksPerSec / IsrExpandsPerSec).
+    isr_shrinks: Cell<u64>,
+    isr_expands: Cell<u64>,
 }
 
 fn cells(n: usize) -> Box<[Cell<u64>]> {
@@ -97,6 +101,17 @@ impl CoreCounters {
             connections_accepted: Cell::new(0),
             connections_closed: Cell::new(0),
             connections_rejected: Cell::new(0),
+            isr_shrinks: Cell::new(0),
+            isr_expands: Cell::new(0),
+        }
+    }
+
+    /// A leader's ISR change committed: from `before` members to `after`.
+    pub fn isr_changed(&self, before: usize, after: usize) {
+        match after.cmp(&before) {
+            std::cmp::Ordering::Less => bump(&self.isr_shrinks, 1),
+            std::cmp::Ordering::Greater => bump(&self.isr_expands, 1),
+            std::cmp::Ordering::Equal => {}
         }
     }
 
@@ -152,6 +167,8 @@ impl CoreCounters {
             connections_accepted: self.connections_accepted.get(),
             connections_closed: self.connections_closed.get(),
             connections_rejected: self.connections_rejected.get(),
+            isr_shrinks: self.isr_shrinks.get(),
+            isr_expands: self.isr_expands.get(),
         }
     }
 }
@@ -167,6 +184,8 @@ pub struct CountersSnapshot {
     pub connections_accepted: u64,
     pub connections_closed: u64,
     pub connections_rejected: u64,
+    pub isr_shrinks: u64,
+    pub isr_expands: u64,
 }
 
 impl CountersSnapshot {
@@ -216,6 +235,8 @@ impl CountersSnapshot {
         self.connections_accepted += other.connections_accepted;
         self.connections_closed += other.connections_closed;
         self.connections_rejected += other.connections_rejected;
+        self.isr_shrinks += other.isr_shrinks;
+        self.isr_expands += other.isr_expands;
     }
 }
 
@@ -234,9 +255,9 @@ pub struct PartitionSnapshot {
     pub high_watermark: i64,
     pub size_bytes: u64,
     pub traffic: TrafficSnapshot,
-    /// Durable writes of the log's group commit (one per commit).
-    pub flushes: u64,
-    pub bytes_written: u64,
+    /// Durable writes of the log's group commit (one per commit), the
+    /// bytes written and how long each took.
+    pub log_stats: storage::LogStats,
 }
 
 /// A partition's record traffic, Kafka's BrokerTopicMetrics per partition.
@@ -293,6 +314,51 @@ impl Traffic {
             replication_bytes_in: self.replication_bytes_in.get(),
             bytes_out: self.bytes_out.get(),
             replication_bytes_out: self.replication_bytes_out.get(),
+        }
+    }
+}
+
+/// The cluster as this node's metadata image and controller see it
+/// (Kafka's KafkaController and raft-metrics figures).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterSnapshot {
+    /// This node is the active controller.
+    pub active_controller: bool,
+    /// The quorum leader's node id, if known.
+    pub controller_leader: Option<u64>,
+    /// The quorum's term (Kafka's leader epoch of the metadata log).
+    pub controller_epoch: u64,
+    /// The metadata log's commit index, and what this node applied.
+    pub metadata_committed: u64,
+    pub metadata_applied: u64,
+    pub topics: usize,
+    pub partitions: usize,
+    /// Partitions without a leader.
+    pub offline_partitions: usize,
+    pub active_brokers: usize,
+    pub fenced_brokers: usize,
+}
+
+impl ClusterSnapshot {
+    pub fn of(
+        node_id: i32,
+        image: &controller::MetadataImage,
+        status: &controller::rpc::QuorumStatus,
+    ) -> ClusterSnapshot {
+        let partitions = image.topics.values().flat_map(|t| t.partitions.iter());
+        let fenced = image.brokers.values().filter(|b| b.fenced).count();
+        ClusterSnapshot {
+            active_controller: status.leader == Some(node_id as u64)
+                && status.node_id == node_id as u64,
+            controller_leader: status.leader,
+            controller_epoch: status.term,
+            metadata_committed: status.commit_index,
+            metadata_applied: image.applied,
+            topics: image.topics.len(),
+            partitions: partitions.clone().count(),
+            offline_partitions: partitions.filter(|p| p.leader < 0).count(),
+            active_brokers: image.brokers.len() - fenced,
+            fenced_brokers: fenced,
         }
     }
 }

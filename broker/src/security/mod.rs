@@ -132,11 +132,7 @@ impl SecuritySettings {
     /// `key` for `listener`: `listener.name.<listener lower-case>.<key>`,
     /// else `<key>`.
     pub fn get(&self, listener: &str, key: &str) -> Option<&str> {
-        let prefixed = format!("listener.name.{}.{key}", listener.to_ascii_lowercase());
-        self.0
-            .get(&prefixed)
-            .or_else(|| self.0.get(key))
-            .map(String::as_str)
+        self.get_or_empty(listener, key)
             .filter(|v| !v.trim().is_empty())
     }
 }

@@ -219,7 +219,9 @@ impl Log {
             }
         };
         let buffer = Rc::new(job.buffer);
+        let started = std::time::Instant::now();
         let written = job.file.write_rc_at(buffer.clone(), job.position).await;
+        let took = started.elapsed();
         let synced = match written {
             // The write was the sync; an injected sync failure stands for
             // the kernel failing its durable part.
@@ -239,8 +241,7 @@ impl Log {
             .active_mut()
             .complete_flush(job.position, buffer.as_bytes(), job.end);
         state.durable_offset = job.last_offset + 1;
-        state.stats.flushes += 1;
-        state.stats.bytes_written += buffer.len() as u64;
+        state.stats.flushed(buffer.len(), took);
         self.recount_unwritten(&mut state);
         drop(state);
         self.inner.memory.evict();

@@ -119,6 +119,13 @@ struct State {
     leader_epoch_stamp: i32,
 }
 
+/// Upper bounds of the durable-write latency buckets, in seconds (the
+/// last, +Inf, is implied): 50 µs to 1 s, what an NVMe fdatasync to a
+/// stalled disk takes.
+pub const FLUSH_LATENCY_BOUNDS_S: [f64; 12] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1, 0.25, 1.0,
+];
+
 /// Counters for tests and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LogStats {
@@ -126,6 +133,39 @@ pub struct LogStats {
     pub flushes: u64,
     /// Bytes handed to the disk, padding and rewritten tail pages included.
     pub bytes_written: u64,
+    /// Flushes by how long the durable write took (`FLUSH_LATENCY_BOUNDS_S`,
+    /// then +Inf; not cumulative).
+    pub flush_latency: [u64; FLUSH_LATENCY_BOUNDS_S.len() + 1],
+    /// Their summed latency, in nanoseconds.
+    pub flush_latency_sum_ns: u64,
+}
+
+impl LogStats {
+    fn flushed(&mut self, bytes: usize, took: std::time::Duration) {
+        self.flushes += 1;
+        self.bytes_written += bytes as u64;
+        let seconds = took.as_secs_f64();
+        let bucket = FLUSH_LATENCY_BOUNDS_S
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(FLUSH_LATENCY_BOUNDS_S.len());
+        self.flush_latency[bucket] += 1;
+        self.flush_latency_sum_ns = self
+            .flush_latency_sum_ns
+            .saturating_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// Adds `other`'s counts (the partitions of a core summed).
+    pub fn add(&mut self, other: &LogStats) {
+        self.flushes += other.flushes;
+        self.bytes_written += other.bytes_written;
+        for (a, b) in self.flush_latency.iter_mut().zip(other.flush_latency) {
+            *a += b;
+        }
+        self.flush_latency_sum_ns = self
+            .flush_latency_sum_ns
+            .saturating_add(other.flush_latency_sum_ns);
+    }
 }
 
 impl State {

@@ -345,6 +345,8 @@ mod tests {
                 "not before flush.ms"
             );
             assert_eq!(log.stats().flushes, 1);
+            // Each flush lands in one latency bucket.
+            assert_eq!(log.stats().flush_latency.iter().sum::<u64>(), 1);
         });
     }
 }
