@@ -7,7 +7,7 @@ import socket
 import urllib.error
 import urllib.request
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
@@ -92,6 +92,17 @@ def test_counters_move_by_what_was_produced_and_consumed(broker_factory):
                    if name == "kafka_network_requestmetrics_requests_total" and ("request", "Produce") in labels)
     assert produces >= batches / 4, produces
     assert value(after, "sluice_request_duration_seconds_count", request="Produce") == produces
+    # Every partition answer's code counts: each produced partition said NONE.
+    assert value(after, "kafka_network_requestmetrics_errors_total", request="Produce", error="NONE") >= produces
+    # An error is counted under Kafka's name for it.
+    future = admin.delete_topics(["no-such-topic"])["no-such-topic"]
+    try:
+        future.result(TIMEOUT_S)
+    except KafkaException:
+        pass
+    errors = scrape(broker)
+    assert value(errors, "kafka_network_requestmetrics_errors_total", request="DeleteTopics",
+                 error="UNKNOWN_TOPIC_OR_PARTITION") == 1
     # Two cores, four partitions: some produce went through a core that
     # does not own its partition (the client's connections land on one or
     # both cores).

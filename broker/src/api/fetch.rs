@@ -31,6 +31,12 @@ use storage::{Chunk, Event};
 /// copying them.
 pub struct FetchReply(Vec<TopicAnswer>);
 
+impl FetchReply {
+    pub fn topics(&self) -> &[TopicAnswer] {
+        &self.0
+    }
+}
+
 impl Reply for FetchReply {
     fn into_outcome(self, ctx: &RequestContext) -> Outcome {
         Outcome::RespondParts(fetch_response::encode(

@@ -29,6 +29,7 @@ pub mod describe_producers;
 pub mod describe_quorum;
 pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
+pub mod error_codes;
 pub mod fetch;
 pub mod fetch_response;
 pub mod find_coordinator;
@@ -85,7 +86,14 @@ macro_rules! served_apis {
         /// Runs the request's handler; its answer becomes what to write.
         pub async fn dispatch(ctx: &RequestContext, core: &Rc<Core>, request: Request) -> Outcome {
             match request {
-                $( Request::$api(body) => $handler(ctx, core, body).await.into_outcome(ctx), )*
+                $( Request::$api(body) => {
+                    let answer = $handler(ctx, core, body).await;
+                    let api = ctx.api as i16;
+                    error_codes::ErrorCodes::error_codes(&answer, &mut |code| {
+                        core.counters.error(api, code)
+                    });
+                    answer.into_outcome(ctx)
+                } )*
             }
         }
     };

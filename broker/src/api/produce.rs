@@ -42,6 +42,12 @@ pub struct ProduceReply {
     response: ProduceResponse,
 }
 
+impl ProduceReply {
+    pub fn response(&self) -> &ProduceResponse {
+        &self.response
+    }
+}
+
 impl Reply for ProduceReply {
     fn into_outcome(self, ctx: &RequestContext) -> Outcome {
         if self.acks == 0 {

@@ -77,6 +77,26 @@ fn api_name(key: i16) -> String {
         .map_or_else(|_| format!("Unknown{key}"), |api| format!("{api:?}"))
 }
 
+/// Kafka's name of an error code (`NOT_LEADER_OR_FOLLOWER`), as its
+/// ErrorsPerSec `error` tag spells it.
+fn error_name(code: i16) -> String {
+    if code == 0 {
+        return "NONE".to_string();
+    }
+    let Some(error) = kafka_protocol::error::ResponseError::try_from_code(code) else {
+        return format!("UNKNOWN_CODE_{code}");
+    };
+    let camel = format!("{error:?}");
+    let mut name = String::with_capacity(camel.len() + 8);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            name.push('_');
+        }
+        name.push(c.to_ascii_uppercase());
+    }
+    name
+}
+
 impl Collector for Scrape {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), Error> {
         let partitions: Vec<&PartitionSnapshot> = self
@@ -315,6 +335,21 @@ impl Scrape {
                 )
             }),
         )?;
+        let errors: Vec<(String, String, u64)> = merged
+            .errors()
+            .map(|(api, code, n)| (api_name(api), error_name(code), n))
+            .collect();
+        counters(
+            encoder,
+            "kafka_network_requestmetrics_errors",
+            "Error codes in responses, per API and code, NONE included (Kafka: RequestMetrics ErrorsPerSec)",
+            errors.iter().map(|(api, error, n)| {
+                (
+                    vec![("request", api.as_str()), ("error", error.as_str())],
+                    *n,
+                )
+            }),
+        )?;
         let mut family = encoder.encode_descriptor(
             "sluice_request_duration_seconds",
             "From a request's frame read to its answer ready to send, per API (Kafka: RequestMetrics TotalTimeMs, without the send)",
@@ -490,6 +525,10 @@ mod tests {
         let core1 = CoreCounters::new(2);
         core1.request(0, 9, Duration::from_millis(2));
         core1.isr_changed(3, 2);
+        core1.error(0, 0);
+        core1.error(0, 6);
+        core0.error(0, 6);
+        core0.error(3, -1);
         core1.isr_changed(2, 3);
         core1.isr_changed(3, 2);
         let scrape = Scrape {
@@ -529,6 +568,9 @@ mod tests {
             "kafka_controller_kafkacontroller_offlinepartitionscount 2",
             "kafka_controller_kafkacontroller_globalpartitioncount 7",
             "kafka_server_raftmetrics_current_leader 1",
+            "kafka_network_requestmetrics_errors_total{request=\"Produce\",error=\"NONE\"} 1",
+            "kafka_network_requestmetrics_errors_total{request=\"Produce\",error=\"NOT_LEADER_OR_FOLLOWER\"} 2",
+            "kafka_network_requestmetrics_errors_total{request=\"Metadata\",error=\"UNKNOWN_SERVER_ERROR\"} 1",
         ] {
             assert!(text.contains(line), "missing {line:?} in:\n{text}");
         }

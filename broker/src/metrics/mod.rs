@@ -19,6 +19,10 @@ use std::time::Duration;
 pub const API_KEYS: usize = 80;
 /// Versions counted per API key; higher versions count as the last.
 pub const API_VERSIONS: usize = 20;
+/// Error codes counted per API key: 0..=126 each; the last slot takes
+/// -1 (UNKNOWN_SERVER_ERROR) and anything newer.
+pub const ERROR_SLOTS: usize = 128;
+const ERROR_OTHER: usize = ERROR_SLOTS - 1;
 /// Upper bounds of the request latency buckets, in seconds (the last,
 /// +Inf, is implied).
 pub const LATENCY_BOUNDS_S: [f64; 15] = [
@@ -74,6 +78,8 @@ pub struct CoreCounters {
     latency_sum_ns: Box<[Cell<u64>]>,
     /// By `to_core * Hop::ALL.len() + kind`.
     hops: Box<[Cell<u64>]>,
+    /// By `api_key * ERROR_SLOTS + slot`: every code of every response.
+    errors: Box<[Cell<u64>]>,
     connections_accepted: Cell<u64>,
     connections_closed: Cell<u64>,
     connections_rejected: Cell<u64>,
@@ -98,6 +104,7 @@ impl CoreCounters {
             latency: cells(API_KEYS * LATENCY_BUCKETS),
             latency_sum_ns: cells(API_KEYS),
             hops: cells(cores * Hop::ALL.len()),
+            errors: cells(API_KEYS * ERROR_SLOTS),
             connections_accepted: Cell::new(0),
             connections_closed: Cell::new(0),
             connections_rejected: Cell::new(0),
@@ -136,6 +143,18 @@ impl CoreCounters {
         bump(&self.latency_sum_ns[api], nanos);
     }
 
+    /// One error code (NONE included) in a response of `api_key`.
+    pub fn error(&self, api_key: i16, code: i16) {
+        let Some(api) = usize::try_from(api_key).ok().filter(|a| *a < API_KEYS) else {
+            return;
+        };
+        let slot = usize::try_from(code)
+            .ok()
+            .filter(|c| *c < ERROR_OTHER)
+            .unwrap_or(ERROR_OTHER);
+        bump(&self.errors[api * ERROR_SLOTS + slot], 1);
+    }
+
     pub fn hop(&self, to_core: usize, kind: Hop) {
         let index = to_core * Hop::ALL.len() + kind as usize;
         if let Some(cell) = self.hops.get(index) {
@@ -164,6 +183,7 @@ impl CoreCounters {
             latency: values(&self.latency),
             latency_sum_ns: values(&self.latency_sum_ns),
             hops: values(&self.hops),
+            errors: values(&self.errors),
             connections_accepted: self.connections_accepted.get(),
             connections_closed: self.connections_closed.get(),
             connections_rejected: self.connections_rejected.get(),
@@ -181,6 +201,7 @@ pub struct CountersSnapshot {
     latency: Vec<u64>,
     latency_sum_ns: Vec<u64>,
     hops: Vec<u64>,
+    errors: Vec<u64>,
     pub connections_accepted: u64,
     pub connections_closed: u64,
     pub connections_rejected: u64,
@@ -208,6 +229,20 @@ impl CountersSnapshot {
             .map(|(api, buckets)| (api as i16, buckets, self.latency_sum_ns[api] as f64 / 1e9))
     }
 
+    /// (api key, error code, count) of every counted pair; -1 stands for
+    /// UNKNOWN_SERVER_ERROR and codes past the counted ones.
+    pub fn errors(&self) -> impl Iterator<Item = (i16, i16, u64)> + '_ {
+        self.errors
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n > 0)
+            .map(|(i, &n)| {
+                let slot = i % ERROR_SLOTS;
+                let code = if slot == ERROR_OTHER { -1 } else { slot as i16 };
+                ((i / ERROR_SLOTS) as i16, code, n)
+            })
+    }
+
     /// (to core, kind, count) of every counted pair.
     pub fn hops(&self) -> impl Iterator<Item = (usize, Hop, u64)> + '_ {
         self.hops
@@ -232,6 +267,7 @@ impl CountersSnapshot {
         add(&mut self.latency, &other.latency);
         add(&mut self.latency_sum_ns, &other.latency_sum_ns);
         add(&mut self.hops, &other.hops);
+        add(&mut self.errors, &other.errors);
         self.connections_accepted += other.connections_accepted;
         self.connections_closed += other.connections_closed;
         self.connections_rejected += other.connections_rejected;
