@@ -320,12 +320,14 @@ impl Core {
             .map(|(topic, index, partition)| partition.snapshot(topic, *index))
             .collect();
         let memory = self.shard.memory();
-        self.counters.core_snapshot(
+        let mut snapshot = self.counters.core_snapshot(
             self.router.core(),
             partitions,
             memory.tail_cache_bytes(),
             memory.write_buffer_bytes(),
-        )
+        );
+        snapshot.groups = self.groups.coordinator.snapshot();
+        snapshot
     }
 
     /// Runs `work` on `core`: directly if it is this one, else as a job

@@ -74,6 +74,7 @@ def test_counters_move_by_what_was_produced_and_consumed(broker_factory):
         assert message is not None, f"{read} of {RECORDS} read"
         assert message.error() is None, message.error()
         read += 1
+    consumer.commit(asynchronous=False)
     consumer.close()
 
     after = scrape(broker)
@@ -100,6 +101,17 @@ def test_counters_move_by_what_was_produced_and_consumed(broker_factory):
         future.result(TIMEOUT_S)
     except KafkaException:
         pass
+    # The group's committed offsets, and its lag (none: it read everything).
+    committed = [value(after, "sluice_consumer_group_committed_offset", group="metered", topic=topic,
+                       partition=str(p)) for p in range(4)]
+    assert committed == [RECORDS // 4] * 4, committed
+    lags = [value(after, "sluice_consumer_group_lag", group="metered", topic=topic, partition=str(p))
+            for p in range(4)]
+    assert lags == [0] * 4, lags
+    assert ("sluice_consumer_group_lag", frozenset({"group": "metered", "topic": topic, "partition": "0"}.items())) \
+        in after, "lag not exported"
+    assert value(after, "kafka_coordinator_group_groupmetadatamanager_numgroups") >= 1
+    assert value(after, "sluice_consumer_groups", state="Empty") >= 1  # assign() only: no members
     errors = scrape(broker)
     assert value(errors, "kafka_network_requestmetrics_errors_total", request="DeleteTopics",
                  error="UNKNOWN_TOPIC_OR_PARTITION") == 1

@@ -322,6 +322,27 @@ impl Coordinator {
         format!("{client_id}-{:x}-{n:x}", now_ms())
     }
 
+    /// The groups as `/metrics` shows them.
+    pub fn snapshot(&self) -> Vec<crate::metrics::GroupSnapshot> {
+        self.groups
+            .borrow()
+            .values()
+            .map(|group| crate::metrics::GroupSnapshot {
+                id: group.id.clone(),
+                state: group.state.name(),
+                members: group.members.len(),
+                generation: group.generation,
+                offsets: group
+                    .offsets
+                    .iter()
+                    .map(|((topic, partition), committed)| {
+                        (topic.clone(), *partition, committed.offset)
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
     pub fn join(&self, args: JoinArgs) -> Answer<Joined> {
         match self.try_join(args) {
             Ok(answer) => answer,

@@ -109,6 +109,7 @@ impl Collector for Scrape {
         self.encode_requests(&mut encoder)?;
         self.encode_cores(&mut encoder)?;
         self.encode_cluster(&mut encoder)?;
+        self.encode_groups(&mut encoder)?;
         gauges(
             &mut encoder,
             "sluice_broker_ready",
@@ -183,6 +184,112 @@ impl Scrape {
             "sluice_metadata_applied_offset",
             "The metadata log entry this node's image has applied (behind the high watermark: the broker lags the quorum)",
             one(c.metadata_applied as i64),
+        )
+    }
+
+    fn encode_groups(&self, encoder: &mut DescriptorEncoder) -> Result<(), Error> {
+        let groups: Vec<&super::GroupSnapshot> = self
+            .snapshots
+            .iter()
+            .flat_map(|s| s.groups.iter())
+            .collect();
+        let states = [
+            "Empty",
+            "PreparingRebalance",
+            "CompletingRebalance",
+            "Stable",
+        ];
+        let mut by_state: BTreeMap<&str, i64> = states.iter().map(|s| (*s, 0)).collect();
+        for group in &groups {
+            *by_state.entry(group.state).or_default() += 1;
+        }
+        gauges(
+            encoder,
+            "kafka_coordinator_group_groupmetadatamanager_numgroups",
+            "Consumer groups this broker coordinates (Kafka: GroupMetadataManager NumGroups)",
+            [(vec![], groups.len() as i64)],
+        )?;
+        gauges(
+            encoder,
+            "sluice_consumer_groups",
+            "Consumer groups this broker coordinates, by state (Kafka: NumGroupsStable, NumGroupsEmpty, ...)",
+            by_state
+                .iter()
+                .map(|(state, n)| (vec![("state", *state)], *n)),
+        )?;
+        gauges(
+            encoder,
+            "sluice_consumer_group_members",
+            "Members of each group this broker coordinates",
+            groups
+                .iter()
+                .map(|g| (vec![("group", g.id.as_str())], g.members as i64)),
+        )?;
+        gauges(
+            encoder,
+            "sluice_consumer_group_generation",
+            "Generation of each group: it moves by one per rebalance, so its rate is the rebalance rate",
+            groups
+                .iter()
+                .map(|g| (vec![("group", g.id.as_str())], i64::from(g.generation))),
+        )?;
+        let committed: Vec<(&str, &str, String, i64)> = groups
+            .iter()
+            .flat_map(|g| {
+                g.offsets.iter().map(|(topic, partition, offset)| {
+                    (
+                        g.id.as_str(),
+                        topic.as_str(),
+                        partition.to_string(),
+                        *offset,
+                    )
+                })
+            })
+            .collect();
+        // Lag as kafka-consumer-groups shows it (high watermark minus the
+        // committed offset), for the partitions this broker leads.
+        let high_watermarks: BTreeMap<(&str, String), i64> = self
+            .snapshots
+            .iter()
+            .flat_map(|s| s.partitions.iter())
+            .filter(|p| p.leader)
+            .map(|p| {
+                (
+                    (p.topic.as_str(), p.partition.to_string()),
+                    p.high_watermark,
+                )
+            })
+            .collect();
+        gauges(
+            encoder,
+            "sluice_consumer_group_lag",
+            "High watermark minus the group's committed offset, for partitions led by this broker (kafka-consumer-groups' LAG)",
+            committed.iter().filter_map(|(group, topic, partition, offset)| {
+                let hw = high_watermarks.get(&(*topic, partition.clone()))?;
+                Some((
+                    vec![
+                        ("group", *group),
+                        ("topic", *topic),
+                        ("partition", partition.as_str()),
+                    ],
+                    (hw - offset).max(0),
+                ))
+            }),
+        )?;
+        gauges(
+            encoder,
+            "sluice_consumer_group_committed_offset",
+            "Each group's committed offset per partition (lag: the partition leader's kafka_log_log_logendoffset minus this)",
+            committed.iter().map(|(group, topic, partition, offset)| {
+                (
+                    vec![
+                        ("group", *group),
+                        ("topic", *topic),
+                        ("partition", partition.as_str()),
+                    ],
+                    *offset,
+                )
+            }),
         )
     }
 
@@ -531,12 +638,20 @@ mod tests {
         core0.error(3, -1);
         core1.isr_changed(2, 3);
         core1.isr_changed(3, 2);
+        let mut with_group = core1.core_snapshot(1, vec![partition("orders", 1, 50)], 20, 5);
+        with_group.groups = vec![crate::metrics::GroupSnapshot {
+            id: "billing".into(),
+            state: "Stable",
+            members: 2,
+            generation: 4,
+            offsets: vec![("orders".into(), 1, 7)],
+        }];
         let scrape = Scrape {
             node_id: 1,
             cores: 2,
             snapshots: vec![
                 core0.core_snapshot(0, vec![partition("orders", 0, 100)], 10, 0),
-                core1.core_snapshot(1, vec![partition("orders", 1, 50)], 20, 5),
+                with_group,
             ],
             ready: true,
             cluster: ClusterSnapshot {
@@ -569,6 +684,13 @@ mod tests {
             "kafka_controller_kafkacontroller_globalpartitioncount 7",
             "kafka_server_raftmetrics_current_leader 1",
             "kafka_network_requestmetrics_errors_total{request=\"Produce\",error=\"NONE\"} 1",
+            "kafka_coordinator_group_groupmetadatamanager_numgroups 1",
+            "sluice_consumer_groups{state=\"Stable\"} 1",
+            "sluice_consumer_groups{state=\"Empty\"} 0",
+            "sluice_consumer_group_members{group=\"billing\"} 2",
+            "sluice_consumer_group_generation{group=\"billing\"} 4",
+            "sluice_consumer_group_committed_offset{group=\"billing\",topic=\"orders\",partition=\"1\"} 7",
+            "sluice_consumer_group_lag{group=\"billing\",topic=\"orders\",partition=\"1\"} 2",
             "kafka_network_requestmetrics_errors_total{request=\"Produce\",error=\"NOT_LEADER_OR_FOLLOWER\"} 2",
             "kafka_network_requestmetrics_errors_total{request=\"Metadata\",error=\"UNKNOWN_SERVER_ERROR\"} 1",
         ] {

@@ -399,11 +399,26 @@ impl ClusterSnapshot {
     }
 }
 
+/// One consumer group a core coordinates, as a scrape sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSnapshot {
+    pub id: String,
+    /// Kafka's state name: Empty, PreparingRebalance, CompletingRebalance,
+    /// Stable.
+    pub state: &'static str,
+    pub members: usize,
+    /// Each rebalance moves it by one.
+    pub generation: i32,
+    /// (topic, partition, committed offset).
+    pub offsets: Vec<(String, i32, i64)>,
+}
+
 /// Everything one core answers a scrape with.
 #[derive(Debug, Clone)]
 pub struct CoreSnapshot {
     pub counters: CountersSnapshot,
     pub partitions: Vec<PartitionSnapshot>,
+    pub groups: Vec<GroupSnapshot>,
     pub tail_cache_bytes: usize,
     pub write_buffer_bytes: usize,
 }
@@ -420,6 +435,7 @@ impl CoreCounters {
         CoreSnapshot {
             counters: self.snapshot(core),
             partitions,
+            groups: Vec::new(),
             tail_cache_bytes,
             write_buffer_bytes,
         }
