@@ -39,6 +39,8 @@ pub struct Admin {
     pub cluster: Arc<Cluster>,
     /// Every core opened its partitions (server.rs sets it).
     pub opened: Arc<AtomicBool>,
+    /// The client listeners' names, in `listeners` order.
+    pub listeners: Vec<String>,
 }
 
 impl Admin {
@@ -64,6 +66,7 @@ impl Admin {
             cores,
             snapshots,
             ready: self.ready(),
+            listeners: self.listeners.clone(),
             cluster: crate::metrics::ClusterSnapshot::of(
                 self.node_id,
                 &self.cluster.controller.image(),

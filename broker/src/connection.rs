@@ -15,6 +15,7 @@ use crate::api::fetch_response::Part;
 use crate::api::reply::{self, Outcome};
 use crate::core::Core;
 use crate::limits::CONNECTION_REQUESTS_IN_FLIGHT_MAX;
+use crate::metrics::CloseReason;
 use crate::protocol::decode::{decode, Body};
 use crate::protocol::dispatch;
 use crate::protocol::frame::{FrameError, FrameReader};
@@ -71,6 +72,7 @@ pub async fn serve(core: Rc<Core>, stream: TcpStream, listener: &ListenerSecurit
         // per (client IP, reason) on this core, so a client retrying in a
         // loop does not flood the log.
         Err(error) => {
+            core.counters.closed_by_broker(CloseReason::TlsHandshake);
             if let Some(peer) = peer {
                 let reason = format!("{} listener: TLS handshake failed: {error}", listener.name);
                 core.refusals
@@ -126,6 +128,7 @@ pub async fn serve_transport<T: Transport>(
             Some(Ok(frame)) => frame,
             Some(Err(FrameError::Closed)) => break,
             Some(Err(error)) => {
+                core.counters.closed_by_broker(CloseReason::BadFrame);
                 tracing::warn!(%peer, %error, "closing connection");
                 break;
             }
@@ -149,6 +152,7 @@ pub async fn serve_transport<T: Transport>(
                             info = Rc::new(authenticated);
                         }
                         Next::Close(reason) => {
+                            core.counters.closed_by_broker(CloseReason::Authentication);
                             tracing::info!(%peer, %reason, "closing connection");
                             break;
                         }
@@ -159,6 +163,7 @@ pub async fn serve_transport<T: Transport>(
                     continue;
                 }
                 SaslStep::Close(reason) => {
+                    core.counters.closed_by_broker(CloseReason::Authentication);
                     tracing::info!(%peer, %reason, "closing connection");
                     break;
                 }

@@ -97,6 +97,7 @@ impl Core {
         router: Router<Core>,
     ) -> Result<(Rc<Core>, flume::Receiver<Update>), BrokerError> {
         let router_cores = router.cores();
+        let listeners = config.listeners.len();
         let memory =
             CoreMemory::with_limits(config.tail_cache_bytes_max, config.write_buffer_bytes_max);
         let shard = Rc::new(Shard::new(
@@ -130,7 +131,7 @@ impl Core {
             shard,
             groups,
             refusals: Refusals::default(),
-            counters: CoreCounters::new(router_cores),
+            counters: CoreCounters::new(router_cores, listeners),
             authorizer: RefCell::new(authorizer),
             image: RefCell::new(image),
             roles_changed: storage::Event::default(),

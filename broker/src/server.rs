@@ -137,6 +137,7 @@ pub fn run(mut config: Config) -> Result<()> {
             router: router.clone(),
             cluster: cluster.clone(),
             opened: all_opened.clone(),
+            listeners: config.listeners.iter().map(|l| l.name.clone()).collect(),
         };
         let bound = crate::admin::start(address, admin)
             .map_err(|source| ServerError::Admin { address, source })?;
@@ -390,10 +391,17 @@ async fn serve(
 
 /// Accepts on one listener until cancelled (at stop).
 async fn accept_forever(core: Rc<Core>, listener: TcpListener, security: Arc<ListenerSecurity>) {
+    let index = core
+        .config
+        .listeners
+        .iter()
+        .position(|l| l.name == security.name)
+        .unwrap_or(0);
     loop {
         match listener.accept().await {
             Ok(stream) => {
-                glommio::spawn_local(serve_client(core.clone(), stream, security.clone())).detach();
+                glommio::spawn_local(serve_client(core.clone(), stream, security.clone(), index))
+                    .detach();
             }
             Err(error) => {
                 tracing::warn!(core = core.router.core(), listener = %security.name, %error, "accept failed")
@@ -408,6 +416,7 @@ async fn serve_client(
     core: Rc<Core>,
     stream: glommio::net::TcpStream,
     security: Arc<ListenerSecurity>,
+    listener: usize,
 ) {
     let Some(_slot) = core.cluster.take_connection(core.config.connections_max) else {
         core.counters.connection_rejected();
@@ -418,9 +427,9 @@ async fn serve_client(
         return;
     };
     let _ = stream.set_nodelay(true);
-    core.counters.connection_accepted();
+    core.counters.connection_accepted(listener);
     crate::connection::serve(core.clone(), stream, &security).await;
-    core.counters.connection_closed();
+    core.counters.connection_closed(listener);
 }
 
 /// Fails when a live listener holds `address`: binds and listens once with

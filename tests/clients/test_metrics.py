@@ -4,6 +4,7 @@ and consumes, its counters moving by what was produced and read; the
 readiness and liveness paths; bad HTTP requests answered with a 4xx while
 the Kafka listener keeps serving."""
 import socket
+import struct
 import urllib.error
 import urllib.request
 
@@ -93,6 +94,11 @@ def test_counters_move_by_what_was_produced_and_consumed(broker_factory):
                    if name == "kafka_network_requestmetrics_requests_total" and ("request", "Produce") in labels)
     assert produces >= batches / 4, produces
     assert value(after, "sluice_request_duration_seconds_count", request="Produce") == produces
+    # The acknowledgement latency per acks value covers every produce.
+    assert value(after, "sluice_produce_duration_seconds_count", acks="all") == produces
+    accepted = sum(v for (name, labels), v in after.items()
+                   if name == "sluice_connections_accepted_total" and ("listener", "PLAINTEXT") in labels)
+    assert accepted >= 2, accepted  # the producer's and the consumer's at least
     # Every partition answer's code counts: each produced partition said NONE.
     assert value(after, "kafka_network_requestmetrics_errors_total", request="Produce", error="NONE") >= produces
     # An error is counted under Kafka's name for it.
@@ -112,9 +118,16 @@ def test_counters_move_by_what_was_produced_and_consumed(broker_factory):
         in after, "lag not exported"
     assert value(after, "kafka_coordinator_group_groupmetadatamanager_numgroups") >= 1
     assert value(after, "sluice_consumer_groups", state="Empty") >= 1  # assign() only: no members
+    # A frame over the size limit: the broker closes, and says why.
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=TIMEOUT_S) as sock:
+        sock.sendall(struct.pack(">i", 0x7FFFFFFF))
+        assert sock.recv(16) == b""
     errors = scrape(broker)
     assert value(errors, "kafka_network_requestmetrics_errors_total", request="DeleteTopics",
                  error="UNKNOWN_TOPIC_OR_PARTITION") == 1
+    bad_frames = sum(v for (name, labels), v in errors.items()
+                     if name == "sluice_connections_closed_by_broker_total" and ("reason", "bad_frame") in labels)
+    assert bad_frames == 1, bad_frames
     # Two cores, four partitions: some produce went through a core that
     # does not own its partition (the client's connections land on one or
     # both cores).

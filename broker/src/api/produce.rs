@@ -78,6 +78,13 @@ pub async fn handle(
     core: &Rc<Core>,
     request: ProduceRequest,
 ) -> ProduceReply {
+    let started = std::time::Instant::now();
+    let reply = produce(ctx, core, request).await;
+    core.counters.produce_acked(reply.acks, started.elapsed());
+    reply
+}
+
+async fn produce(ctx: &RequestContext, core: &Rc<Core>, request: ProduceRequest) -> ProduceReply {
     let acks = request.acks;
     // acks=all waits at most this long for the in-sync replicas.
     let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);

@@ -20,6 +20,8 @@ pub struct Scrape {
     pub snapshots: Vec<CoreSnapshot>,
     pub ready: bool,
     pub cluster: ClusterSnapshot,
+    /// The client listeners' names, by index.
+    pub listeners: Vec<String>,
 }
 
 impl Scrape {
@@ -473,6 +475,20 @@ impl Scrape {
                 .encode_family(&labels)?
                 .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
         }
+        let mut family = encoder.encode_descriptor(
+            "sluice_produce_duration_seconds",
+            "Produce requests from their frame's arrival to their answer, per acks (0, 1, all): the acknowledgement latency producers see, without the network",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (acks, buckets, sum) in merged.produce_latencies() {
+            let bounds = LATENCY_BOUNDS_S.iter().copied().chain([f64::MAX]);
+            let buckets: Vec<(f64, u64)> = bounds.zip(buckets.iter().copied()).collect();
+            let count = buckets.iter().map(|(_, n)| n).sum();
+            family
+                .encode_family(&vec![("acks", acks)])?
+                .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+        }
         Ok(())
     }
 
@@ -512,11 +528,20 @@ impl Scrape {
             "ISR expansions committed for partitions led here (Kafka: ReplicaManager IsrExpandsPerSec)",
             per_core(|s| s.counters.isr_expands),
         )?;
+        let listener = |i: usize| self.listeners.get(i).map_or("?", String::as_str);
+        let per_listener = |field: fn(&CountersSnapshot) -> &Vec<u64>| {
+            self.snapshots.iter().flat_map(move |s| {
+                field(&s.counters)
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, n)| (vec![("core", core(s)), ("listener", listener(i))], *n))
+            })
+        };
         counters(
             encoder,
             "sluice_connections_accepted",
-            "Client connections accepted",
-            per_core(|s| s.counters.connections_accepted),
+            "Client connections accepted, per listener",
+            per_listener(|c| &c.connections_accepted),
         )?;
         counters(
             encoder,
@@ -527,11 +552,33 @@ impl Scrape {
         gauges(
             encoder,
             "sluice_connections_open",
-            "Client connections open",
-            self.snapshots.iter().map(|s| {
+            "Client connections open, per listener",
+            self.snapshots.iter().flat_map(|s| {
                 let c: &CountersSnapshot = &s.counters;
-                let open = c.connections_accepted.saturating_sub(c.connections_closed);
-                (vec![("core", core(s))], open as i64)
+                c.connections_accepted
+                    .iter()
+                    .zip(&c.connections_closed)
+                    .enumerate()
+                    .map(move |(i, (accepted, closed))| {
+                        let open = accepted.saturating_sub(*closed) as i64;
+                        (vec![("core", core(s)), ("listener", listener(i))], open)
+                    })
+            }),
+        )?;
+        counters(
+            encoder,
+            "sluice_connections_closed_by_broker",
+            "Accepted connections the broker closed, by why (tls_handshake, authentication, bad_frame, malformed_request, refused_request)",
+            self.snapshots.iter().flat_map(|s| {
+                super::CloseReason::ALL.iter().map(move |reason| {
+                    let n = s
+                        .counters
+                        .closed_by_broker
+                        .get(*reason as usize)
+                        .copied()
+                        .unwrap_or(0);
+                    (vec![("core", core(s)), ("reason", reason.name())], n)
+                })
             }),
         )?;
         let storage = |field: fn(&PartitionSnapshot) -> u64| {
@@ -626,12 +673,17 @@ mod tests {
 
     #[test]
     fn a_scrape_sums_topics_over_cores_and_names_apis() {
-        let core0 = CoreCounters::new(2);
+        let core0 = CoreCounters::new(2, 1);
         core0.request(0, 9, Duration::from_micros(700));
         core0.hop(1, Hop::Produce);
-        let core1 = CoreCounters::new(2);
+        let core1 = CoreCounters::new(2, 1);
         core1.request(0, 9, Duration::from_millis(2));
         core1.isr_changed(3, 2);
+        core1.produce_acked(-1, Duration::from_micros(800));
+        core0.produce_acked(-1, Duration::from_millis(3));
+        core0.produce_acked(0, Duration::from_micros(50));
+        core1.connection_accepted(0);
+        core1.closed_by_broker(crate::metrics::CloseReason::Authentication);
         core1.error(0, 0);
         core1.error(0, 6);
         core0.error(0, 6);
@@ -654,6 +706,7 @@ mod tests {
                 with_group,
             ],
             ready: true,
+            listeners: vec!["PLAINTEXT".into()],
             cluster: ClusterSnapshot {
                 active_controller: true,
                 controller_leader: Some(1),
@@ -685,6 +738,11 @@ mod tests {
             "kafka_server_raftmetrics_current_leader 1",
             "kafka_network_requestmetrics_errors_total{request=\"Produce\",error=\"NONE\"} 1",
             "kafka_coordinator_group_groupmetadatamanager_numgroups 1",
+            "sluice_produce_duration_seconds_count{acks=\"all\"} 2",
+            "sluice_produce_duration_seconds_bucket{le=\"0.001\",acks=\"all\"} 1",
+            "sluice_produce_duration_seconds_count{acks=\"0\"} 1",
+            "sluice_connections_open{core=\"1\",listener=\"PLAINTEXT\"} 1",
+            "sluice_connections_closed_by_broker_total{core=\"1\",reason=\"authentication\"} 1",
             "sluice_consumer_groups{state=\"Stable\"} 1",
             "sluice_consumer_groups{state=\"Empty\"} 0",
             "sluice_consumer_group_members{group=\"billing\"} 2",

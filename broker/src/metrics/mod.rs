@@ -67,6 +67,44 @@ impl Hop {
     }
 }
 
+/// Why the broker closed a client connection it had accepted
+/// (`sluice_connections_closed_by_broker_total`'s `reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The TLS handshake failed or timed out (a plaintext client on a TLS
+    /// port, an untrusted certificate).
+    TlsHandshake,
+    /// SASL: wrong credentials, a request before authentication, an
+    /// expired session.
+    Authentication,
+    /// A frame the reader refused (over the size limit, a bad length).
+    BadFrame,
+    /// A request that could not be decoded or answered.
+    MalformedRequest,
+    /// An API or version not served, or a failed acks=0 write.
+    RefusedRequest,
+}
+
+impl CloseReason {
+    pub const ALL: [CloseReason; 5] = [
+        CloseReason::TlsHandshake,
+        CloseReason::Authentication,
+        CloseReason::BadFrame,
+        CloseReason::MalformedRequest,
+        CloseReason::RefusedRequest,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CloseReason::TlsHandshake => "tls_handshake",
+            CloseReason::Authentication => "authentication",
+            CloseReason::BadFrame => "bad_frame",
+            CloseReason::MalformedRequest => "malformed_request",
+            CloseReason::RefusedRequest => "refused_request",
+        }
+    }
+}
+
 /// One core's request, connection and cross-core counters. Only its own
 /// core touches it.
 pub struct CoreCounters {
@@ -80,13 +118,31 @@ pub struct CoreCounters {
     hops: Box<[Cell<u64>]>,
     /// By `api_key * ERROR_SLOTS + slot`: every code of every response.
     errors: Box<[Cell<u64>]>,
-    connections_accepted: Cell<u64>,
-    connections_closed: Cell<u64>,
+    /// By listener index (the order of `listeners`).
+    connections_accepted: Box<[Cell<u64>]>,
+    connections_closed: Box<[Cell<u64>]>,
     connections_rejected: Cell<u64>,
+    /// By `CloseReason as usize`.
+    closed_by_broker: Box<[Cell<u64>]>,
+    /// Produce requests by acks (0, 1, all) and latency bucket, and their
+    /// summed latency per acks in nanoseconds.
+    produce_latency: Box<[Cell<u64>]>,
+    produce_latency_sum_ns: Box<[Cell<u64>]>,
     /// ISR changes committed for partitions led on this core (Kafka's
     /// IsrShrinksPerSec / IsrExpandsPerSec).
     isr_shrinks: Cell<u64>,
     isr_expands: Cell<u64>,
+}
+
+/// Produce's acks values as on the wire, and as the `acks` label says.
+pub const ACKS: [(i16, &str); 3] = [(0, "0"), (1, "1"), (-1, "all")];
+
+fn latency_bucket(took: Duration) -> usize {
+    let seconds = took.as_secs_f64();
+    LATENCY_BOUNDS_S
+        .iter()
+        .position(|&bound| seconds <= bound)
+        .unwrap_or(LATENCY_BOUNDS_S.len())
 }
 
 fn cells(n: usize) -> Box<[Cell<u64>]> {
@@ -98,16 +154,19 @@ fn bump(cell: &Cell<u64>, by: u64) {
 }
 
 impl CoreCounters {
-    pub fn new(cores: usize) -> CoreCounters {
+    pub fn new(cores: usize, listeners: usize) -> CoreCounters {
         CoreCounters {
             requests: cells(API_KEYS * API_VERSIONS),
             latency: cells(API_KEYS * LATENCY_BUCKETS),
             latency_sum_ns: cells(API_KEYS),
             hops: cells(cores * Hop::ALL.len()),
             errors: cells(API_KEYS * ERROR_SLOTS),
-            connections_accepted: Cell::new(0),
-            connections_closed: Cell::new(0),
+            connections_accepted: cells(listeners.max(1)),
+            connections_closed: cells(listeners.max(1)),
             connections_rejected: Cell::new(0),
+            closed_by_broker: cells(CloseReason::ALL.len()),
+            produce_latency: cells(ACKS.len() * LATENCY_BUCKETS),
+            produce_latency_sum_ns: cells(ACKS.len()),
             isr_shrinks: Cell::new(0),
             isr_expands: Cell::new(0),
         }
@@ -133,12 +192,10 @@ impl CoreCounters {
         }
         let version = usize::try_from(version).unwrap_or(0).min(API_VERSIONS - 1);
         bump(&self.requests[api * API_VERSIONS + version], 1);
-        let seconds = took.as_secs_f64();
-        let bucket = LATENCY_BOUNDS_S
-            .iter()
-            .position(|&bound| seconds <= bound)
-            .unwrap_or(LATENCY_BOUNDS_S.len());
-        bump(&self.latency[api * LATENCY_BUCKETS + bucket], 1);
+        bump(
+            &self.latency[api * LATENCY_BUCKETS + latency_bucket(took)],
+            1,
+        );
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         bump(&self.latency_sum_ns[api], nanos);
     }
@@ -162,12 +219,33 @@ impl CoreCounters {
         }
     }
 
-    pub fn connection_accepted(&self) {
-        bump(&self.connections_accepted, 1);
+    pub fn connection_accepted(&self, listener: usize) {
+        if let Some(cell) = self.connections_accepted.get(listener) {
+            bump(cell, 1);
+        }
     }
 
-    pub fn connection_closed(&self) {
-        bump(&self.connections_closed, 1);
+    pub fn connection_closed(&self, listener: usize) {
+        if let Some(cell) = self.connections_closed.get(listener) {
+            bump(cell, 1);
+        }
+    }
+
+    /// The broker closed an accepted connection, for `reason`.
+    pub fn closed_by_broker(&self, reason: CloseReason) {
+        bump(&self.closed_by_broker[reason as usize], 1);
+    }
+
+    /// A produce request answered (or, for acks=0, done), `took` from its
+    /// frame's arrival: the latency a producer sees per acks setting.
+    pub fn produce_acked(&self, acks: i16, took: Duration) {
+        let Some(index) = ACKS.iter().position(|(wire, _)| *wire == acks) else {
+            return;
+        };
+        let bucket = latency_bucket(took);
+        bump(&self.produce_latency[index * LATENCY_BUCKETS + bucket], 1);
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        bump(&self.produce_latency_sum_ns[index], nanos);
     }
 
     /// Closed at accept: `max.connections` reached.
@@ -184,9 +262,12 @@ impl CoreCounters {
             latency_sum_ns: values(&self.latency_sum_ns),
             hops: values(&self.hops),
             errors: values(&self.errors),
-            connections_accepted: self.connections_accepted.get(),
-            connections_closed: self.connections_closed.get(),
+            connections_accepted: values(&self.connections_accepted),
+            connections_closed: values(&self.connections_closed),
             connections_rejected: self.connections_rejected.get(),
+            closed_by_broker: values(&self.closed_by_broker),
+            produce_latency: values(&self.produce_latency),
+            produce_latency_sum_ns: values(&self.produce_latency_sum_ns),
             isr_shrinks: self.isr_shrinks.get(),
             isr_expands: self.isr_expands.get(),
         }
@@ -202,9 +283,14 @@ pub struct CountersSnapshot {
     latency_sum_ns: Vec<u64>,
     hops: Vec<u64>,
     errors: Vec<u64>,
-    pub connections_accepted: u64,
-    pub connections_closed: u64,
+    /// By listener index.
+    pub connections_accepted: Vec<u64>,
+    pub connections_closed: Vec<u64>,
     pub connections_rejected: u64,
+    /// By `CloseReason as usize`.
+    pub closed_by_broker: Vec<u64>,
+    produce_latency: Vec<u64>,
+    produce_latency_sum_ns: Vec<u64>,
     pub isr_shrinks: u64,
     pub isr_expands: u64,
 }
@@ -227,6 +313,19 @@ impl CountersSnapshot {
             .enumerate()
             .filter(|(_, buckets)| buckets.iter().any(|&n| n > 0))
             .map(|(api, buckets)| (api as i16, buckets, self.latency_sum_ns[api] as f64 / 1e9))
+    }
+
+    /// (acks label, per-bucket counts, sum in seconds) of each acks value
+    /// with a produce.
+    pub fn produce_latencies(&self) -> impl Iterator<Item = (&'static str, &[u64], f64)> + '_ {
+        self.produce_latency
+            .chunks(LATENCY_BUCKETS)
+            .zip(ACKS)
+            .enumerate()
+            .filter(|(_, (buckets, _))| buckets.iter().any(|&n| n > 0))
+            .map(|(i, (buckets, (_, label)))| {
+                (label, buckets, self.produce_latency_sum_ns[i] as f64 / 1e9)
+            })
     }
 
     /// (api key, error code, count) of every counted pair; -1 stands for
@@ -268,8 +367,14 @@ impl CountersSnapshot {
         add(&mut self.latency_sum_ns, &other.latency_sum_ns);
         add(&mut self.hops, &other.hops);
         add(&mut self.errors, &other.errors);
-        self.connections_accepted += other.connections_accepted;
-        self.connections_closed += other.connections_closed;
+        add(&mut self.connections_accepted, &other.connections_accepted);
+        add(&mut self.connections_closed, &other.connections_closed);
+        add(&mut self.closed_by_broker, &other.closed_by_broker);
+        add(&mut self.produce_latency, &other.produce_latency);
+        add(
+            &mut self.produce_latency_sum_ns,
+            &other.produce_latency_sum_ns,
+        );
         self.connections_rejected += other.connections_rejected;
         self.isr_shrinks += other.isr_shrinks;
         self.isr_expands += other.isr_expands;
@@ -448,7 +553,7 @@ mod tests {
 
     #[test]
     fn requests_land_in_their_api_version_and_latency_bucket() {
-        let counters = CoreCounters::new(2);
+        let counters = CoreCounters::new(2, 1);
         counters.request(0, 9, Duration::from_micros(300));
         counters.request(0, 9, Duration::from_millis(3));
         counters.request(1, 13, Duration::from_secs(60));
@@ -477,14 +582,15 @@ mod tests {
 
     #[test]
     fn hops_count_by_target_and_kind_and_merge() {
-        let a = CoreCounters::new(2);
+        let a = CoreCounters::new(2, 1);
         a.hop(1, Hop::Produce);
         a.hop(1, Hop::Produce);
         a.hop(1, Hop::FetchWait);
         a.hop(7, Hop::Fetch); // no such core: ignored
-        let b = CoreCounters::new(2);
+        let b = CoreCounters::new(2, 1);
         b.hop(0, Hop::Fetch);
-        b.connection_accepted();
+        b.connection_accepted(0);
+        b.connection_accepted(3); // no such listener: ignored
         let mut merged = a.snapshot(0);
         merged.add(&b.snapshot(1));
         let hops: Vec<_> = merged.hops().collect();
@@ -496,7 +602,7 @@ mod tests {
                 (1, Hop::FetchWait, 1)
             ]
         );
-        assert_eq!(merged.connections_accepted, 1);
+        assert_eq!(merged.connections_accepted, vec![1]);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use crate::api::context::{ConnectionInfo, RequestContext};
 use crate::api::reply::{self, Outcome};
 use crate::core::Core;
+use crate::metrics::CloseReason;
 use crate::protocol::decode::{decode, Body, DecodeError};
 use bytes::BytesMut;
 use std::rc::Rc;
@@ -17,9 +18,14 @@ pub async fn handle(core: &Rc<Core>, frame: BytesMut, connection: &Rc<Connection
         Err(DecodeError::Unsupported { reason, client_id }) => {
             core.refusals
                 .warn_once(&client_id, connection.peer, &reason);
+            core.counters.closed_by_broker(CloseReason::RefusedRequest);
             return Outcome::Refused(reason);
         }
-        Err(error) => return Outcome::Close(error.to_string()),
+        Err(error) => {
+            core.counters
+                .closed_by_broker(CloseReason::MalformedRequest);
+            return Outcome::Close(error.to_string());
+        }
     };
     let mut ctx = RequestContext::new(
         decoded.api,
@@ -39,5 +45,12 @@ pub async fn handle(core: &Rc<Core>, frame: BytesMut, connection: &Rc<Connection
     };
     core.counters
         .request(ctx.api as i16, ctx.version, started.elapsed());
+    match &outcome {
+        Outcome::Close(_) => core
+            .counters
+            .closed_by_broker(CloseReason::MalformedRequest),
+        Outcome::Refused(_) => core.counters.closed_by_broker(CloseReason::RefusedRequest),
+        _ => {}
+    }
     outcome
 }
