@@ -71,6 +71,7 @@ impl Admin {
                 self.node_id,
                 &self.cluster.controller.image(),
                 &self.cluster.controller.local_status(),
+                self.cluster.controller.commit_latency(),
             ),
         }
         .encode()

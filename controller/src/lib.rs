@@ -31,5 +31,8 @@ pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
 pub use leadership::{rebalance_leaders, unclean_election_enabled};
 pub use reassignment::{OngoingReassignment, ReassignmentError, ReassignmentOutcome};
 pub use records::{ConfigResource, Endpoint, MetadataRecord, ScramCredential, TopicId};
-pub use service::{Controller, ControllerConfig, ControllerTls, StartError, Update};
+pub use service::{
+    CommitLatency, Controller, ControllerConfig, ControllerTls, StartError, Update,
+    COMMIT_LATENCY_BOUNDS_S,
+};
 pub use store::Durability;

@@ -110,6 +110,36 @@ struct Shared {
     image: Mutex<Arc<MetadataImage>>,
     subscribers: Mutex<Vec<flume::Sender<Update>>>,
     status: Mutex<QuorumStatus>,
+    commit_latency: Mutex<CommitLatency>,
+}
+
+/// Upper bounds of the commit latency buckets, in seconds (+Inf implied).
+pub const COMMIT_LATENCY_BOUNDS_S: [f64; 12] = [
+    0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// How long requests submitted on this node (its voter, while it leads)
+/// took from submission to their answer: proposed, replicated to a
+/// majority, committed and applied (Kafka's raft-metrics commit-latency).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommitLatency {
+    /// Per bucket of `COMMIT_LATENCY_BOUNDS_S`, then +Inf (not cumulative).
+    pub buckets: [u64; COMMIT_LATENCY_BOUNDS_S.len() + 1],
+    pub sum_seconds: f64,
+    pub count: u64,
+}
+
+impl CommitLatency {
+    fn record(&mut self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        let bucket = COMMIT_LATENCY_BOUNDS_S
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(COMMIT_LATENCY_BOUNDS_S.len());
+        self.buckets[bucket] += 1;
+        self.sum_seconds += seconds;
+        self.count += 1;
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -181,6 +211,7 @@ impl Controller {
             image: Mutex::new(Arc::new(MetadataImage::default())),
             subscribers: Mutex::new(Vec::new()),
             status: Mutex::new(QuorumStatus::default()),
+            commit_latency: Mutex::new(CommitLatency::default()),
         });
         let (commands, receiver) = flume::unbounded();
         let thread_shared = shared.clone();
@@ -253,6 +284,11 @@ impl Controller {
         lock(&self.shared.status).clone()
     }
 
+    /// The commit latency of requests this node's voter took as leader.
+    pub fn commit_latency(&self) -> CommitLatency {
+        lock(&self.shared.commit_latency).clone()
+    }
+
     pub fn image(&self) -> Arc<MetadataImage> {
         lock(&self.shared.image).clone()
     }
@@ -274,7 +310,8 @@ struct Thread {
     shared: Arc<Shared>,
     started: Instant,
     next_token: std::cell::Cell<u64>,
-    waiting: RefCell<HashMap<u64, flume::Sender<Answer>>>,
+    /// Submitted requests awaiting their answer, and when they were.
+    waiting: RefCell<HashMap<u64, (flume::Sender<Answer>, Instant)>>,
     peers: HashMap<u64, flume::Sender<raft::prelude::Message>>,
     wake: flume::Sender<()>,
     /// Without a vote: the leader the voters last named (raft id).
@@ -414,7 +451,8 @@ async fn drive(thread: Rc<Thread>, woken: flume::Receiver<()>) {
             thread.shared.publish(index, records, image);
         }
         for (token, answer) in output.answers {
-            if let Some(reply) = thread.waiting.borrow_mut().remove(&token) {
+            if let Some((reply, submitted)) = thread.waiting.borrow_mut().remove(&token) {
+                lock(&thread.shared.commit_latency).record(submitted.elapsed());
                 let _ = reply.send(answer);
             }
         }
@@ -463,7 +501,9 @@ impl Thread {
         let token = self.next_token.get();
         self.next_token.set(token + 1);
         let (reply, answer) = flume::bounded(1);
-        self.waiting.borrow_mut().insert(token, reply);
+        self.waiting
+            .borrow_mut()
+            .insert(token, (reply, Instant::now()));
         node.borrow_mut().submit(token, request);
         let _ = self.wake.send(());
         Some(answer)

@@ -150,6 +150,8 @@ def test_counters_move_by_what_was_produced_and_consumed(broker_factory):
     assert value(after, "kafka_controller_kafkacontroller_globalpartitioncount") >= 4
     assert value(after, "kafka_controller_kafkacontroller_activebrokercount") == 1
     assert value(after, "sluice_metadata_applied_offset") >= value(before, "sluice_metadata_applied_offset") > 0
+    # The topic's creation went through the quorum this node leads.
+    assert value(after, "sluice_controller_commit_duration_seconds_count") >= 1
 
 
 def test_status_paths_and_bad_requests(broker):

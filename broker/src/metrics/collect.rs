@@ -181,6 +181,20 @@ impl Scrape {
         for (name, help, value) in families {
             gauges(encoder, name, help, one(value))?;
         }
+        let latency = &c.commit_latency;
+        let bounds = controller::COMMIT_LATENCY_BOUNDS_S
+            .iter()
+            .copied()
+            .chain([f64::MAX]);
+        let buckets: Vec<(f64, u64)> = bounds.zip(latency.buckets).collect();
+        encoder
+            .encode_descriptor(
+                "sluice_controller_commit_duration_seconds",
+                "Metadata requests taken by this node as quorum leader, from submission to commit and apply (Kafka: raft-metrics commit-latency-avg/max)",
+                None,
+                MetricType::Histogram,
+            )?
+            .encode_histogram::<NoLabelSet>(latency.sum_seconds, latency.count, &buckets, None)?;
         gauges(
             encoder,
             "sluice_metadata_applied_offset",
@@ -712,6 +726,11 @@ mod tests {
                 controller_leader: Some(1),
                 offline_partitions: 2,
                 partitions: 7,
+                commit_latency: controller::CommitLatency {
+                    buckets: [0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                    sum_seconds: 0.002,
+                    count: 1,
+                },
                 ..ClusterSnapshot::default()
             },
         };
@@ -736,6 +755,7 @@ mod tests {
             "kafka_controller_kafkacontroller_offlinepartitionscount 2",
             "kafka_controller_kafkacontroller_globalpartitioncount 7",
             "kafka_server_raftmetrics_current_leader 1",
+            "sluice_controller_commit_duration_seconds_count 1",
             "kafka_network_requestmetrics_errors_total{request=\"Produce\",error=\"NONE\"} 1",
             "kafka_coordinator_group_groupmetadatamanager_numgroups 1",
             "sluice_produce_duration_seconds_count{acks=\"all\"} 2",

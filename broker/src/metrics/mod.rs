@@ -461,8 +461,10 @@ impl Traffic {
 
 /// The cluster as this node's metadata image and controller see it
 /// (Kafka's KafkaController and raft-metrics figures).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClusterSnapshot {
+    /// Requests this node's voter committed as leader, by latency.
+    pub commit_latency: controller::CommitLatency,
     /// This node is the active controller.
     pub active_controller: bool,
     /// The quorum leader's node id, if known.
@@ -485,10 +487,12 @@ impl ClusterSnapshot {
         node_id: i32,
         image: &controller::MetadataImage,
         status: &controller::rpc::QuorumStatus,
+        commit_latency: controller::CommitLatency,
     ) -> ClusterSnapshot {
         let partitions = image.topics.values().flat_map(|t| t.partitions.iter());
         let fenced = image.brokers.values().filter(|b| b.fenced).count();
         ClusterSnapshot {
+            commit_latency,
             active_controller: status.leader == Some(node_id as u64)
                 && status.node_id == node_id as u64,
             controller_leader: status.leader,
