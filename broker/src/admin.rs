@@ -35,7 +35,8 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 /// What the endpoint reads from the broker.
 pub struct Admin {
     pub node_id: i32,
-    pub router: Router<Core>,
+    /// The cores to scrape; None on a controller-only node.
+    pub router: Option<Router<Core>>,
     pub cluster: Arc<Cluster>,
     /// Every core opened its partitions (server.rs sets it).
     pub opened: Arc<AtomicBool>,
@@ -46,21 +47,28 @@ pub struct Admin {
 impl Admin {
     /// Ready: every core opened its partitions and this broker is
     /// registered and unfenced (a broker-only or combined node alike).
+    /// A controller-only node: ready once the quorum has a leader.
     fn ready(&self) -> bool {
-        self.opened.load(Ordering::Relaxed) && self.cluster.is_unfenced()
+        match &self.router {
+            Some(_) => self.opened.load(Ordering::Relaxed) && self.cluster.is_unfenced(),
+            None => self.cluster.controller.local_status().leader.is_some(),
+        }
     }
 
     fn scrape(&self) -> Result<String, std::fmt::Error> {
-        let cores = self.router.cores();
-        let snapshots = (0..cores)
-            .filter_map(|core| {
-                self.router.call_blocking(
-                    core,
-                    |core| async move { core.snapshot() },
-                    CORE_ANSWER_TIMEOUT,
-                )
-            })
-            .collect();
+        let cores = self.router.as_ref().map_or(0, |r| r.cores());
+        let snapshots = match &self.router {
+            None => Vec::new(),
+            Some(router) => (0..cores)
+                .filter_map(|core| {
+                    router.call_blocking(
+                        core,
+                        |core| async move { core.snapshot() },
+                        CORE_ANSWER_TIMEOUT,
+                    )
+                })
+                .collect(),
+        };
         Scrape {
             node_id: self.node_id,
             cores,

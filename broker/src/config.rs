@@ -736,7 +736,9 @@ impl Config {
         let plaintext = listeners.iter().position(|l| l.name == "PLAINTEXT");
         if let Some(i) = plaintext.filter(|_| self.listen_from_flag) {
             listeners[i].address = self.listen;
-        } else if plaintext.is_none() && (self.listen_from_flag || listeners.is_empty()) {
+        } else if plaintext.is_none()
+            && (self.listen_from_flag || (listeners.is_empty() && self.cluster.broker))
+        {
             listeners.insert(
                 0,
                 Listener {
@@ -748,7 +750,10 @@ impl Config {
                 },
             );
         }
-        self.listen = listeners[0].address;
+        // A controller-only node serves no clients: no client listener.
+        if let Some(first) = listeners.first() {
+            self.listen = first.address;
+        }
         self.listeners = listeners;
         Ok(())
     }

@@ -118,6 +118,25 @@ pub fn run(mut config: Config) -> Result<()> {
         config.group.offsets_topic_partitions = existing;
     }
     if !config.cluster.broker {
+        // The admin endpoint still reports the quorum (no cores, no
+        // partitions): ready once it has a leader.
+        // The controller lives until stop: in the endpoint's Cluster, or here.
+        let _controller = match config.admin_listen {
+            Some(address) => {
+                let admin = crate::admin::Admin {
+                    node_id: config.node_id,
+                    router: None,
+                    cluster: Cluster::new(config.node_id, controller, 0),
+                    opened: Arc::new(AtomicBool::new(true)),
+                    listeners: Vec::new(),
+                };
+                let bound = crate::admin::start(address, admin)
+                    .map_err(|source| ServerError::Admin { address, source })?;
+                tracing::info!(%bound, "admin endpoint listening (/metrics, /v1/status/ready, /v1/status/live)");
+                None
+            }
+            None => Some(controller),
+        };
         tracing::info!(node = config.node_id, controller = ?config.cluster.controller_listen, "sluice controller ready");
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(STOP_POLL_MS));
@@ -134,7 +153,7 @@ pub fn run(mut config: Config) -> Result<()> {
     if let (Some(address), Some((router, _))) = (config.admin_listen, mesh.first()) {
         let admin = crate::admin::Admin {
             node_id: config.node_id,
-            router: router.clone(),
+            router: Some(router.clone()),
             cluster: cluster.clone(),
             opened: all_opened.clone(),
             listeners: config.listeners.iter().map(|l| l.name.clone()).collect(),

@@ -2,15 +2,22 @@
 Prometheus project's own OpenMetrics parser while confluent-kafka produces
 and consumes, its counters moving by what was produced and read; the
 readiness and liveness paths; bad HTTP requests answered with a 4xx while
-the Kafka listener keeps serving."""
+the Kafka listener keeps serving; a controller-only node's endpoint,
+ready once its quorum has a leader."""
 import socket
 import struct
+import subprocess
+import tempfile
+import time
+import types
 import urllib.error
 import urllib.request
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+from conftest import BROKER, free_port
 
 TIMEOUT_S = 30
 RECORDS = 500
@@ -167,3 +174,43 @@ def test_status_paths_and_bad_requests(broker):
     metadata = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=TIMEOUT_S)
     assert metadata.brokers
     assert get(broker, "/v1/status/live")[0] == 200
+
+
+def test_controller_only_node_reports_its_quorum():
+    """process.roles=controller: no client listener, but the endpoint says
+    ready once the (one-voter) quorum elected this node, and /metrics
+    has the quorum's figures and no partitions."""
+    with tempfile.TemporaryDirectory() as data_dir:
+        controller_port, admin_port = free_port(), free_port()
+        settings = ["process.roles=controller", "node.id=1",
+                    f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+                    f"listeners=CONTROLLER://127.0.0.1:{controller_port}",
+                    f"sluice.admin.listen=127.0.0.1:{admin_port}"]
+        cmd = [BROKER, "--data-dir", data_dir]
+        for setting in settings:
+            cmd += ["--set", setting]
+        log = tempfile.TemporaryFile(mode="w+")
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, text=True)
+        try:
+            node = types.SimpleNamespace(admin_port=admin_port)
+            deadline = time.monotonic() + TIMEOUT_S
+            while True:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    raise AssertionError(f"exited {proc.returncode}: {log.read()}")
+                try:
+                    status = get(node, "/v1/status/ready")[0]
+                except (ConnectionError, urllib.error.URLError):
+                    status = None
+                if status == 200:
+                    break
+                assert time.monotonic() < deadline, f"not ready: {status}"
+                time.sleep(0.05)
+            samples = scrape(node)
+            assert value(samples, "kafka_controller_kafkacontroller_activecontrollercount") == 1
+            assert value(samples, "kafka_server_raftmetrics_current_leader") == 1
+            assert not any(name == "kafka_log_log_logendoffset" for name, _ in samples)
+        finally:
+            proc.kill()
+            proc.wait()
+            log.close()
