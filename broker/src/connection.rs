@@ -170,7 +170,11 @@ pub async fn serve_transport<T: Transport>(
             },
         };
         let (core, info) = (core.clone(), info.clone());
-        let task = glommio::spawn_local(async move { dispatch::handle(&core, frame, &info).await });
+        let arrived = Instant::now();
+        let task =
+            glommio::spawn_local(
+                async move { dispatch::handle(&core, frame, &info, arrived).await },
+            );
         if queue.send(task).await.is_err() {
             break;
         }

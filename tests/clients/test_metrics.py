@@ -101,6 +101,13 @@ def test_counters_move_by_what_was_produced_and_consumed(broker_factory):
                    if name == "kafka_network_requestmetrics_requests_total" and ("request", "Produce") in labels)
     assert produces >= batches / 4, produces
     assert value(after, "sluice_request_duration_seconds_count", request="Produce") == produces
+    # Total time splits into the run queue's part and the handler's.
+    assert value(after, "sluice_request_queue_seconds_count", request="Produce") == produces
+    assert value(after, "sluice_request_local_seconds_count", request="Produce") == produces
+    total = value(after, "sluice_request_duration_seconds_sum", request="Produce")
+    parts = (value(after, "sluice_request_queue_seconds_sum", request="Produce")
+             + value(after, "sluice_request_local_seconds_sum", request="Produce"))
+    assert abs(total - parts) <= 1e-6 * produces + 1e-9, (total, parts)
     # The acknowledgement latency per acks value covers every produce.
     assert value(after, "sluice_produce_duration_seconds_count", acks="all") == produces
     accepted = sum(v for (name, labels), v in after.items()

@@ -37,6 +37,27 @@ impl Scrape {
 
 type Labels<'a> = Vec<(&'static str, &'a str)>;
 
+/// Writes one histogram family: a histogram per row of `latencies`,
+/// labelled by `labels(row)`, on `LATENCY_BOUNDS_S`.
+fn histograms<'a>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    latencies: &super::LatenciesSnapshot,
+    labels: impl Fn(usize) -> Labels<'a>,
+) -> Result<(), Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    for (row, buckets, sum) in latencies.rows() {
+        let bounds = LATENCY_BOUNDS_S.iter().copied().chain([f64::MAX]);
+        let buckets: Vec<(f64, u64)> = bounds.zip(buckets.iter().copied()).collect();
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        family
+            .encode_family(&labels(row))?
+            .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+    }
+    Ok(())
+}
+
 /// Writes one family: `samples` as (labels, value).
 fn counters<'a>(
     encoder: &mut DescriptorEncoder,
@@ -473,36 +494,36 @@ impl Scrape {
                 )
             }),
         )?;
-        let mut family = encoder.encode_descriptor(
+        let api_names: Vec<String> = (0..super::API_KEYS as i16).map(api_name).collect();
+        let by_api = |row: usize| vec![("request", api_names.get(row).map_or("?", String::as_str))];
+        histograms(
+            encoder,
             "sluice_request_duration_seconds",
             "From a request's frame read to its answer ready to send, per API (Kafka: RequestMetrics TotalTimeMs, without the send)",
-            None,
-            MetricType::Histogram,
+            &merged.latency,
+            by_api,
         )?;
-        for (api, buckets, sum) in merged.latencies() {
-            let name = api_name(api);
-            let labels = vec![("request", name.as_str())];
-            let bounds = LATENCY_BOUNDS_S.iter().copied().chain([f64::MAX]);
-            let buckets: Vec<(f64, u64)> = bounds.zip(buckets.iter().copied()).collect();
-            let count = buckets.iter().map(|(_, n)| n).sum();
-            family
-                .encode_family(&labels)?
-                .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
-        }
-        let mut family = encoder.encode_descriptor(
+        histograms(
+            encoder,
+            "sluice_request_queue_seconds",
+            "From a request's frame read to its handler's start, per API: time in the core's run queue (Kafka: RequestQueueTimeMs)",
+            &merged.queue_latency,
+            by_api,
+        )?;
+        histograms(
+            encoder,
+            "sluice_request_local_seconds",
+            "A request's handler, from its start to the answer ready, per API; waits for followers (acks=all) and fetch long-polls included (Kafka: LocalTimeMs + RemoteTimeMs)",
+            &merged.local_latency,
+            by_api,
+        )?;
+        histograms(
+            encoder,
             "sluice_produce_duration_seconds",
             "Produce requests from their frame's arrival to their answer, per acks (0, 1, all): the acknowledgement latency producers see, without the network",
-            None,
-            MetricType::Histogram,
+            &merged.produce_latency,
+            |row| vec![("acks", super::ACKS.get(row).map_or("?", |(_, label)| *label))],
         )?;
-        for (acks, buckets, sum) in merged.produce_latencies() {
-            let bounds = LATENCY_BOUNDS_S.iter().copied().chain([f64::MAX]);
-            let buckets: Vec<(f64, u64)> = bounds.zip(buckets.iter().copied()).collect();
-            let count = buckets.iter().map(|(_, n)| n).sum();
-            family
-                .encode_family(&vec![("acks", acks)])?
-                .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
-        }
         Ok(())
     }
 
@@ -688,10 +709,10 @@ mod tests {
     #[test]
     fn a_scrape_sums_topics_over_cores_and_names_apis() {
         let core0 = CoreCounters::new(2, 1);
-        core0.request(0, 9, Duration::from_micros(700));
+        core0.request(0, 9, Duration::from_micros(100), Duration::from_micros(600));
         core0.hop(1, Hop::Produce);
         let core1 = CoreCounters::new(2, 1);
-        core1.request(0, 9, Duration::from_millis(2));
+        core1.request(0, 9, Duration::ZERO, Duration::from_millis(2));
         core1.isr_changed(3, 2);
         core1.produce_acked(-1, Duration::from_micros(800));
         core0.produce_acked(-1, Duration::from_millis(3));
@@ -741,6 +762,8 @@ mod tests {
             "kafka_network_requestmetrics_requests_total{request=\"Produce\",version=\"9\"} 2",
             "sluice_request_duration_seconds_count{request=\"Produce\"} 2",
             "sluice_request_duration_seconds_bucket{le=\"0.001\",request=\"Produce\"} 1",
+            "sluice_request_queue_seconds_bucket{le=\"0.0001\",request=\"Produce\"} 2",
+            "sluice_request_local_seconds_count{request=\"Produce\"} 2",
             "sluice_cross_core_calls_total{core=\"0\",to=\"1\",kind=\"produce\"} 1",
             "kafka_log_log_logendoffset{topic=\"orders\",partition=\"1\"} 10",
             "kafka_server_replicamanager_underreplicatedpartitions 1",

@@ -110,10 +110,12 @@ impl CloseReason {
 pub struct CoreCounters {
     /// By `api_key * API_VERSIONS + version`.
     requests: Box<[Cell<u64>]>,
-    /// By `api_key * LATENCY_BUCKETS + bucket`.
-    latency: Box<[Cell<u64>]>,
-    /// Summed request latency per API key, in nanoseconds.
-    latency_sum_ns: Box<[Cell<u64>]>,
+    /// Per API key: from the frame's arrival to the answer ready (total),
+    /// to the handler's start (queue: the core's run queue), and the
+    /// handler's own time (local, waits for followers included).
+    latency: Latencies,
+    queue_latency: Latencies,
+    local_latency: Latencies,
     /// By `to_core * Hop::ALL.len() + kind`.
     hops: Box<[Cell<u64>]>,
     /// By `api_key * ERROR_SLOTS + slot`: every code of every response.
@@ -124,10 +126,8 @@ pub struct CoreCounters {
     connections_rejected: Cell<u64>,
     /// By `CloseReason as usize`.
     closed_by_broker: Box<[Cell<u64>]>,
-    /// Produce requests by acks (0, 1, all) and latency bucket, and their
-    /// summed latency per acks in nanoseconds.
-    produce_latency: Box<[Cell<u64>]>,
-    produce_latency_sum_ns: Box<[Cell<u64>]>,
+    /// Produce requests per acks value (the order of `ACKS`).
+    produce_latency: Latencies,
     /// ISR changes committed for partitions led on this core (Kafka's
     /// IsrShrinksPerSec / IsrExpandsPerSec).
     isr_shrinks: Cell<u64>,
@@ -145,6 +145,77 @@ fn latency_bucket(took: Duration) -> usize {
         .unwrap_or(LATENCY_BOUNDS_S.len())
 }
 
+/// One latency histogram per row (an API key, an acks value), in a core's
+/// cells: counts per bucket of `LATENCY_BOUNDS_S` (+Inf last) and the sum.
+struct Latencies {
+    /// By `row * LATENCY_BUCKETS + bucket`.
+    buckets: Box<[Cell<u64>]>,
+    /// Per row, in nanoseconds.
+    sum_ns: Box<[Cell<u64>]>,
+}
+
+impl Latencies {
+    fn new(rows: usize) -> Latencies {
+        Latencies {
+            buckets: cells(rows * LATENCY_BUCKETS),
+            sum_ns: cells(rows),
+        }
+    }
+
+    fn record(&self, row: usize, took: Duration) {
+        if let Some(cell) = self
+            .buckets
+            .get(row * LATENCY_BUCKETS + latency_bucket(took))
+        {
+            bump(cell, 1);
+            bump(
+                &self.sum_ns[row],
+                u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
+            );
+        }
+    }
+
+    fn snapshot(&self) -> LatenciesSnapshot {
+        LatenciesSnapshot {
+            buckets: self.buckets.iter().map(Cell::get).collect(),
+            sum_ns: self.sum_ns.iter().map(Cell::get).collect(),
+        }
+    }
+}
+
+/// `Latencies` as read at a scrape.
+#[derive(Debug, Clone, Default)]
+pub struct LatenciesSnapshot {
+    buckets: Vec<u64>,
+    sum_ns: Vec<u64>,
+}
+
+impl LatenciesSnapshot {
+    /// (row, per-bucket counts (not cumulative), sum in seconds) of every
+    /// row with a sample.
+    pub fn rows(&self) -> impl Iterator<Item = (usize, &[u64], f64)> + '_ {
+        self.buckets
+            .chunks(LATENCY_BUCKETS)
+            .enumerate()
+            .filter(|(_, buckets)| buckets.iter().any(|&n| n > 0))
+            .map(|(row, buckets)| (row, buckets, self.sum_ns[row] as f64 / 1e9))
+    }
+
+    fn add(&mut self, other: &LatenciesSnapshot) {
+        for (to, from) in [
+            (&mut self.buckets, &other.buckets),
+            (&mut self.sum_ns, &other.sum_ns),
+        ] {
+            if to.len() < from.len() {
+                to.resize(from.len(), 0);
+            }
+            for (a, b) in to.iter_mut().zip(from) {
+                *a = a.wrapping_add(*b);
+            }
+        }
+    }
+}
+
 fn cells(n: usize) -> Box<[Cell<u64>]> {
     (0..n).map(|_| Cell::new(0)).collect()
 }
@@ -157,16 +228,16 @@ impl CoreCounters {
     pub fn new(cores: usize, listeners: usize) -> CoreCounters {
         CoreCounters {
             requests: cells(API_KEYS * API_VERSIONS),
-            latency: cells(API_KEYS * LATENCY_BUCKETS),
-            latency_sum_ns: cells(API_KEYS),
+            latency: Latencies::new(API_KEYS),
+            queue_latency: Latencies::new(API_KEYS),
+            local_latency: Latencies::new(API_KEYS),
             hops: cells(cores * Hop::ALL.len()),
             errors: cells(API_KEYS * ERROR_SLOTS),
             connections_accepted: cells(listeners.max(1)),
             connections_closed: cells(listeners.max(1)),
             connections_rejected: Cell::new(0),
             closed_by_broker: cells(CloseReason::ALL.len()),
-            produce_latency: cells(ACKS.len() * LATENCY_BUCKETS),
-            produce_latency_sum_ns: cells(ACKS.len()),
+            produce_latency: Latencies::new(ACKS.len()),
             isr_shrinks: Cell::new(0),
             isr_expands: Cell::new(0),
         }
@@ -181,9 +252,10 @@ impl CoreCounters {
         }
     }
 
-    /// A request that was decoded and handled, from its frame's arrival
-    /// to its answer being ready to send.
-    pub fn request(&self, api_key: i16, version: i16, took: Duration) {
+    /// A request that was decoded and handled: `queued` from its frame's
+    /// arrival to its handler's start, then `local` in the handler until
+    /// its answer was ready to send.
+    pub fn request(&self, api_key: i16, version: i16, queued: Duration, local: Duration) {
         let Ok(api) = usize::try_from(api_key) else {
             return;
         };
@@ -192,12 +264,9 @@ impl CoreCounters {
         }
         let version = usize::try_from(version).unwrap_or(0).min(API_VERSIONS - 1);
         bump(&self.requests[api * API_VERSIONS + version], 1);
-        bump(
-            &self.latency[api * LATENCY_BUCKETS + latency_bucket(took)],
-            1,
-        );
-        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        bump(&self.latency_sum_ns[api], nanos);
+        self.latency.record(api, queued + local);
+        self.queue_latency.record(api, queued);
+        self.local_latency.record(api, local);
     }
 
     /// One error code (NONE included) in a response of `api_key`.
@@ -239,13 +308,9 @@ impl CoreCounters {
     /// A produce request answered (or, for acks=0, done), `took` from its
     /// frame's arrival: the latency a producer sees per acks setting.
     pub fn produce_acked(&self, acks: i16, took: Duration) {
-        let Some(index) = ACKS.iter().position(|(wire, _)| *wire == acks) else {
-            return;
-        };
-        let bucket = latency_bucket(took);
-        bump(&self.produce_latency[index * LATENCY_BUCKETS + bucket], 1);
-        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        bump(&self.produce_latency_sum_ns[index], nanos);
+        if let Some(index) = ACKS.iter().position(|(wire, _)| *wire == acks) {
+            self.produce_latency.record(index, took);
+        }
     }
 
     /// Closed at accept: `max.connections` reached.
@@ -258,16 +323,16 @@ impl CoreCounters {
         CountersSnapshot {
             core,
             requests: values(&self.requests),
-            latency: values(&self.latency),
-            latency_sum_ns: values(&self.latency_sum_ns),
+            latency: self.latency.snapshot(),
+            queue_latency: self.queue_latency.snapshot(),
+            local_latency: self.local_latency.snapshot(),
             hops: values(&self.hops),
             errors: values(&self.errors),
             connections_accepted: values(&self.connections_accepted),
             connections_closed: values(&self.connections_closed),
             connections_rejected: self.connections_rejected.get(),
             closed_by_broker: values(&self.closed_by_broker),
-            produce_latency: values(&self.produce_latency),
-            produce_latency_sum_ns: values(&self.produce_latency_sum_ns),
+            produce_latency: self.produce_latency.snapshot(),
             isr_shrinks: self.isr_shrinks.get(),
             isr_expands: self.isr_expands.get(),
         }
@@ -279,8 +344,9 @@ impl CoreCounters {
 pub struct CountersSnapshot {
     pub core: usize,
     requests: Vec<u64>,
-    latency: Vec<u64>,
-    latency_sum_ns: Vec<u64>,
+    pub latency: LatenciesSnapshot,
+    pub queue_latency: LatenciesSnapshot,
+    pub local_latency: LatenciesSnapshot,
     hops: Vec<u64>,
     errors: Vec<u64>,
     /// By listener index.
@@ -289,8 +355,7 @@ pub struct CountersSnapshot {
     pub connections_rejected: u64,
     /// By `CloseReason as usize`.
     pub closed_by_broker: Vec<u64>,
-    produce_latency: Vec<u64>,
-    produce_latency_sum_ns: Vec<u64>,
+    pub produce_latency: LatenciesSnapshot,
     pub isr_shrinks: u64,
     pub isr_expands: u64,
 }
@@ -303,29 +368,6 @@ impl CountersSnapshot {
             .enumerate()
             .filter(|(_, &n)| n > 0)
             .map(|(i, &n)| ((i / API_VERSIONS) as i16, (i % API_VERSIONS) as i16, n))
-    }
-
-    /// (api key, per-bucket counts (not cumulative), sum in seconds) of
-    /// every API with a request.
-    pub fn latencies(&self) -> impl Iterator<Item = (i16, &[u64], f64)> + '_ {
-        self.latency
-            .chunks(LATENCY_BUCKETS)
-            .enumerate()
-            .filter(|(_, buckets)| buckets.iter().any(|&n| n > 0))
-            .map(|(api, buckets)| (api as i16, buckets, self.latency_sum_ns[api] as f64 / 1e9))
-    }
-
-    /// (acks label, per-bucket counts, sum in seconds) of each acks value
-    /// with a produce.
-    pub fn produce_latencies(&self) -> impl Iterator<Item = (&'static str, &[u64], f64)> + '_ {
-        self.produce_latency
-            .chunks(LATENCY_BUCKETS)
-            .zip(ACKS)
-            .enumerate()
-            .filter(|(_, (buckets, _))| buckets.iter().any(|&n| n > 0))
-            .map(|(i, (buckets, (_, label)))| {
-                (label, buckets, self.produce_latency_sum_ns[i] as f64 / 1e9)
-            })
     }
 
     /// (api key, error code, count) of every counted pair; -1 stands for
@@ -363,18 +405,15 @@ impl CountersSnapshot {
             }
         };
         add(&mut self.requests, &other.requests);
-        add(&mut self.latency, &other.latency);
-        add(&mut self.latency_sum_ns, &other.latency_sum_ns);
+        self.latency.add(&other.latency);
+        self.queue_latency.add(&other.queue_latency);
+        self.local_latency.add(&other.local_latency);
         add(&mut self.hops, &other.hops);
         add(&mut self.errors, &other.errors);
         add(&mut self.connections_accepted, &other.connections_accepted);
         add(&mut self.connections_closed, &other.connections_closed);
         add(&mut self.closed_by_broker, &other.closed_by_broker);
-        add(&mut self.produce_latency, &other.produce_latency);
-        add(
-            &mut self.produce_latency_sum_ns,
-            &other.produce_latency_sum_ns,
-        );
+        self.produce_latency.add(&other.produce_latency);
         self.connections_rejected += other.connections_rejected;
         self.isr_shrinks += other.isr_shrinks;
         self.isr_expands += other.isr_expands;
@@ -558,20 +597,21 @@ mod tests {
     #[test]
     fn requests_land_in_their_api_version_and_latency_bucket() {
         let counters = CoreCounters::new(2, 1);
-        counters.request(0, 9, Duration::from_micros(300));
-        counters.request(0, 9, Duration::from_millis(3));
-        counters.request(1, 13, Duration::from_secs(60));
+        let none = Duration::ZERO;
+        counters.request(0, 9, Duration::from_micros(100), Duration::from_micros(200));
+        counters.request(0, 9, none, Duration::from_millis(3));
+        counters.request(1, 13, none, Duration::from_secs(60));
         // Out of range: not counted, no panic.
-        counters.request(-1, 0, Duration::ZERO);
-        counters.request(500, 0, Duration::ZERO);
-        counters.request(3, 99, Duration::ZERO);
+        counters.request(-1, 0, none, none);
+        counters.request(500, 0, none, none);
+        counters.request(3, 99, none, none);
         let snapshot = counters.snapshot(0);
         let requests: Vec<_> = snapshot.requests().collect();
         assert_eq!(
             requests,
             vec![(0, 9, 2), (1, 13, 1), (3, (API_VERSIONS - 1) as i16, 1)]
         );
-        let latencies: Vec<_> = snapshot.latencies().collect();
+        let latencies: Vec<_> = snapshot.latency.rows().collect();
         assert_eq!(latencies.len(), 3);
         let (api, buckets, sum) = latencies[0];
         assert_eq!(api, 0);
@@ -582,6 +622,9 @@ mod tests {
         assert!((sum - 0.0033).abs() < 1e-9, "{sum}");
         // 60 s is past the last bound: the +Inf bucket.
         assert_eq!(latencies[1].1[LATENCY_BUCKETS - 1], 1);
+        // The queue part alone: 100 us and nothing, in the first bucket.
+        let queued: Vec<_> = snapshot.queue_latency.rows().collect();
+        assert_eq!(queued[0].1[0], 2);
     }
 
     #[test]

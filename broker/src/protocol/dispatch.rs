@@ -11,7 +11,13 @@ use bytes::BytesMut;
 use std::rc::Rc;
 use std::time::Instant;
 
-pub async fn handle(core: &Rc<Core>, frame: BytesMut, connection: &Rc<ConnectionInfo>) -> Outcome {
+/// `arrived`: when the connection's reader had the whole frame.
+pub async fn handle(
+    core: &Rc<Core>,
+    frame: BytesMut,
+    connection: &Rc<ConnectionInfo>,
+    arrived: Instant,
+) -> Outcome {
     let started = Instant::now();
     let decoded = match decode(frame) {
         Ok(decoded) => decoded,
@@ -43,8 +49,12 @@ pub async fn handle(core: &Rc<Core>, frame: BytesMut, connection: &Rc<Connection
         }
         Body::Request(request) => crate::api::dispatch(&ctx, core, request).await,
     };
-    core.counters
-        .request(ctx.api as i16, ctx.version, started.elapsed());
+    core.counters.request(
+        ctx.api as i16,
+        ctx.version,
+        started.saturating_duration_since(arrived),
+        started.elapsed(),
+    );
     match &outcome {
         Outcome::Close(_) => core
             .counters
