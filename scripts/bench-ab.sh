@@ -7,6 +7,11 @@
 # the median per (binary, acks): MB/s, latency, broker CPU per 16 KiB batch
 # (user, system) and per MB. Outside CI.
 #
+# SCRAPE=1 adds a third run per round, "B+scrape": binary B again with its
+# /metrics fetched once a second during the run (every arm then gets a free
+# sluice.admin.listen port, so only the scraping differs), which measures
+# what the admin endpoint costs the hot path.
+#
 #   scripts/bench-ab.sh BROKER_A BROKER_B [ROUNDS] [-- BENCH_ARGS...]
 #   e.g. scripts/bench-ab.sh /work/before/broker target/release/broker 3
 #
@@ -26,14 +31,23 @@ trap 'rm -rf "$work"' EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-run_one() { # name binary round
-    local name=$1 binary=$2 round=$3 port dir pid
+run_one() { # name binary round [scrape]
+    local name=$1 binary=$2 round=$3 scrape=${4:-} port dir pid admin_args=() scraper=
     port=$(free_port); dir="$work/$name-$round"; mkdir -p "$dir"
+    if [ -n "${SCRAPE:-}" ]; then
+        admin_port=$(free_port)
+        admin_args=(--set "sluice.admin.listen=127.0.0.1:$admin_port")
+    fi
     # shellcheck disable=SC2086 # BROKER_ARGS is a list of flags
-    "$binary" --listen "127.0.0.1:$port" --data-dir "$dir/data" --cores "$cores" ${BROKER_ARGS:-} 2>"$dir/broker.log" &
+    "$binary" --listen "127.0.0.1:$port" --data-dir "$dir/data" --cores "$cores" "${admin_args[@]}" ${BROKER_ARGS:-} 2>"$dir/broker.log" &
     pid=$!
     for _ in $(seq 1 200); do grep -q "sluice broker ready" "$dir/broker.log" && break; sleep 0.05; done
+    if [ -n "$scrape" ]; then
+        (while sleep 1; do curl -s -o /dev/null "http://127.0.0.1:$admin_port/metrics"; done) &
+        scraper=$!
+    fi
     "$bench" produce --bootstrap "127.0.0.1:$port" "${bench_args[@]}" --broker-pid "$pid" --json "$dir/report.json" >"$dir/bench.out" 2>&1
+    [ -n "$scraper" ] && { kill "$scraper"; wait "$scraper" 2>/dev/null || true; }
     kill -TERM "$pid"; wait "$pid" || true
     rm -rf "$dir/data" # gigabytes per run: do not let the disk fill across rounds
     python3 - "$dir/report.json" "$name" "$round" <<'PY'
@@ -49,6 +63,7 @@ echo -e "binary\tround\tacks\tMB/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\tuser us/ba
 for round in $(seq 1 "$rounds"); do
     run_one A "$a" "$round" | tee -a "$work/all.tsv"
     run_one B "$b" "$round" | tee -a "$work/all.tsv"
+    [ -n "${SCRAPE:-}" ] && run_one B+scrape "$b" "$round" scrape | tee -a "$work/all.tsv"
 done
 echo
 echo "medians over $rounds rounds (A = $a, B = $b):"
