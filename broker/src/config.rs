@@ -109,6 +109,11 @@ pub struct Config {
     /// `sluice.ssl.reload.interval.ms`: how often TLS listeners look for
     /// changed keystore and truststore files (0: never).
     pub ssl_reload_interval_ms: u64,
+    /// `sluice.producer.snapshot.interval.ms`: how often each partition
+    /// whose idempotent-producer state changed snapshots it (besides at
+    /// every segment roll and at a clean close); bounds the log a crash
+    /// recovery replays (0: at rolls and close only).
+    pub producer_snapshot_interval_ms: u64,
     /// `log.cleaner.enable`: each core compacts its `cleanup.policy=compact`
     /// partitions.
     pub cleaner_enable: bool,
@@ -273,6 +278,7 @@ impl Config {
             log: LogConfig::default(),
             retention_check_interval_ms: 300_000,
             ssl_reload_interval_ms: 60_000,
+            producer_snapshot_interval_ms: 60_000,
             cleaner_enable: true,
             cleaner_backoff_ms: 15_000,
             tail_cache_bytes_max: storage::limits::TAIL_CACHE_BYTES_DEFAULT_MAX,
@@ -522,6 +528,13 @@ impl Config {
                     return Err(invalid(key, value, "must be 0 (off) or more"));
                 }
                 self.ssl_reload_interval_ms = n as u64;
+            }
+            "sluice.producer.snapshot.interval.ms" => {
+                let n = number()?;
+                if n < 0 {
+                    return Err(invalid(key, value, "must be 0 (off) or more"));
+                }
+                self.producer_snapshot_interval_ms = n as u64;
             }
             "log.retention.check.interval.ms" => {
                 let n = number()?;

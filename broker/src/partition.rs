@@ -243,6 +243,12 @@ pub const DELETE_TO_HIGH_WATERMARK: i64 = -1;
 pub struct Partition {
     log: Log,
     producers: RefCell<Producers>,
+    /// The active segment's base offset at the last producer-state
+    /// snapshot: a roll writes the next one.
+    snapshot_segment: Cell<i64>,
+    /// The producer state changed since the last snapshot (the timer's
+    /// snapshot is skipped otherwise).
+    producers_changed: Cell<bool>,
     /// Held from the sequence check through the in-memory append, so that
     /// pipelined requests of one producer are checked and appended in order
     /// (and a follower's appends never interleave with a late leader one).
@@ -275,6 +281,8 @@ impl Partition {
         let producers = producer_state::recover(&log).await;
         log.set_high_watermark(log.log_start_offset());
         Partition {
+            snapshot_segment: Cell::new(log.active_segment_base_offset()),
+            producers_changed: Cell::new(false),
             log,
             producers: RefCell::new(producers),
             produce_order: glommio::sync::Semaphore::new(1),
@@ -435,7 +443,9 @@ impl Partition {
                             count,
                             info.base_offset,
                         );
+                        self.producers_changed.set(true);
                     }
+                    self.snapshot_producers_at_roll();
                     self.advance_high_watermark();
                     self.changes.note();
                     info
@@ -746,9 +756,13 @@ impl Partition {
             if header.base_offset() > info.last_offset {
                 break;
             }
+            if header.producer_id.get() >= 0 {
+                self.producers_changed.set(true);
+            }
             producer_state::remember_stored(&mut producers, header);
         }
         drop(producers);
+        self.snapshot_producers_at_roll();
         self.traffic.replicated_in(bytes);
         self.changes.note();
         Ok(Some(info))
@@ -882,6 +896,51 @@ impl Partition {
         Ok(self.log.delete_records_before(offset).await?)
     }
 
+    /// In the ordering turn after an append: when the log has rolled, the
+    /// state (of every batch below the log end) is snapshotted, as Kafka
+    /// snapshots at each roll, so that a crash replays at most about one
+    /// segment and still knows producers whose last batch is older.
+    fn snapshot_producers_at_roll(&self) {
+        let active = self.log.active_segment_base_offset();
+        if active == self.snapshot_segment.get() {
+            return;
+        }
+        self.snapshot_segment.set(active);
+        if self.producers_changed.get() || !self.producers.borrow().is_empty() {
+            self.write_producer_snapshot();
+        }
+    }
+
+    fn write_producer_snapshot(&self) {
+        let log = &self.log;
+        let written = producer_state::write_snapshot(
+            log.dir(),
+            &self.producers.borrow(),
+            log.log_end_offset(),
+        );
+        match written {
+            Ok(()) => self.producers_changed.set(false),
+            Err(error) => {
+                tracing::error!(dir = %log.dir().display(), %error, "producer-state snapshot")
+            }
+        }
+    }
+
+    /// The timer's snapshot (`sluice.producer.snapshot.interval.ms`): taken
+    /// in the ordering turn, so it covers exactly the batches below the log
+    /// end, when the state changed since the last one.
+    pub async fn snapshot_producers_if_changed(&self) {
+        if !self.producers_changed.get() {
+            return;
+        }
+        let Ok(_turn) = self.produce_order.acquire_permit(1).await else {
+            return; // closed: the partition is going away
+        };
+        if self.producers_changed.get() {
+            self.write_producer_snapshot();
+        }
+    }
+
     /// Flushes, seals and closes the log (clean shutdown), then writes the
     /// producer-state snapshot.
     pub async fn close(&self) {
@@ -893,14 +952,7 @@ impl Partition {
         let stats = log.stats();
         tracing::debug!(dir = %log.dir().display(), flushes = stats.flushes,
             bytes_written = stats.bytes_written, "closed log");
-        let snapshot = producer_state::write_snapshot(
-            log.dir(),
-            &self.producers.borrow(),
-            log.log_end_offset(),
-        );
-        if let Err(error) = snapshot {
-            tracing::error!(dir = %log.dir().display(), %error, "producer-state snapshot");
-        }
+        self.write_producer_snapshot();
     }
 
     /// Deletes the partition's files (its topic was deleted).

@@ -371,6 +371,10 @@ async fn serve(
             .enforce_retention_forever(retention_interval),
     )
     .detach();
+    if config.producer_snapshot_interval_ms > 0 {
+        let interval = Duration::from_millis(config.producer_snapshot_interval_ms);
+        glommio::spawn_local(core.shard.clone().snapshot_producers_forever(interval)).detach();
+    }
     glommio::spawn_local(core.groups.clone().run_timers()).detach();
     glommio::spawn_local(crate::replica_fetcher::run(
         core.clone(),

@@ -193,6 +193,18 @@ impl Shard {
         }
     }
 
+    /// The idempotent-producer snapshot timer of this core's partitions
+    /// (`sluice.producer.snapshot.interval.ms`). Runs until the executor
+    /// stops.
+    pub async fn snapshot_producers_forever(self: Rc<Self>, interval: Duration) {
+        loop {
+            glommio::timer::sleep(interval).await;
+            for partition in self.all() {
+                partition.snapshot_producers_if_changed().await;
+            }
+        }
+    }
+
     /// Kafka's log cleaner for this core's partitions: compacts each
     /// `cleanup.policy=compact` log that needs it (storage decides by
     /// `min.cleanable.dirty.ratio` and the compaction lags), one at a time,

@@ -332,6 +332,131 @@ fn idempotent_state_survives_a_clean_restart_and_a_crash() {
     assert_eq!(bases, vec![0, 1, 2, 3, 4], "no batch stored twice");
 }
 
+/// One idempotent batch of one 100-byte record from producer `producer_id`.
+fn produce_idempotent_as(
+    client: &mut Client,
+    name: &str,
+    producer_id: i64,
+    sequence: i32,
+) -> (i16, i64) {
+    let value = format!("{producer_id}:{sequence:>96}");
+    let records = idempotent_batch(&[value.as_bytes()], producer_id, 0, sequence);
+    let response: ProduceResponse =
+        client.call(ApiKey::Produce, 9, &produce_request(name, 0, records, -1));
+    let p = &response.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+/// Every batch base offset of partition 0 from the log start to the high
+/// watermark, fetch after fetch (one fetch may stop at a segment's end).
+fn all_batch_bases(client: &mut Client, name: &str) -> Vec<i64> {
+    let mut bases = Vec::new();
+    let mut offset = 0;
+    loop {
+        let (error, more, high_watermark) = fetch_values(client, name, offset);
+        assert_eq!(error, 0);
+        match more.last() {
+            Some(last) => offset = last + 1,
+            None => break,
+        }
+        bases.extend(more);
+        if offset >= high_watermark {
+            break;
+        }
+    }
+    bases
+}
+
+#[test]
+fn a_retry_after_a_crash_is_recognised_however_many_segments_old_its_batch_is() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::start_in(dir.path(), &[]);
+    let mut client = Client::connect(broker.address);
+    let created =
+        create_topic_configured(&mut client, "idem-old", 1, 1, &[("segment.bytes", "1024")]);
+    assert_eq!(created.error_code, 0);
+    for sequence in 0..3 {
+        let answer = produce_idempotent_as(&mut client, "idem-old", 4242, sequence);
+        assert_eq!(answer, (0, i64::from(sequence)));
+    }
+    // Another producer's batches roll the log several times: producer
+    // 4242's last batch is segments behind the active one.
+    for sequence in 0..60 {
+        let answer = produce_idempotent_as(&mut client, "idem-old", 5000, sequence);
+        assert_eq!(answer, (0, 3 + i64::from(sequence)));
+    }
+    let partition_dir = dir.path().join("idem-old-0");
+    let segments = std::fs::read_dir(&partition_dir)
+        .expect("partition dir")
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".log"))
+        .count();
+    assert!(
+        segments >= 4,
+        "{segments} segments: the log did not roll enough"
+    );
+    // The answer to 4242's last batch was lost (as far as the producer
+    // knows); the broker dies before anything else happens.
+    broker.kill();
+    let broker = Broker::start_in(dir.path(), &[]);
+    let mut client = Client::connect(broker.address);
+    assert_eq!(
+        produce_idempotent_as(&mut client, "idem-old", 4242, 2),
+        (0, 2),
+        "the retry is answered with the original offset, not written again"
+    );
+    assert_eq!(
+        produce_idempotent_as(&mut client, "idem-old", 4242, 9).0,
+        ResponseError::OutOfOrderSequenceNumber.code(),
+        "the producer's sequence is still known"
+    );
+    assert_eq!(
+        produce_idempotent_as(&mut client, "idem-old", 5000, 59),
+        (0, 62),
+        "the other producer's retry too"
+    );
+    assert_eq!(
+        produce_idempotent_as(&mut client, "idem-old", 4242, 3),
+        (0, 63)
+    );
+    assert_eq!(
+        all_batch_bases(&mut client, "idem-old"),
+        (0..64).collect::<Vec<i64>>(),
+        "every batch once"
+    );
+}
+
+#[test]
+fn the_snapshot_timer_writes_the_state_when_it_changed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start_in(dir.path(), &["sluice.producer.snapshot.interval.ms=50"]);
+    let mut client = Client::connect(broker.address);
+    assert_eq!(create_topic(&mut client, "idem-timer", 1), 0);
+    let partition_dir = dir.path().join("idem-timer-0");
+    for sequence in 0..3 {
+        assert_eq!(
+            produce_idempotent_as(&mut client, "idem-timer", 77, sequence),
+            (0, i64::from(sequence))
+        );
+        // The timer's snapshot covers the log end: every batch so far.
+        let wanted = partition_dir.join(format!("{:020}.snapshot", sequence + 1));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !wanted.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {} by the deadline",
+                wanted.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let text = std::fs::read_to_string(&wanted).expect("snapshot");
+        assert!(
+            text.contains(&format!("\n77 0 {sequence} {sequence} {sequence}\n")),
+            "{text}"
+        );
+    }
+}
+
 #[test]
 fn idempotent_state_is_replayed_from_the_log_without_a_snapshot() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -345,10 +470,12 @@ fn idempotent_state_is_replayed_from_the_log_without_a_snapshot() {
         );
     }
     broker.kill();
-    assert!(!dir
-        .path()
-        .join("idem-crash-0/producer-state.snapshot")
-        .exists());
+    let snapshots = std::fs::read_dir(dir.path().join("idem-crash-0"))
+        .expect("partition dir")
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".snapshot"))
+        .count();
+    assert_eq!(snapshots, 0, "no roll, no timer yet, no close");
     let broker = Broker::start_in(dir.path(), &[]);
     let mut client = Client::connect(broker.address);
     assert_eq!(produce_idempotent(&mut client, "idem-crash", 1), (0, 1));

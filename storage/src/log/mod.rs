@@ -176,6 +176,14 @@ impl State {
             .expect("a log always has an active segment")
     }
 
+    fn active_base_offset(&self) -> i64 {
+        self.segments
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or_else(|| self.log_end_offset())
+    }
+
     fn active_mut(&mut self) -> &mut Segment {
         self.segments
             .values_mut()
@@ -237,6 +245,12 @@ impl Log {
             .values()
             .map(|s| s.size)
             .sum()
+    }
+
+    /// The base offset of the segment appends go to; it changes when the
+    /// log rolls.
+    pub fn active_segment_base_offset(&self) -> i64 {
+        self.inner.state.borrow().active_base_offset()
     }
 
     pub fn segment_base_offsets(&self) -> Vec<i64> {
