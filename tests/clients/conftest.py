@@ -37,9 +37,12 @@ class Broker:
     def bootstrap(self):
         return f"127.0.0.1:{self.port}"
 
-    def start(self):
-        self.port = free_port()
-        self.admin_port = free_port()
+    def start(self, keep_port=False):
+        """Starts the broker; `keep_port` restarts it on the ports it had, so
+        clients reconnect to the address they bootstrapped from."""
+        if not (keep_port and self.port):
+            self.port = free_port()
+            self.admin_port = free_port()
         cmd = [BROKER, "--listen", self.bootstrap, "--data-dir", self.data_dir,
                "--set", f"sluice.admin.listen=127.0.0.1:{self.admin_port}"]
         for s in self.settings:
