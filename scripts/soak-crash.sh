@@ -15,7 +15,7 @@ scripts/setup-test-env.sh >/dev/null
 cargo build --release -j2 -p broker -p bench >&2
 log=target/soak-crash.log
 started=$SECONDS
-if SLUICE_BROKER_BIN=target/release/broker SLUICE_CRASH_BENCH=target/release/bench \
+if env SLUICE_BROKER_BIN=target/release/broker SLUICE_CRASH_BENCH=target/release/bench \
     SLUICE_CRASH_ROUNDS=$rounds ${SEED:+SLUICE_CRASH_SEED=$SEED} \
     .venv/bin/pytest -q -s -p no:warnings tests/clients/test_crash_soak.py >"$log" 2>&1; then
     result=ok
