@@ -114,6 +114,10 @@ pub struct Config {
     /// every segment roll and at a clean close); bounds the log a crash
     /// recovery replays (0: at rolls and close only).
     pub producer_snapshot_interval_ms: u64,
+    /// `sluice.shutdown.timeout.ms`: the longest a clean stop (SIGTERM:
+    /// stop accepting, finish the requests in flight, flush and close)
+    /// may take before the process exits anyway (0: no bound).
+    pub shutdown_timeout_ms: u64,
     /// `log.cleaner.enable`: each core compacts its `cleanup.policy=compact`
     /// partitions.
     pub cleaner_enable: bool,
@@ -279,6 +283,7 @@ impl Config {
             retention_check_interval_ms: 300_000,
             ssl_reload_interval_ms: 60_000,
             producer_snapshot_interval_ms: 60_000,
+            shutdown_timeout_ms: 30_000,
             cleaner_enable: true,
             cleaner_backoff_ms: 15_000,
             tail_cache_bytes_max: storage::limits::TAIL_CACHE_BYTES_DEFAULT_MAX,
@@ -528,6 +533,13 @@ impl Config {
                     return Err(invalid(key, value, "must be 0 (off) or more"));
                 }
                 self.ssl_reload_interval_ms = n as u64;
+            }
+            "sluice.shutdown.timeout.ms" => {
+                let n = number()?;
+                if n < 0 {
+                    return Err(invalid(key, value, "must be 0 (no bound) or more"));
+                }
+                self.shutdown_timeout_ms = n as u64;
             }
             "sluice.producer.snapshot.interval.ms" => {
                 let n = number()?;

@@ -169,12 +169,17 @@ pub async fn serve_transport<T: Transport>(
                 }
             },
         };
+        let Some(in_flight) = core.request_started() else {
+            tracing::debug!(%peer, "stopping: closing the connection instead of serving a request");
+            break;
+        };
         let (core, info) = (core.clone(), info.clone());
         let arrived = Instant::now();
-        let task =
-            glommio::spawn_local(
-                async move { dispatch::handle(&core, frame, &info, arrived).await },
-            );
+        let task = glommio::spawn_local(async move {
+            let outcome = dispatch::handle(&core, frame, &info, arrived).await;
+            drop(in_flight);
+            outcome
+        });
         if queue.send(task).await.is_err() {
             break;
         }

@@ -73,7 +73,26 @@ pub struct Core {
     /// The registration entry itself moves leadership away from a new
     /// incarnation (Kafka's handleBrokerUncleanShutdown).
     roles_ready: std::cell::Cell<bool>,
+    /// Set at a clean stop: connections serve no new request (they close
+    /// at their next frame) while the ones in flight finish.
+    stopping: std::cell::Cell<bool>,
+    /// Requests read on this core and not yet answered.
+    requests_in_flight: std::cell::Cell<usize>,
 }
+
+/// Counts one request in flight on its core until dropped (answered, or
+/// its task cancelled).
+pub struct InFlight(Rc<Core>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let n = &self.0.requests_in_flight;
+        n.set(n.get().saturating_sub(1));
+    }
+}
+
+/// How often a stopping core looks whether its requests are answered.
+const DRAIN_POLL: Duration = Duration::from_millis(5);
 
 /// How often a core that has no roles yet looks whether this broker has
 /// registered.
@@ -88,6 +107,26 @@ const ALTER_PARTITION_TIMEOUT: Duration = Duration::from_secs(5);
 pub const METADATA_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Core {
+    /// A request read from a connection starts: counted until the guard
+    /// is dropped. None once the core is stopping (the connection closes).
+    pub fn request_started(self: &Rc<Self>) -> Option<InFlight> {
+        if self.stopping.get() {
+            return None;
+        }
+        let n = &self.requests_in_flight;
+        n.set(n.get() + 1);
+        Some(InFlight(self.clone()))
+    }
+
+    /// The clean stop's first step: no new requests; resolves when the
+    /// ones in flight are answered (long polls at their max wait).
+    pub async fn drain_requests(&self) {
+        self.stopping.set(true);
+        while self.requests_in_flight.get() > 0 {
+            glommio::timer::sleep(DRAIN_POLL).await;
+        }
+    }
+
     /// Opens the partitions this core owns of every topic in the metadata
     /// image that this broker hosts, and reloads the groups it coordinates.
     /// The updates after that image are for `follow_metadata`.
@@ -136,6 +175,8 @@ impl Core {
             image: RefCell::new(image),
             roles_changed: storage::Event::default(),
             roles_ready: std::cell::Cell::new(false),
+            stopping: std::cell::Cell::new(false),
+            requests_in_flight: std::cell::Cell::new(0),
         });
         Ok((core, updates))
     }
@@ -328,6 +369,7 @@ impl Core {
             memory.write_buffer_bytes(),
         );
         snapshot.groups = self.groups.coordinator.snapshot();
+        snapshot.requests_in_flight = self.requests_in_flight.get();
         snapshot
     }
 

@@ -87,9 +87,15 @@ pub fn run(mut config: Config) -> Result<()> {
     };
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        // A second signal while stopping exits at once (status 1): the next
+        // start recovers as after a crash. Registered first, so it sees the
+        // flag before the first signal's handler sets it.
+        signal_hook::flag::register_conditional_shutdown(signal, 1, stop.clone())
+            .map_err(io_error("install signal handler".into()))?;
         signal_hook::flag::register(signal, stop.clone())
             .map_err(io_error("install signal handler".into()))?;
     }
+    bound_the_stop(stop.clone(), config.shutdown_timeout_ms)?;
     reload_tls_forever(
         &securities.listeners,
         config.ssl_reload_interval_ms,
@@ -209,6 +215,32 @@ pub fn run(mut config: Config) -> Result<()> {
         }
     }
     result
+}
+
+/// A watchdog for the clean stop: once `stop` is set, the process exits
+/// (status 1) if it is still running `timeout_ms` later, so a stuck disk or
+/// a request that never finishes cannot hold a stop forever. Nothing is
+/// lost that a crash would not lose: acknowledged records are durable, and
+/// the next start recovers the rest.
+fn bound_the_stop(stop: Arc<AtomicBool>, timeout_ms: u64) -> Result<()> {
+    if timeout_ms == 0 {
+        return Ok(());
+    }
+    std::thread::Builder::new()
+        .name("sluice-stop-watchdog".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(STOP_POLL_MS));
+            }
+            std::thread::sleep(Duration::from_millis(timeout_ms));
+            tracing::error!(
+                timeout_ms,
+                "the stop did not finish within sluice.shutdown.timeout.ms; exiting now (the next start recovers as after a crash)"
+            );
+            std::process::exit(1);
+        })
+        .map(drop)
+        .map_err(io_error("start the stop watchdog".into()))
 }
 
 /// Start-up rendezvous of the cores. A core that fails before it arrives
@@ -406,6 +438,11 @@ async fn serve(
     for task in accepting {
         task.cancel().await;
     }
+    tracing::info!(
+        core = core_index,
+        "stopping: no new requests, finishing the ones in flight"
+    );
+    core.drain_requests().await;
     tracing::info!(core = core_index, "stopping: flushing and closing logs");
     core.shard.close().await;
     tracing::info!(core = core_index, "stopped");

@@ -665,6 +665,14 @@ impl Scrape {
         )?;
         gauges(
             encoder,
+            "sluice_requests_in_flight",
+            "Requests read on the core and not yet answered (long polls included)",
+            self.snapshots
+                .iter()
+                .map(|s| (vec![("core", core(s))], s.requests_in_flight as i64)),
+        )?;
+        gauges(
+            encoder,
             "sluice_write_buffer_bytes",
             "Bytes appended and not yet written on the core (sluice.write.buffer.bytes bounds it)",
             self.snapshots

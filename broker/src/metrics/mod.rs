@@ -569,6 +569,8 @@ pub struct CoreSnapshot {
     pub groups: Vec<GroupSnapshot>,
     pub tail_cache_bytes: usize,
     pub write_buffer_bytes: usize,
+    /// Requests read and not yet answered (filled in by the core).
+    pub requests_in_flight: usize,
 }
 
 impl CoreCounters {
@@ -586,6 +588,7 @@ impl CoreCounters {
             groups: Vec::new(),
             tail_cache_bytes,
             write_buffer_bytes,
+            requests_in_flight: 0,
         }
     }
 }

@@ -175,6 +175,11 @@ impl Broker {
         lines.clone()
     }
 
+    /// Every stderr line so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.0.lock().expect("log lock").clone()
+    }
+
     /// SIGKILL, as a crash.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -185,13 +190,24 @@ impl Broker {
 
     /// SIGTERM and wait for the clean stop; returns the exit status.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
-        let mut child = self.child.take()?;
-        #[expect(unsafe_code)]
-        // SAFETY: kill(2) on our own child's pid with a valid signal number.
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGTERM);
+        self.signal(libc::SIGTERM);
+        self.wait_exit()
+    }
+
+    /// Sends `signal` to the broker process (while it runs).
+    pub fn signal(&self, signal: i32) {
+        if let Some(child) = &self.child {
+            #[expect(unsafe_code)]
+            // SAFETY: kill(2) on our own child's pid with a valid signal number.
+            unsafe {
+                libc::kill(child.id() as i32, signal);
+            }
         }
-        child.wait().ok()
+    }
+
+    /// Waits for the process to exit; its status.
+    pub fn wait_exit(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.take()?.wait().ok()
     }
 }
 
@@ -199,4 +215,23 @@ impl Drop for Broker {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// `GET path` on an admin endpoint (a broker started with
+/// `sluice.admin.listen=127.0.0.1:<port>`); the response body.
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("admin connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("admin request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("admin response");
+    response
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, body)| body.to_string())
 }

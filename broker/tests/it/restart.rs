@@ -2,8 +2,9 @@
 //! when something live really holds the port.
 
 use crate::client::*;
-use crate::harness::{Broker, StartFailed};
+use crate::harness::{free_port, http_get, Broker, StartFailed};
 use kafka_protocol::messages::*;
+use kafka_protocol::protocol::Decodable;
 
 /// The killed broker's accepted connection outlives it in FIN-WAIT/TIME-WAIT
 /// for a minute; the restart must not take it for a live broker.
@@ -76,4 +77,135 @@ fn a_plain_listener_on_the_port_is_refused_too() {
         Err(failed) => assert_refused(failed),
     }
     drop(listener);
+}
+
+/// The clean stop under load: SIGTERM while a producer pipelines acks=all
+/// batches. The broker stops accepting, answers what it read, flushes,
+/// exits 0, and every acknowledged batch is there after the restart.
+#[test]
+fn sigterm_under_load_exits_cleanly_with_every_acknowledged_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::start_in(dir.path(), &[]);
+    let mut client = Client::connect(broker.address);
+    assert_eq!(create_topic(&mut client, "stopping", 1), 0);
+    let address = broker.address;
+    let acknowledged = std::thread::spawn(move || {
+        let mut producer = Client::connect(address);
+        let mut acknowledged = 0i64;
+        // Until the broker closes the connection (it is stopping).
+        loop {
+            let request = produce_request("stopping", 0, batch(&[b"under load"]), -1);
+            if producer.try_send(ApiKey::Produce, 9, &request).is_err() {
+                break;
+            }
+            let Some(frame) = producer.read_frame() else {
+                break;
+            };
+            let mut body = frame;
+            ResponseHeader::decode(&mut body, ApiKey::Produce.response_header_version(9))
+                .expect("response header");
+            let response = ProduceResponse::decode(&mut body, 9).expect("decode");
+            let p = &response.responses[0].partition_responses[0];
+            if p.error_code != 0 {
+                break;
+            }
+            assert_eq!(p.base_offset, acknowledged, "offsets in order");
+            acknowledged += 1;
+        }
+        acknowledged
+    });
+    // Some load first: wait until the log has grown.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while offsets_only(&mut client, "stopping", 1, -1)[0] < 50 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no load by the deadline"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let status = broker.stop().expect("exit status");
+    assert!(status.success(), "a clean stop exits 0: {status:?}");
+    let acknowledged = acknowledged.join().expect("producer thread");
+    assert!(acknowledged >= 50);
+    let lines = broker.log_lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("finishing the ones in flight")),
+        "the stop drains the requests"
+    );
+    let broker = Broker::start_in(dir.path(), &[]);
+    let mut client = Client::connect(broker.address);
+    let end = offsets_only(&mut client, "stopping", 1, -1)[0];
+    assert!(
+        end >= acknowledged,
+        "log end {end} after the restart, {acknowledged} acknowledged"
+    );
+}
+
+/// A second signal while stopping exits at once with status 1; the next
+/// start recovers what was acknowledged. Both signals are delivered
+/// together: sent while the process is stopped (SIGSTOP), then SIGCONT.
+#[test]
+fn a_second_signal_while_stopping_exits_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::start_in(dir.path(), &[]);
+    let mut client = Client::connect(broker.address);
+    assert_eq!(create_topic(&mut client, "twice", 1), 0);
+    let produced: ProduceResponse = client.call(
+        ApiKey::Produce,
+        9,
+        &produce_request("twice", 0, batch(&[b"kept"]), -1),
+    );
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+    broker.signal(libc::SIGSTOP);
+    broker.signal(libc::SIGTERM);
+    broker.signal(libc::SIGINT);
+    broker.signal(libc::SIGCONT);
+    let status = broker.wait_exit().expect("exit status");
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "the second signal's exit: {status:?}"
+    );
+    let broker = Broker::start_in(dir.path(), &[]);
+    let mut client = Client::connect(broker.address);
+    assert_eq!(offsets_only(&mut client, "twice", 1, -1), vec![1]);
+}
+
+/// A stop that cannot finish (here a long poll that waits a minute for
+/// records that never come) ends at `sluice.shutdown.timeout.ms` with
+/// status 1 and a log line saying why.
+#[test]
+fn a_stop_that_cannot_finish_ends_at_the_shutdown_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = free_port();
+    let admin_listen = format!("sluice.admin.listen=127.0.0.1:{admin}");
+    let mut broker = Broker::start_in(
+        dir.path(),
+        &["sluice.shutdown.timeout.ms=500", admin_listen.as_str()],
+    );
+    let mut client = Client::connect(broker.address);
+    assert_eq!(create_topic(&mut client, "stuck", 1), 0);
+    let mut polling = Client::connect(broker.address);
+    polling.send(ApiKey::Fetch, 12, &fetch_request("stuck", 0, 0, 60_000));
+    // In flight once the broker counts it so (the creation was answered).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !http_get(admin, "/metrics")
+        .lines()
+        .any(|l| l.starts_with("sluice_requests_in_flight{") && l.ends_with(" 1"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fetch never arrived"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let status = broker.stop().expect("exit status");
+    assert_eq!(status.code(), Some(1), "ended by the bound: {status:?}");
+    assert!(broker
+        .log_lines()
+        .iter()
+        .any(|l| l.contains("did not finish within sluice.shutdown.timeout.ms")));
+    drop(polling);
 }
