@@ -101,6 +101,19 @@ pub struct Config {
     pub request_bytes_max: usize,
     /// `max.connections`
     pub connections_max: usize,
+    /// `max.connections.per.ip`: open client connections from one IP.
+    pub connections_max_per_ip: usize,
+    /// `max.connections.per.ip.overrides`: `ip:count,...` (IP addresses;
+    /// Kafka's host names are not resolved).
+    pub connections_max_per_ip_overrides: Vec<(std::net::IpAddr, usize)>,
+    /// `connections.max.idle.ms`: a client connection that sends no whole
+    /// request for this long is closed (0: never).
+    pub connections_max_idle_ms: u64,
+    /// `queued.max.request.bytes`: request bytes read and not yet answered
+    /// on the broker (split over the cores); when they are taken,
+    /// connections stop reading until answers give some back (0: no bound,
+    /// Kafka's -1).
+    pub queued_request_bytes_max: usize,
     /// Defaults for every topic's log (`log.segment.bytes`, ...).
     pub log: LogConfig,
     /// `log.retention.check.interval.ms`: how often each core applies
@@ -257,6 +270,14 @@ pub struct Flags {
 }
 
 impl Config {
+    /// `max.connections.per.ip` for `ip`, its override if it has one.
+    pub fn connections_max_for(&self, ip: std::net::IpAddr) -> usize {
+        self.connections_max_per_ip_overrides
+            .iter()
+            .find(|(over, _)| *over == ip)
+            .map_or(self.connections_max_per_ip, |(_, max)| *max)
+    }
+
     pub fn resolve(flags: Flags) -> Result<Config> {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         let listen: SocketAddr = ([127, 0, 0, 1], 9092).into();
@@ -279,6 +300,10 @@ impl Config {
             num_partitions: 1,
             request_bytes_max: 100 * 1024 * 1024,
             connections_max: 10_000,
+            connections_max_per_ip: usize::MAX,
+            connections_max_per_ip_overrides: Vec::new(),
+            connections_max_idle_ms: 600_000,
+            queued_request_bytes_max: 0,
             log: LogConfig::default(),
             retention_check_interval_ms: 300_000,
             ssl_reload_interval_ms: 60_000,
@@ -338,6 +363,19 @@ impl Config {
                 flag: format!("--idle-poll-time-us {}", config.idle_poll_us),
                 reason: format!("is above {IDLE_POLL_US_MAX}"),
             });
+        }
+        if config.queued_request_bytes_max > 0
+            && config.queued_request_bytes_max < config.request_bytes_max
+        {
+            // Kafka's check: one largest request must fit.
+            return Err(invalid(
+                "queued.max.request.bytes",
+                &config.queued_request_bytes_max.to_string(),
+                format!(
+                    "must be at least socket.request.max.bytes ({})",
+                    config.request_bytes_max
+                ),
+            ));
         }
         config.resolve_advertised()?;
         Ok(config)
@@ -527,6 +565,27 @@ impl Config {
                 self.request_bytes_max = n as usize;
             }
             "max.connections" => self.connections_max = number()?.max(1) as usize,
+            "max.connections.per.ip" => {
+                let n = number()?;
+                if n < 0 {
+                    return Err(invalid(key, value, "must be 0 or more"));
+                }
+                self.connections_max_per_ip = usize::try_from(n).unwrap_or(usize::MAX);
+            }
+            "max.connections.per.ip.overrides" => {
+                self.connections_max_per_ip_overrides =
+                    parse_ip_overrides(value).map_err(|reason| invalid(key, value, reason))?
+            }
+            "connections.max.idle.ms" => {
+                let n = number()?;
+                // Kafka's -1 and 0 both mean: never.
+                self.connections_max_idle_ms = n.max(0) as u64;
+            }
+            "queued.max.request.bytes" => {
+                let n = number()?;
+                // Kafka's -1 (and 0): no bound.
+                self.queued_request_bytes_max = usize::try_from(n.max(0)).unwrap_or(usize::MAX);
+            }
             "sluice.ssl.reload.interval.ms" => {
                 let n = number()?;
                 if n < 0 {
@@ -630,6 +689,30 @@ impl Config {
 }
 
 /// A positive number of milliseconds (Kafka's `*.ms` settings).
+/// `max.connections.per.ip.overrides`: `ip:count` pairs, comma-separated
+/// (an IPv6 address as `[::1]:count` or `::1:count`, the count after the
+/// last colon).
+fn parse_ip_overrides(value: &str) -> std::result::Result<Vec<(std::net::IpAddr, usize)>, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let (host, count) = entry
+                .rsplit_once(':')
+                .ok_or_else(|| format!("{entry:?} is not ip:count"))?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let ip = host.parse().map_err(|_| {
+                format!("{host:?} is not an IP address (host names are not resolved)")
+            })?;
+            let count = count
+                .parse::<usize>()
+                .map_err(|_| format!("{count:?} is not a count"))?;
+            Ok((ip, count))
+        })
+        .collect()
+}
+
 fn millis(key: &str, value: &str) -> Result<Duration> {
     Ok(Duration::from_millis(positive_i32(key, value)? as u64))
 }
@@ -1017,6 +1100,36 @@ mod tests {
             settings: settings.iter().map(|s| s.to_string()).collect(),
             ..Flags::default()
         }
+    }
+
+    #[test]
+    fn connection_limits_as_kafka_writes_them() {
+        let config = Config::resolve(flags(&[
+            "max.connections.per.ip=10",
+            "max.connections.per.ip.overrides=127.0.0.1:200, [::1]:50,10.0.0.7:0",
+            "connections.max.idle.ms=-1",
+        ]))
+        .expect("valid");
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        assert_eq!(config.connections_max_for(ip("127.0.0.1")), 200);
+        assert_eq!(config.connections_max_for(ip("::1")), 50);
+        assert_eq!(config.connections_max_for(ip("10.0.0.7")), 0);
+        assert_eq!(config.connections_max_for(ip("10.0.0.8")), 10);
+        assert_eq!(config.connections_max_idle_ms, 0, "-1: never");
+        for bad in ["localhost:5", "127.0.0.1", "127.0.0.1:many"] {
+            let setting = format!("max.connections.per.ip.overrides={bad}");
+            assert!(
+                Config::resolve(flags(&[setting.as_str()])).is_err(),
+                "{bad}"
+            );
+        }
+        // Kafka's check: the largest request must fit in the queue's bound.
+        assert!(Config::resolve(flags(&["queued.max.request.bytes=2000"])).is_err());
+        assert!(Config::resolve(flags(&[
+            "socket.request.max.bytes=2000",
+            "queued.max.request.bytes=2000"
+        ]))
+        .is_ok());
     }
 
     #[test]

@@ -108,6 +108,8 @@ pub async fn serve_transport<T: Transport>(
     ));
     let mut reader = Reader(&*transport);
     let mut frames = FrameReader::default();
+    let idle_max = (core.config.connections_max_idle_ms > 0)
+        .then(|| std::time::Duration::from_millis(core.config.connections_max_idle_ms));
     loop {
         let closed = closing.event.listen();
         if closing.closed.get() {
@@ -118,21 +120,43 @@ pub async fn serve_transport<T: Transport>(
             .map_or(core.config.request_bytes_max, |a| {
                 a.frame_bytes_max(core.config.request_bytes_max)
             });
-        let next = async { Some(frames.next(&mut reader, bytes_max).await) };
+        let next = async {
+            let read = async {
+                let len = frames.next_size(&mut reader, bytes_max).await?;
+                // Room first (queued.max.request.bytes): until answers
+                // give some back, this connection reads no further.
+                let room = core.request_room(len).await;
+                Ok((frames.body(&mut reader, len).await?, room))
+            };
+            Read::Frame(read.await)
+        };
         let stop = async {
             closed.await;
-            None
+            Read::Closed
         };
-        let frame = match futures_lite::future::or(next, stop).await {
-            None => break,
-            Some(Ok(frame)) => frame,
-            Some(Err(FrameError::Closed)) => break,
-            Some(Err(error)) => {
-                core.counters.closed_by_broker(CloseReason::BadFrame);
-                tracing::warn!(%peer, %error, "closing connection");
-                break;
+        let idle = async {
+            match idle_max {
+                Some(idle_max) => glommio::timer::sleep(idle_max).await,
+                None => std::future::pending().await,
             }
+            Read::Idle
         };
+        let (frame, room) =
+            match futures_lite::future::or(next, futures_lite::future::or(stop, idle)).await {
+                Read::Closed => break,
+                Read::Idle => {
+                    core.counters.closed_by_broker(CloseReason::Idle);
+                    tracing::debug!(%peer, "closing a connection idle for connections.max.idle.ms");
+                    break;
+                }
+                Read::Frame(Ok(read)) => read,
+                Read::Frame(Err(FrameError::Closed)) => break,
+                Read::Frame(Err(error)) => {
+                    core.counters.closed_by_broker(CloseReason::BadFrame);
+                    tracing::warn!(%peer, %error, "closing connection");
+                    break;
+                }
+            };
         let frame = match authenticator.as_mut() {
             None => frame,
             Some(authenticator) => match sasl_step(&core, authenticator, frame) {
@@ -177,7 +201,7 @@ pub async fn serve_transport<T: Transport>(
         let arrived = Instant::now();
         let task = glommio::spawn_local(async move {
             let outcome = dispatch::handle(&core, frame, &info, arrived).await;
-            drop(in_flight);
+            drop((in_flight, room));
             outcome
         });
         if queue.send(task).await.is_err() {
@@ -186,6 +210,15 @@ pub async fn serve_transport<T: Transport>(
     }
     drop(queue);
     writer.await;
+}
+
+/// What ended the wait for a connection's next request.
+enum Read {
+    Frame(Result<(BytesMut, Option<glommio::sync::StaticPermit>), FrameError>),
+    /// The writer closed the connection.
+    Closed,
+    /// No whole request for `connections.max.idle.ms`.
+    Idle,
 }
 
 enum SaslStep {

@@ -78,6 +78,9 @@ pub struct Core {
     stopping: std::cell::Cell<bool>,
     /// Requests read on this core and not yet answered.
     requests_in_flight: std::cell::Cell<usize>,
+    /// This core's share of `queued.max.request.bytes` (the semaphore's
+    /// units are bytes) and its size; None without a bound.
+    request_room: Option<(Rc<glommio::sync::Semaphore>, u64)>,
 }
 
 /// Counts one request in flight on its core until dropped (answered, or
@@ -118,6 +121,15 @@ impl Core {
         Some(InFlight(self.clone()))
     }
 
+    /// Waits for room for a request of `len` bytes in this core's share of
+    /// `queued.max.request.bytes` (a request larger than the share takes
+    /// all of it); the room is given back when the permit drops.
+    pub async fn request_room(&self, len: usize) -> Option<glommio::sync::StaticPermit> {
+        let (room, share) = self.request_room.as_ref()?;
+        let units = (len as u64).clamp(1, *share);
+        room.acquire_static_permit(units).await.ok()
+    }
+
     /// The clean stop's first step: no new requests; resolves when the
     /// ones in flight are answered (long polls at their max wait).
     pub async fn drain_requests(&self) {
@@ -136,6 +148,10 @@ impl Core {
         router: Router<Core>,
     ) -> Result<(Rc<Core>, flume::Receiver<Update>), BrokerError> {
         let router_cores = router.cores();
+        let request_room = (config.queued_request_bytes_max > 0).then(|| {
+            let share = (config.queued_request_bytes_max / config.cores.max(1)).max(1) as u64;
+            (Rc::new(glommio::sync::Semaphore::new(share)), share)
+        });
         let listeners = config.listeners.len();
         let memory =
             CoreMemory::with_limits(config.tail_cache_bytes_max, config.write_buffer_bytes_max);
@@ -177,6 +193,7 @@ impl Core {
             roles_ready: std::cell::Cell::new(false),
             stopping: std::cell::Cell::new(false),
             requests_in_flight: std::cell::Cell::new(0),
+            request_room,
         });
         Ok((core, updates))
     }

@@ -6,7 +6,8 @@
 use crate::config::Config;
 use crate::core::Core;
 use crate::error::ServerError;
-use crate::metadata::cluster::Cluster;
+use crate::metadata::cluster::{Cluster, ConnectionRefused};
+use crate::metrics::CloseReason;
 use crate::router::{Job, Router};
 use crate::security::{ListenerSecurity, PeerSecurity, SecurityProtocol};
 use glommio::net::TcpListener;
@@ -478,13 +479,33 @@ async fn serve_client(
     security: Arc<ListenerSecurity>,
     listener: usize,
 ) {
-    let Some(_slot) = core.cluster.take_connection(core.config.connections_max) else {
-        core.counters.connection_rejected();
-        let peer = stream
-            .peer_addr()
-            .map_or_else(|_| "?".to_string(), |a| a.to_string());
-        tracing::warn!(%peer, max = core.config.connections_max, "max.connections reached; closing");
-        return;
+    let peer = stream.peer_addr().ok();
+    let ip = peer.map(|p| p.ip());
+    let ip_max = ip.map_or(usize::MAX, |ip| core.config.connections_max_for(ip));
+    let slot = core
+        .cluster
+        .take_connection(core.config.connections_max, ip, ip_max);
+    let _slot = match slot {
+        Ok(slot) => slot,
+        Err(ConnectionRefused::Total) => {
+            core.counters.connection_rejected();
+            let peer = peer.map_or_else(|| "?".to_string(), |a| a.to_string());
+            tracing::warn!(%peer, max = core.config.connections_max, "max.connections reached; closing");
+            return;
+        }
+        Err(ConnectionRefused::PerIp) => {
+            core.counters.closed_by_broker(CloseReason::PerIpLimit);
+            if let Some(peer) = peer {
+                // Once per IP and reason per core: a client retrying in a
+                // loop does not flood the log.
+                let reason = format!(
+                    "max.connections.per.ip ({ip_max}) reached for {}",
+                    peer.ip()
+                );
+                core.refusals.warn_once("", peer, &reason);
+            }
+            return;
+        }
     };
     let _ = stream.set_nodelay(true);
     core.counters.connection_accepted(listener);

@@ -6,15 +6,23 @@
 
 use crate::metadata::topics::Topic;
 use controller::{Controller, MetadataImage};
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Open client connections per client IP.
+type PerIp = Arc<Mutex<HashMap<IpAddr, usize>>>;
 
 pub struct Cluster {
     pub node_id: i32,
     pub controller: Controller,
     /// Open client connections on all cores (`max.connections` is per broker).
     connections: Arc<AtomicUsize>,
+    /// Open client connections per client IP, on all cores
+    /// (`max.connections.per.ip`); touched at accept and close only.
+    per_ip: PerIp,
     /// This broker's epoch (the index of its registration); 0 until registered.
     broker_epoch: AtomicU64,
     /// Unfenced by the controller (registered and caught up).
@@ -31,6 +39,7 @@ impl Cluster {
             node_id,
             controller,
             connections: Arc::new(AtomicUsize::new(0)),
+            per_ip: Arc::default(),
             broker_epoch: AtomicU64::new(0),
             unfenced: AtomicBool::new(false),
             applied: (0..cores).map(|_| AtomicU64::new(0)).collect(),
@@ -116,22 +125,70 @@ impl Cluster {
         }
     }
 
-    /// Counts a new connection unless `max` are open; the slot is given back
-    /// when the returned guard drops.
-    pub fn take_connection(&self, max: usize) -> Option<ConnectionSlot> {
+    /// Counts a new connection from `ip` unless `max` are open in all or
+    /// `ip_max` from this IP; the slot is given back when the returned
+    /// guard drops.
+    pub fn take_connection(
+        &self,
+        max: usize,
+        ip: Option<IpAddr>,
+        ip_max: usize,
+    ) -> Result<ConnectionSlot, ConnectionRefused> {
         let taken = self
             .connections
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
                 (open < max).then_some(open + 1)
             });
-        taken.ok().map(|_| ConnectionSlot(self.connections.clone()))
+        if taken.is_err() {
+            return Err(ConnectionRefused::Total);
+        }
+        let slot = ConnectionSlot {
+            total: self.connections.clone(),
+            ip: None,
+        };
+        let Some(ip) = ip else {
+            return Ok(slot);
+        };
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let open = per_ip.entry(ip).or_insert(0);
+        if *open >= ip_max {
+            if *open == 0 {
+                per_ip.remove(&ip);
+            }
+            return Err(ConnectionRefused::PerIp); // `slot` gives the total back
+        }
+        *open += 1;
+        let mut slot = slot;
+        slot.ip = Some((ip, self.per_ip.clone()));
+        Ok(slot)
     }
 }
 
-pub struct ConnectionSlot(Arc<AtomicUsize>);
+/// Why a connection was closed at accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionRefused {
+    /// `max.connections`
+    Total,
+    /// `max.connections.per.ip` or its override for the client's IP.
+    PerIp,
+}
+
+pub struct ConnectionSlot {
+    total: Arc<AtomicUsize>,
+    ip: Option<(IpAddr, PerIp)>,
+}
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.total.fetch_sub(1, Ordering::AcqRel);
+        if let Some((ip, per_ip)) = &self.ip {
+            let mut per_ip = per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(open) = per_ip.get_mut(ip) {
+                *open -= 1;
+                if *open == 0 {
+                    per_ip.remove(ip);
+                }
+            }
+        }
     }
 }

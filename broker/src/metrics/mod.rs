@@ -83,15 +83,21 @@ pub enum CloseReason {
     MalformedRequest,
     /// An API or version not served, or a failed acks=0 write.
     RefusedRequest,
+    /// No whole request for `connections.max.idle.ms`.
+    Idle,
+    /// At accept: `max.connections.per.ip` (or its override) reached.
+    PerIpLimit,
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 5] = [
+    pub const ALL: [CloseReason; 7] = [
         CloseReason::TlsHandshake,
         CloseReason::Authentication,
         CloseReason::BadFrame,
         CloseReason::MalformedRequest,
         CloseReason::RefusedRequest,
+        CloseReason::Idle,
+        CloseReason::PerIpLimit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -101,6 +107,8 @@ impl CloseReason {
             CloseReason::BadFrame => "bad_frame",
             CloseReason::MalformedRequest => "malformed_request",
             CloseReason::RefusedRequest => "refused_request",
+            CloseReason::Idle => "idle",
+            CloseReason::PerIpLimit => "max_connections_per_ip",
         }
     }
 }

@@ -67,6 +67,18 @@ impl FrameReader {
         stream: &mut R,
         bytes_max: usize,
     ) -> Result<BytesMut, FrameError> {
+        let len = self.next_size(stream, bytes_max).await?;
+        self.body(stream, len).await
+    }
+
+    /// The next frame's size, checked against `bytes_max`, before anything
+    /// is allocated for its body (so the caller may first wait for room,
+    /// `queued.max.request.bytes`); then [`FrameReader::body`].
+    pub async fn next_size<R: AsyncRead + Unpin>(
+        &mut self,
+        stream: &mut R,
+        bytes_max: usize,
+    ) -> Result<usize, FrameError> {
         while self.buffered().len() < 4 {
             if self.start > 0 {
                 // Fewer than 4 bytes left at the end: move them to the front.
@@ -93,6 +105,15 @@ impl FrameReader {
             });
         }
         self.consume(4);
+        Ok(len)
+    }
+
+    /// The body of the frame whose size [`FrameReader::next_size`] gave.
+    pub async fn body<R: AsyncRead + Unpin>(
+        &mut self,
+        stream: &mut R,
+        len: usize,
+    ) -> Result<BytesMut, FrameError> {
         let mut body = BytesMut::zeroed(len);
         let have = self.buffered().len().min(len);
         body[..have].copy_from_slice(&self.buffered()[..have]);

@@ -27,6 +27,33 @@ impl Client {
         self.stream.write_all(bytes)
     }
 
+    /// Whether bytes of an answer (or the broker's close) are waiting,
+    /// without reading them.
+    pub fn answer_waiting(&self) -> bool {
+        self.stream.set_nonblocking(true).expect("nonblocking");
+        let mut byte = [0u8; 1];
+        let waiting = match self.stream.peek(&mut byte) {
+            Ok(_) => true,
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+        };
+        self.stream.set_nonblocking(false).expect("blocking");
+        waiting
+    }
+
+    /// Reads until the broker closes the connection: true at its end of
+    /// stream (or reset), false when the 30 s read timeout passed first.
+    pub fn closed_by_broker(&mut self) -> bool {
+        let mut buffer = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut buffer) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+
     /// Reads one response frame; None if the broker closed the connection.
     pub fn read_frame(&mut self) -> Option<Bytes> {
         let mut size = [0u8; 4];

@@ -1,5 +1,5 @@
 use crate::client::*;
-use crate::harness::Broker;
+use crate::harness::{free_port, Broker};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Decodable;
@@ -122,4 +122,119 @@ fn regression_many_requests_on_one_connection() {
         1,
         "broker still answering on the same connection"
     );
+}
+
+/// A connection the broker accepted and answers (ApiVersions).
+fn answered(client: &mut Client) -> bool {
+    let request = ApiVersionsRequest::default();
+    if client.try_send(ApiKey::ApiVersions, 0, &request).is_err() {
+        return false;
+    }
+    client.read_frame().is_some()
+}
+
+fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} by the deadline"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn max_connections_per_ip_closes_the_connections_past_it() {
+    let broker = Broker::start(&["max.connections.per.ip=2"]);
+    let mut first = Client::connect(broker.address);
+    let mut second = Client::connect(broker.address);
+    assert!(answered(&mut first) && answered(&mut second));
+    let mut third = Client::connect(broker.address);
+    assert!(!answered(&mut third), "the third from 127.0.0.1 is closed");
+    // One closes: its slot comes back (once the broker saw the close).
+    drop(first);
+    wait_for("a slot freed", || {
+        answered(&mut Client::connect(broker.address))
+    });
+    assert!(answered(&mut second), "the others keep being served");
+
+    let broker = Broker::start(&[
+        "max.connections.per.ip=1",
+        "max.connections.per.ip.overrides=127.0.0.1:3",
+    ]);
+    let mut held: Vec<Client> = (0..3).map(|_| Client::connect(broker.address)).collect();
+    assert!(held.iter_mut().all(answered), "the override allows 3");
+    assert!(!answered(&mut Client::connect(broker.address)));
+}
+
+#[test]
+fn max_connections_per_ip_overrides_must_name_ip_addresses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = ["max.connections.per.ip.overrides=localhost:5"];
+    let failed = Broker::try_start_on(dir.path(), free_port(), &[], &settings);
+    let Err(failed) = failed else {
+        panic!("a host name is refused at start");
+    };
+    assert!(
+        failed.stderr.contains("not an IP address"),
+        "{}",
+        failed.stderr
+    );
+}
+
+#[test]
+fn idle_connections_close_after_connections_max_idle_ms() {
+    let broker = Broker::start(&["connections.max.idle.ms=200"]);
+    let mut idle = Client::connect(broker.address);
+    assert!(answered(&mut idle));
+    // Nothing more is sent: the broker closes it (the read sees the end).
+    assert!(idle.closed_by_broker(), "closed by the broker");
+    // A half-sent frame does not keep a connection open either (slowloris).
+    let mut partial = Client::connect(broker.address);
+    partial.send_raw(&[0, 0, 0, 100, 0]).expect("send");
+    assert!(partial.closed_by_broker(), "closed by the broker");
+    assert!(answered(&mut Client::connect(broker.address)));
+}
+
+/// `queued.max.request.bytes`: a request that does not fit in the room
+/// left waits (its connection reads nothing more) until an answer gives
+/// room back. Here a long poll holds part of the room for its max wait, and
+/// a produce that needs all of it is answered only after the poll is.
+#[test]
+fn queued_max_request_bytes_holds_requests_until_answers_give_room() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start_with(
+        dir.path(),
+        &["--cores", "1"],
+        &[
+            "socket.request.max.bytes=2000",
+            "queued.max.request.bytes=2000",
+        ],
+    );
+    let mut admin = Client::connect(broker.address);
+    assert_eq!(create_topic(&mut admin, "room", 1), 0);
+    assert_eq!(create_topic(&mut admin, "quiet", 1), 0);
+    // On another topic than the produce, so the produce does not end it.
+    let mut polling = Client::connect(broker.address);
+    polling.send(ApiKey::Fetch, 12, &fetch_request("quiet", 0, 0, 1500));
+    // A produce whose frame is close to 2000 bytes: it needs the poll's room.
+    let mut producing = Client::connect(broker.address);
+    let value = vec![b'x'; 1800];
+    producing.send(
+        ApiKey::Produce,
+        9,
+        &produce_request("room", 0, batch(&[&value]), 1),
+    );
+    let mut produce_answered_first = false;
+    while !polling.answer_waiting() {
+        produce_answered_first |= producing.answer_waiting();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(
+        !produce_answered_first,
+        "the produce was answered while the long poll held its room"
+    );
+    assert!(polling.read_frame().is_some(), "the poll's answer");
+    assert!(producing.read_frame().is_some(), "then the produce's");
 }
