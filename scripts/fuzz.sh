@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Runs a cargo-fuzz (libFuzzer) target. Not part of CI: it needs a nightly
-# toolchain and runs for as long as you ask.
+# toolchain and runs for as long as you ask. CI runs each target's body
+# (the crates' `fuzzing` modules) over a short seeded set of mutated valid
+# inputs instead (`cargo test ... fuzzing`, stable toolchain, seconds).
 #
-#   scripts/fuzz.sh storage batch_parse [SECONDS]      # RecordBatch/index decoders
-#   scripts/fuzz.sh broker request_decode [SECONDS]    # request frame decoding
+#   scripts/fuzz.sh storage batch_parse [SECONDS]        # RecordBatch, records, compressed payloads, indexes
+#   scripts/fuzz.sh storage checkpoint_parse [SECONDS]   # recovery-point, cleaner and leader-epoch checkpoints
+#   scripts/fuzz.sh broker request_decode [SECONDS]      # request frames, every served API and version
+#   scripts/fuzz.sh broker producer_snapshot [SECONDS]   # <offset>.snapshot producer-state files
+#   scripts/fuzz.sh broker offsets_records [SECONDS]     # __consumer_offsets batches and records
+#   scripts/fuzz.sh controller metadata_decode [SECONDS] # metadata records, image snapshots, Raft WAL and messages, RPC frames
 #
 # Crashes land in <crate>/fuzz/artifacts/<target>/; reproduce one with
 #   (cd <crate> && cargo +nightly fuzz run <target> fuzz/artifacts/<target>/<file>)

@@ -8,6 +8,7 @@ pub mod connection;
 pub mod core;
 pub mod error;
 pub mod errors;
+pub mod fuzzing;
 pub mod group;
 pub mod inter_broker;
 pub mod limits;

@@ -254,7 +254,7 @@ pub fn read_snapshot(dir: &Path, log_end: i64) -> Option<(Producers, i64)> {
     None
 }
 
-fn parse_snapshot(text: &str) -> Option<(Producers, i64)> {
+pub(crate) fn parse_snapshot(text: &str) -> Option<(Producers, i64)> {
     let mut lines = text.lines();
     if lines.next()? != SNAPSHOT_MAGIC {
         return None;

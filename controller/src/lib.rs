@@ -12,6 +12,7 @@
 
 pub mod acl;
 pub mod decide;
+pub mod fuzzing;
 pub mod image;
 pub mod leadership;
 pub mod node;

@@ -512,6 +512,33 @@ fn put_record(buf: &mut Vec<u8>, kind: u8, body: &[u8]) {
     buf.extend_from_slice(body);
 }
 
+/// A small valid WAL (base, two entries, a hard state): the fuzz bodies'
+/// sample.
+#[cfg(test)]
+pub(crate) fn sample_wal() -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut base = 5u64.to_le_bytes().to_vec();
+    base.extend_from_slice(&2u64.to_le_bytes());
+    put_record(&mut buf, KIND_BASE, &base);
+    let entries: Vec<Entry> = (6..8)
+        .map(|index| Entry {
+            index,
+            term: 2,
+            data: b"record".to_vec().into(),
+            ..Default::default()
+        })
+        .collect();
+    put_entries(&mut buf, &entries).expect("entries encode");
+    let hard_state = HardState {
+        term: 2,
+        commit: 7,
+        ..Default::default()
+    };
+    let hs = protobuf::Message::write_to_bytes(&hard_state).expect("hard state encodes");
+    put_record(&mut buf, KIND_HARD_STATE, &hs);
+    buf
+}
+
 /// Entries records, as many as `WAL_RECORD_BYTES_MAX` needs.
 fn put_entries(buf: &mut Vec<u8>, entries: &[Entry]) -> Result<(), StoreError> {
     fn flush(buf: &mut Vec<u8>, body: &mut Vec<u8>, count: &mut u32) {
@@ -655,7 +682,7 @@ fn read_snapshot(path: &Path) -> Result<Option<Snapshot>, StoreError> {
 }
 
 /// What a WAL file holds: the log continuing its base snapshot.
-struct Wal {
+pub(crate) struct Wal {
     base_index: u64,
     base_term: u64,
     /// `log[i].index == base_index + 1 + i`.
@@ -766,18 +793,19 @@ fn decode_entries(body: &[u8]) -> Result<Vec<Entry>, String> {
     Ok(entries)
 }
 
-/// Reads `wal.log`, truncating a torn tail.
-fn read_wal(path: &Path, durability: Durability) -> Result<Wal, StoreError> {
-    let bytes = fs::read(path).map_err(io_error(path))?;
+/// The WAL in `bytes` and where its valid records end (a torn tail after
+/// that is for the caller to truncate); or where it is corrupt and why.
+/// No I/O: the fuzz target (controller/fuzz) drives it.
+pub(crate) fn parse_wal(bytes: &[u8]) -> Result<(Wal, usize), (usize, String)> {
     let mut wal: Option<Wal> = None;
     let mut at = 0;
     while at < bytes.len() {
-        let (kind, body, end) = match parse_record(&bytes, at) {
+        let (kind, body, end) = match parse_record(bytes, at) {
             Parsed::Record { kind, body, end } => (kind, body, end),
             Parsed::Bad { reason, end } => {
-                if let Some(valid_at) = valid_record_after(&bytes, at, end) {
+                if let Some(valid_at) = valid_record_after(bytes, at, end) {
                     let reason = format!("{reason}, with a valid record after it at {valid_at}");
-                    return Err(corrupt(path, at, reason));
+                    return Err((at, reason));
                 }
                 break;
             }
@@ -797,12 +825,19 @@ fn read_wal(path: &Path, durability: Durability) -> Result<Wal, StoreError> {
                 .map(|hs| wal.hard_state = hs)
                 .map_err(|e| e.to_string()),
         };
-        applied.map_err(|reason| corrupt(path, at, reason))?;
+        applied.map_err(|reason| (at, reason))?;
         at = end;
     }
-    let Some(wal) = wal else {
-        return Err(corrupt(path, 0, "no base record"));
-    };
+    match wal {
+        Some(wal) => Ok((wal, at)),
+        None => Err((0, "no base record".into())),
+    }
+}
+
+/// Reads `wal.log`, truncating a torn tail.
+fn read_wal(path: &Path, durability: Durability) -> Result<Wal, StoreError> {
+    let bytes = fs::read(path).map_err(io_error(path))?;
+    let (wal, at) = parse_wal(&bytes).map_err(|(at, reason)| corrupt(path, at, reason))?;
     if at < bytes.len() {
         tracing::warn!(
             path = %path.display(),

@@ -25,6 +25,11 @@ pub fn read(dir: &Path) -> Result<Option<Checkpoint>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(StorageError::io(format!("read {}", path.display()), e)),
     };
+    parse(&text, &path).map(Some)
+}
+
+/// The recovery-point checkpoint in `text` (read from `path`).
+pub(crate) fn parse(text: &str, path: &Path) -> Result<Checkpoint> {
     let bad = |reason: &str| StorageError::BadCheckpoint {
         path: path.display().to_string(),
         reason: reason.to_string(),
@@ -45,10 +50,10 @@ pub fn read(dir: &Path) -> Result<Option<Checkpoint>> {
             .filter(|v| *v >= 0)
             .ok_or_else(|| bad("bad offset"))
     };
-    Ok(Some(Checkpoint {
+    Ok(Checkpoint {
         recovery_point: field()?,
         log_start_offset: field()?,
-    }))
+    })
 }
 
 pub fn write(dir: &Path, checkpoint: Checkpoint) -> Result<()> {
@@ -113,7 +118,7 @@ pub fn read_cleaner(dir: &Path) -> Option<CleanerCheckpoint> {
     parsed
 }
 
-fn parse_cleaner(text: &str) -> Option<CleanerCheckpoint> {
+pub(crate) fn parse_cleaner(text: &str) -> Option<CleanerCheckpoint> {
     let mut lines = text.lines();
     if lines.next()? != VERSION {
         return None;

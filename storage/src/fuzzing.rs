@@ -1,5 +1,6 @@
-//! The one body shared by the cargo-fuzz target (storage/fuzz) and the replay
-//! of the inputs it once crashed on (tests/it/fuzz_regressions.rs).
+//! The bodies shared by the cargo-fuzz targets (storage/fuzz), the replay
+//! of the inputs they once crashed on (tests/it/fuzz_regressions.rs), and
+//! the short seeded run CI gives each (the tests below).
 
 use crate::batch::{check_stored, first_record_at_or_after, BatchScan, ProducedBatch};
 use crate::index::{OffsetIndex, TimeIndex};
@@ -25,6 +26,18 @@ pub fn decode_everything(data: &[u8]) {
             "valid batch broken by rewrite"
         );
     }
+}
+
+/// Feeds `data` to the parsers of the partition dir's text files: the
+/// recovery-point checkpoint, the cleaner's checkpoint, the
+/// leader-epoch checkpoint. None may panic; what parses must be sane.
+pub fn decode_checkpoints(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(checkpoint) = crate::checkpoint::parse(&text, std::path::Path::new("fuzz")) {
+        assert!(checkpoint.recovery_point >= 0 && checkpoint.log_start_offset >= 0);
+    }
+    let _ = crate::checkpoint::parse_cleaner(&text);
+    let _ = crate::epochs::LeaderEpochs::parse_checkpoint(&text);
 }
 
 /// The cleaner's view of one stored batch, inflating at most 1 MiB.
@@ -64,4 +77,91 @@ fn clean_one(batch: &[u8]) {
     crate::compact::for_each_record(stored, &payload, |record| again.push(record.offset))
         .expect("a rebuilt batch walks");
     assert_eq!(again, offsets, "exactly the kept records");
+}
+
+/// The short run CI gives a fuzz body (the crates' `fuzzing` tests): `cases`
+/// inputs from a fixed `seed`, most of them a valid sample with up to 8
+/// bytes overwritten and then cut or extended, the rest arbitrary bytes.
+/// No coverage guidance: cargo-fuzz does the long runs (scripts/fuzz.sh).
+pub fn short_run(samples: &[Vec<u8>], cases: usize, seed: u64, mut body: impl FnMut(&[u8])) {
+    // xorshift64*: deterministic, no dependency.
+    let mut state = seed.max(1);
+    let mut next = move || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    for case in 0..cases {
+        let bytes = if samples.is_empty() || case % 5 == 4 {
+            let len = (next() % 512) as usize;
+            (0..len).map(|_| next() as u8).collect()
+        } else {
+            let mut bytes = samples[(next() % samples.len() as u64) as usize].clone();
+            if !bytes.is_empty() {
+                for _ in 0..next() % 9 {
+                    let at = (next() % bytes.len() as u64) as usize;
+                    bytes[at] = next() as u8;
+                }
+                match next() % 4 {
+                    0 => bytes.truncate((next() % bytes.len() as u64) as usize),
+                    1 => bytes.extend((0..next() % 64).map(|_| next() as u8)),
+                    _ => {}
+                }
+            }
+            bytes
+        };
+        body(&bytes);
+    }
+}
+
+/// Cases per fuzz body in CI's short run.
+pub const SHORT_RUN_CASES: usize = 5000;
+/// The short run's seed (a failure names it; change it only on purpose).
+pub const SHORT_RUN_SEED: u64 = 20_261_204;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch_samples() -> Vec<Vec<u8>> {
+        let plain = crate::batch::build_batch(&[b"a", b"bb", b""], 1_700_000_000_000);
+        let mut two = plain.clone();
+        two.extend_from_slice(&crate::batch::build_batch(&[b"c"], 1_700_000_000_001));
+        let records: [crate::compact::KeyValue<'_>; 3] = [
+            (Some(b"k1"), Some(b"v1")),
+            (Some(b"k2"), None),
+            (None, Some(b"v3")),
+        ];
+        // Every codec: the inflaters read what a mutation leaves of them.
+        let compressed = (1..=4)
+            .map(|codec| crate::compact::build_keyed_batch(&records, 1_700_000_000_000, codec));
+        [plain, two].into_iter().chain(compressed).collect()
+    }
+
+    #[test]
+    fn short_run_of_batches_and_indexes() {
+        short_run(
+            &batch_samples(),
+            SHORT_RUN_CASES,
+            SHORT_RUN_SEED,
+            decode_everything,
+        );
+    }
+
+    #[test]
+    fn short_run_of_checkpoints() {
+        let samples = [
+            &b"0\n12 3\n"[..],
+            b"0\n40\n2\n0 1700000000000 20\n20 1700000000001 40\n",
+            b"0\n2\n0 0\n3 17\n",
+        ]
+        .map(<[u8]>::to_vec);
+        short_run(
+            &samples,
+            SHORT_RUN_CASES,
+            SHORT_RUN_SEED,
+            decode_checkpoints,
+        );
+    }
 }

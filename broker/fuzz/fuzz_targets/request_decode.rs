@@ -1,9 +1,6 @@
-//! Arbitrary bytes as one request frame body: decoding must return a request
-//! or a reason to close, never panic or run away with memory.
+//! Arbitrary bytes as one request frame body (see broker::fuzzing::request).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = broker::protocol::decode::decode(bytes::BytesMut::from(data));
-});
+fuzz_target!(|data: &[u8]| broker::fuzzing::request(data));

@@ -83,6 +83,18 @@ macro_rules! served_apis {
             }
         }
 
+        /// The default request of `api` encoded at `version` (samples for
+        /// the decoders' fuzzing); None where the default does not encode.
+        pub fn encode_default_body(api: ApiKey, version: i16) -> Option<Vec<u8>> {
+            use kafka_protocol::protocol::Encodable;
+            let mut out = bytes::BytesMut::new();
+            match api {
+                $( ApiKey::$api => <$request>::default().encode(&mut out, version).ok()?, )*
+                _ => return None,
+            }
+            Some(out.to_vec())
+        }
+
         /// Runs the request's handler; its answer becomes what to write.
         pub async fn dispatch(ctx: &RequestContext, core: &Rc<Core>, request: Request) -> Outcome {
             match request {
