@@ -675,6 +675,13 @@ impl Config {
             "message.max.bytes" => self.log.set("max.message.bytes", value)?,
             "min.insync.replicas" => self.log.set("min.insync.replicas", value)?,
             "log.segment.bytes" => self.log.set("segment.bytes", value)?,
+            "sluice.log.dir.min.free.bytes" => {
+                self.log.min_free_bytes = u64::try_from(number()?).or_invalid(
+                    key,
+                    value,
+                    "must be 0 (no check) or more",
+                )?
+            }
             "log.roll.ms" => self.log.set("segment.ms", value)?,
             "log.retention.ms" => self.log.set("retention.ms", value)?,
             "log.retention.bytes" => self.log.set("retention.bytes", value)?,

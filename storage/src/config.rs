@@ -142,10 +142,19 @@ pub struct LogConfig {
     pub timestamp_type: TimestampType,
     /// Sluice-only: bytes appended and not yet written before an append waits.
     pub write_buffer_bytes_max: usize,
+    /// Sluice-only, broker-wide (`sluice.log.dir.min.free.bytes`): a roll
+    /// refuses the append (`StorageError::DiskFull`) while the log
+    /// directory's file system has less free than this; 0: no check.
+    pub min_free_bytes: u64,
     /// `min.insync.replicas`: acks=all needs this many in-sync replicas
     /// (enforced by the partition leader, not by storage).
     pub min_insync_replicas: usize,
 }
+
+/// `sluice.log.dir.min.free.bytes`' default: room for a few segments' worth
+/// of writes in flight after the last roll that passed the check, without
+/// refusing writes on a small test disk.
+pub const MIN_FREE_BYTES_DEFAULT: u64 = 128 * 1024 * 1024;
 
 impl Default for LogConfig {
     fn default() -> Self {
@@ -166,6 +175,7 @@ impl Default for LogConfig {
             max_message_bytes: BATCH_BYTES_DEFAULT_MAX,
             timestamp_type: TimestampType::CreateTime,
             write_buffer_bytes_max: WRITE_BUFFER_BYTES_DEFAULT_MAX,
+            min_free_bytes: MIN_FREE_BYTES_DEFAULT,
             min_insync_replicas: 1,
         }
     }

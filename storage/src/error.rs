@@ -40,6 +40,12 @@ pub enum StorageError {
     /// can report success for data the kernel already dropped, so we never do.
     #[error("log {dir} is poisoned after an I/O error ({cause}); it is read-only")]
     Poisoned { dir: String, cause: String },
+    /// A roll found less free space on the log directory's file system
+    /// than `sluice.log.dir.min.free.bytes`: the append is refused before
+    /// the disk is full; the log is not poisoned, and appends go on once
+    /// space is freed.
+    #[error("log {dir}: {free} bytes free on its file system, below the {min} kept free")]
+    DiskFull { dir: String, free: u64, min: u64 },
     #[error("log directory {0} is closed")]
     Closed(String),
     #[error("bad log directory name {0:?}: expected <topic>-<partition>")]

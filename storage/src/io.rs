@@ -177,3 +177,25 @@ pub(crate) async fn settle_iopoll_probe(dir: &Path) -> Result<()> {
     IOPOLL_SETTLED.with(|settled| settled.borrow_mut().insert(device));
     Ok(())
 }
+
+/// (total, usable) bytes of the file system holding `dir` (statvfs):
+/// usable is what an unprivileged writer may still use (`f_bavail`).
+pub fn disk_space(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    #[expect(unsafe_code)]
+    // SAFETY: `path` is a NUL-terminated string that outlives the call and
+    // `stat` is a writable statvfs; statvfs(3) writes only into it.
+    let status = unsafe { libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) };
+    if status != 0 {
+        return None;
+    }
+    #[expect(unsafe_code)]
+    // SAFETY: statvfs returned 0, so it filled the struct (and it was
+    // zeroed before, so every field is initialised either way).
+    let stat = unsafe { stat.assume_init() };
+    let block = u128::from(stat.f_frsize);
+    let clamp = |blocks: u64| u64::try_from(u128::from(blocks) * block).unwrap_or(u64::MAX);
+    Some((clamp(stat.f_blocks), clamp(stat.f_bavail)))
+}

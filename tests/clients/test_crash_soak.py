@@ -43,8 +43,12 @@ BENCH_RATE = "20000"  # records/s (1 KiB each), so the checked workload keeps a 
 GROUP = "soak-group"
 KILL_DELAY_MAX_S = 0.5  # a random point in the load after the round's progress
 PROGRESS_TIMEOUT_S = 60  # acks (or commits) growing again after a restart
+# A restarted broker registers once its killed incarnation's session has
+# expired (Kafka's DUPLICATE_BROKER_REGISTRATION until then): a short
+# session keeps a round to seconds.
 SETTINGS = ["group.initial.rebalance.delay.ms=0", "group.min.session.timeout.ms=1000",
-            "log.retention.check.interval.ms=2000"]
+            "log.retention.check.interval.ms=2000", "broker.session.timeout.ms=2000",
+            "broker.heartbeat.interval.ms=500"]
 
 
 class OneNode:

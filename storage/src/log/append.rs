@@ -7,7 +7,7 @@ use crate::batch::ProducedBatch;
 use crate::checkpoint::{self, Checkpoint};
 use crate::commit::Turn;
 use crate::config::TimestampType;
-use crate::error::{BatchError, Result};
+use crate::error::{BatchError, Result, StorageError};
 use crate::io::sync_dir;
 use crate::segment::Segment;
 use bytes::Bytes;
@@ -258,6 +258,37 @@ impl Log {
         self.roll_locked(order).await.1
     }
 
+    /// Before a roll: refuses (without poisoning) while the file system
+    /// has less free than `min_free_bytes`, logging once per episode.
+    fn check_free_space(&self) -> Result<()> {
+        let min = self.inner.state.borrow().config.min_free_bytes;
+        if min == 0 {
+            return Ok(());
+        }
+        let Some((_, free)) = crate::io::disk_space(&self.inner.dir) else {
+            return Ok(()); // unknown: the write itself will tell
+        };
+        let mut state = self.inner.state.borrow_mut();
+        if free >= min {
+            if state.low_on_space {
+                state.low_on_space = false;
+                tracing::warn!(dir = %self.inner.dir.display(), free, min,
+                    "free space is back above sluice.log.dir.min.free.bytes: appends resume");
+            }
+            return Ok(());
+        }
+        if !state.low_on_space {
+            state.low_on_space = true;
+            tracing::error!(dir = %self.inner.dir.display(), free, min,
+                "log directory nearly full: appends refused (KAFKA_STORAGE_ERROR) until space is freed");
+        }
+        Err(StorageError::DiskFull {
+            dir: self.inner.dir.display().to_string(),
+            free,
+            min,
+        })
+    }
+
     /// [`Log::roll`] for a caller in the append order, run to completion.
     async fn roll_locked(&self, order: StaticPermit) -> (Option<StaticPermit>, Result<()>) {
         self.exclusively(Some(order), |log| async move { log.roll_now().await })
@@ -266,6 +297,7 @@ impl Log {
 
     /// The roll itself; the caller holds the append order and the turn.
     async fn roll_now(&self) -> Result<()> {
+        self.check_free_space()?;
         self.flush_pending().await?;
         let (seal, next_base) = {
             let mut state = self.inner.state.borrow_mut();

@@ -102,6 +102,8 @@ struct State {
     durable_offset: i64,
     recovery_point: i64,
     poisoned: Option<String>,
+    /// The last roll was refused for want of free space (logged once).
+    low_on_space: bool,
     /// The one background flusher (see scheduler.rs).
     flusher: FlushScheduler,
     closed: bool,

@@ -107,6 +107,7 @@ impl Log {
             durable_offset: 0,
             recovery_point: 0,
             poisoned: None,
+            low_on_space: false,
             flusher: FlushScheduler::default(),
             closed: false,
             stats: LogStats::default(),

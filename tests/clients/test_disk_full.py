@@ -1,0 +1,137 @@
+"""A full disk, on a small ext4 file system the test creates on a loop device
+(root only; skipped elsewhere) and removes afterwards, under the broker's
+data dir.
+
+- Kept free space: with `sluice.log.dir.min.free.bytes` above what is left,
+  the roll that would start a new segment refuses the produce with
+  KAFKA_STORAGE_ERROR before the disk is full, logged once; everything
+  acknowledged stays readable, other requests are served, and once space
+  is freed the same broker takes writes again, no restart.
+- A real ENOSPC (no free-space check): the write fails, the partition is
+  offline for writes (KAFKA_STORAGE_ERROR, a loud log line), reads of what
+  was acknowledged go on; after space is freed a restart recovers every
+  acknowledged record and writes resume."""
+import os
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from test_cluster import NONE, fetch, produce
+
+KAFKA_STORAGE_ERROR = 56
+FS_BYTES = 64 << 20
+BALLAST_BYTES = 24 << 20  # freed to make room again
+RECORD = b"r" * 1000
+RECORDS_PER_BATCH = 16
+BATCHES_MAX = 10_000  # more than the file system holds: a guard against a broker that never refuses
+
+
+class Node:
+    """The one broker as test_cluster's raw helpers address it."""
+
+    def __init__(self, broker):
+        self.broker = broker
+
+    @property
+    def client_port(self):
+        return self.broker.port
+
+
+@pytest.fixture
+def small_fs():
+    if os.geteuid() != 0 or not shutil.which("mkfs.ext4"):
+        pytest.skip("needs root and mkfs.ext4 to mount a loop file system")
+    work = tempfile.mkdtemp(prefix="sluice-full-")
+    image, mount = os.path.join(work, "disk.img"), os.path.join(work, "mnt")
+    os.mkdir(mount)
+    with open(image, "wb") as f:
+        f.truncate(FS_BYTES)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", image], check=True)
+    mounted = subprocess.run(["mount", "-o", "loop", image, mount], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        shutil.rmtree(work)
+        pytest.skip(f"cannot mount a loop device here: {mounted.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", mount], check=False)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def place_ballast(mount):
+    path = os.path.join(mount, "ballast")
+    with open(path, "wb") as f:
+        f.write(b"\0" * BALLAST_BYTES)
+        f.flush()
+        os.fsync(f.fileno())
+    return path
+
+
+def create(broker, topic):
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+
+
+def fill_until_refused(node, topic):
+    """Creates `topic`, then produces acks=all batches until one is refused;
+    the acknowledged base offsets, and the refusal's error code."""
+    create(node.broker, topic)
+    acknowledged = []
+    for _ in range(BATCHES_MAX):
+        error, offset = produce(node, topic, 0, [RECORD] * RECORDS_PER_BATCH, acks=-1)
+        if error != NONE:
+            return acknowledged, error
+        acknowledged.append(offset)
+    pytest.fail(f"{BATCHES_MAX} batches of {len(RECORD) * RECORDS_PER_BATCH} bytes fit in {FS_BYTES} bytes")
+
+
+def high_watermark(node, topic):
+    error, hw = fetch(node, topic, 0)
+    assert error == NONE
+    return hw
+
+
+def test_kept_free_space_refuses_writes_before_the_disk_is_full(broker_factory, small_fs):
+    ballast = place_ballast(small_fs)
+    broker = broker_factory(settings=["log.segment.bytes=1048576", f"sluice.log.dir.min.free.bytes={8 << 20}"],
+                            data_dir=os.path.join(small_fs, "data"))
+    node = Node(broker)
+    acknowledged, error = fill_until_refused(node, "full")
+    assert error == KAFKA_STORAGE_ERROR
+    assert acknowledged, "some batches fit first"
+    free = shutil.disk_usage(small_fs).free
+    assert free > 1 << 20, f"refused with {free} bytes still free, not at ENOSPC"
+    lines = "".join(broker.log_lines())
+    assert lines.count("log directory nearly full") == 1, [l for l in broker.log_lines() if "ERROR" in l or "WARN" in l]
+    # Everything acknowledged reads back; the broker serves other requests.
+    assert high_watermark(node, "full") == acknowledged[-1] + RECORDS_PER_BATCH
+    batch = [RECORD] * RECORDS_PER_BATCH  # what needs the refused roll
+    assert produce(node, "full", 0, batch, acks=-1)[0] == KAFKA_STORAGE_ERROR, "still refused"
+    os.unlink(ballast)
+    error, offset = produce(node, "full", 0, batch, acks=-1)
+    assert (error, offset) == (NONE, acknowledged[-1] + RECORDS_PER_BATCH), "writes resume once space is freed"
+    assert "appends resume" in "".join(broker.log_lines())
+
+
+def test_enospc_takes_the_partition_offline_and_a_restart_recovers_it(broker_factory, small_fs):
+    ballast = place_ballast(small_fs)
+    data_dir = os.path.join(small_fs, "data")
+    settings = ["log.segment.bytes=4194304", "sluice.log.dir.min.free.bytes=0"]
+    broker = broker_factory(settings=settings, data_dir=data_dir)
+    node = Node(broker)
+    acknowledged, error = fill_until_refused(node, "enospc")
+    assert error == KAFKA_STORAGE_ERROR
+    lines = "".join(broker.log_lines())
+    assert "log poisoned" in lines and "No space left on device" in lines, lines[-2000:]
+    end = acknowledged[-1] + RECORDS_PER_BATCH
+    assert high_watermark(node, "enospc") >= end, "what was acknowledged still reads"
+    assert produce(node, "enospc", 0, [RECORD], acks=-1)[0] == KAFKA_STORAGE_ERROR, "offline for writes"
+    os.unlink(ballast)
+    broker.stop()
+    broker.start(keep_port=True)
+    assert high_watermark(node, "enospc") >= end, "every acknowledged record after the restart"
+    error, offset = produce(node, "enospc", 0, [RECORD], acks=-1)
+    assert error == NONE and offset >= end, "writes resume after the restart"
