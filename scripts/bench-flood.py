@@ -190,8 +190,7 @@ def run_bench(bench, broker, seconds):
     out.close()
     subprocess.run([bench, "produce", "--bootstrap", broker.bootstrap, "--topic", "side", "--acks", "all",
                     "--partitions", "1", "--producers", "1", "--rate", "5000", "--duration-s", str(seconds),
-                    "--warmup-s", "2", "--json", out.name], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+                    "--warmup-s", "2", "--json", out.name], check=True, stdout=subprocess.DEVNULL)
     with open(out.name) as f:
         run = json.load(f)["runs"][0]
     os.unlink(out.name)
@@ -242,7 +241,8 @@ def main():
         sys.exit(f"RLIMIT_NOFILE hard limit {hard}: need 12000 for 10,000 connections")
     rows = [
         phase("baseline", args, [], None),
-        phase("idle x10000", args, [], flood_idle),
+        # max.connections' default is 10,000: room for the side producer.
+        phase("idle x10000", args, ["max.connections=12000"], flood_idle),
         phase("slowloris x1000", args, [], flood_slowloris),
         phase("non-reader x100", args, [], flood_non_readers),
         phase("non-reader x100 bounded", args, ["queued.max.request.bytes=268435456"], flood_non_readers),
