@@ -21,6 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["membership", "replica_fetcher", "admin"],
     &["api"],
     &["protocol"],
+    &["fuzzing"],
     &["transport"],
     &["tls_transport"],
     &["connection"],
