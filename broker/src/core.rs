@@ -96,6 +96,8 @@ impl Drop for InFlight {
 
 /// How often a stopping core looks whether its requests are answered.
 const DRAIN_POLL: Duration = Duration::from_millis(5);
+/// The longest a stop waits for the requests in flight.
+const DRAIN_WAIT_MAX: Duration = Duration::from_secs(5);
 
 /// How often a core that has no roles yet looks whether this broker has
 /// registered.
@@ -131,12 +133,18 @@ impl Core {
     }
 
     /// The clean stop's first step: no new requests; resolves when the
-    /// ones in flight are answered (long polls at their max wait).
-    pub async fn drain_requests(&self) {
+    /// ones in flight are answered, or after `DRAIN_WAIT_MAX` (a request
+    /// parked for long, such as a JoinGroup waiting for its rebalance, is
+    /// dropped with its connection, as Kafka's stop drops them; a produce
+    /// already appended is flushed by the close, and its producer's retry
+    /// is answered as a duplicate). The requests left unanswered.
+    pub async fn drain_requests(&self) -> usize {
         self.stopping.set(true);
-        while self.requests_in_flight.get() > 0 {
+        let deadline = std::time::Instant::now() + DRAIN_WAIT_MAX;
+        while self.requests_in_flight.get() > 0 && std::time::Instant::now() < deadline {
             glommio::timer::sleep(DRAIN_POLL).await;
         }
+        self.requests_in_flight.get()
     }
 
     /// Opens the partitions this core owns of every topic in the metadata

@@ -13,7 +13,7 @@ use crate::security::{ListenerSecurity, PeerSecurity, SecurityProtocol};
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -23,6 +23,8 @@ const IO_MEMORY_BYTES: usize = 16 * 1024 * 1024;
 const IO_MEMORY_BYTES_MIN: usize = 1024 * 1024;
 /// How often the accept loop looks at the stop flag.
 const STOP_POLL_MS: u64 = 50;
+/// How often a drained core looks whether the others have drained too.
+const DRAINED_POLL_MS: u64 = 5;
 /// How long a busy port may take to come free at start-up before it counts
 /// as held by a live listener (a killed broker's io_uring releases its
 /// listeners some 50 ms after the process is gone).
@@ -169,15 +171,17 @@ pub fn run(mut config: Config) -> Result<()> {
             .map_err(|source| ServerError::Admin { address, source })?;
         tracing::info!(%bound, "admin endpoint listening (/metrics, /v1/status/ready, /v1/status/live)");
     }
+    let drained = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::with_capacity(cores);
     for (core, (router, requests)) in mesh.into_iter().enumerate() {
-        let (config, cluster, stop, opened, all_opened, securities) = (
+        let (config, cluster, stop, opened, all_opened, securities, drained) = (
             config.clone(),
             cluster.clone(),
             stop.clone(),
             opened.clone(),
             all_opened.clone(),
             securities.clone(),
+            drained.clone(),
         );
         let cpu = config.cpus.as_ref().and_then(|c| c.get(core)).copied();
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu.unwrap_or(core)))
@@ -189,6 +193,7 @@ pub fn run(mut config: Config) -> Result<()> {
                     stop,
                     opened,
                     all_opened,
+                    drained,
                 };
                 serve(config, securities, cluster, router, requests, started).await
             })
@@ -211,6 +216,8 @@ pub fn run(mut config: Config) -> Result<()> {
             // One core failing (e.g. a partition that cannot be opened)
             // stops the others too.
             stop.store(true, Ordering::Relaxed);
+            // It will not drain: the others must not wait for it.
+            drained.fetch_add(cores, Ordering::AcqRel);
             opened.wait_abandoned();
             result = result.and(Err(error));
         }
@@ -355,6 +362,10 @@ struct Started {
     stop: Arc<AtomicBool>,
     opened: Arc<Barrier>,
     all_opened: Arc<AtomicBool>,
+    /// Cores that have answered their requests in flight at a stop: none
+    /// closes its logs (and ends its executor) before all have, since a
+    /// request on one core may wait on a job on another.
+    drained: Arc<AtomicUsize>,
 }
 
 async fn serve(
@@ -369,6 +380,7 @@ async fn serve(
         stop,
         opened,
         all_opened,
+        drained,
     } = started;
     let core_index = router.core();
     let mut listeners = Vec::with_capacity(config.listeners.len());
@@ -443,7 +455,18 @@ async fn serve(
         core = core_index,
         "stopping: no new requests, finishing the ones in flight"
     );
-    core.drain_requests().await;
+    let unanswered = core.drain_requests().await;
+    if unanswered > 0 {
+        tracing::info!(
+            core = core_index,
+            unanswered,
+            "stopping: requests still parked are dropped"
+        );
+    }
+    drained.fetch_add(1, Ordering::AcqRel);
+    while drained.load(Ordering::Acquire) < core.config.cores {
+        glommio::timer::sleep(Duration::from_millis(DRAINED_POLL_MS)).await;
+    }
     tracing::info!(core = core_index, "stopping: flushing and closing logs");
     core.shard.close().await;
     tracing::info!(core = core_index, "stopped");

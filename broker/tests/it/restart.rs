@@ -173,9 +173,10 @@ fn a_second_signal_while_stopping_exits_at_once() {
     assert_eq!(offsets_only(&mut client, "twice", 1, -1), vec![1]);
 }
 
-/// A stop that cannot finish (here a long poll that waits a minute for
-/// records that never come) ends at `sluice.shutdown.timeout.ms` with
-/// status 1 and a log line saying why.
+/// A stop that does not finish within `sluice.shutdown.timeout.ms` (here
+/// 500 ms, less than the drain waits for a long poll that waits a minute
+/// for records that never come) ends with status 1 and a log line saying
+/// why.
 #[test]
 fn a_stop_that_cannot_finish_ends_at_the_shutdown_timeout() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -190,17 +191,7 @@ fn a_stop_that_cannot_finish_ends_at_the_shutdown_timeout() {
     let mut polling = Client::connect(broker.address);
     polling.send(ApiKey::Fetch, 12, &fetch_request("stuck", 0, 0, 60_000));
     // In flight once the broker counts it so (the creation was answered).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !http_get(admin, "/metrics")
-        .lines()
-        .any(|l| l.starts_with("sluice_requests_in_flight{") && l.ends_with(" 1"))
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the fetch never arrived"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    wait_in_flight(admin, 1);
     let status = broker.stop().expect("exit status");
     assert_eq!(status.code(), Some(1), "ended by the bound: {status:?}");
     assert!(broker
@@ -208,4 +199,74 @@ fn a_stop_that_cannot_finish_ends_at_the_shutdown_timeout() {
         .iter()
         .any(|l| l.contains("did not finish within sluice.shutdown.timeout.ms")));
     drop(polling);
+}
+
+/// Long polls in flight on every core when the stop comes: a poll read on
+/// one core waits on a partition of another, so no core may close (and end
+/// its executor) before every core has answered its requests; the stop
+/// ends cleanly, not at the watchdog.
+#[test]
+fn a_stop_with_long_polls_across_cores_exits_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::start_with(
+        dir.path(),
+        &["--cores", "2"],
+        &["sluice.shutdown.timeout.ms=20000"],
+    );
+    let mut admin = Client::connect(broker.address);
+    assert_eq!(create_topic(&mut admin, "polled", 4), 0);
+    // Connections land on both cores; each polls every partition.
+    let mut polls: Vec<Client> = (0..8).map(|_| Client::connect(broker.address)).collect();
+    for client in &mut polls {
+        let mut request = fetch_request("polled", 0, 0, 3000);
+        let partition = request.topics[0].partitions[0].clone();
+        request.topics[0].partitions = (0..4)
+            .map(|p| partition.clone().with_partition(p))
+            .collect();
+        client.send(ApiKey::Fetch, 12, &request);
+    }
+    let status = broker.stop().expect("exit status");
+    assert!(
+        status.success(),
+        "a clean stop, not the watchdog: {status:?}"
+    );
+    drop(polls);
+}
+
+/// A request parked longer than the drain waits (a long poll of a minute)
+/// does not hold the stop: it is dropped with its connection and the
+/// broker exits 0.
+#[test]
+fn a_parked_request_is_dropped_at_the_drain_bound() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = free_port();
+    let admin_listen = format!("sluice.admin.listen=127.0.0.1:{admin}");
+    // A stop that waited for the poll would end at this bound, with status 1.
+    let settings = ["sluice.shutdown.timeout.ms=20000", admin_listen.as_str()];
+    let mut broker = Broker::start_with(dir.path(), &["--cores", "1"], &settings);
+    let mut client = Client::connect(broker.address);
+    assert_eq!(create_topic(&mut client, "parked", 1), 0);
+    let mut polling = Client::connect(broker.address);
+    polling.send(ApiKey::Fetch, 12, &fetch_request("parked", 0, 0, 60_000));
+    wait_in_flight(admin, 1);
+    let status = broker.stop().expect("exit status");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        polling.closed_by_broker(),
+        "the poll's connection is closed unanswered"
+    );
+}
+
+/// Waits until the broker counts `n` requests in flight on a core
+/// (`sluice_requests_in_flight`, from its admin endpoint on `admin`).
+fn wait_in_flight(admin: u16, n: usize) {
+    let wanted = format!(" {n}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !http_get(admin, "/metrics")
+        .lines()
+        .any(|l| l.starts_with("sluice_requests_in_flight{") && l.ends_with(&wanted))
+    {
+        assert!(std::time::Instant::now() < deadline, "never {n} in flight");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
