@@ -47,7 +47,7 @@ PROGRESS_TIMEOUT_S = 60  # acks (or commits) growing again after a restart
 # expired (Kafka's DUPLICATE_BROKER_REGISTRATION until then): a short
 # session keeps a round to seconds.
 SETTINGS = ["group.initial.rebalance.delay.ms=0", "group.min.session.timeout.ms=1000",
-            "log.retention.check.interval.ms=2000", "broker.session.timeout.ms=2000",
+            "log.retention.check.interval.ms=2000", "broker.session.timeout.ms=3000",
             "broker.heartbeat.interval.ms=500"]
 
 
