@@ -587,25 +587,13 @@ impl Config {
                 self.queued_request_bytes_max = usize::try_from(n.max(0)).unwrap_or(usize::MAX);
             }
             "sluice.ssl.reload.interval.ms" => {
-                let n = number()?;
-                if n < 0 {
-                    return Err(invalid(key, value, "must be 0 (off) or more"));
-                }
-                self.ssl_reload_interval_ms = n as u64;
+                self.ssl_reload_interval_ms = non_negative(key, value, number()?, "off")?;
             }
             "sluice.shutdown.timeout.ms" => {
-                let n = number()?;
-                if n < 0 {
-                    return Err(invalid(key, value, "must be 0 (no bound) or more"));
-                }
-                self.shutdown_timeout_ms = n as u64;
+                self.shutdown_timeout_ms = non_negative(key, value, number()?, "no bound")?;
             }
             "sluice.producer.snapshot.interval.ms" => {
-                let n = number()?;
-                if n < 0 {
-                    return Err(invalid(key, value, "must be 0 (off) or more"));
-                }
-                self.producer_snapshot_interval_ms = n as u64;
+                self.producer_snapshot_interval_ms = non_negative(key, value, number()?, "off")?;
             }
             "log.retention.check.interval.ms" => {
                 let n = number()?;
@@ -718,6 +706,11 @@ fn parse_ip_overrides(value: &str) -> std::result::Result<Vec<(std::net::IpAddr,
             Ok((ip, count))
         })
         .collect()
+}
+
+/// A count or duration where 0 has the meaning `zero` names.
+fn non_negative(key: &str, value: &str, n: i64, zero: &str) -> Result<u64> {
+    u64::try_from(n).map_err(|_| invalid(key, value, format!("must be 0 ({zero}) or more")))
 }
 
 fn millis(key: &str, value: &str) -> Result<Duration> {
