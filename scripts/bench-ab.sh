@@ -12,6 +12,11 @@
 # sluice.admin.listen port, so only the scraping differs), which measures
 # what the admin endpoint costs the hot path.
 #
+# BENCH_B=PATH runs arm B with that bench binary instead of BENCH (default
+# target/release/bench), to compare two load generators against the same
+# broker: pass the same broker twice. Every row also shows bench's own CPU
+# per message.
+#
 #   scripts/bench-ab.sh BROKER_A BROKER_B [ROUNDS] [-- BENCH_ARGS...]
 #   e.g. scripts/bench-ab.sh /work/before/broker target/release/broker 3
 #
@@ -32,7 +37,8 @@ trap 'rm -rf "$work"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 run_one() { # name binary round [scrape]
-    local name=$1 binary=$2 round=$3 scrape=${4:-} port dir pid admin_args=() scraper=
+    local name=$1 binary=$2 round=$3 scrape=${4:-} port dir pid admin_args=() scraper= bench=$bench
+    [ "$name" = B ] && bench=${BENCH_B:-$bench}
     port=$(free_port); dir="$work/$name-$round"; mkdir -p "$dir"
     if [ -n "${SCRAPE:-}" ]; then
         admin_port=$(free_port)
@@ -55,11 +61,11 @@ import json, sys
 report, name, round_ = sys.argv[1], sys.argv[2], sys.argv[3]
 for r in json.load(open(report))["runs"]:
     l, c = r["latency_ms"], r["broker_cpu"]
-    print(f"{name}\t{round_}\tacks={r['acks']}\t{r['mb_per_s']:.1f}\t{l['p50']:.3f}\t{l['p99']:.3f}\t{l['p99.9']:.3f}\t{r['errors']}\t{c['user_us_per_batch']:.1f}\t{c['system_us_per_batch']:.1f}\t{c['cpu_ms_per_mb']:.2f}")
+    print(f"{name}\t{round_}\tacks={r['acks']}\t{r['mb_per_s']:.1f}\t{l['p50']:.3f}\t{l['p99']:.3f}\t{l['p99.9']:.3f}\t{r['errors']}\t{c['user_us_per_batch']:.1f}\t{c['system_us_per_batch']:.1f}\t{c['cpu_ms_per_mb']:.2f}\t{r['cpu_us_per_message']:.2f}")
 PY
 }
 
-echo -e "binary\tround\tacks\tMB/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\tuser us/batch\tsys us/batch\tCPU ms/MB" | tee "$work/all.tsv"
+echo -e "binary\tround\tacks\tMB/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\tuser us/batch\tsys us/batch\tCPU ms/MB\tbench us/msg" | tee "$work/all.tsv"
 for round in $(seq 1 "$rounds"); do
     run_one A "$a" "$round" | tee -a "$work/all.tsv"
     run_one B "$b" "$round" | tee -a "$work/all.tsv"
@@ -73,8 +79,8 @@ rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
 by = collections.defaultdict(list)
 for r in rows:
     by[(r[0], r[2])].append(r)
-print("binary\tacks\tMB/s\tp50 ms\tp99 ms\tp99.9 ms\tuser us/batch\tsys us/batch\tCPU ms/MB")
+print("binary\tacks\tMB/s\tp50 ms\tp99 ms\tp99.9 ms\tuser us/batch\tsys us/batch\tCPU ms/MB\tbench us/msg")
 for (name, acks), rs in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0])):
     med = lambda i: statistics.median(float(r[i]) for r in rs)
-    print(f"{name}\t{acks}\t{med(3):.1f}\t{med(4):.3f}\t{med(5):.3f}\t{med(6):.3f}\t{med(8):.1f}\t{med(9):.1f}\t{med(10):.2f}")
+    print(f"{name}\t{acks}\t{med(3):.1f}\t{med(4):.3f}\t{med(5):.3f}\t{med(6):.3f}\t{med(8):.1f}\t{med(9):.1f}\t{med(10):.2f}\t{med(11):.2f}")
 PY

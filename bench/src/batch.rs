@@ -46,17 +46,39 @@ pub struct Payload {
 
 pub fn payload(producer: u32, sequence: u64, send_us: u64, size: usize, out: &mut BytesMut) {
     let size = size.max(PAYLOAD_HEADER_BYTES);
-    let filler_len = size - PAYLOAD_HEADER_BYTES;
     let start = out.len();
     out.put_u32(producer);
     out.put_u64(sequence);
     out.put_u64(send_us);
     out.put_u32(0);
-    for i in 0..filler_len {
-        out.put_u8(b'a' + ((sequence as usize + i) % 26) as u8);
-    }
+    put_filler(sequence, size - PAYLOAD_HEADER_BYTES, out);
     let crc = crc32c::crc32c(&out[start + PAYLOAD_HEADER_BYTES..]);
     out[start + 20..start + 24].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// The letters a filler repeats, long enough that a 4 KiB filler is one copy.
+const FILLER_PATTERN: [u8; 26 * 160] = {
+    let mut pattern = [0u8; 26 * 160];
+    let mut i = 0;
+    while i < pattern.len() {
+        pattern[i] = b'a' + (i % 26) as u8;
+        i += 1;
+    }
+    pattern
+};
+
+/// `len` filler bytes for `sequence`: byte i is `'a' + (sequence + i) % 26`.
+/// Copied from [`FILLER_PATTERN`]: writing them one by one was most of
+/// bench's CPU per message.
+fn put_filler(sequence: u64, len: usize, out: &mut BytesMut) {
+    let mut at = (sequence % 26) as usize;
+    let mut left = len;
+    while left > 0 {
+        let take = left.min(FILLER_PATTERN.len() - at);
+        out.put_slice(&FILLER_PATTERN[at..at + take]);
+        left -= take;
+        at = (at + take) % 26;
+    }
 }
 
 /// Decodes a payload; None if the value is too short to be one.
@@ -182,26 +204,26 @@ pub fn build(
 ) -> Result<Bytes> {
     let count = messages.len();
     let total: usize = messages.iter().map(|m| m.size + 32).sum();
-    let mut records = BytesMut::with_capacity(total);
-    let mut value = BytesMut::with_capacity(messages.iter().map(|m| m.size).max().unwrap_or(0));
+    // Uncompressed records are written where the batch will hold them, after
+    // room for its header; compressed ones go to their own buffer first.
+    let header_room = if codec == Codec::None {
+        HEADER_BYTES
+    } else {
+        0
+    };
+    let mut records = BytesMut::with_capacity(header_room + total);
+    records.put_bytes(0, header_room);
     for (delta, message) in messages.iter().enumerate() {
-        value.clear();
-        payload(
-            producer,
-            message.sequence,
-            message.send_us,
-            message.size,
-            &mut value,
-        );
         let key = message.key.map(key_bytes);
         let key_len = key.as_ref().map_or(-1, |k| k.len() as i64);
+        let value_len = message.size.max(PAYLOAD_HEADER_BYTES);
         let body_len = 1
             + varint_len(0)
             + varint_len(delta as i64)
             + varint_len(key_len)
             + key.as_ref().map_or(0, |k| k.len())
-            + varint_len(value.len() as i64)
-            + value.len()
+            + varint_len(value_len as i64)
+            + value_len
             + varint_len(0);
         put_varint(&mut records, body_len as i64);
         records.put_u8(0); // attributes
@@ -211,26 +233,41 @@ pub fn build(
         if let Some(key) = &key {
             records.put_slice(key.as_bytes());
         }
-        put_varint(&mut records, value.len() as i64);
-        records.put_slice(&value);
+        put_varint(&mut records, value_len as i64);
+        payload(
+            producer,
+            message.sequence,
+            message.send_us,
+            message.size,
+            &mut records,
+        );
         put_varint(&mut records, 0); // no headers
     }
-    let records = codec.compress(&records)?;
-    let mut batch = BytesMut::with_capacity(HEADER_BYTES + records.len());
-    batch.put_i64(0); // base offset (assigned by the broker)
-    batch.put_i32((HEADER_BYTES - 12 + records.len()) as i32);
-    batch.put_i32(-1); // partition leader epoch
-    batch.put_i8(2); // magic
-    batch.put_u32(0); // crc, below
-    batch.put_i16(codec.attribute()); // compression, CreateTime
-    batch.put_i32(count as i32 - 1);
-    batch.put_i64(timestamp_ms);
-    batch.put_i64(timestamp_ms);
-    batch.put_i64(-1); // producer id
-    batch.put_i16(-1);
-    batch.put_i32(-1);
-    batch.put_i32(count as i32);
-    batch.put_slice(&records);
+    let mut batch = match codec {
+        Codec::None => records,
+        codec => {
+            let compressed = codec.compress(&records)?;
+            let mut batch = BytesMut::with_capacity(HEADER_BYTES + compressed.len());
+            batch.put_bytes(0, HEADER_BYTES);
+            batch.put_slice(&compressed);
+            batch
+        }
+    };
+    let records_len = batch.len() - HEADER_BYTES;
+    let mut header = &mut batch[..HEADER_BYTES];
+    header.put_i64(0); // base offset (assigned by the broker)
+    header.put_i32((HEADER_BYTES - 12 + records_len) as i32);
+    header.put_i32(-1); // partition leader epoch
+    header.put_i8(2); // magic
+    header.put_u32(0); // crc, below
+    header.put_i16(codec.attribute()); // compression, CreateTime
+    header.put_i32(count as i32 - 1);
+    header.put_i64(timestamp_ms);
+    header.put_i64(timestamp_ms);
+    header.put_i64(-1); // producer id
+    header.put_i16(-1);
+    header.put_i32(-1);
+    header.put_i32(count as i32);
     let crc = crc32c::crc32c(&batch[21..]);
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
     Ok(batch.freeze())
@@ -310,6 +347,18 @@ mod tests {
             assert_eq!(decoded.len(), 20, "{codec:?}");
             assert_eq!(read_payload(&decoded[5]).expect("payload").sequence, 5);
             assert!(batch.len() < 20 * 200, "{codec:?} compresses the filler");
+        }
+    }
+
+    #[test]
+    fn fillers_are_the_alphabet_from_the_sequence_at_any_length() {
+        for (sequence, len) in [(0u64, 0usize), (3, 1), (25, 27), (7, 4160), (11, 10_000)] {
+            let mut out = BytesMut::new();
+            put_filler(sequence, len, &mut out);
+            let expected: Vec<u8> = (0..len)
+                .map(|i| b'a' + ((sequence as usize + i) % 26) as u8)
+                .collect();
+            assert_eq!(&out[..], &expected[..], "sequence {sequence}, {len} bytes");
         }
     }
 
