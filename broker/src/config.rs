@@ -81,7 +81,11 @@ pub struct Config {
     pub security: crate::security::SecuritySettings,
     /// `authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found`.
     pub authorizer: crate::security::authorizer::AuthorizerConfig,
+    /// The metadata directory, and the first log directory.
     pub data_dir: PathBuf,
+    /// `log.dirs` past the first (which is `data_dir`): more directories
+    /// that partitions are spread over. Empty: `data_dir` alone.
+    pub more_log_dirs: Vec<PathBuf>,
     pub cores: usize,
     /// `sluice.cpus`: the CPU each core's executor is pinned to, in core
     /// order (default: core i on CPU i). Several brokers on one machine
@@ -270,6 +274,13 @@ pub struct Flags {
 }
 
 impl Config {
+    /// Every log directory, the metadata one (`data_dir`) first.
+    pub fn log_dirs(&self) -> Vec<PathBuf> {
+        std::iter::once(self.data_dir.clone())
+            .chain(self.more_log_dirs.iter().cloned())
+            .collect()
+    }
+
     /// `max.connections.per.ip` for `ip`, its override if it has one.
     pub fn connections_max_for(&self, ip: std::net::IpAddr) -> usize {
         self.connections_max_per_ip_overrides
@@ -292,6 +303,7 @@ impl Config {
             security: Default::default(),
             authorizer: Default::default(),
             data_dir: PathBuf::from("./data"),
+            more_log_dirs: Vec::new(),
             cores: cpus,
             cpus: None,
             idle_poll_us: IDLE_POLL_US_DEFAULT,
@@ -335,7 +347,20 @@ impl Config {
         config.listen_from_flag = flags.listen.is_some();
         config.listen = flags.listen.unwrap_or(config.listen);
         config.advertised_flag = flags.advertised_listener;
-        config.data_dir = flags.data_dir.unwrap_or(config.data_dir);
+        if let Some(dir) = flags.data_dir {
+            // With several log.dirs, --data-dir may only repeat the first
+            // (the metadata directory); alone it names the one directory.
+            if !config.more_log_dirs.is_empty() && dir != config.data_dir {
+                return Err(ConfigError::Flag {
+                    flag: format!("--data-dir {}", dir.display()),
+                    reason: format!(
+                        "log.dirs names several directories; --data-dir must be the first, {}, or left out",
+                        config.data_dir.display()
+                    ),
+                });
+            }
+            config.data_dir = dir;
+        }
         config.cores = flags.cores.unwrap_or(config.cores);
         config.idle_poll_us = flags.idle_poll_us.unwrap_or(config.idle_poll_us);
         config.node_id = flags.node_id.unwrap_or(config.node_id);
@@ -496,10 +521,21 @@ impl Config {
                     value.parse().or_invalid(key, value, "not true/false")?
             }
             "log.dirs" | "log.dir" => {
-                if value.contains(',') {
-                    return Err(invalid(key, value, "Sluice takes one data directory"));
+                let dirs: Vec<PathBuf> = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|d| !d.is_empty())
+                    .map(PathBuf::from)
+                    .collect();
+                let Some((first, more)) = dirs.split_first() else {
+                    return Err(invalid(key, value, "no directory"));
+                };
+                let mut seen = std::collections::HashSet::new();
+                if !dirs.iter().all(|d| seen.insert(d)) {
+                    return Err(invalid(key, value, "a directory is named twice"));
                 }
-                self.data_dir = PathBuf::from(value);
+                self.data_dir = first.clone();
+                self.more_log_dirs = more.to_vec();
             }
             "node.id" | "broker.id" => {
                 self.node_id = i32::try_from(number()?)
@@ -1100,6 +1136,42 @@ mod tests {
             settings: settings.iter().map(|s| s.to_string()).collect(),
             ..Flags::default()
         }
+    }
+
+    #[test]
+    fn log_dirs_spread_partitions_and_the_first_holds_the_metadata() {
+        let config = Config::resolve(flags(&["log.dirs=/d/a, /d/b,/d/c"])).expect("valid");
+        assert_eq!(config.data_dir, PathBuf::from("/d/a"));
+        assert_eq!(
+            config.log_dirs(),
+            vec![
+                PathBuf::from("/d/a"),
+                PathBuf::from("/d/b"),
+                PathBuf::from("/d/c")
+            ]
+        );
+        for bad in ["log.dirs=", "log.dirs= , ", "log.dirs=/d/a,/d/a"] {
+            assert!(Config::resolve(flags(&[bad])).is_err(), "{bad}");
+        }
+        // With several, --data-dir may only repeat the first.
+        let with = |dir: &str| {
+            Config::resolve(Flags {
+                data_dir: Some(PathBuf::from(dir)),
+                ..flags(&["log.dirs=/d/a,/d/b"])
+            })
+        };
+        assert!(with("/e").is_err());
+        let config = with("/d/a").expect("valid");
+        assert_eq!(
+            config.log_dirs(),
+            vec![PathBuf::from("/d/a"), PathBuf::from("/d/b")]
+        );
+        let config = Config::resolve(Flags {
+            data_dir: Some(PathBuf::from("/e")),
+            ..flags(&["log.dirs=/d/a"])
+        })
+        .expect("valid");
+        assert_eq!(config.log_dirs(), vec![PathBuf::from("/e")]);
     }
 
     #[test]

@@ -416,7 +416,12 @@ mod tests {
         .expect("config");
         let controller =
             controller::Controller::start(config.controller_config()).expect("controller");
-        let cluster = crate::metadata::cluster::Cluster::new(config.node_id, controller, 1);
+        let cluster = crate::metadata::cluster::Cluster::new(
+            config.node_id,
+            controller,
+            1,
+            crate::log_dirs::LogDirs::new(&config.log_dirs()),
+        );
         let (router, requests) = crate::router::Router::mesh(1)
             .into_iter()
             .next()

@@ -167,7 +167,7 @@ impl Core {
             router.core(),
             router.cores(),
             config.node_id,
-            &config.data_dir,
+            cluster.log_dirs.clone(),
             config.log.clone(),
             memory,
         ));
@@ -562,9 +562,10 @@ impl Core {
         answer.unwrap_or(Err(ReadError::NotLeader))
     }
 
-    /// (topic, partition, bytes on disk) of every partition of every core
-    /// (DescribeLogDirs), sorted; a core that does not answer is left out.
-    pub async fn partition_sizes(self: &Rc<Self>) -> Vec<(String, i32, u64)> {
+    /// (topic, partition, bytes on disk, index of its log directory) of
+    /// every partition of every core (DescribeLogDirs), sorted; a core that
+    /// does not answer is left out.
+    pub async fn partition_sizes(self: &Rc<Self>) -> Vec<(String, i32, u64, usize)> {
         let mut all = Vec::new();
         for core in 0..self.router.cores() {
             let sizes = self
@@ -574,10 +575,13 @@ impl Core {
                         let topic = Topic::from_image(topic);
                         for index in 0..topic.partitions {
                             if let Some(partition) = core.shard.partition(&topic.name, index) {
+                                let log = partition.log();
+                                let dir = core.cluster.log_dirs.index_of(log.log_dir());
                                 sizes.push((
                                     topic.name.clone(),
                                     index,
-                                    partition.log().size_bytes(),
+                                    log.size_bytes(),
+                                    dir.unwrap_or(0),
                                 ));
                             }
                         }

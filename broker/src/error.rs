@@ -22,6 +22,8 @@ pub enum BrokerError {
         dir: PathBuf,
         source: storage::StorageError,
     },
+    #[error(transparent)]
+    PlacePartition(#[from] crate::log_dirs::PlaceError),
     #[error("read {}: {source}", dir.display())]
     ReadPartition {
         dir: PathBuf,

@@ -25,9 +25,10 @@ pub fn storage_error(error: &StorageError) -> ResponseError {
             | BatchError::CrcMismatch { .. } => ResponseError::CorruptMessage,
         },
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
-        StorageError::Poisoned { .. } | StorageError::Io { .. } | StorageError::DiskFull { .. } => {
-            ResponseError::KafkaStorageError
-        }
+        StorageError::Poisoned { .. }
+        | StorageError::Io { .. }
+        | StorageError::DiskFull { .. }
+        | StorageError::LogDirOffline { .. } => ResponseError::KafkaStorageError,
         StorageError::Closed(_) => ResponseError::NotLeaderOrFollower,
         // The follower path's own errors: never answered to a client.
         StorageError::NonContiguousAppend { .. } => ResponseError::UnknownServerError,

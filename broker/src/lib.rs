@@ -12,6 +12,7 @@ pub mod fuzzing;
 pub mod group;
 pub mod inter_broker;
 pub mod limits;
+pub mod log_dirs;
 pub mod membership;
 pub mod metadata;
 pub mod metrics;

@@ -50,6 +50,26 @@ pub fn run(mut config: Config) -> Result<()> {
         "resolve data dir {}",
         config.data_dir.display()
     )))?;
+    // The other log directories: one that is unusable at start is offline
+    // (as Kafka does), not fatal; the first holds the metadata and must work.
+    let mut unusable = Vec::new();
+    for dir in &mut config.more_log_dirs {
+        match check_data_dir(dir).and_then(|()| {
+            std::fs::canonicalize(&*dir)
+                .map_err(io_error(format!("resolve log dir {}", dir.display())))
+        }) {
+            Ok(absolute) => *dir = absolute,
+            Err(error) => unusable.push((dir.clone(), error.to_string())),
+        }
+    }
+    let log_dirs = crate::log_dirs::LogDirs::new(&config.log_dirs());
+    for (dir, cause) in &unusable {
+        for health in log_dirs.all().iter().filter(|h| h.path() == dir.as_path()) {
+            health.mark_offline(cause);
+        }
+        tracing::error!(log_dir = %dir.display(), %cause,
+            "log directory offline at start: its partitions are offline, new ones go to the others");
+    }
     // Listeners bind with SO_REUSEPORT, which would silently share a port
     // with another broker; a bind without it first turns that into a clear
     // error.
@@ -135,7 +155,7 @@ pub fn run(mut config: Config) -> Result<()> {
                 let admin = crate::admin::Admin {
                     node_id: config.node_id,
                     router: None,
-                    cluster: Cluster::new(config.node_id, controller, 0),
+                    cluster: Cluster::new(config.node_id, controller, 0, log_dirs),
                     opened: Arc::new(AtomicBool::new(true)),
                     listeners: Vec::new(),
                 };
@@ -152,7 +172,7 @@ pub fn run(mut config: Config) -> Result<()> {
         }
         return Ok(());
     }
-    let cluster = Cluster::new(config.node_id, controller, config.cores);
+    let cluster = Cluster::new(config.node_id, controller, config.cores, log_dirs);
     let cores = config.cores;
     // Every core opens its partitions before any accepts a client, so a
     // request forwarded at start-up finds its partition open.

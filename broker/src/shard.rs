@@ -5,13 +5,14 @@
 //! Reaching other cores is `core.rs`'s business, not this one's.
 
 use crate::error::BrokerError;
+use crate::log_dirs::LogDirs;
 use crate::metadata::topics::Topic;
 use crate::partition::Partition;
 use crate::router::owner_of;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 use storage::{CoreMemory, Faults, Log, LogConfig, LogOptions};
 
@@ -20,7 +21,8 @@ pub struct Shard {
     cores: usize,
     /// This broker: only partitions it holds a replica of are opened.
     node_id: i32,
-    data_dir: PathBuf,
+    /// Where partitions live (`log.dirs`), and which of those are online.
+    log_dirs: Arc<LogDirs>,
     /// The broker's `log.*` defaults that topic overrides apply to.
     defaults: LogConfig,
     partitions: RefCell<HashMap<(String, i32), Rc<Partition>>>,
@@ -32,7 +34,7 @@ impl Shard {
         core: usize,
         cores: usize,
         node_id: i32,
-        data_dir: &Path,
+        log_dirs: Arc<LogDirs>,
         defaults: LogConfig,
         memory: Rc<CoreMemory>,
     ) -> Shard {
@@ -40,7 +42,7 @@ impl Shard {
             core,
             cores,
             node_id,
-            data_dir: data_dir.to_path_buf(),
+            log_dirs,
             defaults,
             partitions: RefCell::new(HashMap::new()),
             memory,
@@ -51,8 +53,15 @@ impl Shard {
         owner_of(topic, partition, self.cores) == self.core
     }
 
-    fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
-        self.data_dir.join(format!("{topic}-{partition}"))
+    /// This core's open partitions per log directory.
+    fn partitions_per_dir(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.log_dirs.all().len()];
+        for partition in self.partitions.borrow().values() {
+            if let Some(i) = self.log_dirs.index_of(partition.log().log_dir()) {
+                counts[i] += 1;
+            }
+        }
+        counts
     }
 
     /// Opens (or recovers) the topic's partitions that this broker hosts,
@@ -60,6 +69,7 @@ impl Shard {
     pub async fn open_partitions(&self, topic: &Topic) -> Result<Vec<i32>, BrokerError> {
         let config = topic.log_config(&self.defaults)?;
         let mut opened = Vec::new();
+        let mut counts = self.partitions_per_dir();
         for partition in 0..topic.partitions {
             if !self.is_local(&topic.name, partition)
                 || !topic.hosted_by(partition, self.node_id)
@@ -67,11 +77,23 @@ impl Shard {
             {
                 continue;
             }
-            let dir = self.partition_dir(&topic.name, partition);
+            let name = format!("{}-{partition}", topic.name);
+            let index = self.log_dirs.place(&name, |path| path.exists(), &counts)?;
+            let log_dir = self.log_dirs.all()[index].clone();
+            if log_dir.is_offline() {
+                // Kafka's offline replica: its directory failed; it is
+                // not opened (nor recreated elsewhere) until a restart.
+                tracing::error!(topic = %topic.name, partition, log_dir = %log_dir.path().display(),
+                    "partition offline: its log directory is offline");
+                continue;
+            }
+            counts[index] += 1;
+            let dir = log_dir.path().join(&name);
             let options = LogOptions {
                 config: config.clone(),
                 memory: self.memory.clone(),
                 faults: Rc::new(Faults::default()),
+                log_dir,
             };
             let (log, report) =
                 Log::open(&dir, options)

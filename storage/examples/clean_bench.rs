@@ -58,6 +58,7 @@ async fn bench(
         config,
         memory: CoreMemory::new(storage::limits::TAIL_CACHE_BYTES_DEFAULT_MAX),
         faults: Rc::new(Faults::default()),
+        log_dir: storage::LogDirHealth::new(std::path::Path::new("")),
     };
     let (log, _) = Log::open(&dir, options).await?;
     let per_batch = (BATCH_BYTES / (value_bytes + 24)).max(1);

@@ -56,6 +56,7 @@ async fn bench(
         config: config.clone(),
         memory: CoreMemory::new(storage::limits::TAIL_CACHE_BYTES_DEFAULT_MAX),
         faults: Rc::new(Faults::default()),
+        log_dir: storage::LogDirHealth::new(std::path::Path::new("")),
     };
     let (log, _) = Log::open(&dir, options).await?;
     let batches_total = (total_mib << 20) / template.len();
@@ -108,6 +109,7 @@ async fn bench(
         config,
         memory: CoreMemory::new(0),
         faults: Rc::new(Faults::default()),
+        log_dir: storage::LogDirHealth::new(std::path::Path::new("")),
     };
     let (log, _) = Log::open(&dir, options).await?;
     let disk = read_all(&log, log.log_start_offset(), 1 << 20).await?;

@@ -46,6 +46,11 @@ pub enum StorageError {
     /// space is freed.
     #[error("log {dir}: {free} bytes free on its file system, below the {min} kept free")]
     DiskFull { dir: String, free: u64, min: u64 },
+    /// The log directory went offline after an I/O error of one of its
+    /// logs ([`crate::LogDirHealth`]): reads and writes are refused until
+    /// restart, as Kafka does with an offline `log.dirs` entry.
+    #[error("log directory {dir} is offline after an I/O error ({cause})")]
+    LogDirOffline { dir: String, cause: String },
     #[error("log directory {0} is closed")]
     Closed(String),
     #[error("bad log directory name {0:?}: expected <topic>-<partition>")]

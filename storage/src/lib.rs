@@ -21,6 +21,7 @@ pub mod index;
 pub mod io;
 pub mod limits;
 pub mod log;
+pub mod log_dir;
 pub mod read;
 pub mod segment;
 
@@ -35,4 +36,5 @@ pub use log::{
     AppendInfo, CleanOptions, CleanReport, Log, LogOptions, LogStats, RecoveryReport,
     FLUSH_LATENCY_BOUNDS_S,
 };
+pub use log_dir::LogDirHealth;
 pub use read::{Chunk, ReadBatches};

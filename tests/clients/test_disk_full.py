@@ -7,10 +7,12 @@ data dir.
   KAFKA_STORAGE_ERROR before the disk is full, logged once; everything
   acknowledged stays readable, other requests are served, and once space
   is freed the same broker takes writes again, no restart.
-- A real ENOSPC (no free-space check): the write fails, the partition is
-  offline for writes (KAFKA_STORAGE_ERROR, a loud log line), reads of what
-  was acknowledged go on; after space is freed a restart recovers every
-  acknowledged record and writes resume."""
+- A real ENOSPC (no free-space check) in one of two `log.dirs`: the write
+  fails and that whole log directory goes offline, as in Kafka: every
+  partition in it answers KAFKA_STORAGE_ERROR to produce and fetch (a loud
+  log line), the partitions of the other directory keep serving, and new
+  partitions go to the other one; after space is freed a restart recovers
+  every acknowledged record and writes resume."""
 import os
 import shutil
 import subprocess
@@ -130,22 +132,59 @@ def test_kept_free_space_refuses_writes_before_the_disk_is_full(broker_factory, 
     assert lines.count("log directory nearly full") == 1, "one loud line per episode"
 
 
-def test_enospc_takes_the_partition_offline_and_a_restart_recovers_it(broker_factory, small_fs):
+def test_enospc_takes_its_log_dir_offline_the_other_serves_and_a_restart_recovers_it(broker_factory, small_fs):
     ballast = place_ballast(small_fs)
-    data_dir = os.path.join(small_fs, "data")
-    settings = ["log.segment.bytes=4194304", "sluice.log.dir.min.free.bytes=0"]
-    broker = broker_factory(settings=settings, data_dir=data_dir)
-    node = Node(broker)
-    acknowledged, error = fill_until_refused(node, "enospc")
-    assert error == KAFKA_STORAGE_ERROR
-    line = wait_for_line(broker, "log poisoned")
-    assert "No space left on device" in line, line
-    end = acknowledged[-1] + RECORDS_PER_BATCH
-    assert high_watermark(node, "enospc") >= end, "what was acknowledged still reads"
-    assert produce(node, "enospc", 0, [RECORD], acks=-1)[0] == KAFKA_STORAGE_ERROR, "offline for writes"
-    os.unlink(ballast)
-    broker.stop()
-    broker.start(keep_port=True)
-    assert high_watermark(node, "enospc") >= end, "every acknowledged record after the restart"
-    error, offset = produce(node, "enospc", 0, [RECORD], acks=-1)
-    assert error == NONE and offset >= end, "writes resume after the restart"
+    work = tempfile.mkdtemp(prefix="sluice-dirs-")
+    try:
+        healthy_dir, full_dir = os.path.join(work, "a"), os.path.join(small_fs, "b")
+        settings = ["log.segment.bytes=4194304", "sluice.log.dir.min.free.bytes=0",
+                    f"log.dirs={healthy_dir},{full_dir}"]
+        broker = broker_factory(settings=settings, data_dir=healthy_dir)
+        node = Node(broker)
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        admin.create_topics([NewTopic("spread", 8, 1)])["spread"].result(30)
+
+        def placed(topic, partitions, root):
+            return [p for p in range(partitions) if os.path.isdir(os.path.join(root, f"{topic}-{p}"))]
+
+        on_full, on_healthy = placed("spread", 8, full_dir), placed("spread", 8, healthy_dir)
+        assert sorted(on_full + on_healthy) == list(range(8)), (on_full, on_healthy)
+        assert len(on_full) >= 2 and on_healthy, (on_full, on_healthy)
+        filled, sibling, elsewhere = on_full[0], on_full[1], on_healthy[0]
+        assert produce(node, "spread", sibling, [RECORD], acks=-1)[0] == NONE
+        acknowledged = []
+        for _ in range(BATCHES_MAX):
+            error, offset = produce(node, "spread", filled, [RECORD] * RECORDS_PER_BATCH, acks=-1)
+            if error != NONE:
+                break
+            acknowledged.append(offset)
+        else:
+            pytest.fail(f"{BATCHES_MAX} batches fit in {FS_BYTES} bytes")
+        assert error == KAFKA_STORAGE_ERROR and acknowledged
+        line = wait_for_line(broker, "log poisoned")
+        assert "No space left on device" in line, line
+        wait_for_line(broker, "log directory offline")
+        # The whole directory is offline: its other partition too, for
+        # writes and reads.
+        assert produce(node, "spread", sibling, [RECORD], acks=-1)[0] == KAFKA_STORAGE_ERROR
+        assert fetch(node, "spread", sibling)[0] == KAFKA_STORAGE_ERROR
+        assert fetch(node, "spread", filled)[0] == KAFKA_STORAGE_ERROR
+        # The other directory serves, and new partitions go there.
+        assert produce(node, "spread", elsewhere, [RECORD], acks=-1)[0] == NONE
+        admin.create_topics([NewTopic("after", 4, 1)])["after"].result(30)
+        assert placed("after", 4, healthy_dir) == [0, 1, 2, 3]
+        assert placed("after", 4, full_dir) == []
+        for p in range(4):
+            assert produce(node, "after", p, [RECORD], acks=-1)[0] == NONE
+        # Space freed, restart: every acknowledged record, and writes resume.
+        os.unlink(ballast)
+        broker.stop()
+        broker.start(keep_port=True)
+        end = acknowledged[-1] + RECORDS_PER_BATCH
+        error, hw = fetch(node, "spread", filled)
+        assert error == NONE and hw >= end, (error, hw, end)
+        assert fetch(node, "spread", sibling) == (NONE, 1)
+        error, offset = produce(node, "spread", filled, [RECORD], acks=-1)
+        assert error == NONE and offset >= end, "writes resume after the restart"
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

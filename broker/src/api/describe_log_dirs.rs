@@ -1,6 +1,8 @@
-//! DescribeLogDirs: one log dir, the data dir, with every partition of
-//! every core (size on disk; offset lag 0 and no future replicas on a
-//! single node), and from v4 the file system's total and usable bytes.
+//! DescribeLogDirs: every log directory (`log.dirs`) with the partitions
+//! it holds on every core (size on disk; offset lag 0 and no future
+//! replicas), and from v4 its file system's total and usable bytes. An
+//! offline directory answers KAFKA_STORAGE_ERROR and no partitions, as in
+//! Kafka.
 
 use crate::api::context::RequestContext;
 use crate::api::topic_name;
@@ -40,15 +42,20 @@ pub async fn handle(
             })
             .collect()
     });
-    let mut topics: BTreeMap<String, Vec<DescribeLogDirsPartition>> = BTreeMap::new();
-    for (name, index, bytes) in core.partition_sizes().await {
+    let dirs = core.cluster.log_dirs.all();
+    let mut topics: Vec<BTreeMap<String, Vec<DescribeLogDirsPartition>>> =
+        vec![BTreeMap::new(); dirs.len()];
+    for (name, index, bytes, dir) in core.partition_sizes().await {
         if wanted
             .as_ref()
             .is_some_and(|w| !w.contains(&(name.clone(), index)))
         {
             continue;
         }
-        topics.entry(name).or_default().push(
+        let Some(in_dir) = topics.get_mut(dir) else {
+            continue;
+        };
+        in_dir.entry(name).or_default().push(
             DescribeLogDirsPartition::default()
                 .with_partition_index(index)
                 .with_partition_size(i64::try_from(bytes).unwrap_or(i64::MAX))
@@ -56,24 +63,38 @@ pub async fn handle(
                 .with_is_future_key(false),
         );
     }
-    let topics = topics
-        .into_iter()
-        .map(|(name, partitions)| {
-            DescribeLogDirsTopic::default()
-                .with_name(topic_name(&name))
-                .with_partitions(partitions)
+    let results = dirs
+        .iter()
+        .zip(topics)
+        .map(|(dir, topics)| {
+            let path = StrBytes::from_string(dir.path().display().to_string());
+            if dir.is_offline() {
+                return DescribeLogDirsResult::default()
+                    .with_error_code(ResponseError::KafkaStorageError.code())
+                    .with_log_dir(path)
+                    .with_total_bytes(-1)
+                    .with_usable_bytes(-1);
+            }
+            let topics = topics
+                .into_iter()
+                .map(|(name, partitions)| {
+                    DescribeLogDirsTopic::default()
+                        .with_name(topic_name(&name))
+                        .with_partitions(partitions)
+                })
+                .collect();
+            let mut result = DescribeLogDirsResult::default()
+                .with_log_dir(path)
+                .with_topics(topics);
+            if ctx.version >= 4 {
+                // -1 where the file system cannot say, as Kafka does (UNKNOWN).
+                let (total, usable) = disk_space(dir.path()).unwrap_or((-1, -1));
+                result = result.with_total_bytes(total).with_usable_bytes(usable);
+            }
+            result
         })
         .collect();
-    let dir = core.config.data_dir.display().to_string();
-    let mut result = DescribeLogDirsResult::default()
-        .with_log_dir(StrBytes::from_string(dir))
-        .with_topics(topics);
-    if ctx.version >= 4 {
-        // -1 where the file system cannot say, as Kafka does (UNKNOWN).
-        let (total, usable) = disk_space(&core.config.data_dir).unwrap_or((-1, -1));
-        result = result.with_total_bytes(total).with_usable_bytes(usable);
-    }
-    let response = DescribeLogDirsResponse::default().with_results(vec![result]);
+    let response = DescribeLogDirsResponse::default().with_results(results);
     if ctx.version >= 3 {
         response.with_error_code(0)
     } else {

@@ -31,10 +31,17 @@ pub struct Cluster {
     applied: Vec<AtomicU64>,
     /// (next, end) of the producer-id block the controller gave this broker.
     producer_ids: Mutex<(i64, i64)>,
+    /// The log directories and their health, for every core.
+    pub log_dirs: Arc<crate::log_dirs::LogDirs>,
 }
 
 impl Cluster {
-    pub fn new(node_id: i32, controller: Controller, cores: usize) -> Arc<Cluster> {
+    pub fn new(
+        node_id: i32,
+        controller: Controller,
+        cores: usize,
+        log_dirs: Arc<crate::log_dirs::LogDirs>,
+    ) -> Arc<Cluster> {
         Arc::new(Cluster {
             node_id,
             controller,
@@ -44,6 +51,7 @@ impl Cluster {
             unfenced: AtomicBool::new(false),
             applied: (0..cores).map(|_| AtomicU64::new(0)).collect(),
             producer_ids: Mutex::new((0, 0)),
+            log_dirs,
         })
     }
 

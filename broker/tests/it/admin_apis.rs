@@ -242,6 +242,99 @@ fn describe_log_dirs_lists_every_partition_of_every_core() {
     assert_eq!(topics[0].partitions[0].partition_index, 2);
 }
 
+/// (log dir, error code, partitions of `topic` there) per DescribeLogDirs result.
+fn log_dirs_of(client: &mut Client, topic: &str) -> Vec<(String, i16, Vec<i32>)> {
+    let response: DescribeLogDirsResponse = client.call(
+        ApiKey::DescribeLogDirs,
+        4,
+        &DescribeLogDirsRequest::default().with_topics(None),
+    );
+    assert_eq!(response.error_code, 0);
+    response
+        .results
+        .iter()
+        .map(|r| {
+            let mut partitions: Vec<i32> = r
+                .topics
+                .iter()
+                .filter(|t| t.name.0.as_str() == topic)
+                .flat_map(|t| t.partitions.iter().map(|p| p.partition_index))
+                .collect();
+            partitions.sort_unstable();
+            (r.log_dir.to_string(), r.error_code, partitions)
+        })
+        .collect()
+}
+
+#[test]
+fn partitions_spread_over_log_dirs_and_stay_in_theirs_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let dirs = format!("log.dirs={},{}", a.display(), b.display());
+    let mut broker = Broker::start_with(&a, &["--cores", "2"], &[&dirs]);
+    let mut client = Client::connect(broker.address);
+    assert_eq!(create_topic(&mut client, "spread", 8), 0);
+    produce_batches(&mut client, "spread", 8, b"hello");
+    let placed = log_dirs_of(&mut client, "spread");
+    assert_eq!(placed.len(), 2, "{placed:?}");
+    assert!(placed.iter().all(|(_, code, _)| *code == 0), "{placed:?}");
+    // Each core puts its next partition where it has the fewest.
+    assert_eq!(placed[0].2.len(), 4, "{placed:?}");
+    assert_eq!(placed[1].2.len(), 4, "{placed:?}");
+    let mut all: Vec<i32> = placed.iter().flat_map(|(_, _, p)| p.clone()).collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..8).collect::<Vec<i32>>());
+    for (root, (_, _, partitions)) in [&a, &b].iter().zip(&placed) {
+        for p in partitions {
+            assert!(
+                root.join(format!("spread-{p}")).is_dir(),
+                "spread-{p} in {root:?}"
+            );
+        }
+    }
+    drop(client);
+    broker.stop();
+    // Restarted with a third, empty directory: fewest-partitions would pick
+    // it for all of them; each must be found where it already is.
+    let c = dir.path().join("c");
+    let dirs = format!("log.dirs={},{},{}", a.display(), b.display(), c.display());
+    let broker = Broker::start_on_with(&a, broker.address.port(), &["--cores", "2"], &[&dirs]);
+    let mut client = Client::connect(broker.address);
+    let after = log_dirs_of(&mut client, "spread");
+    assert_eq!(after[..2], placed[..], "same places after a restart");
+    assert!(after[2].2.is_empty(), "{after:?}");
+    assert_eq!(
+        fetch_error(&mut client, "spread", 16),
+        0,
+        "partition 0 kept its 16 records"
+    );
+}
+
+#[test]
+fn a_log_dir_unusable_at_start_is_offline_and_new_partitions_avoid_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = dir.path().join("a");
+    // A file where a directory should be: it cannot be created or written.
+    let b = dir.path().join("not-a-dir");
+    std::fs::write(&b, b"x").expect("file");
+    let dirs = format!("log.dirs={},{}", a.display(), b.display());
+    let broker = Broker::start_with(&a, &[], &[&dirs]);
+    let mut client = Client::connect(broker.address);
+    assert_eq!(create_topic(&mut client, "avoid", 4), 0);
+    produce_batches(&mut client, "avoid", 4, b"hello");
+    let placed = log_dirs_of(&mut client, "avoid");
+    assert_eq!(placed.len(), 2, "{placed:?}");
+    assert_eq!(placed[0].1, 0);
+    assert_eq!(
+        placed[0].2,
+        vec![0, 1, 2, 3],
+        "every partition in the online dir"
+    );
+    assert_eq!(placed[1].0, b.display().to_string());
+    assert_eq!(placed[1].1, ResponseError::KafkaStorageError.code());
+    assert!(placed[1].2.is_empty());
+}
+
 fn topic_name(name: &str) -> TopicName {
     topic(name)
 }

@@ -37,6 +37,7 @@ use crate::epochs::{self, LeaderEpochs};
 use crate::error::{Result, StorageError};
 use crate::io::Faults;
 use crate::limits::TAIL_CACHE_BYTES_DEFAULT_MAX;
+use crate::log_dir::LogDirHealth;
 use crate::segment::Segment;
 use glommio::sync::{Semaphore, StaticPermit};
 use std::cell::RefCell;
@@ -44,6 +45,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// How a log is opened: its config, the core's shared memory budget, and
@@ -53,6 +55,9 @@ pub struct LogOptions {
     pub config: LogConfig,
     pub memory: Rc<CoreMemory>,
     pub faults: Rc<Faults>,
+    /// The log directory this log lives in, shared with its other logs:
+    /// an I/O error of any of them takes all of them offline.
+    pub log_dir: Arc<LogDirHealth>,
 }
 
 impl Default for LogOptions {
@@ -61,6 +66,7 @@ impl Default for LogOptions {
             config: LogConfig::default(),
             memory: CoreMemory::new(TAIL_CACHE_BYTES_DEFAULT_MAX),
             faults: Rc::new(Faults::default()),
+            log_dir: LogDirHealth::new(Path::new("")),
         }
     }
 }
@@ -90,6 +96,7 @@ struct Inner {
     /// Wakes the flusher task before its due time (see scheduler.rs).
     flusher_wake: Event,
     faults: Rc<Faults>,
+    log_dir: Arc<LogDirHealth>,
 }
 
 struct State {
@@ -292,7 +299,24 @@ impl Log {
         if state.closed {
             return Err(StorageError::Closed(self.inner.dir.display().to_string()));
         }
+        self.check_dir_online()
+    }
+
+    /// Refuses while the log directory is offline (another log of it, or
+    /// this one, failed an I/O operation).
+    fn check_dir_online(&self) -> Result<()> {
+        if self.inner.log_dir.is_offline() {
+            return Err(StorageError::LogDirOffline {
+                dir: self.inner.log_dir.path().display().to_string(),
+                cause: self.inner.log_dir.cause().unwrap_or_default(),
+            });
+        }
         Ok(())
+    }
+
+    /// The log directory this log lives in.
+    pub fn log_dir(&self) -> &Arc<LogDirHealth> {
+        &self.inner.log_dir
     }
 
     /// Brings the core's count of unwritten bytes up to date with this log.
@@ -392,6 +416,10 @@ impl Log {
     fn poison(&self, state: &mut State, cause: String) {
         tracing::error!(dir = %self.inner.dir.display(), %cause,
             "log poisoned: it is read-only until restart");
+        if self.inner.log_dir.mark_offline(&cause) {
+            tracing::error!(log_dir = %self.inner.log_dir.path().display(), %cause,
+                "log directory offline: every partition in it refuses reads and writes (KAFKA_STORAGE_ERROR) until restart; new partitions go to the other log directories");
+        }
         state.poisoned = Some(cause);
         self.recount_unwritten(state);
         self.wake_flusher();

@@ -144,6 +144,7 @@ impl Log {
                 flushed: Rc::new(Event::default()),
                 flusher_wake: Event::default(),
                 faults: options.faults,
+                log_dir: options.log_dir,
             }),
         };
         let owner: Rc<dyn CacheOwner> = log.inner.clone();

@@ -26,6 +26,7 @@ impl Log {
         max_bytes: usize,
         end_offset: i64,
     ) -> Result<ReadBatches> {
+        self.check_dir_online()?;
         let (file, path, mut position, limit, base, slack) = {
             let state = self.inner.state.borrow();
             let (start, end) = (state.log_start_offset, state.log_end_offset());

@@ -69,6 +69,7 @@ async fn broker_uses(log: Log, dir: &std::path::Path, raw: BytesMut) -> storage:
         config: LogConfig::default(),
         memory: CoreMemory::new(1 << 20),
         faults: std::rc::Rc::new(Faults::default()),
+        log_dir: storage::LogDirHealth::new(std::path::Path::new("")),
     };
     let (_opened, _report) = Log::open(dir, options).await?;
     let _: &std::path::Path = log.dir();

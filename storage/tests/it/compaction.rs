@@ -35,6 +35,7 @@ fn options(config: LogConfig) -> LogOptions {
         config,
         memory: CoreMemory::new(64 << 20),
         faults: Rc::new(Faults::default()),
+        log_dir: storage::LogDirHealth::new(std::path::Path::new("")),
     }
 }
 

@@ -1,7 +1,9 @@
 use crate::common::{batch, batch_bytes, open, options, produced, read_all, run, small_segments};
+use std::rc::Rc;
 use storage::batch::BatchHeader;
 use storage::{
-    BatchError, CoreMemory, Faults, Log, LogConfig, ProducedBatch, StorageError, TimestampType,
+    BatchError, CoreMemory, Faults, Log, LogConfig, LogOptions, ProducedBatch, StorageError,
+    TimestampType,
 };
 
 #[test]
@@ -289,14 +291,79 @@ fn fdatasync_error_poisons_the_log() {
             .expect_err("sync fails");
         assert!(matches!(err, StorageError::Poisoned { .. }), "{err}");
         assert!(log.is_poisoned());
-        // Never retried: later appends fail too, reads still work.
+        // Never retried: later appends fail too, and the log directory is
+        // offline (reads refused) until restart, as Kafka does.
         let err = log
             .append(batch("later", 1, 10))
             .await
             .expect_err("read-only");
-        assert!(matches!(err, StorageError::Poisoned { .. }));
+        assert!(matches!(err, StorageError::Poisoned { .. }), "{err}");
         assert_eq!(log.durable_end_offset(), 1);
+        let err = log.read(0, 100).await.expect_err("offline");
+        assert!(matches!(err, StorageError::LogDirOffline { .. }), "{err}");
+        drop(log);
+        // A restart (a fresh directory state) recovers what was durable.
+        let (log, _) = Log::open(dir.path(), options(LogConfig::default()))
+            .await
+            .expect("reopen");
+        assert!(log.log_end_offset() >= 1);
         assert!(!log.read(0, 100).await.expect("read").is_empty());
+    });
+}
+
+#[test]
+fn an_io_error_of_one_log_takes_every_log_of_its_directory_offline_and_no_other() {
+    run(async {
+        let (a, b, c) = (
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+        );
+        let failing = storage::LogDirHealth::new(std::path::Path::new("/data/one"));
+        let healthy = storage::LogDirHealth::new(std::path::Path::new("/data/two"));
+        let faults = Faults::new();
+        let opts = |dir: &std::sync::Arc<storage::LogDirHealth>, faults: Rc<Faults>| LogOptions {
+            faults,
+            log_dir: dir.clone(),
+            ..options(LogConfig::default())
+        };
+        let (first, _) = Log::open(a.path(), opts(&failing, faults.clone()))
+            .await
+            .expect("open");
+        let (neighbour, _) = Log::open(b.path(), opts(&failing, Faults::new()))
+            .await
+            .expect("open");
+        let (elsewhere, _) = Log::open(c.path(), opts(&healthy, Faults::new()))
+            .await
+            .expect("open");
+        for log in [&first, &neighbour, &elsewhere] {
+            log.append(batch("ok", 1, 10)).await.expect("append");
+        }
+        faults.fail_next_fdatasync();
+        first
+            .append(batch("fails", 1, 10))
+            .await
+            .expect_err("sync fails");
+        assert!(failing.is_offline());
+        assert!(!healthy.is_offline());
+        let err = neighbour
+            .append(batch("refused", 1, 10))
+            .await
+            .expect_err("its directory is offline");
+        assert!(
+            matches!(err, StorageError::LogDirOffline { ref dir, .. } if dir == "/data/one"),
+            "{err}"
+        );
+        let err = neighbour.read(0, 100).await.expect_err("offline");
+        assert!(matches!(err, StorageError::LogDirOffline { .. }), "{err}");
+        assert!(!neighbour.is_poisoned(), "only the failing log is poisoned");
+        // The other directory's log goes on.
+        let info = elsewhere
+            .append(batch("goes on", 1, 10))
+            .await
+            .expect("append");
+        assert_eq!(info.base_offset, 1);
+        assert!(!elsewhere.read(0, 100).await.expect("read").is_empty());
     });
 }
 

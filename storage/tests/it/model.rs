@@ -52,6 +52,7 @@ fn options(config: LogConfig) -> LogOptions {
         config,
         memory: CoreMemory::new(16 * 1024),
         faults: Rc::new(Faults::default()),
+        log_dir: storage::LogDirHealth::new(std::path::Path::new("")),
     }
 }
 

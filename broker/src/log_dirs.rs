@@ -1,0 +1,129 @@
+//! The broker's log directories (Kafka's `log.dirs`): which one a new
+//! partition goes to, and their health, shared by every core. The first is
+//! also the metadata directory (`__cluster_metadata-0`, the topic store).
+//! A directory goes offline on the first I/O error of any of its logs
+//! (storage's `LogDirHealth`) or when it is unusable at start; its
+//! partitions then answer KAFKA_STORAGE_ERROR and new partitions go to the
+//! others. Placement is a plain decision (no I/O here): the caller says
+//! which directories already hold the partition.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use storage::LogDirHealth;
+
+pub struct LogDirs {
+    dirs: Vec<Arc<LogDirHealth>>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlaceError {
+    /// Kafka refuses to start with a partition in two log directories.
+    #[error("partition directory {name} exists in more than one log directory: {dirs:?}")]
+    Duplicate { name: String, dirs: Vec<PathBuf> },
+    #[error("no log directory is online for partition {name}")]
+    NoneOnline { name: String },
+}
+
+impl LogDirs {
+    pub fn new(paths: &[PathBuf]) -> Arc<LogDirs> {
+        Arc::new(LogDirs {
+            dirs: paths.iter().map(|path| LogDirHealth::new(path)).collect(),
+        })
+    }
+
+    pub fn all(&self) -> &[Arc<LogDirHealth>] {
+        &self.dirs
+    }
+
+    /// The index of the directory `dir` is, if it is one of these.
+    pub fn index_of(&self, dir: &Arc<LogDirHealth>) -> Option<usize> {
+        self.dirs.iter().position(|d| Arc::ptr_eq(d, dir))
+    }
+
+    /// Where partition directory `name` lives: the one log directory that
+    /// already holds it (`exists` says which do; offline or not, so that a
+    /// partition is never recreated empty elsewhere), else the online
+    /// directory holding the fewest partitions (`counts`, per directory;
+    /// Kafka's default choice), the first of equals.
+    pub fn place(
+        &self,
+        name: &str,
+        exists: impl Fn(&Path) -> bool,
+        counts: &[usize],
+    ) -> Result<usize, PlaceError> {
+        let holding: Vec<usize> = (0..self.dirs.len())
+            .filter(|&i| exists(&self.dirs[i].path().join(name)))
+            .collect();
+        match holding.as_slice() {
+            [one] => return Ok(*one),
+            [] => {}
+            _ => {
+                return Err(PlaceError::Duplicate {
+                    name: name.to_string(),
+                    dirs: holding
+                        .iter()
+                        .map(|&i| self.dirs[i].path().to_path_buf())
+                        .collect(),
+                })
+            }
+        }
+        (0..self.dirs.len())
+            .filter(|&i| !self.dirs[i].is_offline())
+            .min_by_key(|&i| (counts.get(i).copied().unwrap_or(0), i))
+            .ok_or_else(|| PlaceError::NoneOnline {
+                name: name.to_string(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn dirs(n: usize) -> Arc<LogDirs> {
+        let paths: Vec<PathBuf> = (0..n).map(|i| PathBuf::from(format!("/d{i}"))).collect();
+        LogDirs::new(&paths)
+    }
+
+    fn existing(paths: &[&str]) -> impl Fn(&Path) -> bool {
+        let set: HashSet<PathBuf> = paths.iter().map(PathBuf::from).collect();
+        move |p: &Path| set.contains(p)
+    }
+
+    #[test]
+    fn a_new_partition_goes_to_the_online_directory_with_the_fewest() {
+        let dirs = dirs(3);
+        assert_eq!(dirs.place("t-0", existing(&[]), &[2, 1, 1]), Ok(1));
+        assert_eq!(dirs.place("t-0", existing(&[]), &[0, 0, 0]), Ok(0));
+        dirs.all()[1].mark_offline("EIO");
+        assert_eq!(dirs.place("t-0", existing(&[]), &[2, 1, 1]), Ok(2));
+        assert_eq!(dirs.place("t-0", existing(&[]), &[]), Ok(0));
+    }
+
+    #[test]
+    fn an_existing_partition_stays_where_it_is_even_offline() {
+        let dirs = dirs(2);
+        dirs.all()[1].mark_offline("EIO");
+        assert_eq!(dirs.place("t-3", existing(&["/d1/t-3"]), &[0, 9]), Ok(1));
+    }
+
+    #[test]
+    fn a_partition_in_two_directories_and_no_online_directory_are_refused() {
+        let dirs = dirs(2);
+        assert_eq!(
+            dirs.place("t-1", existing(&["/d0/t-1", "/d1/t-1"]), &[0, 0]),
+            Err(PlaceError::Duplicate {
+                name: "t-1".into(),
+                dirs: vec![PathBuf::from("/d0"), PathBuf::from("/d1")],
+            })
+        );
+        for dir in dirs.all() {
+            dir.mark_offline("ENOSPC");
+        }
+        assert_eq!(
+            dirs.place("t-1", existing(&[]), &[0, 0]),
+            Err(PlaceError::NoneOnline { name: "t-1".into() })
+        );
+    }
+}
