@@ -123,7 +123,7 @@ pub fn sample_api(sample: &[u8]) -> Option<ApiKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use storage::fuzzing::{short_run, SHORT_RUN_CASES, SHORT_RUN_SEED};
+    use storage::fuzzing::{short_run, write_seeds, SHORT_RUN_CASES, SHORT_RUN_SEED};
 
     #[test]
     fn every_served_api_and_version_has_a_sample_that_decodes() {
@@ -151,6 +151,7 @@ mod tests {
     fn short_run_of_request_decoding() {
         // Every API and version gets its share of the cases.
         let samples = request_samples();
+        write_seeds("request_decode", &samples);
         short_run(&samples, SHORT_RUN_CASES * 4, SHORT_RUN_SEED, request);
     }
 
@@ -161,11 +162,13 @@ mod tests {
             b"sluice-producer-state 1\nend 0\n",
         ]
         .map(<[u8]>::to_vec);
+        write_seeds("producer_snapshot", &samples);
         short_run(&samples, SHORT_RUN_CASES, SHORT_RUN_SEED, producer_snapshot);
     }
 
     #[test]
     fn short_run_of_consumer_offsets_records() {
+        write_seeds("offsets_records", &offsets_samples());
         short_run(
             &offsets_samples(),
             SHORT_RUN_CASES,

@@ -20,7 +20,7 @@ pub fn metadata(data: &[u8]) {
 mod tests {
     use super::*;
     use crate::records::MetadataRecord;
-    use storage::fuzzing::{short_run, SHORT_RUN_CASES, SHORT_RUN_SEED};
+    use storage::fuzzing::{short_run, write_seeds, SHORT_RUN_CASES, SHORT_RUN_SEED};
 
     #[test]
     fn short_run_of_the_metadata_decoders() {
@@ -42,6 +42,7 @@ mod tests {
             crate::store::sample_wal(),
             crate::rpc::encode_raft(&raft::prelude::Message::default()),
         ];
+        write_seeds("metadata_decode", &samples);
         short_run(&samples, SHORT_RUN_CASES, SHORT_RUN_SEED, metadata);
     }
 }

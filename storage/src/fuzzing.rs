@@ -115,6 +115,26 @@ pub fn short_run(samples: &[Vec<u8>], cases: usize, seed: u64, mut body: impl Fn
     }
 }
 
+/// Writes `samples` as the seed corpus of cargo-fuzz target `target`
+/// (`$SLUICE_FUZZ_SEEDS/<target>/seed-<n>`) when SLUICE_FUZZ_SEEDS is set
+/// (scripts/fuzz.sh sets it and runs the short-run tests); otherwise does
+/// nothing. The long runs start from the same valid inputs as CI's.
+pub fn write_seeds(target: &str, samples: &[Vec<u8>]) {
+    let Some(root) = std::env::var_os("SLUICE_FUZZ_SEEDS") else {
+        return;
+    };
+    let dir = std::path::Path::new(&root).join(target);
+    let written = std::fs::create_dir_all(&dir).and_then(|()| {
+        samples
+            .iter()
+            .enumerate()
+            .try_for_each(|(n, sample)| std::fs::write(dir.join(format!("seed-{n}")), sample))
+    });
+    if let Err(error) = written {
+        panic!("seed corpus {}: {error}", dir.display());
+    }
+}
+
 /// Cases per fuzz body in CI's short run.
 pub const SHORT_RUN_CASES: usize = 5000;
 /// The short run's seed (a failure names it; change it only on purpose).
@@ -141,6 +161,7 @@ mod tests {
 
     #[test]
     fn short_run_of_batches_and_indexes() {
+        write_seeds("batch_parse", &batch_samples());
         short_run(
             &batch_samples(),
             SHORT_RUN_CASES,
@@ -157,6 +178,7 @@ mod tests {
             b"0\n2\n0 0\n3 17\n",
         ]
         .map(<[u8]>::to_vec);
+        write_seeds("checkpoint_parse", &samples);
         short_run(
             &samples,
             SHORT_RUN_CASES,
