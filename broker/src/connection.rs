@@ -108,6 +108,8 @@ pub async fn serve_transport<T: Transport>(
     ));
     let mut reader = Reader(&*transport);
     let mut frames = FrameReader::default();
+    // What this connection holds of queued.max.request.bytes.
+    let held = Rc::new(crate::request_room::Held::default());
     let idle_max = (core.config.connections_max_idle_ms > 0)
         .then(|| std::time::Duration::from_millis(core.config.connections_max_idle_ms));
     loop {
@@ -125,7 +127,7 @@ pub async fn serve_transport<T: Transport>(
                 let len = frames.next_size(&mut reader, bytes_max).await?;
                 // Room first (queued.max.request.bytes): until answers
                 // give some back, this connection reads no further.
-                let room = core.request_room(len).await;
+                let room = core.request_room(len, &held).await;
                 Ok((frames.body(&mut reader, len).await?, room))
             };
             Read::Frame(read.await)
@@ -214,7 +216,7 @@ pub async fn serve_transport<T: Transport>(
 
 /// What ended the wait for a connection's next request.
 enum Read {
-    Frame(Result<(BytesMut, Option<glommio::sync::StaticPermit>), FrameError>),
+    Frame(Result<(BytesMut, Option<crate::request_room::RoomPermit>), FrameError>),
     /// The writer closed the connection.
     Closed,
     /// No whole request for `connections.max.idle.ms`.

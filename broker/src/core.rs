@@ -78,9 +78,9 @@ pub struct Core {
     stopping: std::cell::Cell<bool>,
     /// Requests read on this core and not yet answered.
     requests_in_flight: std::cell::Cell<usize>,
-    /// This core's share of `queued.max.request.bytes` (the semaphore's
-    /// units are bytes) and its size; None without a bound.
-    request_room: Option<(Rc<glommio::sync::Semaphore>, u64)>,
+    /// This core's share of `queued.max.request.bytes`, handed out fairly
+    /// over connections; None without a bound.
+    request_room: Option<Rc<crate::request_room::RequestRoom>>,
 }
 
 /// Counts one request in flight on its core until dropped (answered, or
@@ -125,11 +125,16 @@ impl Core {
 
     /// Waits for room for a request of `len` bytes in this core's share of
     /// `queued.max.request.bytes` (a request larger than the share takes
-    /// all of it); the room is given back when the permit drops.
-    pub async fn request_room(&self, len: usize) -> Option<glommio::sync::StaticPermit> {
-        let (room, share) = self.request_room.as_ref()?;
-        let units = (len as u64).clamp(1, *share);
-        room.acquire_static_permit(units).await.ok()
+    /// all of it), for the connection that holds `held` of it: when room is
+    /// short, the connection holding the least is served first. The room
+    /// is given back when the permit drops.
+    pub async fn request_room(
+        &self,
+        len: usize,
+        held: &Rc<crate::request_room::Held>,
+    ) -> Option<crate::request_room::RoomPermit> {
+        let room = self.request_room.as_ref()?;
+        Some(room.acquire(len, held).await)
     }
 
     /// The clean stop's first step: no new requests; resolves when the
@@ -158,7 +163,7 @@ impl Core {
         let router_cores = router.cores();
         let request_room = (config.queued_request_bytes_max > 0).then(|| {
             let share = (config.queued_request_bytes_max / config.cores.max(1)).max(1) as u64;
-            (Rc::new(glommio::sync::Semaphore::new(share)), share)
+            crate::request_room::RequestRoom::new(share)
         });
         let listeners = config.listeners.len();
         let memory =

@@ -21,6 +21,7 @@ pub mod producer_state;
 pub mod protocol;
 pub mod refusals;
 pub mod replica_fetcher;
+pub mod request_room;
 pub mod router;
 pub mod security;
 pub mod server;

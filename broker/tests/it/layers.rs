@@ -10,7 +10,14 @@ use std::path::Path;
 /// line share a layer and must not use each other.
 const LAYERS: &[&[&str]] = &[
     &["security", "log_dirs"],
-    &["config", "limits", "error", "router", "metrics"],
+    &[
+        "config",
+        "limits",
+        "error",
+        "router",
+        "metrics",
+        "request_room",
+    ],
     &["producer_state", "metadata", "refusals"],
     &["partition"],
     &["errors"],
