@@ -13,7 +13,7 @@ Phases, each on a fresh broker (release build, --cores 1, fresh data dir):
               queued.max.request.bytes=268435456)
 
     .venv/bin/python scripts/bench-flood.py [--broker target/release/broker]
-        [--bench target/release/bench] [--json target/flood.json]
+        [--bench target/release/bench] [--json target/flood.json] [--only NAME]
 
 Prints one row per phase: broker RSS before the flood, with the flood
 held, and the bench figures taken while it is held."""
@@ -234,19 +234,22 @@ def main():
     parser.add_argument("--bench", default="target/release/bench")
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--json")
+    parser.add_argument("--only", help="run only the phases whose name contains this (e.g. non-reader)")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if hard < 12_000:
         sys.exit(f"RLIMIT_NOFILE hard limit {hard}: need 12000 for 10,000 connections")
-    rows = [
-        phase("baseline", args, [], None),
+    phases = [
+        ("baseline", [], None),
         # max.connections' default is 10,000: room for the side producer.
-        phase("idle x10000", args, ["max.connections=12000"], flood_idle),
-        phase("slowloris x1000", args, [], flood_slowloris),
-        phase("non-reader x100", args, [], flood_non_readers),
-        phase("non-reader x100 bounded", args, ["queued.max.request.bytes=268435456"], flood_non_readers),
+        ("idle x10000", ["max.connections=12000"], flood_idle),
+        ("slowloris x1000", [], flood_slowloris),
+        ("non-reader x100", [], flood_non_readers),
+        ("non-reader x100 bounded", ["queued.max.request.bytes=268435456"], flood_non_readers),
     ]
+    rows = [phase(name, args, settings, flood) for name, settings, flood in phases
+            if not args.only or args.only in name]
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)
