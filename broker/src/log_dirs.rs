@@ -41,10 +41,11 @@ impl LogDirs {
     }
 
     /// Where partition directory `name` lives: the one log directory that
-    /// already holds it (`exists` says which do; offline or not, so that a
-    /// partition is never recreated empty elsewhere), else the online
-    /// directory holding the fewest partitions (`counts`, per directory;
-    /// Kafka's default choice), the first of equals.
+    /// already holds it (`exists` says which do, offline or not, so that a
+    /// partition is never recreated empty elsewhere; a directory that
+    /// cannot be checked must count as holding it), else the online
+    /// directory holding the fewest of the caller's partitions (`counts`,
+    /// per directory; Kafka counts the whole broker's), the first of equals.
     pub fn place(
         &self,
         name: &str,

@@ -3,9 +3,10 @@
 //! waiting connection that holds the least of it (then to the one that
 //! asked first), not to whoever asked first: a client that pipelines many
 //! large requests cannot make a light one wait behind all of its bytes
-//! (max-min fairness over connections). The head of that order is served
-//! before anyone behind it, so a large request is never passed for ever
-//! by smaller ones of connections holding as much. Single-threaded (one
+//! (max-min fairness over connections). A waiter's place follows what its
+//! connection holds now (it moves up as the connection's answers give room
+//! back), and the head of the order is served before anyone behind it, so
+//! no wait is passed for ever. Single-threaded (one
 //! core), no I/O: `Rc`, `Cell`, wakers.
 
 use std::cell::{Cell, RefCell};
@@ -23,18 +24,23 @@ pub struct RequestRoom {
     waiters: RefCell<BTreeMap<(u64, u64), Rc<Slot>>>,
 }
 
-/// What one connection holds of the room (shared by its permits).
+/// What one connection holds of the room (shared by its permits), and the
+/// place of its one pending wait (a connection reads one request at a time).
 #[derive(Default)]
-pub struct Held(Cell<u64>);
+pub struct Held {
+    bytes: Cell<u64>,
+    waiting: Cell<Option<(u64, u64)>>,
+}
 
 impl Held {
     pub fn bytes(&self) -> u64 {
-        self.0.get()
+        self.bytes.get()
     }
 }
 
 struct Slot {
     units: u64,
+    held: Rc<Held>,
     granted: Cell<bool>,
     waker: RefCell<Option<Waker>>,
 }
@@ -49,7 +55,16 @@ pub struct RoomPermit {
 
 impl Drop for RoomPermit {
     fn drop(&mut self) {
-        self.held.0.set(self.held.0.get() - self.units);
+        self.held.bytes.set(self.held.bytes() - self.units);
+        // The connection's pending wait moves up with what it holds now.
+        if let Some(old) = self.held.waiting.get() {
+            let new = (self.held.bytes(), old.1);
+            let mut waiters = self.room.waiters.borrow_mut();
+            if let Some(slot) = waiters.remove(&old) {
+                waiters.insert(new, slot);
+                self.held.waiting.set(Some(new));
+            }
+        }
         self.room.give_back(self.units);
     }
 }
@@ -77,15 +92,16 @@ impl RequestRoom {
         let key = (held.bytes(), seq);
         let slot = Rc::new(Slot {
             units,
+            held: held.clone(),
             granted: Cell::new(false),
             waker: RefCell::new(None),
         });
+        held.waiting.set(Some(key));
         self.waiters.borrow_mut().insert(key, slot.clone());
         self.grant();
         Acquire {
             room: self.clone(),
             held: held.clone(),
-            key,
             slot,
             done: false,
         }
@@ -96,21 +112,26 @@ impl RequestRoom {
         self.grant();
     }
 
-    /// Grants waiters in order while the first one fits.
+    /// Grants waiters in order while the first one fits; wakes them once
+    /// the queue is no longer borrowed.
     fn grant(&self) {
-        let mut waiters = self.waiters.borrow_mut();
-        while let Some(entry) = waiters.first_entry() {
-            let units = entry.get().units;
-            if units > self.free.get() {
-                break;
+        let mut woken = Vec::new();
+        {
+            let mut waiters = self.waiters.borrow_mut();
+            while let Some(entry) = waiters.first_entry() {
+                let units = entry.get().units;
+                if units > self.free.get() {
+                    break;
+                }
+                self.free.set(self.free.get() - units);
+                let slot = entry.remove();
+                slot.granted.set(true);
+                slot.held.waiting.set(None);
+                woken.extend(slot.waker.borrow_mut().take());
             }
-            self.free.set(self.free.get() - units);
-            let slot = entry.remove();
-            slot.granted.set(true);
-            let waker = slot.waker.borrow_mut().take();
-            if let Some(waker) = waker {
-                waker.wake();
-            }
+        }
+        for waker in woken {
+            waker.wake();
         }
     }
 }
@@ -119,7 +140,6 @@ impl RequestRoom {
 pub struct Acquire {
     room: Rc<RequestRoom>,
     held: Rc<Held>,
-    key: (u64, u64),
     slot: Rc<Slot>,
     done: bool,
 }
@@ -128,13 +148,13 @@ impl Future for Acquire {
     type Output = RoomPermit;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<RoomPermit> {
-        if !self.slot.granted.get() {
+        if self.done || !self.slot.granted.get() {
             *self.slot.waker.borrow_mut() = Some(cx.waker().clone());
             return Poll::Pending;
         }
         self.done = true;
         let units = self.slot.units;
-        self.held.0.set(self.held.0.get() + units);
+        self.held.bytes.set(self.held.bytes() + units);
         Poll::Ready(RoomPermit {
             room: self.room.clone(),
             held: self.held.clone(),
@@ -153,7 +173,9 @@ impl Drop for Acquire {
         if self.slot.granted.get() {
             self.room.give_back(self.slot.units);
         } else {
-            self.room.waiters.borrow_mut().remove(&self.key);
+            if let Some(key) = self.held.waiting.take() {
+                self.room.waiters.borrow_mut().remove(&key);
+            }
             // It may have been the head that kept smaller ones waiting.
             self.room.grant();
         }
@@ -192,6 +214,27 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_moves_up_as_its_connection_gives_room_back() {
+        let room = RequestRoom::new(10);
+        let (heavy, light) = (Rc::new(Held::default()), Rc::new(Held::default()));
+        let held = ready(&mut room.acquire(6, &heavy)).expect("fits");
+        let other = ready(&mut room.acquire(4, &light)).expect("fits");
+        // The heavy connection asks holding 6, then its answer gives the 6
+        // back: its wait now ranks as holding 0, ahead of a later one.
+        let mut heavy_wait = room.acquire(8, &heavy);
+        drop(held);
+        assert!(ready(&mut heavy_wait).is_none(), "6 free, 8 needed");
+        let mut later = room.acquire(1, &Rc::new(Held::default()));
+        assert!(
+            ready(&mut later).is_none(),
+            "behind the older wait, which holds nothing now"
+        );
+        drop(other);
+        let _first = ready(&mut heavy_wait).expect("granted");
+        let _then = ready(&mut later).expect("then the later one");
+    }
+
+    #[test]
     fn equals_are_served_in_arrival_order_and_the_head_is_never_passed() {
         let room = RequestRoom::new(10);
         let (a, b, c) = (
@@ -212,20 +255,26 @@ mod tests {
     #[test]
     fn a_wait_given_up_leaves_the_queue_and_returns_what_it_was_granted() {
         let room = RequestRoom::new(10);
-        let (a, b) = (Rc::new(Held::default()), Rc::new(Held::default()));
+        // One pending wait per connection, as a connection reads one
+        // request at a time.
+        let (a, b, c) = (
+            Rc::new(Held::default()),
+            Rc::new(Held::default()),
+            Rc::new(Held::default()),
+        );
         let all = ready(&mut room.acquire(10, &a)).expect("fits");
         let head = room.acquire(8, &b);
-        let mut behind = room.acquire(3, &b);
+        let mut behind = room.acquire(3, &c);
         drop(all);
         // `head` was granted 8 and never polled: dropping it gives them back.
         drop(head);
         let permit = ready(&mut behind).expect("granted once the head left");
-        assert_eq!((b.bytes(), room.free.get()), (3, 7));
+        assert_eq!((b.bytes(), c.bytes(), room.free.get()), (0, 3, 7));
         drop(permit);
         // A pending head given up lets the ones behind it through.
         let half = ready(&mut room.acquire(5, &a)).expect("fits");
         let blocked = room.acquire(10, &b);
-        let mut small = room.acquire(1, &b);
+        let mut small = room.acquire(1, &c);
         assert!(
             ready(&mut small).is_none(),
             "behind a head that does not fit"

@@ -78,7 +78,14 @@ impl Shard {
                 continue;
             }
             let name = format!("{}-{partition}", topic.name);
-            let index = self.log_dirs.place(&name, |path| path.exists(), &counts)?;
+            // A directory that cannot be checked (EIO, EACCES) counts as
+            // holding the partition: it is never recreated elsewhere. A
+            // file where the log directory should be holds nothing.
+            let held = |path: &std::path::Path| match path.try_exists() {
+                Ok(exists) => exists,
+                Err(error) => error.kind() != std::io::ErrorKind::NotADirectory,
+            };
+            let index = self.log_dirs.place(&name, held, &counts)?;
             let log_dir = self.log_dirs.all()[index].clone();
             if log_dir.is_offline() {
                 // Kafka's offline replica: its directory failed; it is

@@ -181,7 +181,18 @@ impl Log {
                 if state.durable_offset >= end_offset.min(state.log_end_offset()) {
                     return Ok(());
                 }
-                self.check_writable(&state)?;
+                if let Err(error) = self.check_writable(&state) {
+                    drop(state);
+                    if let StorageError::LogDirOffline { .. } = error {
+                        // A neighbour's I/O error took the directory
+                        // offline: this log's pending bytes will never be
+                        // written, so it stops counting them against the
+                        // core's write buffer (poisoning does), or healthy
+                        // logs of the core would wait for room for ever.
+                        self.poison(&mut self.inner.state.borrow_mut(), error.to_string());
+                    }
+                    return Err(error);
+                }
                 self.inner.flushed.listen()
             };
             match self.inner.flush_lock.try_acquire_static_permit(1) {

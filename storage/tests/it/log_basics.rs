@@ -336,9 +336,31 @@ fn an_io_error_of_one_log_takes_every_log_of_its_directory_offline_and_no_other(
         let (elsewhere, _) = Log::open(c.path(), opts(&healthy, Faults::new()))
             .await
             .expect("open");
+        // A neighbour with bytes appended and not yet written (write
+        // caching): they can never be written now.
+        let lagging_dir = tempfile::tempdir().expect("tempdir");
+        let caching = LogConfig {
+            flush_messages: u64::MAX,
+            flush_ms: i64::MAX,
+            ..LogConfig::default()
+        };
+        let (lagging, _) = Log::open(
+            lagging_dir.path(),
+            LogOptions {
+                config: caching,
+                ..opts(&failing, Faults::new())
+            },
+        )
+        .await
+        .expect("open");
         for log in [&first, &neighbour, &elsewhere] {
             log.append(batch("ok", 1, 10)).await.expect("append");
         }
+        lagging
+            .append(batch("cached", 1, 10))
+            .await
+            .expect("append");
+        assert!(lagging.durable_end_offset() < lagging.log_end_offset());
         faults.fail_next_fdatasync();
         first
             .append(batch("fails", 1, 10))
@@ -357,6 +379,14 @@ fn an_io_error_of_one_log_takes_every_log_of_its_directory_offline_and_no_other(
         let err = neighbour.read(0, 100).await.expect_err("offline");
         assert!(matches!(err, StorageError::LogDirOffline { .. }), "{err}");
         assert!(!neighbour.is_poisoned(), "only the failing log is poisoned");
+        // The lagging neighbour's flush fails and poisons it, so its
+        // unwritten bytes stop holding the core's write buffer.
+        let err = lagging
+            .flush_to(lagging.log_end_offset())
+            .await
+            .expect_err("its directory is offline");
+        assert!(matches!(err, StorageError::LogDirOffline { .. }), "{err}");
+        assert!(lagging.is_poisoned());
         // The other directory's log goes on.
         let info = elsewhere
             .append(batch("goes on", 1, 10))
