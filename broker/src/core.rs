@@ -178,7 +178,9 @@ impl Core {
         ));
         let (image, updates) = cluster.controller.subscribe();
         for topic in image.topics.values() {
-            shard.open_partitions(&Topic::from_image(topic)).await?;
+            shard
+                .open_partitions(&Topic::from_image(topic), false)
+                .await?;
         }
         cluster.set_applied(router.core(), image.applied);
         let groups = Rc::new(Groups::new(
@@ -279,11 +281,11 @@ impl Core {
             if replicas_moved {
                 // Reassignment: replicas added here start empty and catch
                 // up as followers; replicas moved away are deleted.
-                self.shard.open_partitions(&view).await?;
+                self.shard.open_partitions(&view, true).await?;
                 self.shard.drop_unhosted(&view).await;
             }
             if before.is_none_or(|b| b.partitions.len() < topic.partitions.len()) {
-                self.shard.open_partitions(&view).await?;
+                self.shard.open_partitions(&view, true).await?;
                 if self.router.core() == 0 {
                     tracing::info!(topic = %topic.name, partitions = topic.partitions.len(), "topic in metadata");
                 }
@@ -494,7 +496,9 @@ impl Core {
         ) {
             (Some(false), _) => Err(ProduceError::NotLeader),
             (Some(true), Some(partition)) => partition.produce(batch, acks, timeout).await,
-            _ => Err(ProduceError::UnknownPartition),
+            _ => Err(self
+                .shard
+                .missing(topic, partition, ProduceError::UnknownPartition)),
         }
     }
 
@@ -519,7 +523,9 @@ impl Core {
                         partition.check_leader_epoch(-1)?;
                         Ok(partition.offset_for(query).await?)
                     }
-                    _ => Err(ReadError::UnknownPartition),
+                    _ => Err(core
+                        .shard
+                        .missing(&topic, partition, ReadError::UnknownPartition)),
                 }
             })
             .await;
@@ -542,7 +548,11 @@ impl Core {
                 ) {
                     (Some(false), _) => Err(DeleteRecordsError::NotLeader),
                     (Some(true), Some(partition)) => partition.delete_records_before(offset).await,
-                    _ => Err(DeleteRecordsError::UnknownPartition),
+                    _ => Err(core.shard.missing(
+                        &topic,
+                        partition,
+                        DeleteRecordsError::UnknownPartition,
+                    )),
                 }
             })
             .await;
@@ -560,7 +570,9 @@ impl Core {
             .on_core(owner, Hop::Admin, move |core| async move {
                 match core.shard.partition(&topic, partition) {
                     Some(partition) => Ok(partition.producers()),
-                    None => Err(ReadError::UnknownPartition),
+                    None => Err(core
+                        .shard
+                        .missing(&topic, partition, ReadError::UnknownPartition)),
                 }
             })
             .await;
@@ -623,7 +635,11 @@ impl Core {
         let mut answers = Vec::with_capacity(wanted.len());
         for want in wanted {
             let Some(partition) = self.shard.partition(&want.topic, want.partition) else {
-                answers.push(Err(ReadError::UnknownPartition));
+                answers.push(Err(self.shard.missing(
+                    &want.topic,
+                    want.partition,
+                    ReadError::UnknownPartition,
+                )));
                 continue;
             };
             if let Err(error) = partition.check_leader_epoch(want.current_leader_epoch) {
@@ -793,10 +809,10 @@ impl Core {
         let owner = self.router.owner(&topic, partition);
         let answer = self
             .on_core(owner, Hop::Admin, move |core| async move {
-                let partition = core
-                    .shard
-                    .partition(&topic, partition)
-                    .ok_or(ReadError::UnknownPartition)?;
+                let partition = core.shard.partition(&topic, partition).ok_or_else(|| {
+                    core.shard
+                        .missing(&topic, partition, ReadError::UnknownPartition)
+                })?;
                 partition.check_leader_epoch(current_leader_epoch)?;
                 Ok(partition.end_offset_for_epoch(epoch))
             })

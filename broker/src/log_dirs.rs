@@ -8,12 +8,17 @@
 //! which directories already hold the partition.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use storage::LogDirHealth;
 
 pub struct LogDirs {
     dirs: Vec<Arc<LogDirHealth>>,
 }
+
+/// What runs when the last online directory goes offline: the server's
+/// halts the process, as Kafka does ("all log dirs have failed"), so that a
+/// cluster moves this broker's leaderships instead of it serving nothing.
+pub type AllOffline = fn(&LogDirs);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlaceError {
@@ -22,6 +27,12 @@ pub enum PlaceError {
     Duplicate { name: String, dirs: Vec<PathBuf> },
     #[error("no log directory is online for partition {name}")]
     NoneOnline { name: String },
+    /// An existing partition found in no online directory while one is
+    /// offline: it may be there. Kafka refuses to recreate it ("Can not
+    /// create log ... because log directories ... are offline"); it stays
+    /// offline until a restart finds it.
+    #[error("partition {name} is in no online log directory and {offline} is offline")]
+    MaybeOffline { name: String, offline: PathBuf },
 }
 
 impl LogDirs {
@@ -29,6 +40,36 @@ impl LogDirs {
         Arc::new(LogDirs {
             dirs: paths.iter().map(|path| LogDirHealth::new(path)).collect(),
         })
+    }
+
+    /// As `new`, and `all_offline` runs when the last online directory goes
+    /// offline, from the call that took it offline (two calls racing on
+    /// two threads may both run it).
+    pub fn with_all_offline(paths: &[PathBuf], all_offline: AllOffline) -> Arc<LogDirs> {
+        Arc::new_cyclic(|me: &Weak<LogDirs>| {
+            let dirs = paths
+                .iter()
+                .map(|path| {
+                    let me = me.clone();
+                    LogDirHealth::with_hook(
+                        path,
+                        Box::new(move |_| {
+                            if let Some(dirs) = me.upgrade() {
+                                if dirs.online() == 0 {
+                                    all_offline(&dirs);
+                                }
+                            }
+                        }),
+                    )
+                })
+                .collect();
+            LogDirs { dirs }
+        })
+    }
+
+    /// How many directories are online.
+    pub fn online(&self) -> usize {
+        self.dirs.iter().filter(|d| !d.is_offline()).count()
     }
 
     pub fn all(&self) -> &[Arc<LogDirHealth>] {
@@ -46,11 +87,14 @@ impl LogDirs {
     /// cannot be checked must count as holding it), else the online
     /// directory holding the fewest of the caller's partitions (`counts`,
     /// per directory; Kafka counts the whole broker's), the first of equals.
+    /// Only a `new` partition (created, or assigned here, after the broker
+    /// started) may be created while a directory is offline.
     pub fn place(
         &self,
         name: &str,
         exists: impl Fn(&Path) -> bool,
         counts: &[usize],
+        new: bool,
     ) -> Result<usize, PlaceError> {
         let holding: Vec<usize> = (0..self.dirs.len())
             .filter(|&i| exists(&self.dirs[i].path().join(name)))
@@ -67,6 +111,12 @@ impl LogDirs {
                         .collect(),
                 })
             }
+        }
+        if let Some(offline) = self.dirs.iter().find(|d| !new && d.is_offline()) {
+            return Err(PlaceError::MaybeOffline {
+                name: name.to_string(),
+                offline: offline.path().to_path_buf(),
+            });
         }
         (0..self.dirs.len())
             .filter(|&i| !self.dirs[i].is_offline())
@@ -95,25 +145,46 @@ mod tests {
     #[test]
     fn a_new_partition_goes_to_the_online_directory_with_the_fewest() {
         let dirs = dirs(3);
-        assert_eq!(dirs.place("t-0", existing(&[]), &[2, 1, 1]), Ok(1));
-        assert_eq!(dirs.place("t-0", existing(&[]), &[0, 0, 0]), Ok(0));
+        assert_eq!(dirs.place("t-0", existing(&[]), &[2, 1, 1], true), Ok(1));
+        assert_eq!(dirs.place("t-0", existing(&[]), &[0, 0, 0], true), Ok(0));
         dirs.all()[1].mark_offline("EIO");
-        assert_eq!(dirs.place("t-0", existing(&[]), &[2, 1, 1]), Ok(2));
-        assert_eq!(dirs.place("t-0", existing(&[]), &[]), Ok(0));
+        assert_eq!(dirs.place("t-0", existing(&[]), &[2, 1, 1], true), Ok(2));
+        assert_eq!(dirs.place("t-0", existing(&[]), &[], true), Ok(0));
+    }
+
+    static HALTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    #[test]
+    fn the_last_directory_going_offline_runs_the_hook_once() {
+        use std::sync::atomic::Ordering;
+        let paths = [PathBuf::from("/h0"), PathBuf::from("/h1")];
+        let dirs = LogDirs::with_all_offline(&paths, |dirs| {
+            assert_eq!(dirs.online(), 0);
+            HALTED.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(dirs.online(), 2);
+        dirs.all()[1].mark_offline("ENOSPC");
+        assert_eq!(HALTED.load(Ordering::SeqCst), 0, "one is still online");
+        dirs.all()[0].mark_offline("EIO");
+        dirs.all()[0].mark_offline("EIO again");
+        assert_eq!(HALTED.load(Ordering::SeqCst), 1);
     }
 
     #[test]
     fn an_existing_partition_stays_where_it_is_even_offline() {
         let dirs = dirs(2);
         dirs.all()[1].mark_offline("EIO");
-        assert_eq!(dirs.place("t-3", existing(&["/d1/t-3"]), &[0, 9]), Ok(1));
+        assert_eq!(
+            dirs.place("t-3", existing(&["/d1/t-3"]), &[0, 9], false),
+            Ok(1)
+        );
     }
 
     #[test]
     fn a_partition_in_two_directories_and_no_online_directory_are_refused() {
         let dirs = dirs(2);
         assert_eq!(
-            dirs.place("t-1", existing(&["/d0/t-1", "/d1/t-1"]), &[0, 0]),
+            dirs.place("t-1", existing(&["/d0/t-1", "/d1/t-1"]), &[0, 0], false),
             Err(PlaceError::Duplicate {
                 name: "t-1".into(),
                 dirs: vec![PathBuf::from("/d0"), PathBuf::from("/d1")],
@@ -123,8 +194,28 @@ mod tests {
             dir.mark_offline("ENOSPC");
         }
         assert_eq!(
-            dirs.place("t-1", existing(&[]), &[0, 0]),
+            dirs.place("t-1", existing(&[]), &[0, 0], true),
             Err(PlaceError::NoneOnline { name: "t-1".into() })
         );
+    }
+
+    #[test]
+    fn an_existing_partition_found_nowhere_is_not_recreated_while_a_directory_is_offline() {
+        let dirs = dirs(2);
+        assert_eq!(dirs.place("t-2", existing(&[]), &[0, 0], false), Ok(0));
+        dirs.all()[1].mark_offline("EIO");
+        assert_eq!(
+            dirs.place("t-2", existing(&[]), &[0, 0], false),
+            Err(PlaceError::MaybeOffline {
+                name: "t-2".into(),
+                offline: PathBuf::from("/d1"),
+            })
+        );
+        // Found in the online one, or new: placed as before.
+        assert_eq!(
+            dirs.place("t-2", existing(&["/d0/t-2"]), &[0, 0], false),
+            Ok(0)
+        );
+        assert_eq!(dirs.place("t-2", existing(&[]), &[0, 0], true), Ok(0));
     }
 }

@@ -62,7 +62,7 @@ pub fn run(mut config: Config) -> Result<()> {
             Err(error) => unusable.push((dir.clone(), error.to_string())),
         }
     }
-    let log_dirs = crate::log_dirs::LogDirs::new(&config.log_dirs());
+    let log_dirs = crate::log_dirs::LogDirs::with_all_offline(&config.log_dirs(), halt_all_offline);
     for (dir, cause) in &unusable {
         for health in log_dirs.all().iter().filter(|h| h.path() == dir.as_path()) {
             health.mark_offline(cause);
@@ -640,6 +640,24 @@ fn set_reuse_port(socket: &socket2::Socket) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Kafka halts a broker whose log directories have all failed: serving
+/// nothing while registered would keep a cluster from moving its
+/// leaderships. Every acknowledged record is on disk (fdatasync before the
+/// answer), so this is a crash that loses nothing; a restart after the disk
+/// is fixed recovers. Exit status 1, no shutdown (it would only fail).
+fn halt_all_offline(dirs: &crate::log_dirs::LogDirs) {
+    let failed: Vec<String> = dirs
+        .all()
+        .iter()
+        .map(|d| format!("{} ({})", d.path().display(), d.cause().unwrap_or_default()))
+        .collect();
+    tracing::error!(
+        ?failed,
+        "all log directories are offline: halting the broker"
+    );
+    std::process::exit(1);
 }
 
 fn check_data_dir(dir: &std::path::Path) -> Result<()> {

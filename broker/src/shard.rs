@@ -5,7 +5,7 @@
 //! Reaching other cores is `core.rs`'s business, not this one's.
 
 use crate::error::BrokerError;
-use crate::log_dirs::LogDirs;
+use crate::log_dirs::{LogDirs, PlaceError};
 use crate::metadata::topics::Topic;
 use crate::partition::Partition;
 use crate::router::owner_of;
@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
-use storage::{CoreMemory, Faults, Log, LogConfig, LogOptions};
+use storage::{CoreMemory, Faults, Log, LogConfig, LogOptions, StorageError};
 
 pub struct Shard {
     core: usize,
@@ -26,6 +26,11 @@ pub struct Shard {
     /// The broker's `log.*` defaults that topic overrides apply to.
     defaults: LogConfig,
     partitions: RefCell<HashMap<(String, i32), Rc<Partition>>>,
+    /// Kafka's offline replicas: partitions this core would hold that were
+    /// not opened because their log directory (or one that may hold them)
+    /// was offline; (directory, cause) for KAFKA_STORAGE_ERROR until a
+    /// restart.
+    offline: RefCell<HashMap<(String, i32), (String, String)>>,
     memory: Rc<CoreMemory>,
 }
 
@@ -45,6 +50,7 @@ impl Shard {
             log_dirs,
             defaults,
             partitions: RefCell::new(HashMap::new()),
+            offline: RefCell::new(HashMap::new()),
             memory,
         }
     }
@@ -66,7 +72,10 @@ impl Shard {
 
     /// Opens (or recovers) the topic's partitions that this broker hosts,
     /// this core owns and it has not opened yet; returns their indexes.
-    pub async fn open_partitions(&self, topic: &Topic) -> Result<Vec<i32>, BrokerError> {
+    /// `new`: the partitions were created or assigned here after the broker
+    /// started (not the ones of the image it started with), so one found in
+    /// no directory may be created even while a directory is offline.
+    pub async fn open_partitions(&self, topic: &Topic, new: bool) -> Result<Vec<i32>, BrokerError> {
         let config = topic.log_config(&self.defaults)?;
         let mut opened = Vec::new();
         let mut counts = self.partitions_per_dir();
@@ -85,13 +94,36 @@ impl Shard {
                 Ok(exists) => exists,
                 Err(error) => error.kind() != std::io::ErrorKind::NotADirectory,
             };
-            let index = self.log_dirs.place(&name, held, &counts)?;
+            let index = match self.log_dirs.place(&name, held, &counts, new) {
+                Ok(index) => index,
+                Err(PlaceError::MaybeOffline { offline, .. }) => {
+                    let cause =
+                        "not found in an online log directory, and an offline one may hold it";
+                    tracing::error!(topic = %topic.name, partition, log_dir = %offline.display(),
+                        "partition offline: {cause}; not recreated empty");
+                    self.set_offline(
+                        &topic.name,
+                        partition,
+                        offline.display().to_string(),
+                        cause.into(),
+                    );
+                    continue;
+                }
+                Err(other) => return Err(other.into()),
+            };
             let log_dir = self.log_dirs.all()[index].clone();
             if log_dir.is_offline() {
                 // Kafka's offline replica: its directory failed; it is
                 // not opened (nor recreated elsewhere) until a restart.
                 tracing::error!(topic = %topic.name, partition, log_dir = %log_dir.path().display(),
                     "partition offline: its log directory is offline");
+                let cause = log_dir.cause().unwrap_or_else(|| "offline".into());
+                self.set_offline(
+                    &topic.name,
+                    partition,
+                    log_dir.path().display().to_string(),
+                    cause,
+                );
                 continue;
             }
             counts[index] += 1;
@@ -122,9 +154,30 @@ impl Shard {
         Ok(opened)
     }
 
+    fn set_offline(&self, topic: &str, partition: i32, dir: String, cause: String) {
+        self.offline
+            .borrow_mut()
+            .insert((topic.to_string(), partition), (dir, cause));
+    }
+
+    /// Why a partition this core does not hold is missing: offline (its log
+    /// directory failed: KAFKA_STORAGE_ERROR), else `unknown`.
+    pub fn missing<E: From<StorageError>>(&self, topic: &str, partition: i32, unknown: E) -> E {
+        match self.offline.borrow().get(&(topic.to_string(), partition)) {
+            Some((dir, cause)) => E::from(StorageError::LogDirOffline {
+                dir: dir.clone(),
+                cause: cause.clone(),
+            }),
+            None => unknown,
+        }
+    }
+
     /// Deletes this core's partitions of a deleted topic.
     pub async fn drop_partitions(&self, name: &str, partitions: i32) {
         for partition in 0..partitions {
+            self.offline
+                .borrow_mut()
+                .remove(&(name.to_string(), partition));
             let removed = self
                 .partitions
                 .borrow_mut()

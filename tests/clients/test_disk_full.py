@@ -12,7 +12,11 @@ data dir.
   partition in it answers KAFKA_STORAGE_ERROR to produce and fetch (a loud
   log line), the partitions of the other directory keep serving, and new
   partitions go to the other one; after space is freed a restart recovers
-  every acknowledged record and writes resume."""
+  every acknowledged record and writes resume.
+- A real ENOSPC in the only log directory: no directory is left online, so
+  the broker halts (exit status 1, one loud line), as Kafka does when all
+  its log dirs have failed; after space is freed a restart recovers every
+  acknowledged record."""
 import os
 import shutil
 import subprocess
@@ -188,3 +192,33 @@ def test_enospc_takes_its_log_dir_offline_the_other_serves_and_a_restart_recover
         assert error == NONE and offset >= end, "writes resume after the restart"
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_enospc_in_the_only_log_dir_halts_the_broker_and_a_restart_recovers(broker_factory, small_fs):
+    ballast = place_ballast(small_fs)
+    broker = broker_factory(settings=["log.segment.bytes=1048576", "sluice.log.dir.min.free.bytes=0"],
+                            data_dir=os.path.join(small_fs, "data"))
+    node = Node(broker)
+    create(broker, "only")
+    acknowledged = []
+    for _ in range(BATCHES_MAX):
+        try:
+            error, offset = produce(node, "only", 0, [RECORD] * RECORDS_PER_BATCH, acks=-1)
+        except OSError:
+            break  # the broker halted before answering
+        if error != NONE:
+            assert error == KAFKA_STORAGE_ERROR
+            break
+        acknowledged.append(offset)
+    else:
+        pytest.fail(f"{BATCHES_MAX} batches fit in {FS_BYTES} bytes")
+    assert acknowledged, "some batches fit first"
+    assert broker.proc.wait(LOG_TIMEOUT_S) == 1, "halted with exit status 1"
+    wait_for_line(broker, "all log directories are offline: halting the broker")
+    os.unlink(ballast)
+    broker.start(keep_port=True)
+    end = acknowledged[-1] + RECORDS_PER_BATCH
+    error, hw = fetch(node, "only", 0)
+    assert error == NONE and hw >= end, (error, hw, end)
+    error, offset = produce(node, "only", 0, [RECORD], acks=-1)
+    assert error == NONE and offset >= end, "writes resume after the restart"

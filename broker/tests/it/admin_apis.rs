@@ -335,6 +335,72 @@ fn a_log_dir_unusable_at_start_is_offline_and_new_partitions_avoid_it() {
     assert!(placed[1].2.is_empty());
 }
 
+/// (error code, base offset) of one acks=all batch to `partition`.
+fn produce_to(client: &mut Client, name: &str, partition: i32) -> (i16, i64) {
+    let request = produce_request(name, partition, batch(&[b"kept"]), -1);
+    let response: ProduceResponse = client.call(ApiKey::Produce, 9, &request);
+    let answer = &response.responses[0].partition_responses[0];
+    (answer.error_code, answer.base_offset)
+}
+
+/// (error code, high watermark) of a fetch of `partition` from offset 0.
+fn fetch_from(client: &mut Client, name: &str, partition: i32) -> (i16, i64) {
+    let response: FetchResponse =
+        client.call(ApiKey::Fetch, 12, &fetch_request(name, partition, 0, 0));
+    let answer = &response.responses[0].partitions[0];
+    (answer.error_code, answer.high_watermark)
+}
+
+#[test]
+fn a_partition_whose_log_dir_is_missing_at_start_answers_storage_error_and_is_not_recreated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let dirs = format!("log.dirs={},{}", a.display(), b.display());
+    let mut broker = Broker::start_with(&a, &[], &[&dirs]);
+    let port = broker.address.port();
+    let mut client = Client::connect(broker.address);
+    // __consumer_offsets' 50 partitions are placed first: where the four
+    // of this topic go follows from those.
+    assert_eq!(create_topic(&mut client, "kept", 4), 0);
+    let placed = log_dirs_of(&mut client, "kept");
+    let (in_a, in_b) = match (placed[0].2.first(), placed[1].2.first()) {
+        (Some(&in_a), Some(&in_b)) => (in_a, in_b),
+        _ => panic!("one partition in each directory: {placed:?}"),
+    };
+    for partition in [in_a, in_b] {
+        assert_eq!(produce_to(&mut client, "kept", partition), (0, 0));
+    }
+    drop(client);
+    broker.stop();
+    // Directory b is gone at the next start (an unmounted disk, say), a
+    // file in its place: its partition must not come back empty in a.
+    let away = dir.path().join("b.away");
+    std::fs::rename(&b, &away).expect("move b away");
+    std::fs::write(&b, b"not a directory").expect("file");
+    let mut broker = Broker::start_on_with(&a, port, &[], &[&dirs]);
+    let mut client = Client::connect(broker.address);
+    let storage_error = ResponseError::KafkaStorageError.code();
+    assert_eq!(fetch_from(&mut client, "kept", in_b).0, storage_error);
+    assert_eq!(produce_to(&mut client, "kept", in_b).0, storage_error);
+    assert_eq!(fetch_from(&mut client, "kept", in_a), (0, 1), "a serves");
+    assert_eq!(produce_to(&mut client, "kept", in_a), (0, 1));
+    assert!(
+        !a.join(format!("kept-{in_b}")).exists(),
+        "not recreated empty in a"
+    );
+    let placed = log_dirs_of(&mut client, "kept");
+    assert_eq!(placed[1].1, storage_error, "{placed:?}");
+    drop(client);
+    broker.stop();
+    // The disk is back: the partition with its record.
+    std::fs::remove_file(&b).expect("remove file");
+    std::fs::rename(&away, &b).expect("move b back");
+    let broker = Broker::start_on_with(&a, port, &[], &[&dirs]);
+    let mut client = Client::connect(broker.address);
+    assert_eq!(fetch_from(&mut client, "kept", in_b), (0, 1));
+    assert_eq!(produce_to(&mut client, "kept", in_b), (0, 1));
+}
+
 fn topic_name(name: &str) -> TopicName {
     topic(name)
 }
