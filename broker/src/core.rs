@@ -490,15 +490,16 @@ impl Core {
         acks: Acks,
         timeout: Duration,
     ) -> Result<Produced, ProduceError> {
+        if let Some(offline) = self.shard.offline_error(topic, partition) {
+            return Err(offline.into());
+        }
         match (
             self.leads(topic, partition),
             self.shard.partition(topic, partition),
         ) {
             (Some(false), _) => Err(ProduceError::NotLeader),
             (Some(true), Some(partition)) => partition.produce(batch, acks, timeout).await,
-            _ => Err(self
-                .shard
-                .missing(topic, partition, ProduceError::UnknownPartition)),
+            _ => Err(ProduceError::UnknownPartition),
         }
     }
 
@@ -512,6 +513,9 @@ impl Core {
         let owner = self.router.owner(&topic, partition);
         let answer = self
             .on_core(owner, Hop::ListOffsets, move |core| async move {
+                if let Some(offline) = core.shard.offline_error(&topic, partition) {
+                    return Err(offline.into());
+                }
                 match (
                     core.leads(&topic, partition),
                     core.shard.partition(&topic, partition),
@@ -523,9 +527,7 @@ impl Core {
                         partition.check_leader_epoch(-1)?;
                         Ok(partition.offset_for(query).await?)
                     }
-                    _ => Err(core
-                        .shard
-                        .missing(&topic, partition, ReadError::UnknownPartition)),
+                    _ => Err(ReadError::UnknownPartition),
                 }
             })
             .await;
@@ -542,17 +544,16 @@ impl Core {
         let owner = self.router.owner(&topic, partition);
         let answer = self
             .on_core(owner, Hop::Admin, move |core| async move {
+                if let Some(offline) = core.shard.offline_error(&topic, partition) {
+                    return Err(offline.into());
+                }
                 match (
                     core.leads(&topic, partition),
                     core.shard.partition(&topic, partition),
                 ) {
                     (Some(false), _) => Err(DeleteRecordsError::NotLeader),
                     (Some(true), Some(partition)) => partition.delete_records_before(offset).await,
-                    _ => Err(core.shard.missing(
-                        &topic,
-                        partition,
-                        DeleteRecordsError::UnknownPartition,
-                    )),
+                    _ => Err(DeleteRecordsError::UnknownPartition),
                 }
             })
             .await;
@@ -568,15 +569,43 @@ impl Core {
         let owner = self.router.owner(&topic, partition);
         let answer = self
             .on_core(owner, Hop::Admin, move |core| async move {
+                if let Some(offline) = core.shard.offline_error(&topic, partition) {
+                    return Err(offline.into());
+                }
                 match core.shard.partition(&topic, partition) {
                     Some(partition) => Ok(partition.producers()),
-                    None => Err(core
-                        .shard
-                        .missing(&topic, partition, ReadError::UnknownPartition)),
+                    None => Err(ReadError::UnknownPartition),
                 }
             })
             .await;
         answer.unwrap_or(Err(ReadError::NotLeader))
+    }
+
+    /// This broker's replicas it cannot serve, every core's, as (topic id,
+    /// partition) for the controller's heartbeat; none (and no hop) while
+    /// every log directory is online.
+    pub async fn offline_replicas(self: &Rc<Self>) -> Vec<(controller::TopicId, i32)> {
+        let dirs = &self.cluster.log_dirs;
+        if dirs.online() == dirs.all().len() {
+            return Vec::new();
+        }
+        let mut names = Vec::new();
+        for core in 0..self.router.cores() {
+            match self
+                .on_core(core, Hop::Admin, |core| async move {
+                    core.shard.offline_names()
+                })
+                .await
+            {
+                Ok(offline) => names.extend(offline),
+                Err(error) => tracing::warn!(core, %error, "offline replicas"),
+            }
+        }
+        let image = self.image();
+        names
+            .into_iter()
+            .filter_map(|(topic, index)| image.topic(&topic).map(|t| (t.id, index)))
+            .collect()
     }
 
     /// (topic, partition, bytes on disk, index of its log directory) of
@@ -634,12 +663,13 @@ impl Core {
         let mut total = 0usize;
         let mut answers = Vec::with_capacity(wanted.len());
         for want in wanted {
+            // Kafka answers an offline replica's error before its role's.
+            if let Some(offline) = self.shard.offline_error(&want.topic, want.partition) {
+                answers.push(Err(offline.into()));
+                continue;
+            }
             let Some(partition) = self.shard.partition(&want.topic, want.partition) else {
-                answers.push(Err(self.shard.missing(
-                    &want.topic,
-                    want.partition,
-                    ReadError::UnknownPartition,
-                )));
+                answers.push(Err(ReadError::UnknownPartition));
                 continue;
             };
             if let Err(error) = partition.check_leader_epoch(want.current_leader_epoch) {
@@ -809,10 +839,13 @@ impl Core {
         let owner = self.router.owner(&topic, partition);
         let answer = self
             .on_core(owner, Hop::Admin, move |core| async move {
-                let partition = core.shard.partition(&topic, partition).ok_or_else(|| {
-                    core.shard
-                        .missing(&topic, partition, ReadError::UnknownPartition)
-                })?;
+                if let Some(offline) = core.shard.offline_error(&topic, partition) {
+                    return Err(offline.into());
+                }
+                let partition = core
+                    .shard
+                    .partition(&topic, partition)
+                    .ok_or(ReadError::UnknownPartition)?;
                 partition.check_leader_epoch(current_leader_epoch)?;
                 Ok(partition.end_offset_for_epoch(epoch))
             })

@@ -3,7 +3,9 @@
 //! heartbeats every `broker.heartbeat.interval.ms` with the metadata index
 //! its cores have applied; the controller unfences it once that index
 //! reaches its registration, and fences it when heartbeats stop for
-//! `broker.session.timeout.ms`. Once first unfenced it migrates the topics
+//! `broker.session.timeout.ms`. Each heartbeat names the replicas in
+//! offline log directories, which the controller takes out of their ISR
+//! and leadership. Once first unfenced it migrates the topics
 //! of the single-node registry file, creates `__consumer_offsets` when
 //! enough brokers are up, and says the broker is ready.
 
@@ -45,11 +47,21 @@ pub async fn run(core: Rc<Core>) {
         // Caught up with our own registration before the first heartbeat,
         // so it can unfence us at once.
         core.cluster.wait_applied(epoch, interval).await;
+        let mut reported = 0;
         loop {
+            let offline_replicas = core.offline_replicas().await;
+            if offline_replicas.len() != reported {
+                reported = offline_replicas.len();
+                tracing::warn!(
+                    partitions = reported,
+                    "telling the controller of replicas in offline log directories: it moves their leadership and ISR membership away"
+                );
+            }
             let request = Request::Heartbeat {
                 broker_id: config.node_id,
                 broker_epoch: epoch,
                 metadata_offset: core.cluster.applied_everywhere(),
+                offline_replicas,
             };
             match core.cluster.controller.call(request, interval * 2).await {
                 Ok((index, Response::Heartbeat { is_fenced, .. })) => {

@@ -160,16 +160,43 @@ impl Shard {
             .insert((topic.to_string(), partition), (dir, cause));
     }
 
-    /// Why a partition this core does not hold is missing: offline (its log
-    /// directory failed: KAFKA_STORAGE_ERROR), else `unknown`.
-    pub fn missing<E: From<StorageError>>(&self, topic: &str, partition: i32, unknown: E) -> E {
-        match self.offline.borrow().get(&(topic.to_string(), partition)) {
-            Some((dir, cause)) => E::from(StorageError::LogDirOffline {
+    /// This core's partitions it cannot serve: not opened (offline at
+    /// start) or in a log directory that went offline since; sorted.
+    pub fn offline_names(&self) -> Vec<(String, i32)> {
+        let mut names: Vec<(String, i32)> = self.offline.borrow().keys().cloned().collect();
+        names.extend(
+            self.partitions
+                .borrow()
+                .iter()
+                .filter(|(_, p)| p.log().log_dir().is_offline())
+                .map(|(name, _)| name.clone()),
+        );
+        names.sort();
+        names
+    }
+
+    /// The error of a replica here that cannot serve (Kafka's offline
+    /// replica, KAFKA_STORAGE_ERROR, answered before any role check): not
+    /// opened because of an offline directory, or opened in one that went
+    /// offline since.
+    pub fn offline_error(&self, topic: &str, partition: i32) -> Option<StorageError> {
+        // The hot path: every directory online (one atomic load each).
+        if self.log_dirs.online() == self.log_dirs.all().len() {
+            return None;
+        }
+        let key = (topic.to_string(), partition);
+        if let Some((dir, cause)) = self.offline.borrow().get(&key) {
+            return Some(StorageError::LogDirOffline {
                 dir: dir.clone(),
                 cause: cause.clone(),
-            }),
-            None => unknown,
+            });
         }
+        let held = self.partitions.borrow().get(&key).cloned()?;
+        let dir = held.log().log_dir();
+        dir.is_offline().then(|| StorageError::LogDirOffline {
+            dir: dir.path().display().to_string(),
+            cause: dir.cause().unwrap_or_default(),
+        })
     }
 
     /// Deletes this core's partitions of a deleted topic.

@@ -7,7 +7,9 @@
 
 use crate::acl::{AclBinding, AclFilter};
 use crate::image::MetadataImage;
-use crate::leadership::{self, elect_returning, elect_without, initial_leadership};
+use crate::leadership::{
+    self, elect_returning, elect_without, elect_without_offline, initial_leadership,
+};
 use crate::placement::{self, PlacementError};
 use crate::reassignment::{self, OngoingReassignment, ReassignmentOutcome};
 use crate::records::{self, ConfigResource, Endpoint, MetadataRecord, ScramCredential, TopicId};
@@ -42,6 +44,11 @@ pub enum Request {
         broker_epoch: u64,
         /// The highest log index this broker has applied.
         metadata_offset: u64,
+        /// Its replicas it cannot serve: their log directory failed (or was
+        /// unusable at start). Kafka's OfflineLogDirs (KIP-858), by
+        /// partition: the metadata does not say which directory holds one.
+        #[serde(default)]
+        offline_replicas: Vec<(TopicId, i32)>,
     },
     CreateTopics {
         topics: Vec<NewTopic>,
@@ -175,10 +182,15 @@ impl Request {
     /// goes through `decide`; this says whether it must wait for earlier
     /// writes to apply first.
     pub fn writes(&self) -> bool {
-        !matches!(
-            self,
-            Request::Heartbeat { .. } | Request::ListReassignments { .. }
-        )
+        match self {
+            // One that reports offline replicas moves leaderships: it
+            // decides on the image with every earlier change in it.
+            Request::Heartbeat {
+                offline_replicas, ..
+            } => !offline_replicas.is_empty(),
+            Request::ListReassignments { .. } => false,
+            _ => true,
+        }
     }
 }
 
@@ -355,18 +367,30 @@ pub fn decide(
             broker_id,
             broker_epoch,
             metadata_offset,
+            offline_replicas,
         } => {
             let broker = check_epoch(image, *broker_id, *broker_epoch)?;
             sessions
                 .deadlines
                 .insert(*broker_id, now_ms + sessions.timeout_ms);
             let caught_up = *metadata_offset >= broker.epoch;
-            if broker.fenced && caught_up {
-                let mut records = vec![MetadataRecord::UnfenceBroker {
+            let offline: BTreeSet<(TopicId, i32)> = offline_replicas.iter().copied().collect();
+            // Kept in the image, so that no later election or ISR change
+            // picks these replicas either.
+            let mut records = Vec::new();
+            if offline != broker.offline_replicas {
+                records.push(MetadataRecord::OfflineReplicas {
                     broker_id: *broker_id,
                     epoch: broker.epoch,
-                }];
-                records.extend(elect_returning(image, *broker_id));
+                    replicas: offline.iter().copied().collect(),
+                });
+            }
+            if broker.fenced && caught_up {
+                records.push(MetadataRecord::UnfenceBroker {
+                    broker_id: *broker_id,
+                    epoch: broker.epoch,
+                });
+                records.extend(elect_returning(image, *broker_id, &offline));
                 return Ok(Decision {
                     records,
                     response: Response::Heartbeat {
@@ -375,10 +399,19 @@ pub fn decide(
                     },
                 });
             }
-            Ok(Decision::answer(Response::Heartbeat {
-                is_caught_up: caught_up,
-                is_fenced: broker.fenced,
-            }))
+            // Kafka's handleDirectoriesOffline: the broker leaves the ISR
+            // and the leadership of the replicas it cannot serve (idempotent:
+            // no record once it has).
+            if !broker.fenced {
+                records.extend(elect_without_offline(image, *broker_id, &offline));
+            }
+            Ok(Decision {
+                records,
+                response: Response::Heartbeat {
+                    is_caught_up: caught_up,
+                    is_fenced: broker.fenced,
+                },
+            })
         }
         Request::CreateTopics {
             topics,

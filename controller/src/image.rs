@@ -18,6 +18,10 @@ pub struct BrokerImage {
     pub endpoints: Vec<Endpoint>,
     pub rack: Option<String>,
     pub fenced: bool,
+    /// Its replicas in failed log directories (`OfflineReplicas`); a new
+    /// registration starts without.
+    #[serde(default)]
+    pub offline_replicas: BTreeSet<(TopicId, i32)>,
 }
 
 impl BrokerImage {
@@ -229,8 +233,23 @@ impl MetadataImage {
                         endpoints: endpoints.clone(),
                         rack: rack.clone(),
                         fenced: true,
+                        offline_replicas: BTreeSet::new(),
                     },
                 );
+            }
+            MetadataRecord::OfflineReplicas {
+                broker_id,
+                epoch,
+                replicas,
+            } => {
+                let broker = self
+                    .brokers
+                    .get_mut(broker_id)
+                    .ok_or(ApplyError::UnknownBroker(*broker_id))?;
+                if broker.epoch != *epoch {
+                    return Err(ApplyError::StaleBrokerEpoch(*broker_id, *epoch));
+                }
+                broker.offline_replicas = replicas.iter().copied().collect();
             }
             MetadataRecord::FenceBroker { broker_id, epoch }
             | MetadataRecord::UnfenceBroker { broker_id, epoch } => {

@@ -40,6 +40,15 @@ pub(crate) fn unfenced(image: &MetadataImage, broker: i32) -> bool {
     image.brokers.get(&broker).is_some_and(|b| !b.fenced)
 }
 
+/// Whether `broker` may lead (or join the ISR of) partition `index` of
+/// `topic`: unfenced, and its replica not in a failed log directory.
+pub(crate) fn can_serve(image: &MetadataImage, topic: TopicId, index: i32, broker: i32) -> bool {
+    image
+        .brokers
+        .get(&broker)
+        .is_some_and(|b| !b.fenced && !b.offline_replicas.contains(&(topic, index)))
+}
+
 /// PartitionChangeBuilder's election for a partition whose ISR becomes
 /// `isr`: the current leader stays while it is acceptable and in the ISR;
 /// else the first replica, in replica order, in the ISR and acceptable;
@@ -195,8 +204,35 @@ fn each_partition(
 /// it led get the first replica in the ISR and unfenced, or, with unclean
 /// election enabled, the first unfenced replica, or go offline (-1).
 pub(crate) fn elect_without(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
+    elect_without_where(image, broker, |_, _| true)
+}
+
+/// `broker` cannot serve its replicas of `offline` (their log directory
+/// failed): Kafka's handleDirectoriesOffline, `elect_without` for those
+/// partitions only.
+pub(crate) fn elect_without_offline(
+    image: &MetadataImage,
+    broker: i32,
+    offline: &BTreeSet<(TopicId, i32)>,
+) -> Vec<MetadataRecord> {
+    if offline.is_empty() {
+        return Vec::new();
+    }
+    elect_without_where(image, broker, |topic, index| {
+        offline.contains(&(topic, index as i32))
+    })
+}
+
+fn elect_without_where(
+    image: &MetadataImage,
+    broker: i32,
+    only: impl Fn(TopicId, usize) -> bool,
+) -> Vec<MetadataRecord> {
     each_partition(image, |topic, index, partition| {
         if !partition.isr.contains(&broker) && partition.leader != broker {
+            return None;
+        }
+        if !only(topic.id, index) {
             return None;
         }
         let mut isr: Vec<i32> = partition
@@ -208,7 +244,7 @@ pub(crate) fn elect_without(image: &MetadataImage, broker: i32) -> Vec<MetadataR
         if isr.is_empty() {
             isr = partition.isr.clone();
         }
-        let acceptable = |r: i32| r != broker && unfenced(image, r);
+        let acceptable = |r: i32| r != broker && can_serve(image, topic.id, index as i32, r);
         let unclean = unclean_election_enabled(image, topic);
         let (leader, isr) = elect(partition, isr, acceptable, unclean);
         change(topic.id, index, partition, leader, isr, acceptable)
@@ -217,14 +253,26 @@ pub(crate) fn elect_without(image: &MetadataImage, broker: i32) -> Vec<MetadataR
 
 /// `broker` is being unfenced: offline partitions get a leader again
 /// (Kafka's handleBrokerUnfenced), from their ISR, or with unclean
-/// election enabled from any unfenced replica. The ISR does not grow
-/// here: the leader adds replicas once they caught up (AlterPartition).
-pub(crate) fn elect_returning(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
+/// election enabled from any unfenced replica; never `broker` for a
+/// replica it reports `offline`. The ISR does not grow here: the leader
+/// adds replicas once they caught up (AlterPartition).
+pub(crate) fn elect_returning(
+    image: &MetadataImage,
+    broker: i32,
+    offline: &BTreeSet<(TopicId, i32)>,
+) -> Vec<MetadataRecord> {
     each_partition(image, |topic, index, partition| {
         if partition.leader != -1 {
             return None;
         }
-        let acceptable = |r: i32| r == broker || unfenced(image, r);
+        let here_offline = offline.contains(&(topic.id, index as i32));
+        let acceptable = |r: i32| {
+            if r == broker {
+                !here_offline
+            } else {
+                can_serve(image, topic.id, index as i32, r)
+            }
+        };
         let unclean = unclean_election_enabled(image, topic);
         let (leader, isr) = elect(partition, partition.isr.clone(), acceptable, unclean);
         change(topic.id, index, partition, leader, isr, acceptable)
@@ -272,7 +320,7 @@ pub(crate) fn alter_partition(
     let Some(current) = found else {
         return (Vec::new(), Err(PartitionError::UnknownTopicOrPartition));
     };
-    if let Err(error) = check_alter(image, current, ask) {
+    if let Err(error) = check_alter(image, topic_id, partition, current, ask) {
         return (Vec::new(), Err(error));
     }
     let state = PartitionState {
@@ -289,7 +337,7 @@ pub(crate) fn alter_partition(
     // away from the asking leader, it is told so (Kafka's
     // NEW_LEADER_ELECTED) while the change still commits.
     let mut target = Target::with(current, current.leader, ask.isr.to_vec());
-    target.complete_reassignment(|r| unfenced(image, r));
+    target.complete_reassignment(|r| can_serve(image, topic_id, partition, r));
     let moved = target.leader != current.leader;
     let Some(record) = target.record(topic_id, partition, current) else {
         return (Vec::new(), Ok(state));
@@ -310,6 +358,8 @@ pub(crate) fn alter_partition(
 
 fn check_alter(
     image: &MetadataImage,
+    topic_id: TopicId,
+    partition: i32,
     current: &PartitionImage,
     ask: &AlterPartition<'_>,
 ) -> Result<(), PartitionError> {
@@ -338,10 +388,13 @@ fn check_alter(
     if !seen.contains(&current.leader) {
         return invalid(format!("the ISR must hold the leader {}", current.leader));
     }
-    // A replica joining must be alive; one already in the ISR stays
-    // eligible (fencing takes it out itself).
+    // A replica joining must be alive and in a working log directory; one
+    // already in the ISR stays eligible (fencing takes it out itself).
     let joining = ask.isr.iter().copied().filter(|r| !current.isr.contains(r));
-    if let Some(ineligible) = joining.clone().find(|&r| !unfenced(image, r)) {
+    if let Some(ineligible) = joining
+        .clone()
+        .find(|&r| !can_serve(image, topic_id, partition, r))
+    {
         return Err(PartitionError::IneligibleReplica(ineligible));
     }
     Ok(())
@@ -403,7 +456,8 @@ fn elect_one(
             if partition.leader == preferred {
                 return (None, Err(ElectionError::ElectionNotNeeded));
             }
-            if !unfenced(image, preferred) || !partition.isr.contains(&preferred) {
+            if !can_serve(image, topic.id, index, preferred) || !partition.isr.contains(&preferred)
+            {
                 return (None, Err(ElectionError::PreferredLeaderNotAvailable));
             }
             (preferred, partition.isr.clone())
@@ -412,7 +466,7 @@ fn elect_one(
             if partition.leader != -1 {
                 return (None, Err(ElectionError::ElectionNotNeeded));
             }
-            let acceptable = |r: i32| unfenced(image, r);
+            let acceptable = |r: i32| can_serve(image, topic.id, index, r);
             let (leader, isr) = elect(partition, partition.isr.clone(), acceptable, true);
             if leader == -1 {
                 return (None, Err(ElectionError::EligibleLeadersNotAvailable));
@@ -421,7 +475,7 @@ fn elect_one(
         }
     };
     let (leader, isr) = elected;
-    let acceptable = |r: i32| unfenced(image, r);
+    let acceptable = |r: i32| can_serve(image, topic.id, index, r);
     let record = change(topic.id, index as usize, partition, leader, isr, acceptable);
     (record, Ok(leader))
 }
@@ -451,7 +505,9 @@ pub fn rebalance_leaders(image: &MetadataImage, imbalance_percentage: u32) -> Ve
                 continue;
             }
             entry.not_led += 1;
-            if unfenced(image, preferred) && partition.isr.contains(&preferred) {
+            if can_serve(image, topic.id, index as i32, preferred)
+                && partition.isr.contains(&preferred)
+            {
                 entry.movable.push(MetadataRecord::leader_isr_change(
                     topic.id,
                     index as i32,

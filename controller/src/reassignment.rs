@@ -25,7 +25,7 @@
 //! that merged list.
 
 use crate::image::{MetadataImage, PartitionImage, TopicImage};
-use crate::leadership::{elect, unclean_election_enabled, unfenced, Target};
+use crate::leadership::{can_serve, elect, unclean_election_enabled, Target};
 use crate::records::MetadataRecord;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -70,7 +70,7 @@ pub(crate) fn alter_reassignments(
             Some((topic, partition)) => {
                 let key = (name.clone(), *index);
                 let current = changed.get(&key).unwrap_or(partition).clone();
-                reassign(image, topic, &current, target.as_deref()).map(|goal| {
+                reassign(image, topic, *index, &current, target.as_deref()).map(|goal| {
                     if let Some(record) = goal.record(topic.id, *index, &current) {
                         let mut after = current;
                         after.apply_change(&record);
@@ -89,6 +89,7 @@ pub(crate) fn alter_reassignments(
 fn reassign(
     image: &MetadataImage,
     topic: &TopicImage,
+    index: i32,
     partition: &PartitionImage,
     target: Option<&[i32]>,
 ) -> Result<Target, ReassignmentError> {
@@ -142,7 +143,7 @@ fn reassign(
         replicas: replicas.clone(),
         ..partition.clone()
     };
-    let acceptable = |r: i32| unfenced(image, r);
+    let acceptable = |r: i32| can_serve(image, topic.id, index, r);
     // Kafka's cancel elects uncleanly where the topic allows; a start does
     // not (its leader stays: the replicas only grow).
     let (leader, isr) = elect(

@@ -44,6 +44,15 @@ pub enum MetadataRecord {
         broker_id: i32,
         epoch: u64,
     },
+    /// The replicas (topic, partition) the broker's process at `epoch`
+    /// cannot serve, their log directory having failed (Kafka's offline
+    /// log dirs, KIP-858, by partition): the whole set, replacing the last
+    /// one. None of them may lead or join an ISR until it registers again.
+    OfflineReplicas {
+        broker_id: i32,
+        epoch: u64,
+        replicas: Vec<(TopicId, i32)>,
+    },
     Topic {
         name: String,
         topic_id: TopicId,

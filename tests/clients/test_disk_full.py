@@ -16,7 +16,13 @@ data dir.
 - A real ENOSPC in the only log directory: no directory is left online, so
   the broker halts (exit status 1, one loud line), as Kafka does when all
   its log dirs have failed; after space is freed a restart recovers every
-  acknowledged record."""
+  acknowledged record.
+- In a three-broker cluster, a real ENOSPC in one of a broker's two
+  `log.dirs`: the broker tells the controller (its heartbeat names the
+  replicas of the failed directory, Kafka's offline log dirs), which takes
+  that broker out of those partitions' ISR and leadership; the new leader
+  holds every acknowledged record and takes writes, while the broker's
+  partitions in its healthy directory stay as they were."""
 import os
 import shutil
 import subprocess
@@ -25,7 +31,8 @@ import tempfile
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from test_cluster import NONE, NotYet, fetch, produce, wait_until
+from test_cluster import (FENCE_TIMEOUT_S, NONE, Cluster, NotYet, created, fetch, metadata, produce,
+                          read_partition, wait_topic, wait_until)
 
 KAFKA_STORAGE_ERROR = 56
 FS_BYTES = 64 << 20
@@ -222,3 +229,56 @@ def test_enospc_in_the_only_log_dir_halts_the_broker_and_a_restart_recovers(brok
     assert error == NONE and hw >= end, (error, hw, end)
     error, offset = produce(node, "only", 0, [RECORD], acks=-1)
     assert error == NONE and offset >= end, "writes resume after the restart"
+
+
+def test_a_failed_log_dir_in_a_cluster_moves_its_leaderships_to_the_other_replicas(small_fs, request):
+    place_ballast(small_fs)
+    cluster = Cluster(settings=["group.initial.rebalance.delay.ms=0", "log.segment.bytes=1048576",
+                                "sluice.log.dir.min.free.bytes=0"])
+    request.addfinalizer(cluster.close)
+    victim = cluster.nodes[1]
+    healthy_dir, full_dir = victim.data_dir, os.path.join(small_fs, "b")
+    victim.settings.append(f"log.dirs={healthy_dir},{full_dir}")
+    cluster.start()
+    topic = "moves"
+    # Broker 1 leads every partition; its directories get some each.
+    created(cluster.nodes[2], topic, assignment={p: [1, 2, 3] for p in range(6)})
+    before = wait_topic(cluster, topic, 6)
+    assert all(p.leader == 1 for p in before.values()), before
+
+    def placed(root):
+        return [p for p in range(6) if os.path.isdir(os.path.join(root, f"{topic}-{p}"))]
+
+    on_full, on_healthy = placed(full_dir), placed(healthy_dir)
+    assert on_full and on_healthy, (on_full, on_healthy)
+    filled, kept = on_full[0], on_healthy[0]
+    batch = [RECORD] * 64
+    acknowledged = []
+    for _ in range(BATCHES_MAX):
+        error, offset = produce(victim, topic, filled, batch, acks=-1)
+        if error != NONE:
+            break
+        acknowledged.append(offset)
+    else:
+        pytest.fail(f"{BATCHES_MAX} batches fit in {FS_BYTES} bytes")
+    assert error == KAFKA_STORAGE_ERROR and acknowledged, (error, len(acknowledged))
+
+    def moved():
+        for node in cluster.nodes.values():
+            partitions = metadata(node).topics[topic].partitions
+            for index in on_full:
+                p = partitions[index]
+                if p.leader in (-1, 1) or 1 in p.isr:
+                    raise NotYet(f"node {node.node_id}: partition {index} is {p}")
+        return partitions
+
+    after = wait_until("leadership moved off the failed directory", moved, FENCE_TIMEOUT_S * 3, cluster)
+    assert after[kept].leader == 1 and 1 in after[kept].isr, after[kept]
+    assert produce(victim, topic, filled, [RECORD], acks=-1)[0] == KAFKA_STORAGE_ERROR, "its replica is offline"
+    new_leader = cluster.nodes[after[filled].leader]
+    end = acknowledged[-1] + len(batch)
+    error, offset = produce(new_leader, topic, filled, [b"after"], acks=-1)
+    assert error == NONE and offset >= end, (error, offset, end)
+    values = read_partition(new_leader, topic, filled, end)
+    assert len(values) == end and all(v == RECORD for v in values), "every acknowledged record"
+    assert produce(victim, topic, kept, [RECORD], acks=-1) == (NONE, 0), "the healthy directory serves"

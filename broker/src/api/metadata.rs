@@ -157,14 +157,26 @@ async fn lookup_or_create(
 }
 
 fn describe(topic: &Topic, image: &MetadataImage) -> MetadataResponseTopic {
-    let fenced = |id: &i32| image.brokers.get(id).is_none_or(|b| b.fenced);
+    // Kafka's offline replicas: on a fenced broker, or in a failed log
+    // directory of their broker.
+    let offline_on = |id: &i32, index: usize| {
+        image
+            .brokers
+            .get(id)
+            .is_none_or(|b| b.fenced || b.offline_replicas.contains(&(topic.id, index as i32)))
+    };
     let ids = |list: &[i32]| list.iter().map(|id| BrokerId(*id)).collect::<Vec<_>>();
     let partitions = topic
         .assignment
         .iter()
         .enumerate()
         .map(|(index, p)| {
-            let offline: Vec<i32> = p.replicas.iter().copied().filter(fenced).collect();
+            let offline: Vec<i32> = p
+                .replicas
+                .iter()
+                .copied()
+                .filter(|id| offline_on(id, index))
+                .collect();
             let error = if p.leader < 0 {
                 ResponseError::LeaderNotAvailable.code()
             } else {

@@ -107,6 +107,7 @@ impl Cluster {
             broker_id: broker,
             broker_epoch: self.epoch(broker),
             metadata_offset: self.index,
+            offline_replicas: Vec::new(),
         });
         assert!(
             matches!(
@@ -122,6 +123,25 @@ impl Cluster {
 
     /// `broker`'s session runs out while every other unfenced broker
     /// heartbeats; the controller's tick fences it.
+    /// A heartbeat from unfenced `broker` reporting `offline` replicas
+    /// (topic, partition): the records it decides are committed.
+    pub(crate) fn report_offline(&mut self, broker: i32, offline: &[(&str, i32)]) -> usize {
+        let offline_replicas = offline
+            .iter()
+            .map(|(topic, p)| (self.image.topic(topic).expect("topic").id, *p))
+            .collect();
+        let request = Request::Heartbeat {
+            broker_id: broker,
+            broker_epoch: self.epoch(broker),
+            metadata_offset: self.index,
+            offline_replicas,
+        };
+        assert!(request.writes(), "it moves leaderships");
+        let records = self.records_of(request);
+        self.commit(&records);
+        records.len()
+    }
+
     pub(crate) fn fence(&mut self, broker: i32) {
         self.now_ms += SESSION_MS + 1;
         let others: Vec<i32> = self
@@ -352,6 +372,57 @@ fn expired_sessions_are_fenced_one_broker_per_decision() {
     assert_eq!(fenced, vec![1, 2]);
     // Decided one after the other, the leader is always in the ISR.
     assert_eq!(cluster.leader_isr("t", 0), (3, vec![3]));
+}
+
+#[test]
+fn offline_replicas_leave_their_isr_and_leadership_and_only_theirs() {
+    let mut cluster = Cluster::new(&[1, 2, 3]);
+    cluster.topic("t", vec![vec![1, 2, 3], vec![2, 1, 3], vec![1, 3, 2]]);
+    // Broker 1's replicas of partitions 0 (it leads) and 1 (it follows).
+    // Kept in the image, and the two partitions change.
+    let records = cluster.report_offline(1, &[("t", 0), ("t", 1)]);
+    assert_eq!(records, 3);
+    assert_eq!(cluster.image.brokers[&1].offline_replicas.len(), 2);
+    assert_eq!(cluster.leader_isr("t", 0), (2, vec![2, 3]));
+    assert_eq!(cluster.leader_isr("t", 1), (2, vec![2, 3]));
+    assert_eq!(cluster.leader_isr("t", 2), (1, vec![1, 3, 2]), "untouched");
+    // Reported again at every heartbeat: nothing more to change.
+    assert_eq!(cluster.report_offline(1, &[("t", 0), ("t", 1)]), 0);
+    // A heartbeat without offline replicas writes nothing.
+    let quiet = Request::Heartbeat {
+        broker_id: 2,
+        broker_epoch: cluster.epoch(2),
+        metadata_offset: cluster.index,
+        offline_replicas: Vec::new(),
+    };
+    assert!(!quiet.writes());
+}
+
+#[test]
+fn an_offline_last_isr_member_gives_up_leadership_and_does_not_take_it_back() {
+    let mut cluster = Cluster::new(&[1, 2]);
+    cluster.topic("t", vec![vec![1, 2]]);
+    cluster.alter(1, "t", 0, &[1]).expect("shrunk");
+    assert_eq!(cluster.report_offline(1, &[("t", 0)]), 2);
+    // No other clean leader: offline, broker 1 kept as the last member.
+    assert_eq!(cluster.leader_isr("t", 0), (-1, vec![1]));
+    assert_eq!(cluster.report_offline(1, &[("t", 0)]), 0);
+    // Fenced and back, still reporting it offline: it is not elected.
+    cluster.fence(1);
+    let offline_replicas = vec![(cluster.image.topic("t").expect("topic").id, 0)];
+    let records = cluster.records_of(Request::Heartbeat {
+        broker_id: 1,
+        broker_epoch: cluster.epoch(1),
+        metadata_offset: cluster.index,
+        offline_replicas,
+    });
+    cluster.commit(&records);
+    assert!(!cluster.image.brokers[&1].fenced, "unfenced");
+    assert_eq!(cluster.leader_isr("t", 0), (-1, vec![1]));
+    // Without the report (the directory is back after a restart) it leads.
+    cluster.fence(1);
+    cluster.unfence(1);
+    assert_eq!(cluster.leader_isr("t", 0), (1, vec![1]));
 }
 
 #[test]

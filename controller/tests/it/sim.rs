@@ -48,6 +48,9 @@ struct Broker {
     alive: bool,
     /// Its process: a new one registers again before heartbeating.
     incarnation: u128,
+    /// Replicas in a log directory that failed in this process, reported
+    /// in every heartbeat (a new process finds the directory again).
+    offline: Vec<(controller::TopicId, i32)>,
 }
 
 struct Sim {
@@ -134,6 +137,7 @@ impl Sim {
                 Broker {
                     alive: true,
                     incarnation,
+                    offline: Vec::new(),
                 },
             );
         }
@@ -266,6 +270,7 @@ impl Sim {
             broker.alive = !broker.alive;
             if broker.alive && rng.gen_ratio(1, 2) {
                 broker.incarnation = rng.gen();
+                broker.offline.clear();
             }
         }
         if !broker.alive || !rng.gen_ratio(1, 4) {
@@ -273,10 +278,31 @@ impl Sim {
         }
         match image.brokers.get(&id) {
             Some(registered) if registered.incarnation == broker.incarnation => {
+                // Now and then one of its replicas' directory fails.
+                if rng.gen_ratio(1, 40) {
+                    let hosted: Vec<(controller::TopicId, i32)> = image
+                        .topics
+                        .values()
+                        .flat_map(|t| {
+                            t.partitions
+                                .iter()
+                                .enumerate()
+                                .filter(|(_, p)| p.replicas.contains(&id))
+                                .map(move |(i, _)| (t.id, i as i32))
+                        })
+                        .collect();
+                    if !hosted.is_empty() {
+                        let failed = hosted[rng.gen_range(0..hosted.len())];
+                        if !broker.offline.contains(&failed) {
+                            broker.offline.push(failed);
+                        }
+                    }
+                }
                 Some(Request::Heartbeat {
                     broker_id: id,
                     broker_epoch: registered.epoch,
                     metadata_offset: image.applied,
+                    offline_replicas: broker.offline.clone(),
                 })
             }
             _ => Some(Request::RegisterBroker {
@@ -637,6 +663,18 @@ fn check_entry(
                 "{at}: new leader {} without a leader epoch bump",
                 partition.leader
             );
+            // A replica its broker reported offline never becomes leader.
+            let offline_here = |image: &MetadataImage| {
+                image.brokers.get(&partition.leader).is_some_and(|b| {
+                    b.offline_replicas
+                        .contains(&(topic.id, partition_index as i32))
+                })
+            };
+            assert!(
+                !offline_here(before) && !offline_here(after),
+                "{at}: leader {} elected on a replica it reported offline, by {records:?}",
+                partition.leader
+            );
             let unclean =
                 explicit_unclean || old_topic.is_some_and(|t| unclean_election_enabled(before, t));
             // A reassignment completed by the ISR expansion of this entry
@@ -828,6 +866,7 @@ fn a_single_voter_rebalances_leaders_on_its_tick() {
         broker_id: broker,
         broker_epoch: node.image().brokers[&broker].epoch,
         metadata_offset: node.image().applied,
+        offline_replicas: Vec::new(),
     };
     for broker in [1, 2] {
         let registered = Request::RegisterBroker {
