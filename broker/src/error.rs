@@ -87,6 +87,14 @@ pub enum ServerError {
     },
     #[error("listener security: {setting}: {reason}")]
     Security { setting: String, reason: String },
+    /// Kafka's "Duplicate log directory found": two `log.dirs` entries
+    /// that are one directory (a symlink, `..`, a trailing slash).
+    #[error("log.dirs names {dir} twice (as {first} and {second})")]
+    DuplicateLogDir {
+        dir: std::path::PathBuf,
+        first: std::path::PathBuf,
+        second: std::path::PathBuf,
+    },
     #[error("controller: {0}")]
     Controller(#[from] controller::StartError),
     #[error("start executor {core} (io_uring / locked memory?): {reason}")]

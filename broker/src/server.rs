@@ -53,12 +53,23 @@ pub fn run(mut config: Config) -> Result<()> {
     // The other log directories: one that is unusable at start is offline
     // (as Kafka does), not fatal; the first holds the metadata and must work.
     let mut unusable = Vec::new();
+    let mut resolved = vec![(config.data_dir.clone(), config.data_dir.clone())];
     for dir in &mut config.more_log_dirs {
         match check_data_dir(dir).and_then(|()| {
             std::fs::canonicalize(&*dir)
                 .map_err(io_error(format!("resolve log dir {}", dir.display())))
         }) {
-            Ok(absolute) => *dir = absolute,
+            Ok(absolute) => {
+                if let Some((given, _)) = resolved.iter().find(|(_, r)| *r == absolute) {
+                    return Err(ServerError::DuplicateLogDir {
+                        dir: absolute,
+                        first: given.clone(),
+                        second: dir.clone(),
+                    });
+                }
+                resolved.push((dir.clone(), absolute.clone()));
+                *dir = absolute;
+            }
             Err(error) => unusable.push((dir.clone(), error.to_string())),
         }
     }

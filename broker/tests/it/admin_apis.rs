@@ -335,6 +335,31 @@ fn a_log_dir_unusable_at_start_is_offline_and_new_partitions_avoid_it() {
     assert!(placed[1].2.is_empty());
 }
 
+#[test]
+fn log_dirs_naming_one_directory_twice_are_refused_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir(&b).expect("b");
+    // A symlink to b: a different name, the same directory.
+    let link = dir.path().join("also-b");
+    std::os::unix::fs::symlink(&b, &link).expect("symlink");
+    let dirs = format!(
+        "log.dirs={},{},{}",
+        a.display(),
+        b.display(),
+        link.display()
+    );
+    let failed = Broker::try_start_on(&a, crate::harness::free_port(), &[], &[&dirs]);
+    let Err(failed) = failed else {
+        panic!("one directory twice is refused at start");
+    };
+    assert!(
+        failed.stderr.contains("log.dirs names") && failed.stderr.contains("twice"),
+        "{}",
+        failed.stderr
+    );
+}
+
 /// (error code, base offset) of one acks=all batch to `partition`.
 fn produce_to(client: &mut Client, name: &str, partition: i32) -> (i16, i64) {
     let request = produce_request(name, partition, batch(&[b"kept"]), -1);

@@ -188,7 +188,10 @@ impl Log {
         let doomed_bases = {
             let state = self.inner.state.borrow();
             let config = &state.config;
-            if !config.cleanup_policy.delete {
+            // A poisoned, closed or offline log is left as it is on disk
+            // (Kafka takes an offline log out of retention): the next
+            // start recovers it and applies retention then.
+            if !config.cleanup_policy.delete || self.check_writable(&state).is_err() {
                 return Ok(0);
             }
             let mut total: u64 = state.segments.values().map(|s| s.size).sum();
@@ -222,6 +225,7 @@ impl Log {
     pub async fn delete_segments_before(&self, offset: i64) -> Result<usize> {
         let doomed_bases = {
             let state = self.inner.state.borrow();
+            self.check_writable(&state)?;
             let bases: Vec<i64> = state.segments.keys().copied().collect();
             bases
                 .windows(2)

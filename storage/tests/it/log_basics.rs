@@ -398,6 +398,47 @@ fn an_io_error_of_one_log_takes_every_log_of_its_directory_offline_and_no_other(
 }
 
 #[test]
+fn an_offline_log_directory_keeps_its_segments_from_retention() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let health = storage::LogDirHealth::new(std::path::Path::new("/data/gone"));
+        let config = LogConfig {
+            segment_bytes: 1,
+            retention_bytes: 0,
+            ..LogConfig::default()
+        };
+        let (log, _) = Log::open(
+            dir.path(),
+            LogOptions {
+                log_dir: health.clone(),
+                ..options(config)
+            },
+        )
+        .await
+        .expect("open");
+        for _ in 0..3 {
+            log.append(batch("old", 1, 10)).await.expect("append");
+        }
+        let segments = |path: &std::path::Path| {
+            std::fs::read_dir(path)
+                .expect("dir")
+                .filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".log"))
+                })
+                .count()
+        };
+        let before = segments(dir.path());
+        assert!(before >= 3, "{before} segments");
+        health.mark_offline("EIO");
+        assert_eq!(log.enforce_retention(0).await.expect("skipped"), 0);
+        let err = log.delete_segments_before(2).await.expect_err("offline");
+        assert!(matches!(err, StorageError::LogDirOffline { .. }), "{err}");
+        assert_eq!(segments(dir.path()), before, "nothing deleted");
+    });
+}
+
+#[test]
 fn log_append_time_overrides_timestamps() {
     run(async {
         let dir = tempfile::tempdir().expect("tempdir");
