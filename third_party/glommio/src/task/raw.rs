@@ -104,6 +104,16 @@ where
         Self::drop_waker,
     );
 
+    // SLUICE PATCH (foreign waker drops): a waker dropped on another thread
+    // travels to the task's own executor in a waker with this vtable, which
+    // only releases the reference there; see `drop_waker`.
+    const TRANSFERRED_DROP_VTABLE: RawWakerVTable = RawWakerVTable::new(
+        Self::clone_waker,
+        Self::drop_transferred,
+        Self::wake_nothing,
+        Self::drop_transferred,
+    );
+
     /// Allocates a task with the given `future` and `schedule` function.
     ///
     /// It is assumed that initially only the `Task` reference and the
@@ -251,10 +261,34 @@ where
     /// Wakes a waker.
     unsafe fn wake(ptr: *const ()) {
         dbg_context!(ptr, "wake", {
+            let raw = Self::from_ptr(ptr);
+            if Self::thread_id() != Some(raw.my_id()) {
+                // SLUICE PATCH (foreign waker drops): hand this very
+                // reference to the owner, which wakes and releases it there;
+                // a foreign thread never changes the count to release one.
+                raw.notifier().queue_waker(
+                    Waker::from_raw(RawWaker::new(ptr, &Self::RAW_WAKER_VTABLE)),
+                    (*raw.header).latency_matters,
+                );
+                return;
+            }
             Self::do_wake(ptr);
             Self::drop_waker(ptr);
         });
     }
+
+    /// SLUICE PATCH (foreign waker drops): releases a reference that a
+    /// foreign thread handed over (see `drop_waker`). Anywhere but the
+    /// owner's thread this means the owner's queue is gone (its executor
+    /// ended), and the reference is leaked rather than released unsafely.
+    unsafe fn drop_transferred(ptr: *const ()) {
+        let raw = Self::from_ptr(ptr);
+        if Self::thread_id() == Some(raw.my_id()) {
+            Self::drop_waker(ptr);
+        }
+    }
+
+    unsafe fn wake_nothing(_ptr: *const ()) {}
 
     /// Wakes a waker by reference.
     unsafe fn wake_by_ref(ptr: *const ()) {
@@ -300,16 +334,19 @@ where
 
             if Self::thread_id() != Some(raw.my_id()) {
                 dbg_context!(ptr, "foreign", {
-                    // In case the task complete before the last foreign waker
-                    // is dropped, schedule it once more to ensure the task
-                    // will be destroyed
-                    if Self::decrement_references(&*(raw.header as *mut Header)) == 0 {
-                        let notifier = raw.notifier();
-                        notifier.queue_waker(
-                            Waker::from_raw(Self::clone_waker(ptr)),
-                            (*raw.header).latency_matters,
-                        );
-                    }
+                    // SLUICE PATCH (foreign waker drops): upstream took the
+                    // count down here and, on reaching zero, took it up again
+                    // to send a waker home. Between the two the owner could
+                    // see zero, find the task complete with no handle, and
+                    // free it; the increment then wrote to freed memory and
+                    // the waker sent home freed the task a second time (the
+                    // crash soak's `free(): double free detected in tcache
+                    // 2`). Now the reference itself goes home and the owner
+                    // releases it, so only the owner ever decrements.
+                    raw.notifier().queue_waker(
+                        Waker::from_raw(RawWaker::new(ptr, &Self::TRANSFERRED_DROP_VTABLE)),
+                        (*raw.header).latency_matters,
+                    );
                     return;
                 });
             }
