@@ -331,6 +331,29 @@ mod tests {
         assert_eq!(decode_batches(batch.freeze()), entries);
     }
 
+    /// A batch whose (CRC-covered) record count claims 2^31 - 1 records
+    /// made the decoder reserve room for all of them and abort the broker
+    /// (found by the offsets_records fuzz target; kafka-protocol patch).
+    #[test]
+    fn a_batch_claiming_more_records_than_it_holds_decodes_without_a_huge_allocation() {
+        let entry = Entry::Offset {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 0,
+            value: None,
+        };
+        let good = encode_batch(std::slice::from_ref(&entry), 1).expect("encode");
+        let mut lying = good.clone();
+        // v2 header: crc at 17..21 covers 21..; record count at 57..61.
+        lying[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+        let crc = crc32c::crc32c(&lying[21..]);
+        lying[17..21].copy_from_slice(&crc.to_be_bytes());
+        let mut log = good;
+        log.extend_from_slice(&lying);
+        // The valid batch's entry, then a stop at the one that runs out.
+        assert_eq!(decode_batches(log.freeze()), vec![entry]);
+    }
+
     #[test]
     fn garbage_records_are_skipped() {
         assert_eq!(

@@ -514,7 +514,13 @@ impl RecordBatchDecoder {
         version: i8,
         records: &mut Vec<Record>,
     ) -> Result<()> {
-        records.reserve(batch_decode_info.record_count as usize);
+        // SLUICE PATCH: the record count is untrusted (on-disk or network
+        // bytes); a record takes at least 7 bytes (six one-byte varints and
+        // the attributes), so no more can follow than that allows.
+        // Reserving the claimed count let one batch ask for 4 GB and abort
+        // the broker (broker/fuzz offsets_records).
+        let most = buf.remaining() / 7;
+        records.reserve((batch_decode_info.record_count.max(0) as usize).min(most));
         for _ in 0..batch_decode_info.record_count {
             records.push(Record::decode_new(buf, batch_decode_info, version)?);
         }
@@ -893,7 +899,9 @@ impl Record {
         }
         let num_headers = num_headers as usize;
 
-        let mut headers = IndexMap::with_capacity(num_headers);
+        // SLUICE PATCH: as for records, an untrusted count; a header takes
+        // at least 2 bytes (its key and value lengths).
+        let mut headers = IndexMap::with_capacity(num_headers.min(bytes::Buf::remaining(buf) / 2));
         for _ in 0..num_headers {
             // Key len
             let key_len: i32 = types::VarInt.decode(buf)?;
