@@ -344,9 +344,9 @@ mod tests {
         };
         let good = encode_batch(std::slice::from_ref(&entry), 1).expect("encode");
         let mut lying = good.clone();
-        // v2 header: crc at 17..21 covers 21..; record count at 57..61.
+        // v2 header: record count at 57..61, crc at 17..21.
         lying[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
-        let crc = crc32c::crc32c(&lying[21..]);
+        let crc = storage::batch::compute_crc(&lying);
         lying[17..21].copy_from_slice(&crc.to_be_bytes());
         let mut log = good;
         log.extend_from_slice(&lying);
