@@ -20,6 +20,10 @@
 #   scripts/bench-ab.sh BROKER_A BROKER_B [ROUNDS] [-- BENCH_ARGS...]
 #   e.g. scripts/bench-ab.sh /work/before/broker target/release/broker 3
 #
+# PERF=1 also counts, with perf stat on the broker over the measured
+# window (after --warmup-s, for --duration-s: pass both), its io_uring
+# submissions and context switches, printed per MB written (needs perf).
+#
 # Default bench args: --acks 1,all --partitions 4 --producers 2
 #   --duration-s 8 --warmup-s 3 (1 KiB records, 16 KiB batches)
 set -euo pipefail
@@ -33,6 +37,13 @@ cores=${CORES:-1}
 bench=${BENCH:-target/release/bench}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+
+arg_of() { # the value after FLAG in the bench args, if any
+    local i
+    for ((i = 0; i < ${#bench_args[@]} - 1; i++)); do
+        [ "${bench_args[i]}" = "$1" ] && { echo "${bench_args[i + 1]}"; return; }
+    done
+}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -52,20 +63,35 @@ run_one() { # name binary round [scrape]
         (while sleep 1; do curl -s -o /dev/null "http://127.0.0.1:$admin_port/metrics"; done) &
         scraper=$!
     fi
+    local counter=
+    if [ -n "${PERF:-}" ]; then
+        (sleep "$(arg_of --warmup-s)" && exec perf stat -x, -o "$dir/perf.csv" \
+            -e io_uring:io_uring_submit_req -e context-switches -p "$pid" -- sleep "$(arg_of --duration-s)") &
+        counter=$!
+    fi
     "$bench" produce --bootstrap "127.0.0.1:$port" "${bench_args[@]}" --broker-pid "$pid" --json "$dir/report.json" >"$dir/bench.out" 2>&1
+    [ -n "$counter" ] && { wait "$counter" || true; }
     [ -n "$scraper" ] && { kill "$scraper"; wait "$scraper" 2>/dev/null || true; }
     kill -TERM "$pid"; wait "$pid" || true
     rm -rf "$dir/data" # gigabytes per run: do not let the disk fill across rounds
-    python3 - "$dir/report.json" "$name" "$round" <<'PY'
-import json, sys
-report, name, round_ = sys.argv[1], sys.argv[2], sys.argv[3]
+    python3 - "$dir/report.json" "$name" "$round" "$dir/perf.csv" "$(arg_of --duration-s)" <<'PY'
+import json, os, sys
+report, name, round_, perf, duration = sys.argv[1:6]
+counts = {}
+if os.path.exists(perf):
+    for line in open(perf):
+        f = line.strip().split(",")
+        if len(f) > 2 and f[0].isdigit():
+            counts[f[2]] = int(f[0])
 for r in json.load(open(report))["runs"]:
     l, c = r["latency_ms"], r["broker_cpu"]
-    print(f"{name}\t{round_}\tacks={r['acks']}\t{r['mb_per_s']:.1f}\t{l['p50']:.3f}\t{l['p99']:.3f}\t{l['p99.9']:.3f}\t{r['errors']}\t{c['user_us_per_batch']:.1f}\t{c['system_us_per_batch']:.1f}\t{c['cpu_ms_per_mb']:.2f}\t{r['cpu_us_per_message']:.2f}")
+    mb = r["mb_per_s"] * float(duration or 0)
+    per_mb = lambda e: f"{counts[e] / mb:.0f}" if e in counts and mb > 0 else "-"
+    print(f"{name}\t{round_}\tacks={r['acks']}\t{r['mb_per_s']:.1f}\t{l['p50']:.3f}\t{l['p99']:.3f}\t{l['p99.9']:.3f}\t{r['errors']}\t{c['user_us_per_batch']:.1f}\t{c['system_us_per_batch']:.1f}\t{c['cpu_ms_per_mb']:.2f}\t{r['cpu_us_per_message']:.2f}\t{per_mb('io_uring:io_uring_submit_req')}\t{per_mb('context-switches')}")
 PY
 }
 
-echo -e "binary\tround\tacks\tMB/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\tuser us/batch\tsys us/batch\tCPU ms/MB\tbench us/msg" | tee "$work/all.tsv"
+echo -e "binary\tround\tacks\tMB/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\tuser us/batch\tsys us/batch\tCPU ms/MB\tbench us/msg\tsubmissions/MB\tswitches/MB" | tee "$work/all.tsv"
 for round in $(seq 1 "$rounds"); do
     run_one A "$a" "$round" | tee -a "$work/all.tsv"
     run_one B "$b" "$round" | tee -a "$work/all.tsv"
@@ -79,8 +105,9 @@ rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
 by = collections.defaultdict(list)
 for r in rows:
     by[(r[0], r[2])].append(r)
-print("binary\tacks\tMB/s\tp50 ms\tp99 ms\tp99.9 ms\tuser us/batch\tsys us/batch\tCPU ms/MB\tbench us/msg")
+print("binary\tacks\tMB/s\tp50 ms\tp99 ms\tp99.9 ms\tuser us/batch\tsys us/batch\tCPU ms/MB\tbench us/msg\tsubmissions/MB\tswitches/MB")
 for (name, acks), rs in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0])):
     med = lambda i: statistics.median(float(r[i]) for r in rs)
-    print(f"{name}\t{acks}\t{med(3):.1f}\t{med(4):.3f}\t{med(5):.3f}\t{med(6):.3f}\t{med(8):.1f}\t{med(9):.1f}\t{med(10):.2f}\t{med(11):.2f}")
+    count = lambda i: f"{med(i):.0f}" if all(r[i] != "-" for r in rs) else "-"
+    print(f"{name}\t{acks}\t{med(3):.1f}\t{med(4):.3f}\t{med(5):.3f}\t{med(6):.3f}\t{med(8):.1f}\t{med(9):.1f}\t{med(10):.2f}\t{med(11):.2f}\t{count(12)}\t{count(13)}")
 PY

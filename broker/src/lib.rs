@@ -23,6 +23,7 @@ pub mod refusals;
 pub mod replica_fetcher;
 pub mod request_room;
 pub mod router;
+mod runtime_timers;
 pub mod security;
 pub mod server;
 pub mod shard;
