@@ -22,7 +22,8 @@
 #
 # PERF=1 also counts, with perf stat on the broker over the measured
 # window (after --warmup-s, for --duration-s: pass both), its io_uring
-# submissions and context switches, printed per MB written (needs perf).
+# submissions, context switches and socket receives (recvfrom + recvmsg
+# syscalls), printed per MB written (needs perf).
 #
 # Default bench args: --acks 1,all --partitions 4 --producers 2
 #   --duration-s 8 --warmup-s 3 (1 KiB records, 16 KiB batches)
@@ -66,7 +67,9 @@ run_one() { # name binary round [scrape]
     local counter=
     if [ -n "${PERF:-}" ]; then
         (sleep "$(arg_of --warmup-s)" && exec perf stat -x, -o "$dir/perf.csv" \
-            -e io_uring:io_uring_submit_req -e context-switches -p "$pid" -- sleep "$(arg_of --duration-s)") &
+            -e io_uring:io_uring_submit_req -e context-switches \
+            -e syscalls:sys_enter_recvfrom -e syscalls:sys_enter_recvmsg \
+            -p "$pid" -- sleep "$(arg_of --duration-s)") &
         counter=$!
     fi
     "$bench" produce --bootstrap "127.0.0.1:$port" "${bench_args[@]}" --broker-pid "$pid" --json "$dir/report.json" >"$dir/bench.out" 2>&1
@@ -87,11 +90,13 @@ for r in json.load(open(report))["runs"]:
     l, c = r["latency_ms"], r["broker_cpu"]
     mb = r["mb_per_s"] * float(duration or 0)
     per_mb = lambda e: f"{counts[e] / mb:.0f}" if e in counts and mb > 0 else "-"
-    print(f"{name}\t{round_}\tacks={r['acks']}\t{r['mb_per_s']:.1f}\t{l['p50']:.3f}\t{l['p99']:.3f}\t{l['p99.9']:.3f}\t{r['errors']}\t{c['user_us_per_batch']:.1f}\t{c['system_us_per_batch']:.1f}\t{c['cpu_ms_per_mb']:.2f}\t{r['cpu_us_per_message']:.2f}\t{per_mb('io_uring:io_uring_submit_req')}\t{per_mb('context-switches')}")
+    receives = ("syscalls:sys_enter_recvfrom", "syscalls:sys_enter_recvmsg")
+    receives_per_mb = lambda: f"{sum(counts[e] for e in receives) / mb:.0f}" if all(e in counts for e in receives) and mb > 0 else "-"
+    print(f"{name}\t{round_}\tacks={r['acks']}\t{r['mb_per_s']:.1f}\t{l['p50']:.3f}\t{l['p99']:.3f}\t{l['p99.9']:.3f}\t{r['errors']}\t{c['user_us_per_batch']:.1f}\t{c['system_us_per_batch']:.1f}\t{c['cpu_ms_per_mb']:.2f}\t{r['cpu_us_per_message']:.2f}\t{per_mb('io_uring:io_uring_submit_req')}\t{per_mb('context-switches')}\t{receives_per_mb()}")
 PY
 }
 
-echo -e "binary\tround\tacks\tMB/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\tuser us/batch\tsys us/batch\tCPU ms/MB\tbench us/msg\tsubmissions/MB\tswitches/MB" | tee "$work/all.tsv"
+echo -e "binary\tround\tacks\tMB/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\tuser us/batch\tsys us/batch\tCPU ms/MB\tbench us/msg\tsubmissions/MB\tswitches/MB\treceives/MB" | tee "$work/all.tsv"
 for round in $(seq 1 "$rounds"); do
     run_one A "$a" "$round" | tee -a "$work/all.tsv"
     run_one B "$b" "$round" | tee -a "$work/all.tsv"
@@ -105,9 +110,9 @@ rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
 by = collections.defaultdict(list)
 for r in rows:
     by[(r[0], r[2])].append(r)
-print("binary\tacks\tMB/s\tp50 ms\tp99 ms\tp99.9 ms\tuser us/batch\tsys us/batch\tCPU ms/MB\tbench us/msg\tsubmissions/MB\tswitches/MB")
+print("binary\tacks\tMB/s\tp50 ms\tp99 ms\tp99.9 ms\tuser us/batch\tsys us/batch\tCPU ms/MB\tbench us/msg\tsubmissions/MB\tswitches/MB\treceives/MB")
 for (name, acks), rs in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0])):
     med = lambda i: statistics.median(float(r[i]) for r in rs)
     count = lambda i: f"{med(i):.0f}" if all(r[i] != "-" for r in rs) else "-"
-    print(f"{name}\t{acks}\t{med(3):.1f}\t{med(4):.3f}\t{med(5):.3f}\t{med(6):.3f}\t{med(8):.1f}\t{med(9):.1f}\t{med(10):.2f}\t{med(11):.2f}\t{count(12)}\t{count(13)}")
+    print(f"{name}\t{acks}\t{med(3):.1f}\t{med(4):.3f}\t{med(5):.3f}\t{med(6):.3f}\t{med(8):.1f}\t{med(9):.1f}\t{med(10):.2f}\t{med(11):.2f}\t{count(12)}\t{count(13)}\t{count(14)}")
 PY

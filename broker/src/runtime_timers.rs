@@ -1,9 +1,11 @@
-//! Tests of the vendored glommio's timer handling that Sluice depends on
-//! (third_party/glommio/SLUICE-PATCH.md, fourth patch): the timer that
-//! wakes a sleeping core for the next user timer is kept armed across
-//! sleeps, so a timer registered later that is due earlier must still wake
-//! the core on time, and a core asleep with a kept timer must still wake for
-//! I/O.
+//! Tests of glommio's timer handling that Sluice depends on, for any
+//! patch of the vendored reactor's timers (third_party/glommio): a timer
+//! registered after the core went to sleep for a later one must still wake
+//! it on time, and a pending timer must still fire after many wake-ups by
+//! I/O. (Keeping the sleep timer armed across sleeps was tried and
+//! reverted: docs/benchmarks.md, "Timers kept armed across sleeps"; these
+//! tests fail against a version of it that keeps a later timer or loses
+//! one.)
 
 #[cfg(test)]
 mod tests {
@@ -20,9 +22,9 @@ mod tests {
     const OUTCOME_DEADLINE: Duration = Duration::from_secs(20);
     const LATE_TIMER: Duration = Duration::from_secs(120);
     const EARLY_TIMER: Duration = Duration::from_millis(20);
-    /// The latency preemption timer is kept armed across sleeps too and
-    /// would wake the core within its period (100 ms by default), hiding a
-    /// lost sleep timer; the tests set it far beyond their deadline.
+    /// A latency preemption timer left armed across a sleep would wake the
+    /// core within its period (100 ms by default) and hide a lost sleep
+    /// timer; the tests set it far beyond their deadline.
     const PREEMPTION_PERIOD: Duration = Duration::from_secs(600);
 
     /// The executor thread's scheduler state from /proc: `S` while it sleeps
@@ -54,7 +56,7 @@ mod tests {
     /// is armed for it), is woken by a socket, then registers a near timer:
     /// the near one must fire on its own, long before the far one.
     #[test]
-    fn a_nearer_timer_registered_after_a_sleep_fires_before_the_kept_far_one() {
+    fn a_nearer_timer_registered_after_a_sleep_fires_before_the_far_one() {
         let (start_tx, start_rx) = mpsc::channel::<(SocketAddr, i32)>();
         let (done_tx, done_rx) = mpsc::channel::<&'static str>();
         let executor = std::thread::spawn(move || {
@@ -85,23 +87,23 @@ mod tests {
         let (addr, tid) = start_rx
             .recv_timeout(OUTCOME_DEADLINE)
             .expect("executor started");
-        // Asleep with the far timer armed: the state the kept timer lives in.
+        // Asleep with the far timer armed (the sleep a kept timer outlives).
         wait_until("the executor to sleep", || thread_state(tid) == Some('S'));
         let mut client = TcpStream::connect(addr).expect("connect");
         client.write_all(&[1]).expect("write");
         let first = done_rx
             .recv_timeout(OUTCOME_DEADLINE)
-            .expect("the near timer did not fire: the far timer's sleep timer was kept for it");
+            .expect("the near timer did not fire: the core slept on the far timer's deadline");
         assert_eq!(first, "near");
         executor.join().expect("executor thread");
     }
 
-    /// Many sleeps in a row against the same pending timer (the case the kept
-    /// timer saves submissions in): the executor echoes bytes one at a time,
+    /// Many sleeps in a row against the same pending timer (the case a kept
+    /// sleep timer would save submissions in): the executor echoes bytes one at a time,
     /// sleeping between them with the timer pending; every wake-up by I/O is
     /// served, and the timer still fires.
     #[test]
-    fn a_kept_sleep_timer_still_fires_after_many_io_wake_ups() {
+    fn a_pending_timer_still_fires_after_many_io_wake_ups() {
         const ROUND_TRIPS: usize = 200;
         let (addr_tx, addr_rx) = mpsc::channel::<SocketAddr>();
         let (done_tx, done_rx) = mpsc::channel::<&'static str>();

@@ -2,6 +2,7 @@
 dir for each test module, and stops it by its PID afterwards."""
 import collections
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -18,6 +19,19 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def thread_stacks(pid):
+    """Every thread's stack of a stuck process, when gdb is installed (for
+    a hang's report; the suite does not need gdb)."""
+    if not shutil.which("gdb"):
+        return ""
+    try:
+        out = subprocess.run(["gdb", "-batch", "-p", str(pid), "-ex", "thread apply all bt"],
+                             capture_output=True, text=True, timeout=60)
+        return out.stdout[-20000:]
+    except (subprocess.SubprocessError, OSError) as error:
+        return f"(no stacks: {error})"
 
 
 class Broker:
@@ -60,8 +74,10 @@ class Broker:
 
         threading.Thread(target=drain, daemon=True).start()
         if not ready.wait(READY_TIMEOUT_S):
+            stacks = thread_stacks(self.proc.pid)
             self.kill()
-            raise RuntimeError("broker did not become ready")
+            tail = "".join(list(self.log)[-40:])
+            raise RuntimeError(f"broker did not become ready; its last log lines:\n{tail}\n{stacks}")
 
     def kill(self):
         if self.proc and self.proc.poll() is None:

@@ -121,10 +121,7 @@ impl Timers {
 
     /// Return the duration until next event and the number of
     /// ready and woke timers.
-    // SLUICE PATCH: returns the instant the next timer is due at rather
-    // than the duration until it, so that the sleep timer armed for it can
-    // be kept across sleeps (see SLUICE-PATCH.md).
-    fn process_timers(&mut self) -> (Option<Instant>, usize) {
+    fn process_timers(&mut self) -> (Option<Duration>, usize) {
         let now = Instant::now();
 
         // Split timers into ready and pending timers.
@@ -135,8 +132,12 @@ impl Timers {
             wake!(waker);
         }
 
-        // The instant of the next event.
-        let next = self.timers.keys().next().map(|(when, _)| *when);
+        // Calculate the duration until the next event.
+        let next = self
+            .timers
+            .keys()
+            .next()
+            .map(|(when, _)| when.saturating_duration_since(now));
         (next, woke)
     }
 }
@@ -816,7 +817,7 @@ impl Reactor {
     /// Processes ready timers and extends the list of wakers to wake.
     ///
     /// Returns the duration until the next timer
-    fn process_timers(&self) -> (Option<Instant>, usize) {
+    fn process_timers(&self) -> (Option<Duration>, usize) {
         let mut timers = self.timers.borrow_mut();
         timers.process_timers()
     }
@@ -857,7 +858,7 @@ impl Reactor {
         Ok(woke > 0)
     }
 
-    fn process_external_events(&self) -> (Option<Instant>, usize) {
+    fn process_external_events(&self) -> (Option<Duration>, usize) {
         let (next_timer, mut woke) = self.process_timers();
         woke += self.process_shared_channels();
         (next_timer, woke)

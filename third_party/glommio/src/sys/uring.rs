@@ -1233,15 +1233,9 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
-    /// SLUICE PATCH: the timer that wakes a sleep for the next user timer,
-    /// with the instant it was armed to fire at. It stays armed across
-    /// sleeps (and the runs between them) while the next user timer is not
-    /// earlier, instead of being cancelled and armed again at every sleep.
-    sleep_timer_src: Cell<Option<(Source, Instant)>>,
-    /// SLUICE PATCH: the last sleep was ended by the kept latency
-    /// preemption timer, so the core is idle: the next sleep cancels it
-    /// rather than wake up again a preemption period later.
-    preemption_ended_sleep: Cell<bool>,
+    /// SLUICE PATCH: the latency slot holds a sleep's timer (the next user
+    /// timer), not a preemption timer, so it is never kept.
+    latency_timer_is_sleep: Cell<bool>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1258,15 +1252,6 @@ pub(crate) struct Reactor {
     blocking_thread: BlockingThreadPool,
 
     rings_depth: usize,
-}
-
-/// SLUICE PATCH: whether a sleep timer armed earlier (its source and the
-/// instant it fires at) can serve a sleep that must end by `deadline`: it
-/// has not fired yet and it fires no later than `deadline`. One that fires
-/// earlier wakes the loop once, spuriously; one that fires later would
-/// make a user timer late, so it is replaced.
-fn keep_sleep_timer(kept: Option<&(Source, Instant)>, deadline: Instant) -> bool {
-    kept.is_some_and(|(src, fires)| src.result().is_none() && *fires <= deadline)
 }
 
 pub(crate) fn common_flags() -> PollFlags {
@@ -1382,8 +1367,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
-            sleep_timer_src: Cell::new(None),
-            preemption_ended_sleep: Cell::new(false),
+            latency_timer_is_sleep: Cell::new(false),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1828,7 +1812,7 @@ impl Reactor {
     pub(crate) fn wait<Preempt, F>(
         &self,
         preempt_timer: Preempt,
-        user_timer: Option<Instant>,
+        user_timer: Option<Duration>,
         mut woke: usize,
         process_remote_channels: F,
     ) -> io::Result<bool>
@@ -1849,11 +1833,13 @@ impl Reactor {
         // cancels both preemption timers and arms new ones on every loop
         // iteration, four or five submissions and their completions each
         // time. A preemption timer that is still armed is kept instead;
-        // only one that fired is replaced. Keeping an older latency timer
-        // can only make a preemption come earlier than the full duration
-        // after this iteration, never later.
+        // only one that fired (or a sleep timer) is replaced. Keeping an
+        // older latency timer can only make a preemption come earlier than
+        // the full duration after this iteration, never later.
         let latency = self.latency_preemption_timeout_src.take();
-        if latency.as_ref().is_some_and(|src| src.result().is_none()) {
+        let keep_latency = !self.latency_timer_is_sleep.get()
+            && latency.as_ref().is_some_and(|src| src.result().is_none());
+        if keep_latency {
             self.latency_preemption_timeout_src.set(latency);
         } else {
             drop(latency);
@@ -1894,35 +1880,17 @@ impl Reactor {
             && lat_ring.can_sleep();
 
         if should_sleep {
-            // SLUICE PATCH: upstream cancels the latency preemption timer
-            // here and arms a new one after every wake-up (and arms a timer
-            // for the next user timer before every sleep and cancels it
-            // after): four submissions per sleep. The preemption timer is
-            // kept armed instead, so it may end a sleep early, at most once
-            // per preemption period (100 ms by default); and a sleep timer
-            // that is still armed is kept while it fires no later than the
-            // next user timer (see `keep_sleep_timer`). A timer that fires
-            // early only wakes the loop, which re-evaluates and sleeps again.
-            // An idle core is woken by the preemption timer once, not every
-            // period: after a sleep it ended, the next sleep cancels it.
-            if self.preemption_ended_sleep.replace(false) {
-                drop(self.latency_preemption_timeout_src.take());
-            }
-            if let Some(deadline) = user_timer {
-                let kept = self.sleep_timer_src.take();
-                if keep_sleep_timer(kept.as_ref(), deadline) {
-                    self.sleep_timer_src.set(kept);
-                } else {
-                    drop(kept);
-                    // Armed relative to now, so it fires at `deadline` or
-                    // the few microseconds until its submission later.
-                    let dur = deadline.saturating_duration_since(Instant::now());
-                    self.sleep_timer_src.set(Some((
-                        lat_ring.prepare_latency_preemption_timer(dur),
-                        deadline,
-                    )));
-                    assert!(flush_rings!(lat_ring)? > 0);
-                }
+            // SLUICE PATCH: a kept preemption timer must not cut the sleep
+            // short; it is cancelled here, as upstream did on every loop.
+            drop(self.latency_preemption_timeout_src.take());
+            self.latency_timer_is_sleep.set(false);
+            // We are about to go to sleep. It's ok to sleep, but if there
+            // is a timer set, we need to make sure we wake up to handle it.
+            if let Some(dur) = user_timer {
+                self.latency_preemption_timeout_src
+                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                self.latency_timer_is_sleep.set(true);
+                assert!(flush_rings!(lat_ring)? > 0);
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
@@ -1942,10 +1910,6 @@ impl Reactor {
                     flush_cancellations!(into &mut 0; lat_ring, poll_ring, main_ring);
                     flush_rings!(lat_ring, poll_ring, main_ring)?;
                     consume_rings!(into &mut 0; lat_ring, poll_ring, main_ring);
-                    let latency = self.latency_preemption_timeout_src.take();
-                    self.preemption_ended_sleep
-                        .set(latency.as_ref().is_some_and(|src| src.result().is_some()));
-                    self.latency_preemption_timeout_src.set(latency);
                 }
                 // Woke up, so no need to notify us anymore.
                 self.notifier.wake_up();
@@ -1955,12 +1919,15 @@ impl Reactor {
         if let Some(preempt) = preempt_timer() {
             // SLUICE PATCH: arm one only where none is kept armed.
             let armed = self.latency_preemption_timeout_src.take();
-            if armed.as_ref().is_some_and(|src| src.result().is_none()) {
+            let kept = !self.latency_timer_is_sleep.get()
+                && armed.as_ref().is_some_and(|src| src.result().is_none());
+            if kept {
                 self.latency_preemption_timeout_src.set(armed);
             } else {
                 drop(armed);
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+                self.latency_timer_is_sleep.set(false);
             }
             flush_rings!(lat_ring, main_ring)?;
         }
