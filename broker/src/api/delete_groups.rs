@@ -24,7 +24,7 @@ pub async fn handle(
         } else {
             match core.group_call(call).await {
                 GroupAnswer::Delete(code) => code,
-                _ => ResponseError::CoordinatorNotAvailable.code(),
+                other => other.error().code(),
             }
         };
         results.push(

@@ -55,7 +55,7 @@ pub async fn handle(
             GroupAnswer::Describe(None) => {
                 result.with_group_state(StrBytes::from_static_str("Dead"))
             }
-            _ => result.with_error_code(ResponseError::CoordinatorNotAvailable.code()),
+            other => result.with_error_code(other.error().code()),
         });
     }
     DescribeGroupsResponse::default().with_groups(described)

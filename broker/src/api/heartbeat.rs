@@ -25,7 +25,7 @@ pub async fn handle(
     };
     let code = match core.group_call(call).await {
         GroupAnswer::Heartbeat(code) => code,
-        _ => ResponseError::CoordinatorNotAvailable.code(),
+        other => other.error().code(),
     };
     HeartbeatResponse::default().with_error_code(code)
 }

@@ -46,9 +46,9 @@ pub async fn handle(
     };
     let joined = match core.group_call(GroupCall::Join(args)).await {
         GroupAnswer::Join(joined) => joined,
-        _ => {
+        other => {
             return JoinGroupResponse::default()
-                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+                .with_error_code(other.error().code())
                 .with_generation_id(-1)
                 .with_protocol_name((version < 7).then(StrBytes::default))
         }

@@ -40,7 +40,7 @@ pub async fn handle(
     };
     let errors = match core.group_call(call).await {
         GroupAnswer::Leave(errors) => errors,
-        _ => vec![ResponseError::CoordinatorNotAvailable.code(); identities.len()],
+        other => vec![other.error().code(); identities.len()],
     };
     if version < 3 {
         return LeaveGroupResponse::default().with_error_code(errors.first().copied().unwrap_or(0));

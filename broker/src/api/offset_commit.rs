@@ -70,7 +70,7 @@ pub async fn handle(
         };
         results.extend(match core.group_call(call).await {
             GroupAnswer::Commit(results) => results,
-            _ => every(&allowed, ResponseError::CoordinatorNotAvailable),
+            other => every(&allowed, other.error()),
         });
     }
     response(results)

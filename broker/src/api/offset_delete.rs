@@ -49,10 +49,7 @@ pub async fn handle(
         GroupAnswer::OffsetDelete(Err(code)) => {
             return OffsetDeleteResponse::default().with_error_code(code)
         }
-        _ => {
-            return OffsetDeleteResponse::default()
-                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
-        }
+        other => return OffsetDeleteResponse::default().with_error_code(other.error().code()),
     };
     let refused = denied.into_iter().map(|t| {
         let code = ResponseError::TopicAuthorizationFailed.code();

@@ -46,7 +46,7 @@ async fn fetch_group(
             offsets.retain(|(topic, _)| may(topic));
             Ok((offsets, denied))
         }
-        _ => Err(ResponseError::CoordinatorNotAvailable.code()),
+        other => Err(other.error().code()),
     }
 }
 

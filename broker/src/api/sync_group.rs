@@ -35,7 +35,7 @@ pub async fn handle(
     };
     let answer = match core.group_call(call).await {
         GroupAnswer::Sync(answer) => answer,
-        _ => Err(ResponseError::CoordinatorNotAvailable),
+        other => Err(other.error()),
     };
     match answer {
         Ok((protocol_type, protocol_name, assignment)) => {

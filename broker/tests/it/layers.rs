@@ -9,7 +9,7 @@ use std::path::Path;
 /// Top-level modules of `broker/src`, lowest layer first. Modules on one
 /// line share a layer and must not use each other.
 const LAYERS: &[&[&str]] = &[
-    &["security", "log_dirs"],
+    &["security", "log_dirs", "runtime_timers"],
     &[
         "config",
         "limits",
