@@ -766,7 +766,9 @@ impl Coordinator {
     /// Session and rebalance timers. Returns the groups whose metadata
     /// changed (to persist) and the groups whose offsets expired (to
     /// tombstone).
-    pub fn tick(&self) -> (Vec<Entry>, Vec<Entry>) {
+    /// Only groups for which `loaded` holds are looked at (the others are
+    /// still being replayed).
+    pub fn tick(&self, loaded: impl Fn(&str) -> bool) -> (Vec<Entry>, Vec<Entry>) {
         let now = Instant::now();
         let wall_ms = now_ms();
         let mut changed = Vec::new();
@@ -778,7 +780,7 @@ impl Coordinator {
             self.last_cleanup.set(now);
         }
         let mut groups = self.groups.borrow_mut();
-        for group in groups.values_mut() {
+        for group in groups.values_mut().filter(|g| loaded(&g.id)) {
             let before = (group.generation, group.state);
             let pending_before = group.pending.len();
             group
@@ -838,7 +840,10 @@ impl Coordinator {
         // offsets going does not make its group vanish at once).
         if cleanup {
             groups.retain(|_, g| {
-                !(g.state == State::Empty && g.offsets.is_empty() && g.pending.is_empty())
+                !(loaded(&g.id)
+                    && g.state == State::Empty
+                    && g.offsets.is_empty()
+                    && g.pending.is_empty())
             });
         }
         (changed, expired)
@@ -1155,8 +1160,8 @@ mod tests {
                 .borrow_mut()
                 .insert("left".into(), Group::new("left", now_ms()));
         }
-        hourly.tick();
-        checked_now.tick();
+        hourly.tick(|_| true);
+        checked_now.tick(|_| true);
         assert!(
             hourly.groups.borrow().contains_key("left"),
             "kept until the check"
@@ -1165,5 +1170,36 @@ mod tests {
             !checked_now.groups.borrow().contains_key("left"),
             "forgotten at the check"
         );
+    }
+
+    #[test]
+    fn the_timers_leave_a_group_alone_until_its_partition_is_replayed() {
+        // Expired by retention: a decision on a half-replayed group would
+        // be written after the newer records still to be replayed.
+        let coordinator = Coordinator::new(GroupConfig {
+            offsets_retention_check_interval_ms: 0,
+            offsets_retention_ms: 1,
+            ..GroupConfig::default()
+        });
+        let mut group = Group::new("replaying", 0);
+        group.offsets.insert(
+            ("t".into(), 0),
+            crate::group::store::CommittedOffset {
+                offset: 7,
+                leader_epoch: -1,
+                metadata: String::new(),
+                commit_timestamp_ms: 0,
+            },
+        );
+        coordinator
+            .groups
+            .borrow_mut()
+            .insert("replaying".into(), group);
+        let (changed, expired) = coordinator.tick(|_| false);
+        assert!(changed.is_empty() && expired.is_empty());
+        assert_eq!(coordinator.groups.borrow()["replaying"].offsets.len(), 1);
+        let (_, expired) = coordinator.tick(|_| true);
+        assert!(!expired.is_empty(), "expired once loaded");
+        assert!(!coordinator.groups.borrow().contains_key("replaying"));
     }
 }

@@ -133,21 +133,54 @@ pub enum GroupAnswer {
     List(Vec<(String, String, &'static str)>),
     Delete(i16),
     OffsetDelete(Result<PartitionErrors, i16>),
-    /// The owning core did not answer (stopping).
+    /// The owning core did not answer (stopping), or the group's
+    /// `__consumer_offsets` partition has no leader (or does not exist yet).
     Unavailable,
-    /// The group's offsets partition is still being replayed here.
+    /// This broker leads the group's offsets partition but has not
+    /// finished replaying it.
     LoadInProgress,
+    /// Another broker leads the group's offsets partition.
+    NotCoordinator,
 }
 
 impl GroupAnswer {
     /// The error for an answer that is not the call's own kind:
-    /// COORDINATOR_LOAD_IN_PROGRESS while the group is loading, otherwise
-    /// COORDINATOR_NOT_AVAILABLE (both make clients retry).
+    /// COORDINATOR_LOAD_IN_PROGRESS while the group is loading (clients
+    /// retry), NOT_COORDINATOR when another broker coordinates it (clients
+    /// look the coordinator up again), otherwise COORDINATOR_NOT_AVAILABLE.
     pub fn error(&self) -> ResponseError {
         match self {
             GroupAnswer::LoadInProgress => ResponseError::CoordinatorLoadInProgress,
+            GroupAnswer::NotCoordinator => ResponseError::NotCoordinator,
             _ => ResponseError::CoordinatorNotAvailable,
         }
+    }
+}
+
+/// Whether this broker may serve a group's calls now: Kafka's
+/// `isCoordinatorForGroup` and `isGroupLoading`. `leader` is the leader of
+/// the group's `__consumer_offsets` partition in the newest metadata
+/// (None: no such partition yet); `loaded`: this core leads that partition
+/// and has replayed all of it since it became its leader.
+///
+/// Serving anything else would be wrong in a way clients cannot see: a
+/// group not (yet) in memory answers OffsetFetch "no commit", so its
+/// consumers reset to `auto.offset.reset`, and a commit applied before
+/// the replay reaches older records is overwritten by them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    Coordinator,
+    Loading,
+    NotCoordinator,
+    NoLeader,
+}
+
+pub fn standing(leader: Option<i32>, me: i32, loaded: bool) -> Standing {
+    match leader {
+        None | Some(-1) => Standing::NoLeader,
+        Some(leader) if leader != me => Standing::NotCoordinator,
+        Some(_) if loaded => Standing::Coordinator,
+        Some(_) => Standing::Loading,
     }
 }
 
@@ -165,45 +198,30 @@ pub struct Groups {
     shard: Rc<Shard>,
     cluster: Arc<Cluster>,
     core: usize,
-    /// The offsets partitions whose groups are being loaded: their calls
-    /// are answered COORDINATOR_LOAD_IN_PROGRESS until the replay is done.
-    loading: Loading,
+    /// The offsets partitions whose groups are all in memory.
+    loaded: Loaded,
 }
 
-/// The `__consumer_offsets` partitions a core is replaying. While one is,
-/// its groups are partial: the replay goes from the oldest record up, so
-/// an OffsetFetch would answer an old commit, and a commit applied now
-/// would be overwritten by an older one still to be replayed (Kafka
-/// answers COORDINATOR_LOAD_IN_PROGRESS, which clients retry). The crash
-/// soak met this: an offset committed at 80,790 fetched as 5,800 right
-/// after a restart.
+/// The `__consumer_offsets` partitions whose replay finished since this
+/// core last became their leader. Roles are applied and partitions
+/// replayed one after another, so a partition can be led here for a while
+/// before its turn comes: until it is in this set, its groups are partial
+/// or absent (the crash soak met it: an offset committed at 80,790 fetched
+/// as 5,800 right after a restart).
 #[derive(Default)]
-pub struct Loading(std::cell::RefCell<std::collections::BTreeSet<i32>>);
+pub struct Loaded(std::cell::RefCell<std::collections::BTreeSet<i32>>);
 
-impl Loading {
-    /// Marks `index` loading until the guard is dropped (also when the
-    /// replay fails or its task is dropped).
-    pub fn begin(&self, index: i32) -> LoadingGuard<'_> {
+impl Loaded {
+    pub fn insert(&self, index: i32) {
         self.0.borrow_mut().insert(index);
-        LoadingGuard {
-            loading: self,
-            index,
-        }
+    }
+
+    pub fn remove(&self, index: i32) {
+        self.0.borrow_mut().remove(&index);
     }
 
     pub fn contains(&self, index: i32) -> bool {
         self.0.borrow().contains(&index)
-    }
-}
-
-pub struct LoadingGuard<'a> {
-    loading: &'a Loading,
-    index: i32,
-}
-
-impl Drop for LoadingGuard<'_> {
-    fn drop(&mut self) {
-        self.loading.0.borrow_mut().remove(&self.index);
     }
 }
 
@@ -219,7 +237,7 @@ impl Groups {
             shard,
             cluster,
             core,
-            loading: Loading::default(),
+            loaded: Loaded::default(),
         }
     }
 
@@ -239,6 +257,7 @@ impl Groups {
     /// leads (Kafka's `onResignation`); its next leader loads them from
     /// the replicated log.
     pub fn unload_partition(&self, index: i32) {
+        self.loaded.remove(index);
         let partitions = self.offsets_partitions();
         let mut groups = self.coordinator.groups.borrow_mut();
         let before = groups.len();
@@ -254,14 +273,36 @@ impl Groups {
         }
     }
 
+    /// Whether this core serves `group`'s calls now.
+    fn standing(&self, group: &str) -> Standing {
+        let index = store::partition_for(group, self.offsets_partitions());
+        let leader = self
+            .cluster
+            .image()
+            .topic(OFFSETS_TOPIC)
+            .and_then(|topic| topic.partition(index))
+            .map(|partition| partition.leader);
+        let loaded = self.loaded.contains(index) && self.offsets_partition(index).is_some();
+        standing(leader, self.cluster.node_id, loaded)
+    }
+
+    /// Groups whose offsets partition is replayed here: only these may be
+    /// changed by the timers (a session or retention decision on a
+    /// half-replayed group would be written after, and so win over, the
+    /// newer records still to be replayed).
+    fn is_loaded(&self, group: &str) -> bool {
+        self.loaded
+            .contains(store::partition_for(group, self.offsets_partitions()))
+    }
+
     /// Runs a group call on this core, which coordinates the group.
     pub async fn execute(&self, call: GroupCall) -> GroupAnswer {
         if let Some(group) = call.group() {
-            if self
-                .loading
-                .contains(store::partition_for(group, self.offsets_partitions()))
-            {
-                return GroupAnswer::LoadInProgress;
+            match self.standing(group) {
+                Standing::Coordinator => {}
+                Standing::Loading => return GroupAnswer::LoadInProgress,
+                Standing::NotCoordinator => return GroupAnswer::NotCoordinator,
+                Standing::NoLeader => return GroupAnswer::Unavailable,
             }
         }
         let groups = &self.coordinator;
@@ -729,7 +770,8 @@ impl Groups {
             let Some(partition) = self.offsets_partition(index) else {
                 continue;
             };
-            let _loading = self.loading.begin(index);
+            // A partition led again after a resignation replays anew.
+            self.loaded.remove(index);
             let log = partition.log();
             let mut offset = log.log_start_offset();
             while offset < log.log_end_offset() {
@@ -757,6 +799,9 @@ impl Groups {
                 }
                 offset = next;
             }
+            // No await between the end of the replay and here: nothing is
+            // appended to the partition unseen by it.
+            self.loaded.insert(index);
         }
         if loaded > 0 {
             tracing::info!(
@@ -775,7 +820,7 @@ impl Groups {
     pub async fn run_timers(self: Rc<Self>) {
         loop {
             glommio::timer::sleep(Duration::from_millis(TICK_MS)).await;
-            let (changed, expired) = self.coordinator.tick();
+            let (changed, expired) = self.coordinator.tick(|group| self.is_loaded(group));
             for entry in changed.into_iter().chain(expired) {
                 let group = match &entry {
                     Entry::Offset { group, .. } | Entry::Group { group, .. } => group.clone(),
@@ -827,20 +872,31 @@ fn subscribed_topics(group: &coordinator::Group) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::Loading;
+    use super::{standing, Loaded, Standing};
 
     #[test]
-    fn a_partition_is_loading_only_while_its_guard_lives() {
-        let loading = Loading::default();
-        assert!(!loading.contains(3));
-        {
-            let _three = loading.begin(3);
-            let seven = loading.begin(7);
-            assert!(loading.contains(3) && loading.contains(7));
-            assert!(!loading.contains(4));
-            drop(seven);
-            assert!(loading.contains(3) && !loading.contains(7));
-        }
-        assert!(!loading.contains(3));
+    fn only_the_leader_that_has_replayed_the_partition_coordinates() {
+        let me = 2;
+        assert_eq!(standing(Some(2), me, true), Standing::Coordinator);
+        // Elected (in the newest metadata, or locally) but not replayed:
+        // a restart, or a failover, before this partition's turn.
+        assert_eq!(standing(Some(2), me, false), Standing::Loading);
+        // Another broker leads: even with the groups still in memory (the
+        // resignation not applied here yet), they are not this broker's.
+        assert_eq!(standing(Some(1), me, true), Standing::NotCoordinator);
+        assert_eq!(standing(Some(1), me, false), Standing::NotCoordinator);
+        assert_eq!(standing(Some(-1), me, true), Standing::NoLeader);
+        assert_eq!(standing(None, me, false), Standing::NoLeader);
+    }
+
+    #[test]
+    fn a_partition_is_loaded_from_its_replay_until_its_resignation() {
+        let loaded = Loaded::default();
+        assert!(!loaded.contains(3));
+        loaded.insert(3);
+        loaded.insert(7);
+        assert!(loaded.contains(3) && loaded.contains(7) && !loaded.contains(4));
+        loaded.remove(7);
+        assert!(loaded.contains(3) && !loaded.contains(7));
     }
 }

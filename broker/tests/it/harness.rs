@@ -84,6 +84,49 @@ impl Broker {
         args: &[&str],
         settings: &[&str],
     ) -> Result<Broker, StartFailed> {
+        let (mut broker, started_rx) = Broker::spawn(data_dir, port, args, settings);
+        match started_rx.recv_timeout(START_TIMEOUT) {
+            Ok(Started::Ready) => Ok(broker),
+            Ok(Started::Exited(stderr)) => {
+                let status = broker.child.take().and_then(|mut c| c.wait().ok());
+                Err(StartFailed { status, stderr })
+            }
+            Err(_) => {
+                let status = broker
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten());
+                panic!("broker neither ready nor exited (exit status {status:?})");
+            }
+        }
+    }
+
+    /// Starts a broker and returns as soon as its client listener accepts,
+    /// before it is ready: for tests of what a broker answers while it is
+    /// still registering, taking its roles and loading its groups.
+    pub fn start_listening_on(data_dir: &Path, port: u16, settings: &[&str]) -> Broker {
+        let (mut broker, _started) = Broker::spawn(data_dir, port, &[], settings);
+        let deadline = std::time::Instant::now() + START_TIMEOUT;
+        while std::net::TcpStream::connect(broker.address).is_err() {
+            if let Some(Ok(Some(status))) = broker.child.as_mut().map(|c| c.try_wait()) {
+                panic!("broker exited before listening: {status}");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "broker not listening on {}",
+                broker.address
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        broker
+    }
+
+    fn spawn(
+        data_dir: &Path,
+        port: u16,
+        args: &[&str],
+        settings: &[&str],
+    ) -> (Broker, mpsc::Receiver<Started>) {
         let address: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
         let mut command = Command::new(env!("CARGO_BIN_EXE_broker"));
         command
@@ -136,27 +179,14 @@ impl Broker {
                 let _ = tx.send(Started::Exited(seen));
             }
         });
-        let mut broker = Broker {
+        let broker = Broker {
             child: Some(child),
             address,
             data_dir: data_dir.to_path_buf(),
             log,
             _temp: None,
         };
-        match started_rx.recv_timeout(START_TIMEOUT) {
-            Ok(Started::Ready) => Ok(broker),
-            Ok(Started::Exited(stderr)) => {
-                let status = broker.child.take().and_then(|mut c| c.wait().ok());
-                Err(StartFailed { status, stderr })
-            }
-            Err(_) => {
-                let status = broker
-                    .child
-                    .as_mut()
-                    .and_then(|c| c.try_wait().ok().flatten());
-                panic!("broker neither ready nor exited (exit status {status:?})");
-            }
-        }
+        (broker, started_rx)
     }
 
     /// Waits until a stderr line contains `needle` and returns every line
