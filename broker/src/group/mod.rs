@@ -198,31 +198,13 @@ pub struct Groups {
     shard: Rc<Shard>,
     cluster: Arc<Cluster>,
     core: usize,
-    /// The offsets partitions whose groups are all in memory.
-    loaded: Loaded,
-}
-
-/// The `__consumer_offsets` partitions whose replay finished since this
-/// core last became their leader. Roles are applied and partitions
-/// replayed one after another, so a partition can be led here for a while
-/// before its turn comes: until it is in this set, its groups are partial
-/// or absent (the crash soak met it: an offset committed at 80,790 fetched
-/// as 5,800 right after a restart).
-#[derive(Default)]
-pub struct Loaded(std::cell::RefCell<std::collections::BTreeSet<i32>>);
-
-impl Loaded {
-    pub fn insert(&self, index: i32) {
-        self.0.borrow_mut().insert(index);
-    }
-
-    pub fn remove(&self, index: i32) {
-        self.0.borrow_mut().remove(&index);
-    }
-
-    pub fn contains(&self, index: i32) -> bool {
-        self.0.borrow().contains(&index)
-    }
+    /// The `__consumer_offsets` partitions whose replay finished since this
+    /// core last became their leader. Roles are applied and partitions
+    /// replayed one after another, so a partition can be led here for a
+    /// while before its turn comes: until it is in this set, its groups are
+    /// partial or absent (the crash soak met it: an offset committed at
+    /// 80,790 fetched as 5,800 right after a restart).
+    loaded: std::cell::RefCell<std::collections::BTreeSet<i32>>,
 }
 
 impl Groups {
@@ -237,7 +219,7 @@ impl Groups {
             shard,
             cluster,
             core,
-            loaded: Loaded::default(),
+            loaded: Default::default(),
         }
     }
 
@@ -257,7 +239,7 @@ impl Groups {
     /// leads (Kafka's `onResignation`); its next leader loads them from
     /// the replicated log.
     pub fn unload_partition(&self, index: i32) {
-        self.loaded.remove(index);
+        self.loaded.borrow_mut().remove(&index);
         let partitions = self.offsets_partitions();
         let mut groups = self.coordinator.groups.borrow_mut();
         let before = groups.len();
@@ -273,16 +255,22 @@ impl Groups {
         }
     }
 
+    /// The `__consumer_offsets` partition that holds `group`.
+    fn partition_of(&self, group: &str) -> i32 {
+        store::partition_for(group, self.offsets_partitions())
+    }
+
     /// Whether this core serves `group`'s calls now.
     fn standing(&self, group: &str) -> Standing {
-        let index = store::partition_for(group, self.offsets_partitions());
+        let index = self.partition_of(group);
         let leader = self
             .cluster
             .image()
             .topic(OFFSETS_TOPIC)
             .and_then(|topic| topic.partition(index))
             .map(|partition| partition.leader);
-        let loaded = self.loaded.contains(index) && self.offsets_partition(index).is_some();
+        let loaded =
+            self.loaded.borrow().contains(&index) && self.offsets_partition(index).is_some();
         standing(leader, self.cluster.node_id, loaded)
     }
 
@@ -291,8 +279,7 @@ impl Groups {
     /// half-replayed group would be written after, and so win over, the
     /// newer records still to be replayed).
     fn is_loaded(&self, group: &str) -> bool {
-        self.loaded
-            .contains(store::partition_for(group, self.offsets_partitions()))
+        self.loaded.borrow().contains(&self.partition_of(group))
     }
 
     /// Runs a group call on this core, which coordinates the group.
@@ -425,7 +412,7 @@ impl Groups {
             apply();
             return Ok(());
         }
-        let index = store::partition_for(group, self.offsets_partitions());
+        let index = self.partition_of(group);
         let Some(partition) = self.offsets_partition(index) else {
             return Err(ResponseError::CoordinatorNotAvailable.code());
         };
@@ -771,7 +758,7 @@ impl Groups {
                 continue;
             };
             // A partition led again after a resignation replays anew.
-            self.loaded.remove(index);
+            self.loaded.borrow_mut().remove(&index);
             let log = partition.log();
             let mut offset = log.log_start_offset();
             while offset < log.log_end_offset() {
@@ -801,7 +788,7 @@ impl Groups {
             }
             // No await between the end of the replay and here: nothing is
             // appended to the partition unseen by it.
-            self.loaded.insert(index);
+            self.loaded.borrow_mut().insert(index);
         }
         if loaded > 0 {
             tracing::info!(
@@ -872,7 +859,7 @@ fn subscribed_topics(group: &coordinator::Group) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{standing, Loaded, Standing};
+    use super::{standing, Standing};
 
     #[test]
     fn only_the_leader_that_has_replayed_the_partition_coordinates() {
@@ -887,16 +874,5 @@ mod tests {
         assert_eq!(standing(Some(1), me, false), Standing::NotCoordinator);
         assert_eq!(standing(Some(-1), me, true), Standing::NoLeader);
         assert_eq!(standing(None, me, false), Standing::NoLeader);
-    }
-
-    #[test]
-    fn a_partition_is_loaded_from_its_replay_until_its_resignation() {
-        let loaded = Loaded::default();
-        assert!(!loaded.contains(3));
-        loaded.insert(3);
-        loaded.insert(7);
-        assert!(loaded.contains(3) && loaded.contains(7) && !loaded.contains(4));
-        loaded.remove(7);
-        assert!(loaded.contains(3) && !loaded.contains(7));
     }
 }
