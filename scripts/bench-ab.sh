@@ -25,6 +25,11 @@
 # submissions, context switches and socket receives (recvfrom + recvmsg
 # syscalls), printed per MB written (needs perf).
 #
+# PIN=1 gives broker and load generator a CPU each (broker --set
+# sluice.cpus=0, bench under taskset -c 1), as when clients run on other
+# machines; PIN=B does so for arm B only (same binary twice: what sharing
+# the CPUs with the client costs). Needs --cores 1 (the default).
+#
 # Default bench args: --acks 1,all --partitions 4 --producers 2
 #   --duration-s 8 --warmup-s 3 (1 KiB records, 16 KiB batches)
 set -euo pipefail
@@ -51,13 +56,18 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 run_one() { # name binary round [scrape]
     local name=$1 binary=$2 round=$3 scrape=${4:-} port dir pid admin_args=() scraper= bench=$bench
     [ "$name" = B ] && bench=${BENCH_B:-$bench}
+    local pin_broker=() bench_run=()
+    if [ "${PIN:-}" = 1 ] || { [ "${PIN:-}" = B ] && [ "$name" = B ]; }; then
+        pin_broker=(--set sluice.cpus=0)
+        bench_run=(taskset -c 1)
+    fi
     port=$(free_port); dir="$work/$name-$round"; mkdir -p "$dir"
     if [ -n "${SCRAPE:-}" ]; then
         admin_port=$(free_port)
         admin_args=(--set "sluice.admin.listen=127.0.0.1:$admin_port")
     fi
     # shellcheck disable=SC2086 # BROKER_ARGS is a list of flags
-    "$binary" --listen "127.0.0.1:$port" --data-dir "$dir/data" --cores "$cores" "${admin_args[@]}" ${BROKER_ARGS:-} 2>"$dir/broker.log" &
+    "$binary" --listen "127.0.0.1:$port" --data-dir "$dir/data" --cores "$cores" "${pin_broker[@]}" "${admin_args[@]}" ${BROKER_ARGS:-} 2>"$dir/broker.log" &
     pid=$!
     for _ in $(seq 1 200); do grep -q "sluice broker ready" "$dir/broker.log" && break; sleep 0.05; done
     if [ -n "$scrape" ]; then
@@ -72,7 +82,7 @@ run_one() { # name binary round [scrape]
             -p "$pid" -- sleep "$(arg_of --duration-s)") &
         counter=$!
     fi
-    "$bench" produce --bootstrap "127.0.0.1:$port" "${bench_args[@]}" --broker-pid "$pid" --json "$dir/report.json" >"$dir/bench.out" 2>&1
+    "${bench_run[@]}" "$bench" produce --bootstrap "127.0.0.1:$port" "${bench_args[@]}" --broker-pid "$pid" --json "$dir/report.json" >"$dir/bench.out" 2>&1
     [ -n "$counter" ] && { wait "$counter" || true; }
     [ -n "$scraper" ] && { kill "$scraper"; wait "$scraper" 2>/dev/null || true; }
     kill -TERM "$pid"; wait "$pid" || true

@@ -11,7 +11,9 @@ use crate::e2e;
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ProduceRequest, ProduceResponse,
+};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -1054,16 +1056,32 @@ fn produce_loop(
             result.send_delay_us = send_delay_us;
             Ok(result)
         }
-        None => Ok(ProducerResult {
-            messages: counted_messages,
-            batches: counted_batches,
-            bytes: sent_bytes,
-            finished: last_sent,
-            errors: 0,
-            latency_us: histogram(),
-            send_delay_us,
-            acked: Vec::new(),
-        }),
+        None => {
+            // acks=0 gets no answers, so the last sends may still be on
+            // their way when the run reads the partitions' ends for its
+            // consumers (and a later run would count them). A broker
+            // answers one connection's requests in order, Kafka and Sluice
+            // alike, after the produce requests before them were appended:
+            // one round trip here means every send of this producer is in
+            // the leader's log.
+            connection
+                .call::<_, ApiVersionsResponse>(
+                    ApiKey::ApiVersions,
+                    0,
+                    &ApiVersionsRequest::default(),
+                )
+                .context("round trip after the acks=0 sends")?;
+            Ok(ProducerResult {
+                messages: counted_messages,
+                batches: counted_batches,
+                bytes: sent_bytes,
+                finished: last_sent,
+                errors: 0,
+                latency_us: histogram(),
+                send_delay_us,
+                acked: Vec::new(),
+            })
+        }
     }
 }
 

@@ -32,6 +32,8 @@
 //! handshake runs before the connection is served, so neither task sees it.
 
 pub use crate::api::context::{ConnectionInfo, Principal};
+use crate::protocol::frame::{ReceiveBody, Received};
+use bytes::BytesMut;
 use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
 use std::cell::RefCell;
@@ -62,6 +64,22 @@ pub trait Transport: 'static {
         bufs: &mut [IoSliceMut<'_>],
     ) -> Poll<io::Result<usize>> {
         poll_read_first(self, cx, bufs)
+    }
+
+    /// Whether `poll_receive_body` is implemented ([`ReceiveBody`]).
+    const RECEIVES_INTO_SPARE: bool = false;
+
+    /// [`ReceiveBody::poll_receive_body`] (called by the reader task only,
+    /// and only when `RECEIVES_INTO_SPARE`).
+    fn poll_receive_body(
+        &self,
+        cx: &mut Context<'_>,
+        body: &mut BytesMut,
+        want: usize,
+        ahead: &mut [u8],
+    ) -> Poll<io::Result<Received>> {
+        let _ = (cx, body, want, ahead);
+        Poll::Ready(Err(io::ErrorKind::Unsupported.into()))
     }
 
     /// Writes some of `buf`, returning how much.
@@ -130,6 +148,20 @@ impl<T: Transport + ?Sized> AsyncRead for Reader<'_, T> {
     }
 }
 
+impl<T: Transport + ?Sized> ReceiveBody for Reader<'_, T> {
+    const INTO_SPARE: bool = T::RECEIVES_INTO_SPARE;
+
+    fn poll_receive_body(
+        &mut self,
+        cx: &mut Context<'_>,
+        body: &mut BytesMut,
+        want: usize,
+        ahead: &mut [u8],
+    ) -> Poll<io::Result<Received>> {
+        self.0.poll_receive_body(cx, body, want, ahead)
+    }
+}
+
 /// A transport as a futures `AsyncWrite`. Closing is a no-op: the
 /// connection ends when the last holder drops the transport.
 pub struct Writer<'a, T: ?Sized>(pub &'a T);
@@ -182,20 +214,30 @@ impl Transport for PlainTcp {
         Pin::new(&mut *self.stream.borrow_mut()).poll_read(cx, buf)
     }
 
-    /// One non-blocking vectored receive; when nothing is there, a plain
-    /// read of the first buffer waits through glommio (and reads what
-    /// came), as `write_parts` does for sends.
-    fn poll_read_vectored(
+    const RECEIVES_INTO_SPARE: bool = true;
+
+    /// One non-blocking receive straight into the body's spare capacity
+    /// (the kernel initialises what it writes: no zeroing) and the
+    /// read-ahead. When nothing is there, a plain read of the read-ahead
+    /// waits through glommio and reads what came (at most
+    /// `READ_AHEAD_BYTES`, which the frame reader then copies into the
+    /// body), as `write_parts` does for sends.
+    fn poll_receive_body(
         &self,
         cx: &mut Context<'_>,
-        bufs: &mut [IoSliceMut<'_>],
-    ) -> Poll<io::Result<usize>> {
+        body: &mut BytesMut,
+        want: usize,
+        ahead: &mut [u8],
+    ) -> Poll<io::Result<Received>> {
         loop {
-            match receive_vectored(self.fd, bufs) {
-                Ok(read) => return Poll::Ready(Ok(read)),
+            match receive_into_spare(self.fd, body, want, ahead) {
+                Ok(received) => return Poll::Ready(Ok(received)),
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    return poll_read_first(self, cx, bufs)
+                    return self.poll_read(cx, ahead).map_ok(|read| Received {
+                        into_body: 0,
+                        into_ahead: read,
+                    })
                 }
                 Err(error) => return Poll::Ready(Err(error)),
             }
@@ -292,24 +334,55 @@ fn send_vectored(fd: RawFd, slices: &[&[u8]], offset: usize) -> io::Result<usize
     Ok(sent as usize)
 }
 
-/// One non-blocking recvmsg into `bufs`.
-fn receive_vectored(fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+/// One non-blocking recvmsg into the spare capacity of `body` (at most
+/// `want` bytes, appended to it) and then `ahead`.
+fn receive_into_spare(
+    fd: RawFd,
+    body: &mut BytesMut,
+    want: usize,
+    ahead: &mut [u8],
+) -> io::Result<Received> {
+    let spare = body.spare_capacity_mut();
+    let want = want.min(spare.len());
+    let mut iovecs = [
+        libc::iovec {
+            iov_base: spare.as_mut_ptr().cast::<libc::c_void>(),
+            iov_len: want,
+        },
+        libc::iovec {
+            iov_base: ahead.as_mut_ptr().cast::<libc::c_void>(),
+            iov_len: ahead.len(),
+        },
+    ];
     // SAFETY: msghdr is plain data; zeroed is a valid empty header.
     #[expect(unsafe_code)]
     let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
-    // IoSliceMut is ABI-compatible with iovec (std guarantees it on Unix).
-    header.msg_iov = bufs.as_mut_ptr().cast::<libc::iovec>();
-    header.msg_iovlen = bufs.len() as _;
-    // SAFETY: the iovecs are the caller's exclusively borrowed buffers,
-    // which recvmsg writes at most their lengths into; the fd is the
-    // connection's open socket, owned by the `PlainTcp` that the caller
-    // borrows. MSG_DONTWAIT keeps the executor thread from blocking.
+    header.msg_iov = iovecs.as_mut_ptr();
+    header.msg_iovlen = iovecs.len() as _;
+    // SAFETY: the iovecs point at `want` bytes of the body's spare capacity
+    // and at `ahead`, both exclusively borrowed for this call; recvmsg
+    // writes at most their lengths (it never reads them, so memory not yet
+    // initialised is fine). The fd is the connection's open socket, owned
+    // by the `PlainTcp` the caller borrows. MSG_DONTWAIT keeps the executor
+    // thread from blocking.
     #[expect(unsafe_code)]
     let read = unsafe { libc::recvmsg(fd, &mut header, libc::MSG_DONTWAIT) };
     if read < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(read as usize)
+    let read = read as usize;
+    let into_body = read.min(want);
+    // SAFETY: recvmsg filled the iovecs in order, so the first `into_body`
+    // bytes of the spare capacity are initialised now; `into_body` is at
+    // most `want`, within the capacity.
+    #[expect(unsafe_code)]
+    unsafe {
+        body.set_len(body.len() + into_body)
+    };
+    Ok(Received {
+        into_body,
+        into_ahead: read - into_body,
+    })
 }
 
 #[cfg(test)]
@@ -397,6 +470,52 @@ pub(crate) mod tests {
         let (received, expected) = received;
         assert_eq!(received.len(), expected.len());
         assert!(received == expected, "bytes differ");
+    }
+
+    #[test]
+    fn plain_tcp_receives_frame_bodies_whole_into_fresh_memory() {
+        use crate::protocol::frame::{FrameError, FrameReader};
+        // Around the read-ahead, one big body in many receives, and one
+        // over the zeroing cap of the other transports.
+        let bodies: Vec<Vec<u8>> = [0usize, 1, 1019, 1020, 1025, 16_384, 70_000, 300_000, 3]
+            .iter()
+            .enumerate()
+            .map(|(i, len)| (0..*len).map(|j| (i * 131 + j * 7) as u8).collect())
+            .collect();
+        let mut bytes = Vec::new();
+        for body in &bodies {
+            bytes.extend_from_slice(&(body.len() as i32).to_be_bytes());
+            bytes.extend_from_slice(body);
+        }
+        let expected = bodies.clone();
+        let received = run(async move {
+            let (sender, receiver, _) = tcp_pair(64 * 1024);
+            // One thread: the writer yields after every piece, so the reader
+            // finds partial bodies and an empty socket (the wait through
+            // glommio into the read-ahead), as well as whole ones.
+            let writing = glommio::spawn_local(async move {
+                let mut sender = sender;
+                for piece in bytes.chunks(7_001) {
+                    sender.write_all(piece).await.expect("write");
+                    futures_lite::future::yield_now().await;
+                }
+            });
+            let transport = PlainTcp::new(receiver, PLAINTEXT).expect("connected");
+            let mut reader = Reader(&transport);
+            let mut frames = FrameReader::default();
+            let mut got = Vec::new();
+            loop {
+                match frames.next(&mut reader, 1 << 20).await {
+                    Ok(body) => got.push(body.to_vec()),
+                    Err(FrameError::Closed) => break,
+                    Err(error) => panic!("after {} frames: {error}", got.len()),
+                }
+            }
+            writing.await;
+            got
+        });
+        assert_eq!(received.len(), expected.len());
+        assert!(received == expected, "bodies differ");
     }
 
     #[test]

@@ -108,14 +108,11 @@ def test_bench_consumers_verify_every_record_end_to_end(broker, tmp_path):
     for r in json.loads(report.read_text())["runs"]:
         e2e = r["e2e"]
         assert e2e["lost"] == 0 and e2e["duplicated"] == 0 and e2e["corrupted"] == 0
-        if str(r["acks"]) == "0":
-            # acks=0 sends get no answer: records still in flight when the
-            # run reads its drain targets land after them and are read by
-            # the next run's consumers (CI saw 1,968 of 151,728 counted in
-            # the acks=1 run), so only some must arrive here.
-            assert r["messages"] > 0 and e2e["consumed"] > 0
-        else:
-            assert e2e["consumed"] >= r["messages"] > 0
+        # acks=0 too: each producer ends with a round trip on its
+        # connection, so its last sends are in the log before the run reads
+        # its drain targets (without it, CI saw 1,968 of 151,728 acks=0
+        # records counted by the acks=1 run instead).
+        assert e2e["consumed"] >= r["messages"] > 0
         assert e2e["latency_ms"]["p50"] > 0
 
 
