@@ -27,8 +27,8 @@
 #
 # PIN=1 gives broker and load generator a CPU each (broker --set
 # sluice.cpus=0, bench under taskset -c 1), as when clients run on other
-# machines; PIN=B does so for arm B only (same binary twice: what sharing
-# the CPUs with the client costs). Needs --cores 1 (the default).
+# machines; PIN=B does so for arm B only (and B+scrape; same binary twice:
+# what sharing the CPUs with the client costs). Needs --cores 1 (the default).
 #
 # Default bench args: --acks 1,all --partitions 4 --producers 2
 #   --duration-s 8 --warmup-s 3 (1 KiB records, 16 KiB batches)
@@ -57,7 +57,7 @@ run_one() { # name binary round [scrape]
     local name=$1 binary=$2 round=$3 scrape=${4:-} port dir pid admin_args=() scraper= bench=$bench
     [ "$name" = B ] && bench=${BENCH_B:-$bench}
     local pin_broker=() bench_run=()
-    if [ "${PIN:-}" = 1 ] || { [ "${PIN:-}" = B ] && [ "$name" = B ]; }; then
+    if [ "${PIN:-}" = 1 ] || { [ "${PIN:-}" = B ] && [[ "$name" = B* ]]; }; then
         pin_broker=(--set sluice.cpus=0)
         bench_run=(taskset -c 1)
     fi

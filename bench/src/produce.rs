@@ -1063,14 +1063,18 @@ fn produce_loop(
             // answers one connection's requests in order, Kafka and Sluice
             // alike, after the produce requests before them were appended:
             // one round trip here means every send of this producer is in
-            // the leader's log.
+            // the leader's log (and, with one replica, below its high
+            // watermark: consumers run against single brokers only).
             connection
                 .call::<_, ApiVersionsResponse>(
                     ApiKey::ApiVersions,
                     0,
                     &ApiVersionsRequest::default(),
                 )
-                .context("round trip after the acks=0 sends")?;
+                .context(
+                    "round trip after the acks=0 sends (a broker closes the connection \
+                     when an acks=0 write failed: that is how it tells the producer)",
+                )?;
             Ok(ProducerResult {
                 messages: counted_messages,
                 batches: counted_batches,

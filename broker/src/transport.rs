@@ -25,8 +25,8 @@
 //! each other out (the full-duplex deadlock of read/write halves behind an
 //! async lock cannot happen). glommio keeps one waker per direction of a
 //! socket (`add_waiter_single`), so a transport must read the socket only
-//! from `poll_read` and write it only from `poll_write`/`poll_flush`/
-//! `write_parts`: otherwise one task's waker replaces the other's and a
+//! from `poll_read` (and `poll_receive_body`, on the reader task too) and
+//! write it only from `poll_write`/`poll_flush`/`write_parts`: otherwise one task's waker replaces the other's and a
 //! wake-up is lost. futures-rustls' `TlsStream` keeps to that (its
 //! `poll_read` writes only a last alert on a protocol error); the TLS
 //! handshake runs before the connection is served, so neither task sees it.
@@ -475,8 +475,7 @@ pub(crate) mod tests {
     #[test]
     fn plain_tcp_receives_frame_bodies_whole_into_fresh_memory() {
         use crate::protocol::frame::{FrameError, FrameReader};
-        // Around the read-ahead, one big body in many receives, and one
-        // over the zeroing cap of the other transports.
+        // Around the read-ahead, and big bodies in many receives.
         let bodies: Vec<Vec<u8>> = [0usize, 1, 1019, 1020, 1025, 16_384, 70_000, 300_000, 3]
             .iter()
             .enumerate()
@@ -516,6 +515,47 @@ pub(crate) mod tests {
         });
         assert_eq!(received.len(), expected.len());
         assert!(received == expected, "bodies differ");
+    }
+
+    #[test]
+    fn plain_tcp_receive_body_waits_on_an_empty_socket_and_then_gets_the_bytes() {
+        let sent = b"0123456789abcdef";
+        let (body, got) = run(async move {
+            let (mut sender, receiver, _) = tcp_pair(64 * 1024);
+            let transport = PlainTcp::new(receiver, PLAINTEXT).expect("connected");
+            let mut body = BytesMut::with_capacity(10);
+            let mut ahead = [0u8; 1024];
+            // Nothing sent yet: the receive waits, and takes nothing.
+            let first = futures_lite::future::poll_once(futures_lite::future::poll_fn(|cx| {
+                transport.poll_receive_body(cx, &mut body, 10, &mut ahead)
+            }))
+            .await;
+            assert!(first.is_none(), "{first:?}");
+            assert!(body.is_empty());
+            sender.write_all(sent).await.expect("write");
+            let mut got = Vec::new();
+            while got.len() < sent.len() {
+                let at = body.len();
+                let received = futures_lite::future::poll_fn(|cx| {
+                    transport.poll_receive_body(cx, &mut body, 10 - at, &mut ahead)
+                })
+                .await
+                .expect("receive");
+                assert_eq!(body.len() - at, received.into_body);
+                assert!(body.len() <= 10, "past the wanted bytes: {}", body.len());
+                got.extend_from_slice(&body[at..]);
+                got.extend_from_slice(&ahead[..received.into_ahead]);
+                if received.into_ahead > 0 {
+                    break; // the body's room is full, or the wait read ahead
+                }
+            }
+            (body.to_vec(), got)
+        });
+        // Whichever way the bytes came (straight into the body, or into the
+        // read-ahead by the wait), they are the sent ones, in order.
+        assert!(sent.starts_with(&got), "{got:?}");
+        assert!(!got.is_empty());
+        assert!(sent.starts_with(&body), "{body:?}");
     }
 
     #[test]
