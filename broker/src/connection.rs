@@ -153,6 +153,13 @@ pub async fn serve_transport<T: Transport>(
                 }
                 Read::Frame(Ok(read)) => read,
                 Read::Frame(Err(FrameError::Closed)) => break,
+                Read::Frame(Err(FrameError::Io(error))) if ended_by_peer(&error) => {
+                    // The client reset the connection (closing a socket
+                    // with answers it had not read does that) or stopped
+                    // inside a frame: its close, not the broker's.
+                    tracing::debug!(%peer, %error, "connection ended by the client");
+                    break;
+                }
                 Read::Frame(Err(error)) => {
                     core.counters.closed_by_broker(CloseReason::BadFrame);
                     tracing::warn!(%peer, %error, "closing connection");
@@ -212,6 +219,16 @@ pub async fn serve_transport<T: Transport>(
     }
     drop(queue);
     writer.await;
+}
+
+/// Whether a read error means the client went away rather than sent
+/// something wrong.
+fn ended_by_peer(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    matches!(
+        error.kind(),
+        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+    )
 }
 
 /// What ended the wait for a connection's next request.

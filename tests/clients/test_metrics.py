@@ -168,6 +168,40 @@ def test_counters_move_by_what_was_produced_and_consumed(broker_factory):
     assert value(after, "sluice_controller_commit_duration_seconds_count") >= 1
 
 
+def connections_open(broker):
+    return sum(v for (name, _), v in scrape(broker).items() if name == "sluice_connections_open")
+
+
+def wait_for(condition, what):
+    deadline = time.monotonic() + TIMEOUT_S
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_a_client_that_resets_or_stops_inside_a_frame_is_not_a_bad_frame(broker):
+    def bad_frames():
+        return sum(v for (name, labels), v in scrape(broker).items()
+                   if name == "sluice_connections_closed_by_broker_total" and ("reason", "bad_frame") in labels)
+    wait_for(lambda: connections_open(broker) == 0, "no connections open")
+    # Half a size field, then a reset (SO_LINGER 0: RST, not FIN); then half
+    # a body, then a plain close.
+    for partial, reset in [(b"\x00\x00", True), (struct.pack(">i", 100) + b"x" * 10, False)]:
+        sock = socket.create_connection(("127.0.0.1", broker.port), timeout=TIMEOUT_S)
+        sock.sendall(partial)
+        wait_for(lambda: connections_open(broker) == 1, "the connection to be accepted")
+        if reset:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+        wait_for(lambda: connections_open(broker) == 0, "the broker to see the client go")
+    assert bad_frames() == 0
+    # A size over socket.request.max.bytes still is one.
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=TIMEOUT_S) as sock:
+        sock.sendall(struct.pack(">i", 0x7FFFFFFF))
+        assert sock.recv(16) == b""
+    wait_for(lambda: bad_frames() == 1, "the oversized frame to be counted")
+
+
 def test_status_paths_and_bad_requests(broker):
     assert get(broker, "/v1/status/live")[0] == 200
     assert get(broker, "/v1/status/ready")[0] == 200
