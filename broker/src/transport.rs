@@ -26,10 +26,11 @@
 //! async lock cannot happen). glommio keeps one waker per direction of a
 //! socket (`add_waiter_single`), so a transport must read the socket only
 //! from `poll_read` (and `poll_receive_body`, on the reader task too) and
-//! write it only from `poll_write`/`poll_flush`/`write_parts`: otherwise one task's waker replaces the other's and a
-//! wake-up is lost. futures-rustls' `TlsStream` keeps to that (its
-//! `poll_read` writes only a last alert on a protocol error); the TLS
-//! handshake runs before the connection is served, so neither task sees it.
+//! write it only from `poll_write`/`poll_flush`/`write_parts`: otherwise
+//! one task's waker replaces the other's and a wake-up is lost.
+//! futures-rustls' `TlsStream` keeps to that (its `poll_read` writes only
+//! a last alert on a protocol error); the TLS handshake runs before the
+//! connection is served, so neither task sees it.
 
 pub use crate::api::context::{ConnectionInfo, Principal};
 use crate::protocol::frame::{ReceiveBody, Received};

@@ -269,8 +269,7 @@ impl Groups {
             .topic(OFFSETS_TOPIC)
             .and_then(|topic| topic.partition(index))
             .map(|partition| partition.leader);
-        let loaded =
-            self.loaded.borrow().contains(&index) && self.offsets_partition(index).is_some();
+        let loaded = self.is_loaded(group) && self.offsets_partition(index).is_some();
         standing(leader, self.cluster.node_id, loaded)
     }
 
