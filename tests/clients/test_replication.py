@@ -23,12 +23,16 @@ epoch while the returning replica truncates what it must.
   the leader's append), not at its `max_wait_ms`;
 - Fetch as a replica with bad input: an unknown replica id, a fenced or an
   unknown leader epoch, a consumer offset past the log end, a last fetched
-  epoch that diverged (DivergingEpoch); then the broker still serves.
+  epoch that diverged (DivergingEpoch); then the broker still serves;
+- the group coordinator SIGKILLed, twice: every acknowledged offset commit
+  is served by the next coordinator (raw OffsetFetch and librdkafka), the
+  second after the first victim came back into the ISR.
 
 Each test starts a cluster of its own (test_cluster.py's processes and raw
 wire helpers, imported); every wait polls a condition with a deadline. Raw
 requests to one broker: Metadata v7 (leader epochs), CreateTopics v4 with
-configs, Produce v3, Fetch v4 and Fetch v12 (flexible, as a replica)."""
+configs, Produce v3, Fetch v4 and Fetch v12 (flexible, as a replica),
+FindCoordinator v1, OffsetCommit v2, OffsetFetch v1."""
 import collections
 import hashlib
 import os
@@ -919,3 +923,128 @@ def test_fetch_as_replica_bad_input(make_cluster):
     assert (answer.error, answer.high_watermark) == (NONE, 4), answer
     assert values_of(answer.records) == [b"a", b"b", b"c", b"d"]
     assert follower in metadata_v7(leader)[2][topic][0].isr
+
+
+# --- 5. The group coordinator killed: committed offsets survive --------------------
+
+COORDINATOR_LOAD_IN_PROGRESS = 14
+OFFSETS_TOPIC = "__consumer_offsets"
+OFFSETS_PARTITIONS = 50  # offsets.topic.num.partitions' default
+
+
+def find_coordinator(node, group):
+    """FindCoordinator v1 for `group` through `node`: the coordinator's node
+    id; NotYet while it answers an error (none available yet)."""
+    r = call(node, 10, 1, string(group) + struct.pack(">b", 0))
+    r.int32()  # throttle_time_ms
+    error, _message, node_id = r.int16(), r.string(), r.int32()
+    if error != NONE:
+        raise NotYet(f"FindCoordinator {group} through node {node.node_id}: error {error}")
+    return node_id
+
+
+def commit_offsets(node, group, topic, offsets):
+    """OffsetCommit v2 as a standalone consumer (generation -1, no member id,
+    the broker's retention): {partition: error code}."""
+    partitions = [struct.pack(">iq", index, offset) + string(None) for index, offset in sorted(offsets.items())]
+    body = (string(group) + struct.pack(">i", -1) + string("") + struct.pack(">q", -1)
+            + array([string(topic) + array(partitions)]))
+    r = call(node, 8, 2, body)
+    errors = {}
+    for _topic, answers in r.array(lambda: (r.string(), r.array(lambda: (r.int32(), r.int16())))):
+        errors.update(answers)
+    return errors
+
+
+def fetch_offsets(node, group, topic, count):
+    """OffsetFetch v1 of `topic`'s partitions from `node`: {partition:
+    committed offset}; NotYet on any partition's error (loading, not the
+    coordinator)."""
+    r = call(node, 9, 1, string(group) + array([string(topic) + int32s(range(count))]))
+    found = {}
+    for _topic, answers in r.array(
+            lambda: (r.string(), r.array(lambda: (r.int32(), r.int64(), r.string(), r.int16())))):
+        for index, offset, _metadata, error in answers:
+            if error != NONE:
+                raise NotYet(f"OffsetFetch {group} {topic}-{index} from node {node.node_id}: error {error}")
+            found[index] = offset
+    return found
+
+
+def served_by_new_coordinator(cluster, group, topic, count, killed_id):
+    """Waits until a live node names a live coordinator for `group` other
+    than `killed_id` and that coordinator answers OffsetFetch without
+    errors: (coordinator id, {partition: offset})."""
+
+    def served():
+        node_id = find_coordinator(cluster.live()[0], group)
+        if node_id == killed_id or not cluster.nodes[node_id].running():
+            raise NotYet(f"the coordinator is still node {node_id}")
+        return node_id, fetch_offsets(cluster.nodes[node_id], group, topic, count)
+
+    return wait_until(f"a new coordinator for {group} serving its offsets", served, FAILOVER_TIMEOUT_S, cluster)
+
+
+def committed_through_client(cluster, group, topic, count):
+    """The committed offsets as librdkafka reads them (it finds the
+    coordinator itself), bootstrapped from the live nodes."""
+    consumer = Consumer({"bootstrap.servers": ",".join(n.bootstrap for n in cluster.live()), "group.id": group,
+                         "enable.auto.commit": False})
+    try:
+        partitions = consumer.committed([TopicPartition(topic, i) for i in range(count)],
+                                        timeout=CLIENT_TIMEOUT_S)
+        return {p.partition: p.offset for p in partitions}
+    finally:
+        consumer.close()
+
+
+def test_group_coordinator_killed_twice_committed_offsets_survive(make_cluster):
+    """Kafka writes commits to `__consumer_offsets` with acks=all: a commit
+    acknowledged by a coordinator that is then SIGKILLed is served by the
+    next one (elected from the offsets partition's ISR, after it replays
+    the partition), to raw requests and to librdkafka. Twice: the second
+    commit goes through librdkafka to the first failover's coordinator,
+    the killed node comes back and rejoins the ISR, then that coordinator
+    is killed too."""
+    cluster = make_cluster()
+    cluster.wait_formed()
+    topic, count, group = "committed", 3, "failover-group"
+    create_topic_with(cluster, cluster.nodes[1], topic, count, 3)
+    wait_whole_isr(cluster, {topic: count, OFFSETS_TOPIC: OFFSETS_PARTITIONS}, FORMED_TIMEOUT_S)
+
+    coordinator_id = wait_until(f"a coordinator for {group}",
+                                lambda: find_coordinator(cluster.live()[0], group), FORMED_TIMEOUT_S, cluster)
+    first = {index: 100 + index for index in range(count)}
+
+    def acknowledged_first():
+        errors = commit_offsets(cluster.nodes[coordinator_id], group, topic, first)
+        if errors != {index: NONE for index in range(count)}:
+            raise NotYet(f"OffsetCommit to node {coordinator_id}: {errors}")  # e.g. still loading
+        return True
+
+    wait_until(f"a commit acknowledged by node {coordinator_id}", acknowledged_first, FORMED_TIMEOUT_S, cluster)
+
+    cluster.nodes[coordinator_id].kill()
+    second_id, served = served_by_new_coordinator(cluster, group, topic, count, coordinator_id)
+    assert served == first, f"node {second_id} serves {served} after node {coordinator_id} acknowledged {first}"
+    assert committed_through_client(cluster, group, topic, count) == first
+
+    # The next commit through librdkafka, acknowledged by the new coordinator.
+    second = {index: 200 + index for index in range(count)}
+    consumer = Consumer({"bootstrap.servers": ",".join(n.bootstrap for n in cluster.live()), "group.id": group,
+                         "enable.auto.commit": False})
+    try:
+        acknowledged = consumer.commit(offsets=[TopicPartition(topic, i, o) for i, o in second.items()],
+                                       asynchronous=False)
+        assert all(p.error is None for p in acknowledged), acknowledged
+    finally:
+        consumer.close()
+    now_id = find_coordinator(cluster.live()[0], group)
+    assert now_id == second_id, f"the coordinator moved from node {second_id} to {now_id} with no failure"
+
+    cluster.nodes[coordinator_id].start()
+    wait_whole_isr(cluster, {OFFSETS_TOPIC: OFFSETS_PARTITIONS})
+    cluster.nodes[second_id].kill()
+    third_id, served = served_by_new_coordinator(cluster, group, topic, count, second_id)
+    assert served == second, f"node {third_id} serves {served} after node {second_id} acknowledged {second}"
+    assert committed_through_client(cluster, group, topic, count) == second
