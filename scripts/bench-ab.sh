@@ -30,6 +30,9 @@
 # machines; PIN=B does so for arm B only (and B+scrape; same binary twice:
 # what sharing the CPUs with the client costs). Needs --cores 1 (the default).
 #
+# CORES_B=N gives arm B (and B+scrape) --cores N instead of CORES (default
+# 1): one binary twice compares core counts on the same run.
+#
 # Default bench args: --acks 1,all --partitions 4 --producers 2
 #   --duration-s 8 --warmup-s 3 (1 KiB records, 16 KiB batches)
 set -euo pipefail
@@ -56,7 +59,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 run_one() { # name binary round [scrape]
     local name=$1 binary=$2 round=$3 scrape=${4:-} port dir pid admin_args=() scraper= bench=$bench
     [ "$name" = B ] && bench=${BENCH_B:-$bench}
-    local pin_broker=() bench_run=()
+    local pin_broker=() bench_run=() cores=$cores
+    [[ "$name" = B* ]] && cores=${CORES_B:-$cores}
     if [ "${PIN:-}" = 1 ] || { [ "${PIN:-}" = B ] && [[ "$name" = B* ]]; }; then
         pin_broker=(--set sluice.cpus=0)
         bench_run=(taskset -c 1)
