@@ -28,7 +28,8 @@
 # PIN=1 gives broker and load generator a CPU each (broker --set
 # sluice.cpus=0, bench under taskset -c 1), as when clients run on other
 # machines; PIN=B does so for arm B only (and B+scrape; same binary twice:
-# what sharing the CPUs with the client costs). Needs --cores 1 (the default).
+# what sharing the CPUs with the client costs). Meant for --cores 1 (the
+# default): sluice.cpus=0 names one CPU, so do not combine PIN with CORES_B.
 #
 # CORES_B=N gives arm B (and B+scrape) --cores N instead of CORES (default
 # 1): one binary twice compares core counts on the same run.

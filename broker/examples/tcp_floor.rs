@@ -2,10 +2,12 @@
 //! that does only what any broker must for one request on a socket (receive
 //! a length-prefixed frame, send a small answer) and nothing else: no
 //! parsing, no CRC, no log, no allocation per request. Clients shaped like
-//! `bench produce` (P connections, 5 requests in flight each, FRAME bytes a
-//! request, 64-byte answers) run on threads of this process; the server's
-//! executor thread reads its own user and system CPU (`RUSAGE_THREAD`) over
-//! the measured requests and prints them per request. What the broker spends
+//! `bench produce` (P connections, each with a writer that waits for a
+//! slot among 5 before sending on and a reader taking the answers, as
+//! bench's producers do; FRAME bytes a request, 64-byte answers) run on
+//! threads of this process; the server's executor thread reads its own user
+//! and system CPU (utime and stime of /proc/thread-self/stat) over the
+//! measured requests and prints them per request. What the broker spends
 //! per 16 KiB batch above this is its own work.
 //!
 //!     cargo build --release -p broker --example tcp_floor
@@ -15,7 +17,7 @@
 //! so one receive may carry several frames.
 //! `SPIN_US` (default 50, the broker's `--idle-poll-time-us`) is how long
 //! the executor polls before it sleeps. `--cpu N` pins the server to CPU N
-//! (the clients then stay off it when the machine has another CPU).
+//! (the clients are not pinned).
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpListener;
@@ -60,6 +62,7 @@ fn options() -> anyhow::Result<Options> {
             "--producers" => options.producers = value()?.parse()?,
             "--cpu" => options.cpu = Some(value()?.parse()?),
             "--read-buffer" => options.read_buffer = value()?.parse()?,
+            flag if flag.starts_with("--") => anyhow::bail!("unknown flag {flag}"),
             seconds => options.seconds = seconds.parse()?,
         }
     }
@@ -121,6 +124,10 @@ fn client(
 
 fn main() -> anyhow::Result<()> {
     let options = options()?;
+    anyhow::ensure!(
+        options.frame > 0,
+        "--frame must be at least 1 (0 ends a connection)"
+    );
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let address = listener.local_addr()?;
     drop(listener);
@@ -135,55 +142,20 @@ fn main() -> anyhow::Result<()> {
         LocalExecutorBuilder::new(placement)
             .spin_before_park(Duration::from_micros(options.spin_us))
             .spawn(move || async move {
-                let listener = TcpListener::bind(address)?;
-                let mut connections = Vec::new();
-                let open = std::rc::Rc::new(std::cell::Cell::new(producers));
-                for _ in 0..producers {
-                    let stream = listener.accept().await?;
-                    stream.set_nodelay(true)?;
-                    // With a read buffer, one receive can carry several
-                    // frames (fewer syscalls, one more copy).
-                    let mut stream =
-                        futures_lite::io::BufReader::with_capacity(read_buffer.max(1), stream);
-                    let served = served.clone();
-                    let open = open.clone();
-                    connections.push(glommio::spawn_local(async move {
-                        let mut length = [0u8; 4];
-                        let mut body = vec![0u8; frame];
-                        let answer = [0u8; ANSWER_BYTES];
-                        let served_all = async {
-                            loop {
-                                stream.read_exact(&mut length).await?;
-                                let len = u32::from_be_bytes(length) as usize;
-                                if len == 0 {
-                                    return Ok::<_, std::io::Error>(());
-                                }
-                                body.resize(len, 0);
-                                stream.read_exact(&mut body).await?;
-                                stream.get_mut().write_all(&answer).await?;
-                                served.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                        .await;
-                        open.set(open.get() - 1);
-                        served_all
-                    }));
+                let served_all = serve(
+                    address,
+                    producers,
+                    frame,
+                    read_buffer,
+                    served,
+                    measuring,
+                    cpu_at,
+                )
+                .await;
+                if let Err(error) = &served_all {
+                    eprintln!("server: {error}");
                 }
-                // The measured window starts and ends on the server's own
-                // thread, so its CPU is read where it is spent.
-                let mut was_measuring = false;
-                while open.get() > 0 {
-                    let now = measuring.load(Ordering::Relaxed);
-                    if now != was_measuring {
-                        let _ = cpu_at.send((thread_cpu_us()?, served.load(Ordering::Relaxed)));
-                        was_measuring = now;
-                    }
-                    glommio::timer::sleep(Duration::from_millis(1)).await;
-                }
-                for connection in connections {
-                    connection.await?;
-                }
-                Ok::<_, std::io::Error>(())
+                served_all
             })
             .map_err(|e| anyhow::anyhow!("{e}"))?
     };
@@ -195,24 +167,38 @@ fn main() -> anyhow::Result<()> {
             std::thread::spawn(move || {
                 // The server binds the port on its own thread: retry until
                 // it listens, up to a deadline.
-                loop {
+                let result = loop {
                     match client(address, frame, stop.clone()) {
                         Err(e) if Instant::now() < deadline && served_none(&e) => {
-                            std::thread::yield_now()
+                            std::thread::sleep(Duration::from_millis(1))
                         }
-                        other => return other,
+                        other => break other,
                     }
+                };
+                if let Err(error) = &result {
+                    eprintln!("client: {error:#}");
                 }
+                result
             })
         })
         .collect::<Vec<_>>();
     std::thread::sleep(Duration::from_secs(2)); // warm-up, excluded
     measuring.store(true, Ordering::Relaxed);
     let start = Instant::now();
-    let (cpu_start, served_start) = cpu_samples.recv()?;
+    // The server samples within a millisecond of the flag; a client or the
+    // server that failed leaves no sample, and then its error is the answer.
+    let sample_wait = Duration::from_secs(10);
+    let failed = |what: &str| {
+        anyhow::anyhow!("no {what} CPU sample from the server: a client or the server failed (see its error above, if any)")
+    };
+    let (cpu_start, served_start) = cpu_samples
+        .recv_timeout(sample_wait)
+        .map_err(|_| failed("first"))?;
     std::thread::sleep(Duration::from_secs(options.seconds));
     measuring.store(false, Ordering::Relaxed);
-    let (cpu_end, served_end) = cpu_samples.recv()?;
+    let (cpu_end, served_end) = cpu_samples
+        .recv_timeout(sample_wait)
+        .map_err(|_| failed("last"))?;
     let elapsed = start.elapsed();
     stop.store(true, Ordering::Relaxed);
     for client in clients {
@@ -234,6 +220,73 @@ fn main() -> anyhow::Result<()> {
         requests * frame as f64 / elapsed.as_secs_f64() / 1e6,
         user + system,
     );
+    Ok(())
+}
+
+/// The server: accepts `producers` connections and answers every frame on
+/// them until each sends its end marker, sampling its own thread's CPU
+/// whenever `measuring` flips.
+async fn serve(
+    address: std::net::SocketAddr,
+    producers: usize,
+    frame: usize,
+    read_buffer: usize,
+    served: Arc<AtomicU64>,
+    measuring: Arc<AtomicBool>,
+    cpu_at: mpsc::Sender<((u64, u64), u64)>,
+) -> std::io::Result<()> {
+    let listener = TcpListener::bind(address)?;
+    let mut connections = Vec::new();
+    let open = std::rc::Rc::new(std::cell::Cell::new(producers));
+    for _ in 0..producers {
+        let stream = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        // With a read buffer, one receive can carry several
+        // frames (fewer syscalls, one more copy).
+        let mut stream = futures_lite::io::BufReader::with_capacity(read_buffer.max(1), stream);
+        let served = served.clone();
+        let open = open.clone();
+        connections.push(glommio::spawn_local(async move {
+            let mut length = [0u8; 4];
+            let mut body = vec![0u8; frame];
+            let answer = [0u8; ANSWER_BYTES];
+            let served_all = async {
+                loop {
+                    stream.read_exact(&mut length).await?;
+                    let len = u32::from_be_bytes(length) as usize;
+                    if len == 0 {
+                        return Ok::<_, std::io::Error>(());
+                    }
+                    if len > frame {
+                        return Err(std::io::Error::other(format!(
+                            "a {len}-byte frame, larger than --frame"
+                        )));
+                    }
+                    body.resize(len, 0);
+                    stream.read_exact(&mut body).await?;
+                    stream.get_mut().write_all(&answer).await?;
+                    served.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            .await;
+            open.set(open.get() - 1);
+            served_all
+        }));
+    }
+    // The measured window starts and ends on the server's own
+    // thread, so its CPU is read where it is spent.
+    let mut was_measuring = false;
+    while open.get() > 0 {
+        let now = measuring.load(Ordering::Relaxed);
+        if now != was_measuring {
+            let _ = cpu_at.send((thread_cpu_us()?, served.load(Ordering::Relaxed)));
+            was_measuring = now;
+        }
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+    for connection in connections {
+        connection.await?;
+    }
     Ok(())
 }
 
