@@ -984,11 +984,17 @@ def served_by_new_coordinator(cluster, group, topic, count, killed_id):
     return wait_until(f"a new coordinator for {group} serving its offsets", served, FAILOVER_TIMEOUT_S, cluster)
 
 
+def group_client(cluster, group):
+    """A librdkafka consumer of `group` that only commits and reads
+    commits (it finds the coordinator itself), bootstrapped from the live
+    nodes."""
+    return Consumer({"bootstrap.servers": ",".join(n.bootstrap for n in cluster.live()), "group.id": group,
+                     "enable.auto.commit": False})
+
+
 def committed_through_client(cluster, group, topic, count):
-    """The committed offsets as librdkafka reads them (it finds the
-    coordinator itself), bootstrapped from the live nodes."""
-    consumer = Consumer({"bootstrap.servers": ",".join(n.bootstrap for n in cluster.live()), "group.id": group,
-                         "enable.auto.commit": False})
+    """The committed offsets as librdkafka reads them."""
+    consumer = group_client(cluster, group)
     try:
         partitions = consumer.committed([TopicPartition(topic, i) for i in range(count)],
                                         timeout=CLIENT_TIMEOUT_S)
@@ -1032,8 +1038,7 @@ def test_group_coordinator_killed_twice_committed_offsets_survive(make_cluster):
 
     # The next commit through librdkafka, acknowledged by the new coordinator.
     second = {index: 200 + index for index in range(count)}
-    consumer = Consumer({"bootstrap.servers": ",".join(n.bootstrap for n in cluster.live()), "group.id": group,
-                         "enable.auto.commit": False})
+    consumer = group_client(cluster, group)
     try:
         acknowledged = consumer.commit(offsets=[TopicPartition(topic, i, o) for i, o in second.items()],
                                        asynchronous=False)
