@@ -197,6 +197,30 @@ fn idle_connections_close_after_connections_max_idle_ms() {
     assert!(answered(&mut Client::connect(broker.address)));
 }
 
+/// The idle watch restarts at every request: a connection that keeps
+/// sending stays open for several times `connections.max.idle.ms`, and is
+/// closed once it stops.
+#[test]
+fn busy_connections_outlive_connections_max_idle_ms() {
+    let idle_ms = 1_000;
+    let broker = Broker::start(&[&format!("connections.max.idle.ms={idle_ms}")]);
+    let mut busy = Client::connect(broker.address);
+    let started = std::time::Instant::now();
+    let mut requests = 0;
+    // Pacing, not synchronisation: a request every 20 ms for three idle
+    // periods, each of which must be answered on the same connection.
+    while started.elapsed() < std::time::Duration::from_millis(3 * idle_ms) {
+        assert!(
+            answered(&mut busy),
+            "request {requests} on a busy connection after {:?} was not answered",
+            started.elapsed()
+        );
+        requests += 1;
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(busy.closed_by_broker(), "closed once it went quiet");
+}
+
 /// `queued.max.request.bytes`: a request that does not fit in the room
 /// left waits (its connection reads nothing more) until an answer gives
 /// room back. Here a long poll holds part of the room for its max wait, and

@@ -178,25 +178,27 @@ impl LogStats {
 }
 
 impl State {
+    // `last_key_value`/`last_entry` walk down the right edge of the map
+    // only; `values().next_back()` built a double-ended iterator that
+    // walked down both (0.5% of a producing core's samples).
     fn active(&self) -> &Segment {
         self.segments
-            .values()
-            .next_back()
+            .last_key_value()
+            .map(|(_, segment)| segment)
             .expect("a log always has an active segment")
     }
 
     fn active_base_offset(&self) -> i64 {
         self.segments
-            .keys()
-            .next_back()
-            .copied()
+            .last_key_value()
+            .map(|(base, _)| *base)
             .unwrap_or_else(|| self.log_end_offset())
     }
 
     fn active_mut(&mut self) -> &mut Segment {
         self.segments
-            .values_mut()
-            .next_back()
+            .last_entry()
+            .map(|entry| entry.into_mut())
             .expect("a log always has an active segment")
     }
 

@@ -124,11 +124,19 @@ impl Timers {
     fn process_timers(&mut self) -> (Option<Duration>, usize) {
         let now = Instant::now();
 
-        // Split timers into ready and pending timers.
-        let pending = self.timers.split_off(&(now, 0));
-        let ready = mem::replace(&mut self.timers, pending);
-        let woke = ready.len();
-        for (_, waker) in ready {
+        // SLUICE PATCH: take the due timers off the front one by one.
+        // Upstream split the map at `now` on every call (every reactor
+        // poll), which allocates new nodes for the part kept and frees the
+        // old ones even when no timer is due: 3.8% of a producing core's
+        // CPU samples. Same set as before: a timer is due when its instant
+        // is before `now`.
+        let mut woke = 0;
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 >= now {
+                break;
+            }
+            let waker = entry.remove();
+            woke += 1;
             wake!(waker);
         }
 
