@@ -12,7 +12,8 @@
 #   rate50k 1/all  ... --acks 1,all --rate 50000 (open loop, 51 MB/s)
 #   fetch          bench consume --repeat 3 of ~1.7 GB in 4 partitions
 #                  written by bench produce --acks 1 --batch-bytes 131072
-#                  --duration-s 3 (most reads from disk)
+#                  --duration-s 3 (most reads from the log files, past
+#                  the tail cache)
 #
 # Every produce row reports the broker's CPU per MB (--broker-pid); the
 # fetch row reads the broker's /proc/PID/stat around bench consume. Prints

@@ -127,8 +127,8 @@ impl Timers {
         // SLUICE PATCH: take the due timers off the front one by one.
         // Upstream split the map at `now` on every call (every reactor
         // poll), which allocates new nodes for the part kept and frees the
-        // old ones even when no timer is due: 3.8% of a producing core's
-        // CPU samples. Same set as before: a timer is due when its instant
+        // old ones even when no timer is due: 1.2-3.8% of a producing
+        // core's CPU samples in two profiles. Same set as before: a timer is due when its instant
         // is before `now`.
         let mut woke = 0;
         while let Some(entry) = self.timers.first_entry() {
