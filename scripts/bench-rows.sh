@@ -10,23 +10,26 @@
 #   acks 0/1/all   bench produce --acks 0,1,all --duration-s 5 --warmup-s 1
 #   128k 1/all     ... --batch-bytes 131072 --acks 1,all
 #   rate50k 1/all  ... --acks 1,all --rate 50000 (open loop, 51 MB/s)
-#   fetch          bench consume --repeat 3 of ~1.7 GB in 4 partitions
-#                  written by bench produce --acks 1 --batch-bytes 131072
-#                  --duration-s 3 (most reads from the log files, past
-#                  the tail cache)
+#   fetch          bench consume --repeat 3 of 1.6 M records (~1.7 GB)
+#                  in 4 partitions written by bench produce --acks 1
+#                  --batch-bytes 131072 --messages 1600000 (the same
+#                  bytes for both binaries, however fast each writes
+#                  them; most reads past the tail cache)
 #
 # Every produce row reports the broker's CPU per MB (--broker-pid); the
 # fetch row reads the broker's /proc/PID/stat around bench consume. Prints
 # every run and then the median per (row, binary). Outside CI.
 #
 #   scripts/bench-rows.sh BROKER_A BROKER_B [ROUNDS]
-#   (BENCH and ADMIN name other bench and sluice binaries)
+#   (BENCH and ADMIN name other bench and sluice binaries; ROWS picks
+#   rows, default "16k 128k rate50k fetch")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 a=${1:?broker A}; b=${2:?broker B}; rounds=${3:-3}
 cores=${CORES:-1}
 bench=${BENCH:-target/release/bench}
 admin=${ADMIN:-target/release/sluice}
+rows=" ${ROWS:-16k 128k rate50k fetch} "
 work=$(mktemp -d)
 # A failed row ends the run; no broker outlives it.
 trap 'xargs -r kill 2>/dev/null <"$work/pids"; rm -rf "$work"' EXIT
@@ -58,12 +61,20 @@ run_arm() { # name binary round
     pid=$!
     echo "$pid" >>"$work/pids"
     for _ in $(seq 1 200); do grep -q "sluice broker ready" "$dir/broker.log" && break; sleep 0.05; done
-    produce_row "$name" "$round" 16k "$port" "$pid" --acks 0,1,all --duration-s 5 --warmup-s 1
-    produce_row "$name" "$round" 128k "$port" "$pid" --topic b128 --batch-bytes 131072 --acks 1,all --duration-s 5 --warmup-s 1
-    produce_row "$name" "$round" rate50k "$port" "$pid" --topic rate --acks 1,all --rate 50000 --duration-s 5 --warmup-s 1
+    [[ $rows == *" 16k "* ]] &&
+        produce_row "$name" "$round" 16k "$port" "$pid" --acks 0,1,all --duration-s 5 --warmup-s 1
+    [[ $rows == *" 128k "* ]] &&
+        produce_row "$name" "$round" 128k "$port" "$pid" --topic b128 --batch-bytes 131072 --acks 1,all --duration-s 5 --warmup-s 1
+    [[ $rows == *" rate50k "* ]] &&
+        produce_row "$name" "$round" rate50k "$port" "$pid" --topic rate --acks 1,all --rate 50000 --duration-s 5 --warmup-s 1
+    if [[ $rows != *" fetch "* ]]; then
+        kill -TERM "$pid"; wait "$pid" || true
+        rm -rf "$dir/data"
+        return
+    fi
     "$admin" topic create --bootstrap "127.0.0.1:$port" --partitions 4 data >"$dir/data.out" 2>&1
     "$bench" produce --bootstrap "127.0.0.1:$port" --topic data --keep-topic --partitions 4 \
-        --acks 1 --batch-bytes 131072 --duration-s 3 --warmup-s 0 >>"$dir/data.out" 2>&1
+        --acks 1 --batch-bytes 131072 --messages 1600000 --warmup-s 0 >>"$dir/data.out" 2>&1
     before=$(cpu_ticks "$pid")
     "$bench" consume --bootstrap "127.0.0.1:$port" --topic data --repeat 3 >"$dir/consume.out" 2>&1
     after=$(cpu_ticks "$pid")

@@ -747,7 +747,8 @@ impl Partition {
         let Some(info) = self.log.append_replicated(batches.clone()).await? else {
             return Ok(None);
         };
-        let mut scan = BatchScan::new(&batches);
+        // append_replicated checked their CRCs.
+        let mut scan = BatchScan::framing(&batches);
         let mut producers = self.producers.borrow_mut();
         while let Ok((_, batch)) = scan.next_batch() {
             let Ok(header) = BatchHeader::parse(batch) else {

@@ -41,7 +41,7 @@ impl ReadBatches {
     /// The batches one by one (each chunk holds one or more whole batches).
     pub fn batches(&self) -> impl Iterator<Item = &[u8]> {
         self.chunks.iter().flat_map(|chunk| {
-            let mut scan = crate::batch::BatchScan::new(chunk);
+            let mut scan = crate::batch::BatchScan::framing(chunk);
             std::iter::from_fn(move || scan.next_batch().ok().map(|(_, b)| b))
         })
     }

@@ -148,7 +148,8 @@ enum Picked {
 /// Picks from `bytes` (starting at a batch boundary) the batches from the
 /// one holding `offset`, up to `max_bytes` but at least one.
 fn pick_batches(bytes: &[u8], offset: i64, max_bytes: usize, end_offset: i64) -> Picked {
-    let mut scan = BatchScan::new(bytes);
+    // Framing only: the CRC was checked when the batch was appended.
+    let mut scan = BatchScan::framing(bytes);
     let mut start = None;
     let mut end = 0;
     loop {

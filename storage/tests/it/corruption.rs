@@ -213,3 +213,38 @@ fn checkpoint_garbage_is_an_error_not_a_panic() {
         ));
     });
 }
+
+/// A read serves a batch as stored, without checking its CRC again, as
+/// Kafka's fetch path does (the CRC was checked on the way in; consumers
+/// check it too): a byte flipped under a running log past its tail cache
+/// reaches the reader instead of stopping it at that offset for good.
+#[test]
+fn batch_flipped_while_open_is_read_as_stored() {
+    run(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut opts = crate::common::options(LogConfig::default());
+        opts.memory = storage::CoreMemory::new(16 * 1024);
+        let (log, _) = storage::Log::open(dir.path(), opts).await.expect("open");
+        let mut spans = Vec::new();
+        let mut at = 0;
+        for i in 0..40 {
+            let b = batch(&format!("c{i}"), 2, 500);
+            spans.push((at, b.len() as u64));
+            at += b.len() as u64;
+            log.append(b).await.expect("append");
+        }
+        assert!(log.cache_start_offset() > 12, "batch 5 is read from disk");
+        let (start, len) = spans[5];
+        let mut stored = vec![0u8; len as usize];
+        let file = std::fs::File::open(first_log(dir.path())).expect("open segment");
+        file.read_exact_at(&mut stored, start).expect("read");
+        // Inside the records, which the CRC covers.
+        flip_byte(&first_log(dir.path()), start + 100);
+        stored[100] ^= 0x5a;
+
+        let read = log.read(10, 1).await.expect("read");
+        let batches: Vec<&[u8]> = read.batches().collect();
+        assert_eq!(batches.first().copied(), Some(&stored[..]));
+        assert!(storage::batch::check_stored(batches[0]).is_err());
+    });
+}

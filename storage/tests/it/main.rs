@@ -11,5 +11,6 @@ mod crash;
 mod fuzz_regressions;
 mod log_basics;
 mod model;
+mod read_buffers;
 mod replicated;
 mod retention;

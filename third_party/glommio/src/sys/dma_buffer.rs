@@ -24,6 +24,11 @@ impl SysAlloc {
         if size == 0 {
             None
         } else {
+            // SLUICE PATCH (fifth): a large buffer freed on this thread is
+            // taken again before asking the allocator (see `spare`).
+            if let Some(kept) = spare::take(size) {
+                return Some(kept);
+            }
             let layout = Layout::from_size_align(size, 4096).unwrap();
             let data = unsafe { alloc::alloc::alloc(layout) };
             let data = ptr::NonNull::new(data)?;
@@ -42,9 +47,97 @@ impl SysAlloc {
 
 impl Drop for SysAlloc {
     fn drop(&mut self) {
+        // SLUICE PATCH (fifth): large buffers are kept for the next one.
+        if spare::keep(self.data, self.layout) {
+            return;
+        }
         unsafe {
             alloc::alloc::dealloc(self.data.as_ptr(), self.layout);
         }
+    }
+}
+
+/// SLUICE PATCH (fifth): large direct-I/O buffers freed on a thread are kept
+/// there, up to `KEPT_BYTES_MAX`, and handed to the next allocation they
+/// fit. glibc mmaps such buffers or trims them off its arena's top once
+/// freed, so every direct read of a few MiB (a fetch past the tail cache)
+/// and every large flush buffer faulted its pages in again, zeroed by the
+/// kernel: half of a consuming broker core's CPU (Sluice's
+/// docs/benchmarks.md, "Fetch buffers faulted in on every read").
+/// Buffers are `!Send`, so a buffer is always dropped on the thread that
+/// made it and the cache needs no lock.
+pub(crate) mod spare {
+    use super::SysAlloc;
+    use alloc::alloc::Layout;
+    use std::cell::RefCell;
+    use std::ptr::NonNull;
+
+    /// Smaller buffers come from glibc's bins without faults.
+    pub(crate) const KEPT_BYTES_MIN: usize = 128 << 10;
+    /// Kept per thread at most; the oldest go first beyond it.
+    pub(crate) const KEPT_BYTES_MAX: usize = 64 << 20;
+    /// A kept buffer serves a request of at least half its size.
+    const WASTE_FACTOR_MAX: usize = 2;
+
+    struct Kept {
+        buffers: Vec<(NonNull<u8>, Layout)>,
+        bytes: usize,
+    }
+
+    impl Drop for Kept {
+        fn drop(&mut self) {
+            for (data, layout) in self.buffers.drain(..) {
+                unsafe { alloc::alloc::dealloc(data.as_ptr(), layout) };
+            }
+        }
+    }
+
+    thread_local! {
+        static KEPT: RefCell<Kept> = const {
+            RefCell::new(Kept { buffers: Vec::new(), bytes: 0 })
+        };
+    }
+
+    /// The smallest kept buffer of at least `size` bytes that `size` does
+    /// not waste more than half of.
+    pub(super) fn take(size: usize) -> Option<SysAlloc> {
+        if size < KEPT_BYTES_MIN {
+            return None;
+        }
+        KEPT.try_with(|kept| {
+            let mut kept = kept.borrow_mut();
+            let (at, _) = kept
+                .buffers
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, layout))| {
+                    layout.size() >= size && layout.size() <= size * WASTE_FACTOR_MAX
+                })
+                .min_by_key(|(_, (_, layout))| layout.size())?;
+            let (data, layout) = kept.buffers.remove(at);
+            kept.bytes -= layout.size();
+            Some(SysAlloc { data, layout })
+        })
+        .ok()
+        .flatten()
+    }
+
+    /// Keeps a freed buffer; false if the caller must free it.
+    pub(super) fn keep(data: NonNull<u8>, layout: Layout) -> bool {
+        if layout.size() < KEPT_BYTES_MIN || layout.size() > KEPT_BYTES_MAX {
+            return false;
+        }
+        KEPT.try_with(|kept| {
+            let mut kept = kept.borrow_mut();
+            while kept.bytes + layout.size() > KEPT_BYTES_MAX {
+                let (old, old_layout) = kept.buffers.remove(0);
+                kept.bytes -= old_layout.size();
+                unsafe { alloc::alloc::dealloc(old.as_ptr(), old_layout) };
+            }
+            kept.buffers.push((data, layout));
+            kept.bytes += layout.size();
+        })
+        .is_ok()
     }
 }
 
