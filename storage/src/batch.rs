@@ -100,8 +100,9 @@ pub fn compute_crc(batch: &[u8]) -> u32 {
 
 /// Checks a batch that is exactly `bytes` long as it must be on disk:
 /// magic 2, length field equal to the slice, CRC, offset delta sane.
-/// Used by recovery and for a follower's fetched batches; it does not look
-/// inside records.
+/// Used by recovery, for a follower's fetched batches (a produced batch
+/// has `check_produced`), and wherever the log's own bytes are read for
+/// their records (the cleaner, replays); it does not look inside records.
 pub fn check_stored(bytes: &[u8]) -> Result<&BatchHeader, BatchError> {
     let header = check_framing(bytes)?;
     let computed = compute_crc(bytes);
@@ -114,9 +115,10 @@ pub fn check_stored(bytes: &[u8]) -> Result<&BatchHeader, BatchError> {
     Ok(header)
 }
 
-/// [`check_stored`] without the CRC: for bytes whose CRC was checked when
-/// they entered the log (the log's own reads, as Kafka's fetch path, which
-/// leaves the check to consumers).
+/// [`check_stored`] without the CRC: magic, length field, offset delta.
+/// For bytes whose CRC was checked when they entered the log and that are
+/// only passed on (a read for Fetch, as Kafka's fetch path, which leaves
+/// the check to consumers and followers).
 pub fn check_framing(bytes: &[u8]) -> Result<&BatchHeader, BatchError> {
     let header = BatchHeader::parse(bytes)?;
     if header.magic != 2 {
@@ -441,7 +443,8 @@ pub enum ScanEnd {
 
 impl<'a> BatchScan<'a> {
     /// A scan that checks every batch's CRC: for bytes from outside the
-    /// log (recovery of a segment, a follower's fetch).
+    /// log (recovery of a segment, a follower's fetch) and for the log's
+    /// own bytes whose records are used (cleaner, replays, retention).
     pub fn new(bytes: &'a [u8]) -> Self {
         BatchScan {
             bytes,
@@ -450,9 +453,10 @@ impl<'a> BatchScan<'a> {
         }
     }
 
-    /// A scan of bytes the log already checked on their way in (its reads
-    /// and re-scans of what it appended): framing only, no CRC. A CRC
-    /// pass over every batch read was 16% of a consuming core's CPU.
+    /// A scan of bytes the log already checked on their way in and only
+    /// passes on or just checked (a read for Fetch, the re-scan of what a
+    /// follower appended): framing only, no CRC. A CRC pass over every
+    /// batch read was 16% of a consuming core's CPU.
     pub fn framing(bytes: &'a [u8]) -> Self {
         BatchScan {
             bytes,

@@ -38,10 +38,14 @@ impl ReadBatches {
         self.chunks.iter().all(|c| c.is_empty())
     }
 
-    /// The batches one by one (each chunk holds one or more whole batches).
+    /// The batches one by one (each chunk holds one or more whole batches),
+    /// up to the first whose CRC fails: the log's own replays (the
+    /// cleaner's key map, producer state, groups, timestamps) read records
+    /// and must not trust a batch corrupted on disk. Fetch does not iterate
+    /// here; it sends the chunks as read.
     pub fn batches(&self) -> impl Iterator<Item = &[u8]> {
         self.chunks.iter().flat_map(|chunk| {
-            let mut scan = crate::batch::BatchScan::framing(chunk);
+            let mut scan = crate::batch::BatchScan::new(chunk);
             std::iter::from_fn(move || scan.next_batch().ok().map(|(_, b)| b))
         })
     }

@@ -687,6 +687,8 @@ impl<'a> SegmentBatches<'a> {
         loop {
             if let Some(chunk) = &self.chunk {
                 let rest = &chunk[self.at..];
+                // With the CRC: a rewritten batch gets a new one, which
+                // would make a corrupted batch look valid from then on.
                 match BatchScan::new(rest).next_batch() {
                     Ok((_, batch)) => {
                         let len = batch.len();

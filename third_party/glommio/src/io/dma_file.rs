@@ -410,10 +410,13 @@ impl DmaFile {
         );
 
         let read_size = enhanced_try!(source.collect_rw().await, "Reading", self.file)?;
+        // SLUICE PATCH (fifth): the bytes read start at the aligned
+        // position, so a short read holds `read_size - b` of the bytes
+        // asked for; upstream exposed up to `b` bytes past them.
         Ok(ReadResult::from_sliced_buffer(
             source,
             b,
-            std::cmp::min(read_size, size),
+            std::cmp::min(read_size.saturating_sub(b), size),
         ))
     }
 

@@ -172,6 +172,8 @@ pub use self::{
     stat::Stat,
 };
 pub use crate::sys::DmaBuffer;
+// SLUICE PATCH (fifth): bytes of freed DMA buffers this thread keeps.
+pub use crate::sys::kept_dma_buffer_bytes;
 
 #[cfg(test)]
 mod test {

@@ -178,6 +178,8 @@ pub(crate) mod sysfs;
 mod uring;
 
 pub use self::dma_buffer::DmaBuffer;
+// SLUICE PATCH (fifth): what the thread keeps of freed buffers.
+pub use self::dma_buffer::spare::kept_bytes as kept_dma_buffer_bytes;
 pub(crate) use self::{source::*, uring::*};
 use crate::error::{ExecutorErrorKind, GlommioError};
 use smallvec::SmallVec;
