@@ -16,6 +16,10 @@
 #                  bytes for both binaries, however fast each writes
 #                  them; most reads past the tail cache)
 #
+# A row's acks runs share one topic, so a fast machine writes up to ~12 GB
+# into TMPDIR before it is deleted (16k acks=0 at 1.4 GB/s): give it that
+# much free space, or the broker refuses appends below its free-space floor.
+#
 # Every produce row reports the broker's CPU per MB (--broker-pid); the
 # fetch row reads the broker's /proc/PID/stat around bench consume. Prints
 # every run and then the median per (row, binary). Outside CI.
