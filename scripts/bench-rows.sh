@@ -36,7 +36,8 @@ admin=${ADMIN:-target/release/sluice}
 rows=" ${ROWS:-16k 128k rate50k fetch} "
 work=$(mktemp -d)
 # A failed row ends the run; no broker outlives it.
-trap 'xargs -r kill 2>/dev/null <"$work/pids"; rm -rf "$work"' EXIT
+# set -e would end the trap at a kill of a broker already gone.
+trap 'xargs -r kill 2>/dev/null <"$work/pids" || true; rm -rf "$work"' EXIT
 : >"$work/pids"
 tick=$(getconf CLK_TCK)
 
@@ -58,24 +59,8 @@ for r in json.load(open(report))["runs"]:
 PY
 }
 
-run_arm() { # name binary round
-    local name=$1 binary=$2 round=$3 port dir pid before after
-    port=$(free_port); dir="$work/$name-$round"; mkdir -p "$dir"
-    "$binary" --listen "127.0.0.1:$port" --data-dir "$dir/data" --cores "$cores" >/dev/null 2>"$dir/broker.log" &
-    pid=$!
-    echo "$pid" >>"$work/pids"
-    for _ in $(seq 1 200); do grep -q "sluice broker ready" "$dir/broker.log" && break; sleep 0.05; done
-    [[ $rows == *" 16k "* ]] &&
-        produce_row "$name" "$round" 16k "$port" "$pid" --acks 0,1,all --duration-s 5 --warmup-s 1
-    [[ $rows == *" 128k "* ]] &&
-        produce_row "$name" "$round" 128k "$port" "$pid" --topic b128 --batch-bytes 131072 --acks 1,all --duration-s 5 --warmup-s 1
-    [[ $rows == *" rate50k "* ]] &&
-        produce_row "$name" "$round" rate50k "$port" "$pid" --topic rate --acks 1,all --rate 50000 --duration-s 5 --warmup-s 1
-    if [[ $rows != *" fetch "* ]]; then
-        kill -TERM "$pid"; wait "$pid" || true
-        rm -rf "$dir/data"
-        return
-    fi
+fetch_row() { # name round port pid
+    local name=$1 round=$2 port=$3 pid=$4 dir="$work/$1-$2" before after
     "$admin" topic create --bootstrap "127.0.0.1:$port" --partitions 4 data >"$dir/data.out" 2>&1
     "$bench" produce --bootstrap "127.0.0.1:$port" --topic data --keep-topic --partitions 4 \
         --acks 1 --batch-bytes 131072 --messages 1600000 --warmup-s 0 >>"$dir/data.out" 2>&1
@@ -93,6 +78,27 @@ mb = sum(float(r[2]) for r in runs)
 rate = statistics.median(float(r[4]) for r in runs)
 print(f"{name}\t{round_}\tfetch\t{rate:.1f}\t-\t-\t-\t{int(ticks) * 1000 / int(hz) / mb:.2f}")
 PY
+}
+
+run_arm() { # name binary round
+    local name=$1 binary=$2 round=$3 port dir pid
+    port=$(free_port); dir="$work/$name-$round"; mkdir -p "$dir"
+    "$binary" --listen "127.0.0.1:$port" --data-dir "$dir/data" --cores "$cores" >/dev/null 2>"$dir/broker.log" &
+    pid=$!
+    echo "$pid" >>"$work/pids"
+    for _ in $(seq 1 200); do grep -q "sluice broker ready" "$dir/broker.log" && break; sleep 0.05; done
+    if [[ $rows == *" 16k "* ]]; then
+        produce_row "$name" "$round" 16k "$port" "$pid" --acks 0,1,all --duration-s 5 --warmup-s 1
+    fi
+    if [[ $rows == *" 128k "* ]]; then
+        produce_row "$name" "$round" 128k "$port" "$pid" --topic b128 --batch-bytes 131072 --acks 1,all --duration-s 5 --warmup-s 1
+    fi
+    if [[ $rows == *" rate50k "* ]]; then
+        produce_row "$name" "$round" rate50k "$port" "$pid" --topic rate --acks 1,all --rate 50000 --duration-s 5 --warmup-s 1
+    fi
+    if [[ $rows == *" fetch "* ]]; then
+        fetch_row "$name" "$round" "$port" "$pid"
+    fi
     kill -TERM "$pid"; wait "$pid" || true
     rm -rf "$dir/data"
 }

@@ -128,8 +128,8 @@ impl Timers {
         // Upstream split the map at `now` on every call (every reactor
         // poll), which allocates new nodes for the part kept and frees the
         // old ones even when no timer is due: 1.2-3.8% of a producing
-        // core's CPU samples in two profiles. Same set as before: a timer is due when its instant
-        // is before `now`.
+        // core's CPU samples in two profiles. Same set as before: a timer
+        // is due when its instant is before `now`.
         let mut woke = 0;
         while let Some(entry) = self.timers.first_entry() {
             if entry.key().0 >= now {

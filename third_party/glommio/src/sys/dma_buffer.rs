@@ -29,16 +29,9 @@ impl SysAlloc {
             if let Some(kept) = spare::take(size) {
                 return Some(kept);
             }
-            if size >= spare::HUGE_PAGE_BYTES {
-                return spare::huge(size);
+            if size >= spare::KEPT_BYTES_MIN {
+                return spare::fresh(size);
             }
-            // Kept sizes in 64 KiB steps, so requests a few KiB apart (a
-            // read's alignment slack) fit each other's buffers.
-            let size = if size >= spare::KEPT_BYTES_MIN {
-                (size + spare::KEPT_STEP_BYTES - 1) / spare::KEPT_STEP_BYTES * spare::KEPT_STEP_BYTES
-            } else {
-                size
-            };
             let layout = Layout::from_size_align(size, 4096).unwrap();
             let data = unsafe { alloc::alloc::alloc(layout) };
             let data = ptr::NonNull::new(data)?;
@@ -85,9 +78,9 @@ pub(crate) mod spare {
     /// Smaller buffers come from glibc's bins without faults.
     pub(crate) const KEPT_BYTES_MIN: usize = 128 << 10;
     /// Kept per thread at most; the oldest go first beyond it.
-    pub(crate) const KEPT_BYTES_MAX: usize = 64 << 20;
+    const KEPT_BYTES_MAX: usize = 64 << 20;
     /// Kept buffers below huge-page size are allocated in these steps.
-    pub(crate) const KEPT_STEP_BYTES: usize = 64 << 10;
+    const KEPT_STEP_BYTES: usize = 64 << 10;
     /// A kept buffer serves a request of at least half its size.
     const WASTE_FACTOR_MAX: usize = 2;
 
@@ -111,25 +104,39 @@ pub(crate) mod spare {
     }
 
     /// Buffers of this size or more are whole transparent huge pages.
-    pub(crate) const HUGE_PAGE_BYTES: usize = 2 << 20;
+    const HUGE_PAGE_BYTES: usize = 2 << 20;
 
-    /// A fresh buffer of `size` rounded up to whole 2 MiB pages, aligned to
-    /// them and advised as huge pages (a no-op where THP is off): a direct
+    /// `size` rounded up to a multiple of `step`.
+    fn round_up(size: usize, step: usize) -> usize {
+        (size + step - 1) / step * step
+    }
+
+    /// A fresh buffer that may be kept: below 2 MiB in 64 KiB steps, so
+    /// requests a few KiB apart (a read's alignment slack) fit each
+    /// other's buffers; from 2 MiB up in whole 2 MiB pages, aligned to them
+    /// and advised as huge pages (a no-op where THP is off), so a direct
     /// read pins 4 pages per 8 MiB instead of 2,048, and since the buffer
     /// is kept, the kernel zeroes its huge pages once. Fetch row: -15-19%
     /// broker CPU (docs/benchmarks.md).
-    pub(super) fn huge(size: usize) -> Option<SysAlloc> {
-        let rounded = (size + HUGE_PAGE_BYTES - 1) / HUGE_PAGE_BYTES * HUGE_PAGE_BYTES;
-        let layout = Layout::from_size_align(rounded, HUGE_PAGE_BYTES).ok()?;
+    pub(super) fn fresh(size: usize) -> Option<SysAlloc> {
+        let huge = size >= HUGE_PAGE_BYTES;
+        let (step, align) = if huge {
+            (HUGE_PAGE_BYTES, HUGE_PAGE_BYTES)
+        } else {
+            (KEPT_STEP_BYTES, 4096)
+        };
+        let layout = Layout::from_size_align(round_up(size, step), align).ok()?;
         let data = NonNull::new(unsafe { alloc::alloc::alloc(layout) })?;
-        // The range is the allocation just made; madvise only changes how
-        // the kernel backs it, and its failure changes nothing else.
-        unsafe {
-            libc::madvise(
-                data.as_ptr() as *mut libc::c_void,
-                rounded,
-                libc::MADV_HUGEPAGE,
-            );
+        if huge {
+            // The range is the allocation just made; madvise only changes
+            // how the kernel backs it, and its failure changes nothing else.
+            unsafe {
+                libc::madvise(
+                    data.as_ptr() as *mut libc::c_void,
+                    layout.size(),
+                    libc::MADV_HUGEPAGE,
+                );
+            }
         }
         Some(SysAlloc { data, layout })
     }
